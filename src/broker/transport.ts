@@ -1,0 +1,202 @@
+/**
+ * The transport boundary: everything the worker, the client and the CLI need from a broker, in queue terms.
+ * Implementations: `redis/` (production) and `embedded/` (SQLite, nothing to install). Both must pass the
+ * conformance suite in test/integration/conformance; a new transport only has to pass it too
+ * (docs/transports.md).
+ *
+ * Contract shared by every implementation:
+ * - Payloads are opaque strings (an encoded TaskMessage). A transport never parses them.
+ * - At-least-once: `reserve` leases each task to the caller under a fresh token until `leaseUntil`;
+ *   only the holder of the current token can settle, retry, release or extend it. A lease that expires,
+ *   or whose worker's heartbeat lapses, is put back by `recover` (called by any live worker) and the
+ *   task's delivery count goes up; past `maxDeliveries` the task is dead-lettered instead.
+ * - Delayed tasks (`dueAt` in the future) live in the broker and are promoted by `recover`/`reserve`,
+ *   never held in a worker's memory.
+ * - Priorities: 0..9, higher first; FIFO within one priority.
+ * - Every batch method does its work in one atomic step per item (one round trip per batch on Redis).
+ */
+
+export interface EnqueueItem {
+  id: string;
+  queue: string;
+  priority: number;
+  payload: string;
+  /** Epoch ms; when later than now the task waits in the delayed set until then. */
+  dueAt?: number;
+  /** Idempotency key: while a task with this key is queued or running, enqueue returns its id instead. */
+  uniqueKey?: string;
+  /** How long the unique key holds at most, in ms (default: until the task finishes). */
+  uniqueForMs?: number;
+}
+
+export interface EnqueueResult {
+  /** The id that will run: the item's own, or the earlier task's when its unique key was taken. */
+  id: string;
+  duplicate: boolean;
+}
+
+export interface ReserveRequest {
+  queues: string[];
+  /** Most tasks to return (the worker's free slots plus prefetch). */
+  max: number;
+  leaseMs: number;
+  workerId: string;
+  /** How long to block when nothing is ready (0: return at once). */
+  waitMs: number;
+}
+
+export interface Reservation {
+  id: string;
+  queue: string;
+  payload: string;
+  token: string;
+  /** 1 on the first delivery; more after crashes or lease expiry. */
+  deliveries: number;
+  leaseUntil: number;
+}
+
+export type Outcome = "SUCCESS" | "FAILURE" | "REVOKED" | "EXPIRED";
+
+export interface SettleItem {
+  id: string;
+  token: string;
+  queue: string;
+  outcome: Outcome;
+  /** Encoded TaskResult to store, or undefined to store nothing (ignore_result). */
+  result?: string;
+  resultTtlMs: number;
+  /** Also move the task to the dead-letter set with this reason (failures that exhausted retries). */
+  deadReason?: string;
+  uniqueKey?: string;
+}
+
+export interface RetryItem {
+  id: string;
+  token: string;
+  queue: string;
+  priority: number;
+  /** The message to run next time (its `retries` already incremented). */
+  payload: string;
+  dueAt: number;
+}
+
+export interface LeaseRef {
+  id: string;
+  token: string;
+  queue: string;
+}
+
+export interface DeadLetterItem extends LeaseRef {
+  reason: string;
+  /** Optional error text kept with the dead task. */
+  error?: string;
+}
+
+export interface RecoverOptions {
+  maxDeliveries: number;
+  /** A worker whose heartbeat is older than this is dead: its leased tasks go back at once. */
+  heartbeatTtlMs: number;
+  deadMax: number;
+  deadTtlMs: number;
+}
+
+export interface RecoverReport {
+  promoted: number;
+  recovered: number;
+  deadLettered: number;
+}
+
+export interface QueueCounts {
+  name: string;
+  ready: number;
+  delayed: number;
+  active: number;
+  dead: number;
+}
+
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  pool: string;
+  queues: string[];
+  startedAt: number;
+  lastBeat: number;
+  processed: number;
+  failed: number;
+  active: number;
+  version: string;
+}
+
+export interface DeadTask {
+  id: string;
+  queue: string;
+  payload: string;
+  reason: string;
+  error?: string;
+  deadAt: number;
+  deliveries: number;
+}
+
+export interface ActiveTask {
+  id: string;
+  queue: string;
+  payload: string;
+  workerId: string;
+  leaseUntil: number;
+  startedAt: number;
+  deliveries: number;
+}
+
+export interface ScheduledTask {
+  id: string;
+  queue: string;
+  payload: string;
+  dueAt: number;
+}
+
+export interface Transport {
+  /** "redis" | "sqlite" | … */
+  readonly kind: string;
+  /** The broker URL with any password masked, for logs and banners. */
+  readonly displayUrl: string;
+
+  /** Open connections; rejects with BrokerError (one line) if the broker is unreachable. */
+  connect(): Promise<void>;
+  close(): Promise<void>;
+
+  enqueue(items: EnqueueItem[]): Promise<EnqueueResult[]>;
+  reserve(req: ReserveRequest): Promise<Reservation[]>;
+  /** Returns the ids whose token was still valid (the others were recovered elsewhere). */
+  settle(items: SettleItem[]): Promise<string[]>;
+  retry(item: RetryItem): Promise<boolean>;
+  /** Hand tasks back to the front of their queue without counting a delivery (shutdown, prefetch). */
+  release(items: LeaseRef[]): Promise<void>;
+  deadLetter(items: DeadLetterItem[]): Promise<void>;
+  /** Renew leases; returns ids whose lease was lost (token no longer valid). */
+  extendLeases(items: LeaseRef[], leaseMs: number): Promise<string[]>;
+  /** Promote due delayed tasks, put back expired leases and dead workers' tasks. Safe to call from many workers. */
+  recover(opts: RecoverOptions): Promise<RecoverReport>;
+
+  heartbeat(info: WorkerInfo, ttlMs: number): Promise<void>;
+  removeWorker(workerId: string): Promise<void>;
+  workers(): Promise<WorkerInfo[]>;
+
+  stats(queues?: string[]): Promise<QueueCounts[]>;
+  listDead(queue?: string, limit?: number): Promise<DeadTask[]>;
+  requeueDead(ids: string[] | "all", queue?: string): Promise<number>;
+  listActive(limit?: number): Promise<ActiveTask[]>;
+  listScheduled(limit?: number): Promise<ScheduledTask[]>;
+  /** Remove every ready and delayed task of a queue (and its dead-letter set when `dead`). */
+  purge(queue: string, opts: { dead: boolean }): Promise<number>;
+
+  getResult(id: string): Promise<string | null>;
+  /** Resolve with the stored result as soon as it exists (also if it was stored before the call), or null on timeout. */
+  waitForResult(id: string, timeoutMs: number): Promise<string | null>;
+
+  /** Durable revoke: tasks with these ids are never started; stored for ttlMs. */
+  revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<void>;
+  /** Called with ids revoked with terminate=true, so a worker can abort them if it runs them. */
+  onTerminate(listener: (ids: string[]) => void): Promise<() => void>;
+}

@@ -1,0 +1,105 @@
+/**
+ * Every error qworker raises on purpose is a QWorkerError with a stable `code`, so callers (and the CLI's
+ * exit-code mapping) can branch on the code instead of parsing messages. Messages are one line: they name
+ * the problem and, where there is one, the fix.
+ */
+export class QWorkerError extends Error {
+  readonly code: string;
+  /** Process exit code the CLI uses when this error ends a command. */
+  readonly exitCode: number;
+  constructor(code: string, message: string, options?: { cause?: unknown; exitCode?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = options?.exitCode ?? 1;
+  }
+}
+
+/** Bad configuration file, environment variable or flag. Exit code 2, like a usage error. */
+export class ConfigError extends QWorkerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_CONFIG", message, { ...options, exitCode: 2 });
+  }
+}
+
+/** Bad command-line input (malformed --args, conflicting options). Exit code 2. */
+export class UsageError extends QWorkerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_USAGE", message, { ...options, exitCode: 2 });
+  }
+}
+
+/** The broker could not be reached or answered with an error. */
+export class BrokerError extends QWorkerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_BROKER", message, { ...options, exitCode: 3 });
+  }
+}
+
+/** A task module failed to load, or two modules registered the same task name. */
+export class TaskLoadError extends QWorkerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_TASK_LOAD", message, { ...options, exitCode: 2 });
+  }
+}
+
+/** A message names a task this worker does not know. */
+export class NotRegisteredError extends QWorkerError {
+  constructor(taskName: string) {
+    super("E_NOT_REGISTERED", `task "${taskName}" is not registered with this worker`);
+  }
+}
+
+/** A message read from the broker could not be decoded or validated. */
+export class MessageError extends QWorkerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_MESSAGE", message, options);
+  }
+}
+
+/**
+ * Thrown by a task to say "do not retry me": the failure is final whatever the retry policy says.
+ * The name mirrors BullMQ's UnrecoverableError, which task authors coming from it already know.
+ */
+export class NonRetryableError extends QWorkerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_NON_RETRYABLE", message, options);
+  }
+}
+
+/** Raised inside a task (through its AbortSignal) when its soft time limit passes. */
+export class SoftTimeLimitExceeded extends QWorkerError {
+  constructor(limitMs: number) {
+    super("E_SOFT_TIME_LIMIT", `soft time limit of ${limitMs / 1000} s exceeded`);
+  }
+}
+
+/** The task was stopped by its hard time limit. */
+export class TimeLimitExceeded extends QWorkerError {
+  constructor(limitMs: number) {
+    super("E_TIME_LIMIT", `hard time limit of ${limitMs / 1000} s exceeded`);
+  }
+}
+
+/** Waiting for a result took longer than the caller allowed. */
+export class ResultTimeoutError extends QWorkerError {
+  constructor(id: string, timeoutMs: number) {
+    super("E_RESULT_TIMEOUT", `no result for task ${id} within ${timeoutMs / 1000} s`, { exitCode: 124 });
+  }
+}
+
+/** Turn anything thrown into an Error, keeping the original as `cause` when it was not one. */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  const err = new Error(typeof value === "string" ? value : safeStringify(value));
+  (err as Error & { cause?: unknown }).cause = value;
+  return err;
+}
+
+function safeStringify(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
