@@ -43,6 +43,8 @@ export interface ReserveRequest {
   workerId: string;
   /** How long to block when nothing is ready (0: return at once). */
   waitMs: number;
+  /** TTL of the REVOKED result stored for a revoked task found while reserving (default one day). */
+  resultTtlMs?: number;
 }
 
 export interface Reservation {

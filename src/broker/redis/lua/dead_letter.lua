@@ -1,0 +1,26 @@
+-- dead_letter: move leased tasks that must not run (undecodable, oversized, poisoned) to dead-letter.
+-- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- ARGV[1] prefix; then 5 per task: id, token, queue, reason, error ('' = none).
+-- Guarantees: only the current token holder can do it; in one step the task leaves <q>:active and the
+--   worker's set and is kept in <q>:dead with reason, error and time, for `qworker dead` to show.
+-- Returns: number of tasks dead-lettered.
+local p = ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = 0
+for i = 2, #ARGV, 5 do
+  local id, token, q, reason, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local jk = p .. 'j:' .. id
+  local fields = redis.call('HMGET', jk, 't', 'w')
+  if fields[1] == token then
+    local qk = p .. 'q:' .. q
+    redis.call('ZREM', qk .. ':active', id)
+    if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end
+    redis.call('HDEL', jk, 't', 'w', 's')
+    redis.call('HSET', jk, 'dr', reason, 'da', now)
+    if err ~= '' then redis.call('HSET', jk, 'de', err) end
+    redis.call('ZADD', qk .. ':dead', now, id)
+    n = n + 1
+  end
+end
+return n

@@ -1,0 +1,83 @@
+-- recover: the sweeper any live worker runs every few seconds.
+-- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- ARGV[1] prefix, ARGV[2] maxDeliveries, ARGV[3] heartbeatTtlMs, ARGV[4] deadMax, ARGV[5] deadTtlMs.
+
+-- Guarantees, each step atomic with the others (one script):
+--   1. due delayed tasks of every known queue move to ready;
+--   2. tasks of workers whose heartbeat is older than heartbeatTtlMs go back to the front of ready, even
+--      before their lease deadline (the worker is gone: waiting for the lease would only delay them);
+--   3. tasks whose lease deadline passed go back the same way;
+--   in 2 and 3 a task already delivered maxDeliveries times is dead-lettered instead, with the reason,
+--   so a task that kills its worker cannot crash-loop the fleet;
+--   4. dead-letter sets are trimmed to deadMax entries and deadTtlMs of age; expired revokes are dropped.
+-- Returns: {promoted, recovered, deadLettered}
+local p = ARGV[1]
+local maxDeliveries, hbTtl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local deadMax, deadTtl = tonumber(ARGV[4]), tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local promoted, recovered, dead = 0, 0, 0
+
+local function putBack(id, q)
+  local jk = p .. 'j:' .. id
+  local qk = p .. 'q:' .. q
+  local fields = redis.call('HMGET', jk, 'w', 'd', 'pr')
+  redis.call('ZREM', qk .. ':active', id)
+  if fields[1] then redis.call('SREM', p .. 'w:' .. fields[1] .. ':jobs', id) end
+  redis.call('HDEL', jk, 't', 'w', 's')
+  local d = tonumber(fields[2]) or 0
+  if d >= maxDeliveries then
+    redis.call('HSET', jk, 'dr', 'delivered ' .. d .. ' times without finishing (max_deliveries=' ..
+      maxDeliveries .. '); it may be crashing or hanging its worker', 'da', now)
+    redis.call('ZADD', qk .. ':dead', now, id)
+    dead = dead + 1
+  else
+    redis.call('ZADD', qk .. ':ready', (9 - (tonumber(fields[3]) or 0)) * 1e14, id)
+    if redis.call('LLEN', qk .. ':wake') == 0 then redis.call('LPUSH', qk .. ':wake', '1') end
+    recovered = recovered + 1
+  end
+end
+
+local queues = redis.call('SMEMBERS', p .. 'queues')
+
+-- 2. dead workers
+local deadWorkers = redis.call('ZRANGEBYSCORE', p .. 'workers', '-inf', now - hbTtl, 'LIMIT', 0, 100)
+for _, w in ipairs(deadWorkers) do
+  local wj = p .. 'w:' .. w .. ':jobs'
+  for _, id in ipairs(redis.call('SMEMBERS', wj)) do
+    local fields = redis.call('HMGET', p .. 'j:' .. id, 'w', 'q')
+    if fields[1] == w and fields[2] then putBack(id, fields[2]) end
+  end
+  redis.call('DEL', wj, p .. 'w:' .. w)
+  redis.call('ZREM', p .. 'workers', w)
+end
+
+for _, q in ipairs(queues) do
+  local qk = p .. 'q:' .. q
+  -- 1. due delayed
+  local due = redis.call('ZRANGEBYSCORE', qk .. ':delayed', '-inf', now, 'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
+    local pr = tonumber(redis.call('HGET', p .. 'j:' .. id, 'pr') or '0') or 0
+    redis.call('ZADD', qk .. ':ready', (9 - pr) * 1e14 + redis.call('INCR', p .. 'seq'), id)
+    redis.call('ZREM', qk .. ':delayed', id)
+    promoted = promoted + 1
+  end
+  if #due > 0 and redis.call('LLEN', qk .. ':wake') == 0 then redis.call('LPUSH', qk .. ':wake', '1') end
+  -- 3. expired leases
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', qk .. ':active', '-inf', now, 'LIMIT', 0, 1000)) do
+    putBack(id, q)
+  end
+  -- 4. bounded dead-letter set
+  local victims = redis.call('ZRANGEBYSCORE', qk .. ':dead', '-inf', now - deadTtl, 'LIMIT', 0, 1000)
+  local over = redis.call('ZCARD', qk .. ':dead') - #victims - deadMax
+  if over > 0 then
+    local oldest = redis.call('ZRANGE', qk .. ':dead', #victims, #victims + over - 1)
+    for _, id in ipairs(oldest) do victims[#victims + 1] = id end
+  end
+  for _, id in ipairs(victims) do
+    redis.call('ZREM', qk .. ':dead', id)
+    redis.call('DEL', p .. 'j:' .. id)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', p .. 'revoked', '-inf', now)
+return {promoted, recovered, dead}

@@ -1,0 +1,32 @@
+-- requeue_dead: put dead-lettered tasks back on their queue.
+-- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- ARGV[1] prefix, ARGV[2] queue, ARGV[3..] ids ('*' alone = all of that queue's dead tasks).
+-- Guarantees: each task leaves <q>:dead and enters <q>:ready in one step, with its delivery count and
+--   dead-letter reason cleared, so it gets a full set of deliveries again. Ids with no stored task
+--   (poisoned entries) are dropped from the dead set instead, since there is nothing to run.
+-- Returns: number of tasks requeued.
+local p, q = ARGV[1], ARGV[2]
+local qk = p .. 'q:' .. q
+local ids = {}
+if ARGV[3] == '*' then
+  ids = redis.call('ZRANGE', qk .. ':dead', 0, -1)
+else
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local n = 0
+for _, id in ipairs(ids) do
+  if redis.call('ZREM', qk .. ':dead', id) == 1 then
+    local jk = p .. 'j:' .. id
+    local fields = redis.call('HMGET', jk, 'p', 'pr')
+    if fields[1] then
+      redis.call('HDEL', jk, 'dr', 'da', 'de')
+      redis.call('HSET', jk, 'd', 0)
+      redis.call('ZADD', qk .. ':ready', (9 - (tonumber(fields[2]) or 0)) * 1e14 + redis.call('INCR', p .. 'seq'), id)
+      n = n + 1
+    else
+      redis.call('DEL', jk)
+    end
+  end
+end
+if n > 0 and redis.call('LLEN', qk .. ':wake') == 0 then redis.call('LPUSH', qk .. ':wake', '1') end
+return n

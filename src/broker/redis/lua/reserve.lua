@@ -1,0 +1,82 @@
+-- reserve: lease up to `max` ready tasks to one worker.
+-- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- ARGV[1] prefix, ARGV[2] workerId, ARGV[3] max, ARGV[4] leaseMs, ARGV[5] token prefix (unique per call),
+--   ARGV[6] resultTtlMs (for tasks found revoked), ARGV[7..] queue names, most important first.
+-- Guarantees: atomically, each returned task leaves <q>:ready, enters <q>:active with score = lease deadline
+--   (Redis server time), gets a fresh token and its delivery count incremented, and is recorded in the
+--   worker's set <p>w:<worker>:jobs; so a task is either ready or leased to exactly one token. Due delayed
+--   tasks of these queues are promoted first. A revoked task is never returned: it is finished as REVOKED.
+--   A ready id whose task hash is missing or unreadable is moved to <q>:dead with a reason, never returned.
+--   If ready tasks remain, the wake marker is kept so another blocked consumer wakes.
+-- Returns: {nextDueMs (-1 if nothing delayed), now, id, queue, payload, token, deliveries, leaseUntil, ...}
+local p, worker = ARGV[1], ARGV[2]
+local max, leaseMs, tokenPrefix, resultTtl = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local leaseUntil = now + leaseMs
+local out = {-1, now}
+local n = 0
+local nextDue = -1
+local workerJobs = p .. 'w:' .. worker .. ':jobs'
+local revokedKey = p .. 'revoked'
+local anyRevoked = redis.call('ZCARD', revokedKey) > 0
+
+for qi = 7, #ARGV do
+  local q = ARGV[qi]
+  local qk = p .. 'q:' .. q
+  local due = redis.call('ZRANGEBYSCORE', qk .. ':delayed', '-inf', now, 'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
+    local pr = tonumber(redis.call('HGET', p .. 'j:' .. id, 'pr') or '0') or 0
+    redis.call('ZADD', qk .. ':ready', (9 - pr) * 1e14 + redis.call('INCR', p .. 'seq'), id)
+    redis.call('ZREM', qk .. ':delayed', id)
+  end
+  local first = redis.call('ZRANGE', qk .. ':delayed', 0, 0, 'WITHSCORES')
+  if first[2] then
+    local d = tonumber(first[2])
+    if nextDue < 0 or d < nextDue then nextDue = d end
+  end
+
+  while n < max do
+    local popped = redis.call('ZPOPMIN', qk .. ':ready', max - n)
+    if #popped == 0 then break end
+    for i = 1, #popped, 2 do
+      local id = popped[i]
+      local jk = p .. 'j:' .. id
+      local payload = redis.pcall('HGET', jk, 'p')
+      if type(payload) ~= 'string' then
+        -- Poisoned entry: the id has no readable task behind it. Park it in dead-letter with the reason.
+        local why = 'task data missing'
+        if type(payload) == 'table' and payload.err then why = 'task data unreadable: ' .. payload.err end
+        if redis.call('TYPE', jk).ok ~= 'hash' then redis.call('DEL', jk) end
+        redis.call('HSET', jk, 'q', q, 'dr', why, 'da', now, 'd', 0)
+        redis.call('ZADD', qk .. ':dead', now, id)
+      elseif anyRevoked and (tonumber(redis.call('ZSCORE', revokedKey, id) or '0') or 0) > now then
+        redis.call('DEL', jk)
+        local rk = p .. 'r:' .. id
+        local rec = cjson.encode({id = id, state = 'REVOKED', queue = q, finishedAt = now})
+        redis.call('SET', rk, rec, 'PX', resultTtl)
+        redis.call('PUBLISH', rk, rec)
+      else
+        n = n + 1
+        local token = tokenPrefix .. n
+        local d = redis.call('HINCRBY', jk, 'd', 1)
+        redis.call('HSET', jk, 't', token, 'w', worker, 's', now)
+        redis.call('ZADD', qk .. ':active', leaseUntil, id)
+        redis.call('SADD', workerJobs, id)
+        out[#out + 1] = id
+        out[#out + 1] = q
+        out[#out + 1] = payload
+        out[#out + 1] = token
+        out[#out + 1] = d
+        out[#out + 1] = leaseUntil
+      end
+    end
+  end
+  if n >= max then
+    if redis.call('ZCARD', qk .. ':ready') > 0 and redis.call('LLEN', qk .. ':wake') == 0 then
+      redis.call('LPUSH', qk .. ':wake', '1')
+    end
+  end
+end
+out[1] = nextDue
+return out

@@ -1,0 +1,28 @@
+-- retry: schedule the next attempt of a leased task.
+-- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- ARGV[1] prefix, ARGV[2] id, ARGV[3] token, ARGV[4] queue, ARGV[5] priority, ARGV[6] new payload,
+--   ARGV[7] dueAt (ms).
+-- Guarantees: only the current token holder can retry; in one step the task leaves <q>:active and the
+--   worker's set, its payload is replaced (retries incremented by the caller), its delivery count resets
+--   (max_deliveries counts crashes per attempt) and it waits in <q>:delayed (or <q>:ready if already due).
+--   The retry lives in Redis, never in a worker's memory.
+-- Returns: 1 if retried, 0 if the token was no longer valid.
+local p, id, token, q = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local pr, payload, due = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+local jk = p .. 'j:' .. id
+local fields = redis.call('HMGET', jk, 't', 'w')
+if fields[1] ~= token then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local qk = p .. 'q:' .. q
+redis.call('ZREM', qk .. ':active', id)
+if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end
+redis.call('HDEL', jk, 't', 'w', 's')
+redis.call('HSET', jk, 'p', payload, 'pr', pr, 'd', 0)
+if due > now then
+  redis.call('ZADD', qk .. ':delayed', due, id)
+else
+  redis.call('ZADD', qk .. ':ready', (9 - pr) * 1e14 + redis.call('INCR', p .. 'seq'), id)
+end
+if redis.call('LLEN', qk .. ':wake') == 0 then redis.call('LPUSH', qk .. ':wake', '1') end
+return 1

@@ -1,0 +1,388 @@
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import { BrokerError } from "../../errors.ts";
+import type {
+  ActiveTask,
+  DeadLetterItem,
+  DeadTask,
+  EnqueueItem,
+  EnqueueResult,
+  LeaseRef,
+  QueueCounts,
+  RecoverOptions,
+  RecoverReport,
+  Reservation,
+  ReserveRequest,
+  RetryItem,
+  ScheduledTask,
+  SettleItem,
+  Transport,
+  WorkerInfo,
+} from "../transport.ts";
+import { maskUrl, openConnection } from "./connection.ts";
+import { Keys } from "./keys.ts";
+import { runScript } from "./scripts.ts";
+
+const DEFAULT_RESULT_TTL_MS = 86_400_000;
+
+export interface RedisTransportOptions {
+  /** Key prefix; use a hash tag such as "{qw}:" on Redis Cluster so every key shares one slot. */
+  prefix?: string;
+  /** CLI commands fail fast during an outage; workers wait for Redis to come back. */
+  failFast?: boolean;
+  connectTimeoutMs?: number;
+}
+
+/**
+ * The production transport. Every state change is one Lua script (src/broker/redis/lua), so each batch
+ * costs one round trip. Three connections at most: commands, a blocking one for BLPOP on the queues' wake
+ * markers (opened on first blocking reserve), and a subscriber for results and control messages.
+ */
+export class RedisTransport implements Transport {
+  readonly kind = "redis";
+  readonly displayUrl: string;
+  private readonly keys: Keys;
+  private cmd?: Redis;
+  private blocker?: Redis;
+  private sub?: Redis;
+  private subReady?: Promise<Redis>;
+  private readonly channelListeners = new Map<string, Set<(message: string) => void>>();
+  private closed = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly opts: RedisTransportOptions = {},
+  ) {
+    this.displayUrl = maskUrl(url);
+    this.keys = new Keys(opts.prefix ?? "qw:");
+  }
+
+  private connOpts() {
+    return { connectTimeoutMs: this.opts.connectTimeoutMs ?? 3000, failFast: this.opts.failFast ?? false };
+  }
+
+  async connect(): Promise<void> {
+    if (!this.cmd) this.cmd = await openConnection(this.url, this.connOpts(), "qworker");
+  }
+
+  private get redis(): Redis {
+    if (!this.cmd) throw new BrokerError("Redis transport used before connect()");
+    return this.cmd;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const conns = [this.cmd, this.blocker, this.sub].filter((c): c is Redis => c !== undefined);
+    await Promise.all(
+      conns.map(async (c) => {
+        try {
+          await c.quit();
+        } catch {
+          c.disconnect();
+        }
+      }),
+    );
+  }
+
+  async enqueue(items: EnqueueItem[]): Promise<EnqueueResult[]> {
+    if (items.length === 0) return [];
+    const args: (string | number)[] = [this.keys.prefix];
+    for (const it of items) {
+      args.push(it.id, it.queue, it.priority, it.payload, it.dueAt ?? 0, it.uniqueKey ?? "", it.uniqueForMs ?? 0);
+    }
+    const out = (await runScript(this.redis, "enqueue", args)) as (string | number)[];
+    const results: EnqueueResult[] = [];
+    for (let i = 0; i < out.length; i += 2) results.push({ id: String(out[i]), duplicate: out[i + 1] === 1 });
+    return results;
+  }
+
+  async reserve(req: ReserveRequest): Promise<Reservation[]> {
+    const first = await this.reserveNow(req);
+    if (first.tasks.length > 0 || req.waitMs <= 0 || this.closed) return first.tasks;
+    let waitMs = req.waitMs;
+    if (first.nextDue >= 0) waitMs = Math.min(waitMs, Math.max(first.nextDue - first.now, 5));
+    this.blocker ??= await openConnection(this.url, this.connOpts(), "qworker-blocking");
+    // Redis takes fractional seconds; a marker pushed by enqueue (or a peer leaving work behind) wakes us.
+    await this.blocker.blpop(...req.queues.map((q) => this.keys.wake(q)), (waitMs / 1000).toFixed(3));
+    if (this.closed) return [];
+    return (await this.reserveNow(req)).tasks;
+  }
+
+  private async reserveNow(req: ReserveRequest): Promise<{ tasks: Reservation[]; nextDue: number; now: number }> {
+    const tokenPrefix = `${randomBytes(6).toString("base64url")}.`;
+    const out = (await runScript(this.redis, "reserve", [
+      this.keys.prefix,
+      req.workerId,
+      req.max,
+      req.leaseMs,
+      tokenPrefix,
+      req.resultTtlMs ?? DEFAULT_RESULT_TTL_MS,
+      ...req.queues,
+    ])) as (string | number)[];
+    const tasks: Reservation[] = [];
+    for (let i = 2; i < out.length; i += 6) {
+      tasks.push({
+        id: String(out[i]),
+        queue: String(out[i + 1]),
+        payload: String(out[i + 2]),
+        token: String(out[i + 3]),
+        deliveries: Number(out[i + 4]),
+        leaseUntil: Number(out[i + 5]),
+      });
+    }
+    return { tasks, nextDue: Number(out[0]), now: Number(out[1]) };
+  }
+
+  async settle(items: SettleItem[]): Promise<string[]> {
+    if (items.length === 0) return [];
+    const args: (string | number)[] = [this.keys.prefix];
+    for (const it of items) {
+      args.push(it.id, it.token, it.queue, it.result ?? "", it.resultTtlMs, it.deadReason ?? "", it.uniqueKey ?? "");
+    }
+    return ((await runScript(this.redis, "settle", args)) as string[]).map(String);
+  }
+
+  async retry(item: RetryItem): Promise<boolean> {
+    const ok = await runScript(this.redis, "retry", [
+      this.keys.prefix,
+      item.id,
+      item.token,
+      item.queue,
+      item.priority,
+      item.payload,
+      item.dueAt,
+    ]);
+    return ok === 1;
+  }
+
+  async release(items: LeaseRef[]): Promise<void> {
+    if (items.length === 0) return;
+    await runScript(this.redis, "release", [this.keys.prefix, ...items.flatMap((it) => [it.id, it.token, it.queue])]);
+  }
+
+  async deadLetter(items: DeadLetterItem[]): Promise<void> {
+    if (items.length === 0) return;
+    await runScript(this.redis, "dead_letter", [
+      this.keys.prefix,
+      ...items.flatMap((it) => [it.id, it.token, it.queue, it.reason, it.error ?? ""]),
+    ]);
+  }
+
+  async extendLeases(items: LeaseRef[], leaseMs: number): Promise<string[]> {
+    if (items.length === 0) return [];
+    const lost = (await runScript(this.redis, "extend", [
+      this.keys.prefix,
+      leaseMs,
+      ...items.flatMap((it) => [it.id, it.token, it.queue]),
+    ])) as string[];
+    return lost.map(String);
+  }
+
+  async recover(opts: RecoverOptions): Promise<RecoverReport> {
+    const [promoted, recovered, deadLettered] = (await runScript(this.redis, "recover", [
+      this.keys.prefix,
+      opts.maxDeliveries,
+      opts.heartbeatTtlMs,
+      opts.deadMax,
+      opts.deadTtlMs,
+    ])) as number[];
+    return { promoted: promoted ?? 0, recovered: recovered ?? 0, deadLettered: deadLettered ?? 0 };
+  }
+
+  async heartbeat(info: WorkerInfo, ttlMs: number): Promise<void> {
+    await runScript(this.redis, "heartbeat", [this.keys.prefix, info.id, JSON.stringify(info), ttlMs]);
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    await this.redis.multi().zrem(this.keys.workers, workerId).del(this.keys.worker(workerId)).exec();
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    const ids = await this.redis.zrange(this.keys.workers, 0, -1);
+    if (ids.length === 0) return [];
+    const infos = await this.redis.mget(ids.map((id) => this.keys.worker(id)));
+    const scores = await this.redis.zmscore(this.keys.workers, ...ids);
+    const out: WorkerInfo[] = [];
+    infos.forEach((raw, i) => {
+      if (!raw) return;
+      try {
+        const info = JSON.parse(raw) as WorkerInfo;
+        out.push({ ...info, lastBeat: Number(scores[i] ?? info.lastBeat) });
+      } catch {
+        // A worker entry we cannot read is skipped; recover.lua removes it when its heartbeat lapses.
+      }
+    });
+    return out;
+  }
+
+  private async queueNames(queues?: string[]): Promise<string[]> {
+    return queues && queues.length > 0 ? queues : (await this.redis.smembers(this.keys.queues)).sort();
+  }
+
+  async stats(queues?: string[]): Promise<QueueCounts[]> {
+    const names = await this.queueNames(queues);
+    const pipe = this.redis.pipeline();
+    for (const q of names) {
+      pipe.zcard(this.keys.ready(q)).zcard(this.keys.delayed(q)).zcard(this.keys.active(q)).zcard(this.keys.dead(q));
+    }
+    const res = (await pipe.exec()) ?? [];
+    return names.map((name, i) => {
+      const n = (k: number) => {
+        const [err, v] = res[i * 4 + k] ?? [null, 0];
+        if (err) throw new BrokerError(`cannot read queue ${name}: ${err.message}`);
+        return Number(v);
+      };
+      return { name, ready: n(0), delayed: n(1), active: n(2), dead: n(3) };
+    });
+  }
+
+  async listDead(queue?: string, limit = 100): Promise<DeadTask[]> {
+    const out: DeadTask[] = [];
+    for (const q of await this.queueNames(queue ? [queue] : undefined)) {
+      const ids = await this.redis.zrevrange(this.keys.dead(q), 0, limit - 1);
+      for (const id of ids) {
+        const h = await this.redis.hgetall(this.keys.job(id));
+        out.push({
+          id,
+          queue: q,
+          payload: h.p ?? "",
+          reason: h.dr ?? "unknown",
+          deadAt: Number(h.da ?? 0),
+          deliveries: Number(h.d ?? 0),
+          ...(h.de ? { error: h.de } : {}),
+        });
+      }
+    }
+    return out.slice(0, limit);
+  }
+
+  async requeueDead(ids: string[] | "all", queue?: string): Promise<number> {
+    let n = 0;
+    for (const q of await this.queueNames(queue ? [queue] : undefined)) {
+      n += Number(await runScript(this.redis, "requeue_dead", [this.keys.prefix, q, ...(ids === "all" ? ["*"] : ids)]));
+    }
+    return n;
+  }
+
+  async listActive(limit = 100): Promise<ActiveTask[]> {
+    const out: ActiveTask[] = [];
+    for (const q of await this.queueNames()) {
+      const entries = await this.redis.zrange(this.keys.active(q), 0, limit - 1, "WITHSCORES");
+      for (let i = 0; i < entries.length; i += 2) {
+        const id = entries[i]!;
+        const h = await this.redis.hgetall(this.keys.job(id));
+        if (!h.p) continue;
+        out.push({
+          id,
+          queue: q,
+          payload: h.p,
+          workerId: h.w ?? "",
+          leaseUntil: Number(entries[i + 1]),
+          startedAt: Number(h.s ?? 0),
+          deliveries: Number(h.d ?? 0),
+        });
+      }
+    }
+    return out.slice(0, limit);
+  }
+
+  async listScheduled(limit = 100): Promise<ScheduledTask[]> {
+    const out: ScheduledTask[] = [];
+    for (const q of await this.queueNames()) {
+      const entries = await this.redis.zrange(this.keys.delayed(q), 0, limit - 1, "WITHSCORES");
+      for (let i = 0; i < entries.length; i += 2) {
+        const id = entries[i]!;
+        const payload = await this.redis.hget(this.keys.job(id), "p");
+        if (payload) out.push({ id, queue: q, payload, dueAt: Number(entries[i + 1]) });
+      }
+    }
+    return out.sort((a, b) => a.dueAt - b.dueAt).slice(0, limit);
+  }
+
+  async purge(queue: string, opts: { dead: boolean }): Promise<number> {
+    return Number(await runScript(this.redis, "purge", [this.keys.prefix, queue, opts.dead ? "1" : "0"]));
+  }
+
+  async getResult(id: string): Promise<string | null> {
+    return this.redis.get(this.keys.result(id));
+  }
+
+  async waitForResult(id: string, timeoutMs: number): Promise<string | null> {
+    const channel = this.keys.result(id);
+    return new Promise<string | null>((resolve, reject) => {
+      let done = false;
+      let timer: NodeJS.Timeout | undefined;
+      let unsubscribe: (() => void) | undefined;
+      const finish = (value: string | null, err?: unknown) => {
+        if (done) return;
+        done = true;
+        if (timer) clearTimeout(timer);
+        unsubscribe?.();
+        if (err) reject(err);
+        else resolve(value);
+      };
+      timer = setTimeout(() => finish(null), timeoutMs);
+      // Subscribe first, then read: a result stored between the two is caught by one or the other.
+      this.listen(channel, (message) => finish(message))
+        .then(async (unsub) => {
+          unsubscribe = unsub;
+          if (done) return unsub();
+          const existing = await this.getResult(id);
+          if (existing !== null) finish(existing);
+        })
+        .catch((err) => finish(null, err));
+    });
+  }
+
+  async revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<void> {
+    if (ids.length === 0) return;
+    const time = await this.redis.time();
+    const until = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) + ttlMs;
+    const pipe = this.redis.pipeline();
+    pipe.zadd(this.keys.revoked, ...ids.flatMap((id) => [until, id]));
+    if (terminate) pipe.publish(this.keys.control, JSON.stringify({ type: "terminate", ids }));
+    await pipe.exec();
+  }
+
+  async onTerminate(listener: (ids: string[]) => void): Promise<() => void> {
+    return this.listen(this.keys.control, (message) => {
+      try {
+        const msg = JSON.parse(message) as { type?: string; ids?: unknown };
+        if (msg.type === "terminate" && Array.isArray(msg.ids)) listener(msg.ids.map(String));
+      } catch {
+        // Control messages we do not understand are ignored: they may come from a newer version.
+      }
+    });
+  }
+
+  private async subscriber(): Promise<Redis> {
+    this.subReady ??= openConnection(this.url, this.connOpts(), "qworker-sub").then((sub) => {
+      this.sub = sub;
+      sub.on("message", (channel: string, message: string) => {
+        for (const fn of this.channelListeners.get(channel) ?? []) fn(message);
+      });
+      return sub;
+    });
+    return this.subReady;
+  }
+
+  private async listen(channel: string, fn: (message: string) => void): Promise<() => void> {
+    const sub = await this.subscriber();
+    let set = this.channelListeners.get(channel);
+    if (!set) {
+      set = new Set();
+      this.channelListeners.set(channel, set);
+      await sub.subscribe(channel);
+    }
+    set.add(fn);
+    return () => {
+      const s = this.channelListeners.get(channel);
+      if (!s) return;
+      s.delete(fn);
+      if (s.size === 0) {
+        this.channelListeners.delete(channel);
+        sub.unsubscribe(channel).catch(() => {});
+      }
+    };
+  }
+}

@@ -1,0 +1,47 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { Redis } from "ioredis";
+
+/**
+ * The Lua scripts, read once at start-up and run by SHA. A Redis restart (or failover) empties the script
+ * cache; the first call after it answers NOSCRIPT and we resend the source once, so callers never see it.
+ */
+const NAMES = [
+  "enqueue",
+  "reserve",
+  "settle",
+  "retry",
+  "release",
+  "extend",
+  "recover",
+  "dead_letter",
+  "requeue_dead",
+  "purge",
+  "heartbeat",
+] as const;
+
+export type ScriptName = (typeof NAMES)[number];
+
+interface Script {
+  source: string;
+  sha: string;
+}
+
+const scripts = new Map<ScriptName, Script>(
+  NAMES.map((name) => {
+    const source = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
+    return [name, { source, sha: createHash("sha1").update(source).digest("hex") }];
+  }),
+);
+
+export async function runScript(redis: Redis, name: ScriptName, args: (string | number)[]): Promise<unknown> {
+  const script = scripts.get(name)!;
+  try {
+    return await redis.evalsha(script.sha, 0, ...args);
+  } catch (err) {
+    if (err instanceof Error && err.message.startsWith("NOSCRIPT")) {
+      return await redis.eval(script.source, 0, ...args);
+    }
+    throw err;
+  }
+}
