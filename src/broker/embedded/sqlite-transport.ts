@@ -1,0 +1,731 @@
+import { randomUUID } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { BrokerError, QWorkerError } from "../../errors.ts";
+import type {
+  ActiveTask,
+  DeadLetterItem,
+  DeadTask,
+  EnqueueItem,
+  EnqueueResult,
+  LeaseRef,
+  QueueCounts,
+  RecoverOptions,
+  RecoverReport,
+  Reservation,
+  ReserveRequest,
+  RetryItem,
+  ScheduledTask,
+  SettleItem,
+  Transport,
+  WorkerInfo,
+} from "../transport.ts";
+import { migrate } from "./schema.ts";
+import type { SqliteLocation } from "./url.ts";
+import { ChangeWatcher } from "./wait.ts";
+
+/**
+ * The embedded broker: every queue lives in one SQLite file that any number of processes on the same host
+ * open at once (WAL mode; each write is one short BEGIN IMMEDIATE transaction, one per batch call).
+ * better-sqlite3 is synchronous, so a call blocks the event loop for the length of its transaction,
+ * which is kept to a few indexed statements.
+ *
+ * Semantics worth knowing (the rest is the Transport contract):
+ * - `deliveries` is counted when a task is reserved; `release` gives the delivery back, `retry` starts
+ *   the count again (a retry is a new run, not a crash). On `recover`, a task whose lease lapsed after
+ *   `maxDeliveries` deliveries is dead-lettered instead of put back.
+ * - Tasks put back by `recover` or `release` go to the FRONT of their queue (they were first in line);
+ *   promoted delayed tasks and requeued dead ones go to the back.
+ * - `reserve` over several queues drains them in the order given (all of queues[0] first, …), priority
+ *   and FIFO applying within each queue.
+ * - Revoke: a queued (ready or delayed) task is settled at once; a task enqueued later under a revoked id
+ *   is settled when `reserve` meets it. Either way it is deleted, its unique key freed, and unless a
+ *   result exists the result `{"id":…,"state":"REVOKED"}` is stored for the revoke's TTL. Running tasks
+ *   are left alone (their worker learns through `onTerminate` when terminate=true).
+ * - Unique keys are freed whenever the holding task leaves the queue (settled, dead-lettered, revoked,
+ *   purged), or when `uniqueForMs` runs out, whichever comes first.
+ * - Enqueueing an id that is already queued or running is a no-op answered with `duplicate: true`.
+ * - Non-positive TTLs (`resultTtlMs`, revoke `ttlMs`, `deadTtlMs`) mean "no expiry"; `deadMax` <= 0 means
+ *   no bound. The dead-letter bounds (per queue) are applied by `recover`.
+ */
+export interface SqliteTransportOptions {
+  /** How long a write waits for another process's transaction before failing (default 5000 ms). */
+  busyTimeoutMs?: number;
+  /** data_version poll period while a reserve/waitForResult is blocked or onTerminate listens (default 15 ms). */
+  pollMs?: number;
+}
+
+interface TaskRow {
+  id: string;
+  queue: string;
+  priority: number;
+  payload: string;
+  state: "ready" | "delayed" | "active";
+  seq: number;
+  due_at: number | null;
+  deliveries: number;
+  token: string | null;
+  worker_id: string | null;
+  lease_until: number | null;
+  started_at: number | null;
+  unique_key: string | null;
+}
+
+interface DeadRow {
+  id: string;
+  queue: string;
+  priority: number;
+  payload: string;
+  reason: string;
+  error: string | null;
+  dead_at: number;
+  deliveries: number;
+}
+
+const NEVER = Number.MAX_SAFE_INTEGER;
+const PROMOTE_BATCH = 1000;
+const RECOVER_BATCH = 1000;
+/** Terminate notices older than this are pruned; listeners poll every few ms, so this is generous. */
+const TERMINATION_KEEP_MS = 60 * 60 * 1000;
+const DEFAULT_LIST_LIMIT = 100;
+
+/** The result stored for a task that was revoked before it ran. */
+export function revokedResult(id: string): string {
+  return JSON.stringify({ id, state: "REVOKED" });
+}
+
+function expiry(now: number, ttlMs: number): number {
+  return ttlMs > 0 ? now + ttlMs : NEVER;
+}
+
+function clampPriority(p: number): number {
+  if (!Number.isFinite(p)) return 0;
+  return Math.min(9, Math.max(0, Math.trunc(p)));
+}
+
+export class SqliteTransport implements Transport {
+  readonly kind = "sqlite";
+  readonly displayUrl: string;
+  private readonly file: string;
+  private readonly busyTimeoutMs: number;
+  private readonly pollMs: number;
+  private db: Database.Database | undefined;
+  private watcher: ChangeWatcher | undefined;
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly terminateListeners = new Set<(ids: string[]) => void>();
+  private terminateCursor = 0;
+  private unsubscribeTerminate: (() => void) | undefined;
+  private closed = false;
+
+  constructor(location: SqliteLocation, opts: SqliteTransportOptions = {}) {
+    this.file = location.path;
+    this.displayUrl = location.displayUrl;
+    this.busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+    this.pollMs = opts.pollMs ?? 15;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async connect(): Promise<void> {
+    if (this.db) return;
+    if (this.closed) throw new BrokerError(`SQLite broker ${this.displayUrl} is closed; create a new transport`);
+    let db: Database.Database | undefined;
+    try {
+      mkdirSync(path.dirname(this.file), { recursive: true });
+      db = new Database(this.file, { timeout: this.busyTimeoutMs });
+      const mode = db.pragma("journal_mode = WAL", { simple: true });
+      if (String(mode).toLowerCase() !== "wal") throw new Error(`could not switch to WAL mode (got ${String(mode)})`);
+      db.pragma("synchronous = NORMAL");
+      db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(this.busyTimeoutMs))}`);
+      migrate(db);
+    } catch (err) {
+      db?.close();
+      if (err instanceof QWorkerError) throw err;
+      throw new BrokerError(`cannot open SQLite broker at ${this.file}: ${oneLine(err)}`, { cause: err });
+    }
+    this.db = db;
+    const versionStmt = db.prepare("PRAGMA data_version").pluck();
+    this.watcher = new ChangeWatcher({ readVersion: () => versionStmt.get() as number, pollMs: this.pollMs });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribeTerminate?.();
+    this.terminateListeners.clear();
+    this.watcher?.close();
+    this.statements.clear();
+    const db = this.db;
+    this.db = undefined;
+    db?.close();
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  private conn(): Database.Database {
+    if (!this.db) {
+      throw new BrokerError(
+        this.closed ? `SQLite broker ${this.displayUrl} is closed` : `SQLite broker ${this.displayUrl} is not connected; call connect() first`,
+      );
+    }
+    return this.db;
+  }
+
+  private sql(text: string): Database.Statement {
+    let stmt = this.statements.get(text);
+    if (!stmt) {
+      stmt = this.conn().prepare(text);
+      this.statements.set(text, stmt);
+    }
+    return stmt;
+  }
+
+  /** One BEGIN IMMEDIATE transaction; `now` is read after the write lock is taken. */
+  private write<T>(fn: (now: number) => T): T {
+    const db = this.conn();
+    try {
+      return db.transaction(() => fn(Date.now())).immediate();
+    } catch (err) {
+      throw this.wrap(err);
+    }
+  }
+
+  /** Reads in one snapshot (a deferred transaction). */
+  private read<T>(fn: (now: number) => T): T {
+    const db = this.conn();
+    try {
+      return db.transaction(() => fn(Date.now())).deferred();
+    } catch (err) {
+      throw this.wrap(err);
+    }
+  }
+
+  private wrap(err: unknown): Error {
+    if (err instanceof QWorkerError) return err;
+    return new BrokerError(`SQLite broker ${this.displayUrl}: ${oneLine(err)}`, { cause: err });
+  }
+
+  private notify(): void {
+    this.watcher?.notify();
+  }
+
+  /** Reserve `n` consecutive sequence numbers; returns the first. */
+  private nextSeq(n: number): number {
+    const hi = this.sql("UPDATE meta SET value = value + ? WHERE key = 'seq' RETURNING value").pluck().get(n) as number;
+    return hi - n + 1;
+  }
+
+  /** Sequence numbers that sort before everything queued so far (for putting tasks back at the front). */
+  private frontSeqs(n: number): number[] {
+    const first = this.nextSeq(n);
+    // The first item gets the most negative number, so a batch keeps its order at the front.
+    return Array.from({ length: n }, (_, i) => -(first + n - 1 - i));
+  }
+
+  private getTask(id: string): TaskRow | undefined {
+    return this.sql("SELECT * FROM tasks WHERE id = ?").get(id) as TaskRow | undefined;
+  }
+
+  /** The task if `token` is its current lease token. */
+  private leased(id: string, token: string): TaskRow | undefined {
+    const row = this.getTask(id);
+    return row && row.state === "active" && row.token === token ? row : undefined;
+  }
+
+  private freeUnique(taskId: string): void {
+    this.sql("DELETE FROM uniques WHERE task_id = ?").run(taskId);
+  }
+
+  private removeTask(row: TaskRow): void {
+    this.sql("DELETE FROM tasks WHERE id = ?").run(row.id);
+    this.freeUnique(row.id);
+  }
+
+  private toDead(row: TaskRow, reason: string, error: string | undefined, now: number): void {
+    this.removeTask(row);
+    this.sql(
+      `INSERT OR REPLACE INTO dead (id, queue, priority, payload, reason, error, dead_at, deliveries)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(row.id, row.queue, row.priority, row.payload, reason, error ?? null, now, row.deliveries);
+  }
+
+  private putResult(id: string, value: string, expiresAt: number): void {
+    this.sql(
+      "INSERT INTO results (id, value, expires_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+    ).run(id, value, expiresAt);
+  }
+
+  private revokedUntil(id: string, now: number): number | undefined {
+    return this.sql("SELECT expires_at FROM revoked WHERE id = ? AND expires_at > ?").pluck().get(id, now) as number | undefined;
+  }
+
+  private settleRevoked(row: TaskRow, until: number, now: number): void {
+    this.removeTask(row);
+    const existing = this.sql("SELECT 1 FROM results WHERE id = ? AND expires_at > ?").pluck().get(row.id, now);
+    if (existing === undefined) this.putResult(row.id, revokedResult(row.id), until);
+  }
+
+  private promoteDue(now: number, limit: number): number {
+    const ids = this.sql("SELECT id FROM tasks WHERE state = 'delayed' AND due_at <= ? ORDER BY due_at, seq LIMIT ?")
+      .pluck()
+      .all(now, limit) as string[];
+    if (ids.length === 0) return 0;
+    let seq = this.nextSeq(ids.length);
+    const promote = this.sql("UPDATE tasks SET state = 'ready', seq = ?, due_at = NULL WHERE id = ?");
+    for (const id of ids) promote.run(seq++, id);
+    return ids.length;
+  }
+
+  // ---------------------------------------------------------------- producing
+
+  async enqueue(items: EnqueueItem[]): Promise<EnqueueResult[]> {
+    if (items.length === 0) return [];
+    const out = this.write((now) => {
+      const results: EnqueueResult[] = [];
+      let seq = this.nextSeq(items.length);
+      for (const item of items) {
+        const mySeq = seq++;
+        if (item.uniqueKey !== undefined) {
+          const holder = this.sql(
+            `SELECT u.task_id FROM uniques u JOIN tasks t ON t.id = u.task_id
+             WHERE u.key = ? AND (u.expires_at IS NULL OR u.expires_at > ?)`,
+          )
+            .pluck()
+            .get(item.uniqueKey, now) as string | undefined;
+          if (holder !== undefined) {
+            results.push({ id: holder, duplicate: true });
+            continue;
+          }
+        }
+        if (this.getTask(item.id)) {
+          results.push({ id: item.id, duplicate: true });
+          continue;
+        }
+        const delayed = item.dueAt !== undefined && item.dueAt > now;
+        this.sql(
+          `INSERT INTO tasks (id, queue, priority, payload, state, seq, due_at, unique_key, enqueued_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(
+          item.id,
+          item.queue,
+          clampPriority(item.priority),
+          item.payload,
+          delayed ? "delayed" : "ready",
+          mySeq,
+          delayed ? item.dueAt : null,
+          item.uniqueKey ?? null,
+          now,
+        );
+        if (item.uniqueKey !== undefined) {
+          const until = item.uniqueForMs !== undefined && item.uniqueForMs > 0 ? now + item.uniqueForMs : null;
+          this.sql(
+            "INSERT INTO uniques (key, task_id, expires_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET task_id = excluded.task_id, expires_at = excluded.expires_at",
+          ).run(item.uniqueKey, item.id, until);
+        }
+        results.push({ id: item.id, duplicate: false });
+      }
+      return results;
+    });
+    this.notify();
+    return out;
+  }
+
+  // ---------------------------------------------------------------- consuming
+
+  async reserve(req: ReserveRequest): Promise<Reservation[]> {
+    if (req.max <= 0 || req.queues.length === 0) return [];
+    const deadline = Date.now() + Math.max(0, req.waitMs);
+    for (;;) {
+      const watcher = this.watcher;
+      if (!watcher || this.closed) return [];
+      const since = watcher.snapshot();
+      const got = this.tryReserve(req);
+      if (got.length > 0 || req.waitMs <= 0) return got;
+      const now = Date.now();
+      if (now >= deadline) return [];
+      const nextDue = this.read(() => this.sql("SELECT min(due_at) FROM tasks WHERE state = 'delayed'").pluck().get() as number | null);
+      await watcher.wait(nextDue === null ? deadline : Math.min(deadline, nextDue), since);
+    }
+  }
+
+  /** Cheap read first, so an idle poll never takes the write lock. */
+  private hasWork(queues: string[], now: number): boolean {
+    return this.read(() => {
+      const ready = this.sql("SELECT 1 FROM tasks WHERE queue = ? AND state = 'ready' LIMIT 1").pluck();
+      if (queues.some((q) => ready.get(q) !== undefined)) return true;
+      const due = this.sql("SELECT min(due_at) FROM tasks WHERE state = 'delayed'").pluck().get() as number | null;
+      return due !== null && due <= now;
+    });
+  }
+
+  private tryReserve(req: ReserveRequest): Reservation[] {
+    if (!this.hasWork(req.queues, Date.now())) return [];
+    return this.write((now) => {
+      this.promoteDue(now, PROMOTE_BATCH);
+      const out: Reservation[] = [];
+      const pick = this.sql("SELECT * FROM tasks WHERE queue = ? AND state = 'ready' ORDER BY priority DESC, seq LIMIT ?");
+      const lease = this.sql(
+        `UPDATE tasks SET state = 'active', token = ?, worker_id = ?, lease_until = ?, started_at = ?, deliveries = deliveries + 1
+         WHERE id = ?`,
+      );
+      const leaseUntil = now + req.leaseMs;
+      for (const queue of req.queues) {
+        while (out.length < req.max) {
+          const rows = pick.all(queue, req.max - out.length) as TaskRow[];
+          if (rows.length === 0) break;
+          for (const row of rows) {
+            const revokedUntil = this.revokedUntil(row.id, now);
+            if (revokedUntil !== undefined) {
+              this.settleRevoked(row, revokedUntil, now);
+              continue;
+            }
+            const token = randomUUID();
+            lease.run(token, req.workerId, leaseUntil, now, row.id);
+            out.push({ id: row.id, queue: row.queue, payload: row.payload, token, deliveries: row.deliveries + 1, leaseUntil });
+          }
+        }
+      }
+      return out;
+    });
+  }
+
+  async settle(items: SettleItem[]): Promise<string[]> {
+    if (items.length === 0) return [];
+    let stored = false;
+    const ok = this.write((now) => {
+      const valid: string[] = [];
+      for (const item of items) {
+        const row = this.leased(item.id, item.token);
+        if (!row) continue;
+        if (item.deadReason !== undefined) this.toDead(row, item.deadReason, undefined, now);
+        else this.removeTask(row);
+        if (item.result !== undefined) {
+          this.putResult(item.id, item.result, expiry(now, item.resultTtlMs));
+          stored = true;
+        }
+        valid.push(item.id);
+      }
+      return valid;
+    });
+    if (stored) this.notify();
+    return ok;
+  }
+
+  async retry(item: RetryItem): Promise<boolean> {
+    const ok = this.write((now) => {
+      if (!this.leased(item.id, item.token)) return false;
+      const delayed = item.dueAt > now;
+      this.sql(
+        `UPDATE tasks SET queue = ?, priority = ?, payload = ?, state = ?, seq = ?, due_at = ?, deliveries = 0,
+           token = NULL, worker_id = NULL, lease_until = NULL, started_at = NULL
+         WHERE id = ?`,
+      ).run(item.queue, clampPriority(item.priority), item.payload, delayed ? "delayed" : "ready", this.nextSeq(1), delayed ? item.dueAt : null, item.id);
+      return true;
+    });
+    if (ok) this.notify();
+    return ok;
+  }
+
+  async release(items: LeaseRef[]): Promise<void> {
+    if (items.length === 0) return;
+    const n = this.write(() => {
+      const rows = items.map((it) => this.leased(it.id, it.token)).filter((r): r is TaskRow => r !== undefined);
+      if (rows.length === 0) return 0;
+      const seqs = this.frontSeqs(rows.length);
+      const put = this.sql(
+        `UPDATE tasks SET state = 'ready', seq = ?, deliveries = max(deliveries - 1, 0),
+           token = NULL, worker_id = NULL, lease_until = NULL, started_at = NULL
+         WHERE id = ?`,
+      );
+      rows.forEach((row, i) => put.run(seqs[i], row.id));
+      return rows.length;
+    });
+    if (n > 0) this.notify();
+  }
+
+  async deadLetter(items: DeadLetterItem[]): Promise<void> {
+    if (items.length === 0) return;
+    this.write((now) => {
+      for (const item of items) {
+        const row = this.leased(item.id, item.token);
+        if (row) this.toDead(row, item.reason, item.error, now);
+      }
+    });
+  }
+
+  async extendLeases(items: LeaseRef[], leaseMs: number): Promise<string[]> {
+    if (items.length === 0) return [];
+    return this.write((now) => {
+      const lost: string[] = [];
+      const extend = this.sql("UPDATE tasks SET lease_until = ? WHERE id = ?");
+      for (const item of items) {
+        if (this.leased(item.id, item.token)) extend.run(now + leaseMs, item.id);
+        else lost.push(item.id);
+      }
+      return lost;
+    });
+  }
+
+  async recover(opts: RecoverOptions): Promise<RecoverReport> {
+    const report = this.write((now) => {
+      const promoted = this.promoteDue(now, PROMOTE_BATCH * 5);
+
+      const staleBefore = now - opts.heartbeatTtlMs;
+      const deadWorkers = this.sql("SELECT id FROM workers WHERE last_beat < ?").pluck().all(staleBefore) as string[];
+      const candidates = new Map<string, TaskRow>();
+      for (const row of this.sql("SELECT * FROM tasks WHERE state = 'active' AND lease_until <= ? ORDER BY lease_until LIMIT ?").all(
+        now,
+        RECOVER_BATCH,
+      ) as TaskRow[]) {
+        candidates.set(row.id, row);
+      }
+      const byWorker = this.sql("SELECT * FROM tasks WHERE worker_id = ? AND state = 'active'");
+      for (const worker of deadWorkers) {
+        for (const row of byWorker.all(worker) as TaskRow[]) candidates.set(row.id, row);
+      }
+      this.sql("DELETE FROM workers WHERE last_beat < ?").run(staleBefore);
+
+      let recovered = 0;
+      let deadLettered = 0;
+      const back: TaskRow[] = [];
+      for (const row of candidates.values()) {
+        if (row.deliveries >= opts.maxDeliveries) {
+          const why = row.lease_until !== null && row.lease_until <= now ? "lease expired" : `worker ${row.worker_id ?? "?"} died`;
+          this.toDead(row, `delivered ${row.deliveries} times without finishing (maxDeliveries ${opts.maxDeliveries}; ${why})`, undefined, now);
+          deadLettered++;
+        } else {
+          back.push(row);
+        }
+      }
+      if (back.length > 0) {
+        const seqs = this.frontSeqs(back.length);
+        const put = this.sql(
+          `UPDATE tasks SET state = 'ready', seq = ?, token = NULL, worker_id = NULL, lease_until = NULL, started_at = NULL
+           WHERE id = ?`,
+        );
+        back.forEach((row, i) => put.run(seqs[i], row.id));
+        recovered = back.length;
+      }
+
+      this.housekeep(now, opts);
+      return { promoted, recovered, deadLettered };
+    });
+    if (report.promoted + report.recovered > 0) this.notify();
+    return report;
+  }
+
+  /** Expired results, revokes, unique keys and terminate notices; dead-letter bounds per queue. */
+  private housekeep(now: number, opts: RecoverOptions): void {
+    this.sql("DELETE FROM results WHERE expires_at <= ?").run(now);
+    this.sql("DELETE FROM revoked WHERE expires_at <= ?").run(now);
+    this.sql("DELETE FROM uniques WHERE expires_at IS NOT NULL AND expires_at <= ?").run(now);
+    this.sql("DELETE FROM terminations WHERE created_at < ?").run(now - TERMINATION_KEEP_MS);
+    if (opts.deadTtlMs > 0) this.sql("DELETE FROM dead WHERE dead_at < ?").run(now - opts.deadTtlMs);
+    if (opts.deadMax > 0) {
+      const over = this.sql("SELECT queue FROM dead GROUP BY queue HAVING count(*) > ?").pluck().all(opts.deadMax) as string[];
+      const trim = this.sql(
+        `DELETE FROM dead WHERE queue = ? AND id NOT IN
+           (SELECT id FROM dead WHERE queue = ? ORDER BY dead_at DESC, rowid DESC LIMIT ?)`,
+      );
+      for (const queue of over) trim.run(queue, queue, opts.deadMax);
+    }
+  }
+
+  // ---------------------------------------------------------------- workers
+
+  async heartbeat(info: WorkerInfo, ttlMs: number): Promise<void> {
+    this.write((now) => {
+      this.sql(
+        `INSERT INTO workers (id, info, last_beat, expires_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET info = excluded.info, last_beat = excluded.last_beat, expires_at = excluded.expires_at`,
+      ).run(info.id, JSON.stringify(info), now, expiry(now, ttlMs));
+    });
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    this.write(() => {
+      this.sql("DELETE FROM workers WHERE id = ?").run(workerId);
+    });
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    const rows = this.read(
+      (now) => this.sql("SELECT info, last_beat FROM workers WHERE expires_at > ? ORDER BY id").all(now) as { info: string; last_beat: number }[],
+    );
+    return rows.map((r) => ({ ...(JSON.parse(r.info) as WorkerInfo), lastBeat: r.last_beat }));
+  }
+
+  // ---------------------------------------------------------------- inspection
+
+  async stats(queues?: string[]): Promise<QueueCounts[]> {
+    return this.read(() => {
+      const names =
+        queues ??
+        (this.sql("SELECT DISTINCT queue FROM tasks UNION SELECT DISTINCT queue FROM dead ORDER BY 1").pluck().all() as string[]);
+      const byState = this.sql("SELECT state, count(*) AS n FROM tasks WHERE queue = ? GROUP BY state");
+      const dead = this.sql("SELECT count(*) FROM dead WHERE queue = ?").pluck();
+      return names.map((name) => {
+        const counts: QueueCounts = { name, ready: 0, delayed: 0, active: 0, dead: dead.get(name) as number };
+        for (const r of byState.all(name) as { state: TaskRow["state"]; n: number }[]) {
+          if (r.state === "ready") counts.ready = r.n;
+          else if (r.state === "delayed") counts.delayed = r.n;
+          else counts.active = r.n;
+        }
+        return counts;
+      });
+    });
+  }
+
+  async listDead(queue?: string, limit: number = DEFAULT_LIST_LIMIT): Promise<DeadTask[]> {
+    const rows = this.read(() =>
+      queue === undefined
+        ? (this.sql("SELECT * FROM dead ORDER BY dead_at DESC, rowid DESC LIMIT ?").all(limit) as DeadRow[])
+        : (this.sql("SELECT * FROM dead WHERE queue = ? ORDER BY dead_at DESC, rowid DESC LIMIT ?").all(queue, limit) as DeadRow[]),
+    );
+    return rows.map((r) => {
+      const task: DeadTask = { id: r.id, queue: r.queue, payload: r.payload, reason: r.reason, deadAt: r.dead_at, deliveries: r.deliveries };
+      if (r.error !== null) task.error = r.error;
+      return task;
+    });
+  }
+
+  async requeueDead(ids: string[] | "all", queue?: string): Promise<number> {
+    const n = this.write((now) => {
+      let rows: DeadRow[];
+      if (ids === "all") {
+        rows =
+          queue === undefined
+            ? (this.sql("SELECT * FROM dead ORDER BY dead_at, rowid").all() as DeadRow[])
+            : (this.sql("SELECT * FROM dead WHERE queue = ? ORDER BY dead_at, rowid").all(queue) as DeadRow[]);
+      } else {
+        const one = this.sql("SELECT * FROM dead WHERE id = ?");
+        rows = ids.map((id) => one.get(id) as DeadRow | undefined).filter((r): r is DeadRow => r !== undefined && (queue === undefined || r.queue === queue));
+      }
+      let count = 0;
+      for (const r of rows) {
+        this.sql("DELETE FROM dead WHERE id = ?").run(r.id);
+        if (this.getTask(r.id)) continue; // the same id was enqueued again meanwhile: that copy will run
+        this.sql(
+          `INSERT INTO tasks (id, queue, priority, payload, state, seq, enqueued_at) VALUES (?, ?, ?, ?, 'ready', ?, ?)`,
+        ).run(r.id, r.queue, r.priority, r.payload, this.nextSeq(1), now);
+        count++;
+      }
+      return count;
+    });
+    if (n > 0) this.notify();
+    return n;
+  }
+
+  async listActive(limit: number = DEFAULT_LIST_LIMIT): Promise<ActiveTask[]> {
+    const rows = this.read(
+      () => this.sql("SELECT * FROM tasks WHERE state = 'active' ORDER BY started_at, id LIMIT ?").all(limit) as TaskRow[],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      queue: r.queue,
+      payload: r.payload,
+      workerId: r.worker_id ?? "",
+      leaseUntil: r.lease_until ?? 0,
+      startedAt: r.started_at ?? 0,
+      deliveries: r.deliveries,
+    }));
+  }
+
+  async listScheduled(limit: number = DEFAULT_LIST_LIMIT): Promise<ScheduledTask[]> {
+    const rows = this.read(
+      () => this.sql("SELECT * FROM tasks WHERE state = 'delayed' ORDER BY due_at, seq LIMIT ?").all(limit) as TaskRow[],
+    );
+    return rows.map((r) => ({ id: r.id, queue: r.queue, payload: r.payload, dueAt: r.due_at ?? 0 }));
+  }
+
+  async purge(queue: string, opts: { dead: boolean }): Promise<number> {
+    return this.write(() => {
+      this.sql(
+        "DELETE FROM uniques WHERE task_id IN (SELECT id FROM tasks WHERE queue = ? AND state IN ('ready', 'delayed'))",
+      ).run(queue);
+      let n = this.sql("DELETE FROM tasks WHERE queue = ? AND state IN ('ready', 'delayed')").run(queue).changes;
+      if (opts.dead) n += this.sql("DELETE FROM dead WHERE queue = ?").run(queue).changes;
+      return n;
+    });
+  }
+
+  // ---------------------------------------------------------------- results
+
+  async getResult(id: string): Promise<string | null> {
+    return this.read((now) => (this.sql("SELECT value FROM results WHERE id = ? AND expires_at > ?").pluck().get(id, now) as string | undefined) ?? null);
+  }
+
+  async waitForResult(id: string, timeoutMs: number): Promise<string | null> {
+    const deadline = Date.now() + Math.max(0, timeoutMs);
+    for (;;) {
+      const watcher = this.watcher;
+      if (!watcher || this.closed) return null;
+      const since = watcher.snapshot();
+      const value = await this.getResult(id);
+      if (value !== null) return value;
+      if (Date.now() >= deadline) return null;
+      await watcher.wait(deadline, since);
+    }
+  }
+
+  // ---------------------------------------------------------------- revoke
+
+  async revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<void> {
+    if (ids.length === 0) return;
+    this.write((now) => {
+      const until = expiry(now, ttlMs);
+      for (const id of ids) {
+        this.sql(
+          "INSERT INTO revoked (id, expires_at) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+        ).run(id, until);
+        if (terminate) this.sql("INSERT INTO terminations (id, created_at) VALUES (?, ?)").run(id, now);
+        const row = this.getTask(id);
+        if (row && row.state !== "active") this.settleRevoked(row, until, now);
+      }
+    });
+    this.notify();
+  }
+
+  async onTerminate(listener: (ids: string[]) => void): Promise<() => void> {
+    const watcher = this.watcher;
+    if (!watcher) throw this.wrap(new Error("not connected; call connect() first"));
+    if (this.terminateListeners.size === 0) {
+      this.terminateCursor = this.read(() => (this.sql("SELECT max(seq) FROM terminations").pluck().get() as number | null) ?? 0);
+      this.unsubscribeTerminate = watcher.subscribe(() => this.pollTerminations());
+    }
+    this.terminateListeners.add(listener);
+    return () => {
+      this.terminateListeners.delete(listener);
+      if (this.terminateListeners.size === 0) {
+        this.unsubscribeTerminate?.();
+        this.unsubscribeTerminate = undefined;
+      }
+    };
+  }
+
+  private pollTerminations(): void {
+    if (this.closed || this.terminateListeners.size === 0) return;
+    let rows: { seq: number; id: string }[];
+    try {
+      rows = this.read(() => this.sql("SELECT seq, id FROM terminations WHERE seq > ? ORDER BY seq").all(this.terminateCursor) as { seq: number; id: string }[]);
+    } catch {
+      return; // transient (busy) or closing: the next change tries again
+    }
+    if (rows.length === 0) return;
+    this.terminateCursor = rows[rows.length - 1]!.seq;
+    const ids = [...new Set(rows.map((r) => r.id))];
+    for (const listener of [...this.terminateListeners]) {
+      try {
+        listener(ids);
+      } catch {
+        // a listener's failure must not stop the others
+      }
+    }
+  }
+}
+
+function oneLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.replace(/\s+/g, " ").trim();
+}
