@@ -1,0 +1,20 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll } from "vitest";
+import { createSqliteTransport } from "../../src/broker/embedded/index.ts";
+import { runConformanceSuite } from "./conformance/suite.ts";
+
+// One database file for this test file; every transport the suite opens is a separate connection to it,
+// as separate worker processes would be.
+const dir = mkdtempSync(path.join(os.tmpdir(), "qworker-conf-sqlite-"));
+const url = `sqlite://${path.join(dir, "broker", "qworker.db")}`;
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+runConformanceSuite("sqlite", async () => {
+  const transport = createSqliteTransport(url);
+  return { transport, cleanup: () => transport.close() };
+});

@@ -1,0 +1,717 @@
+/**
+ * Transport conformance suite: every behaviour of the Transport contract (src/broker/transport.ts) that a
+ * caller can observe, run against any implementation.
+ *
+ *   runConformanceSuite("sqlite", async () => ({ transport, cleanup }));
+ *
+ * `makeTransport` is called several times per file and must return a NEW transport (its own connection)
+ * to the SAME store each time, so tests can play several processes; the suite calls `connect()` itself
+ * and `cleanup()` (which must close the transport) in afterAll. Tests isolate themselves with fresh queue
+ * names and task ids, so global views (stats(), workers(), listActive()) are filtered by those.
+ * Timings use 150–400 ms leases and delays so the whole suite runs in a few seconds.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type {
+  EnqueueItem,
+  RecoverOptions,
+  Reservation,
+  ReserveRequest,
+  SettleItem,
+  Transport,
+  WorkerInfo,
+} from "../../../src/broker/transport.ts";
+
+export type TransportFactory = () => Promise<{ transport: Transport; cleanup: () => Promise<void> }>;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+const uid = () => randomUUID().replaceAll("-", "").slice(0, 12);
+const freshQueue = (label = "q") => `conf-${label}-${uid()}`;
+const freshId = (label = "t") => `${label}-${uid()}`;
+
+const RECOVER: RecoverOptions = { maxDeliveries: 5, heartbeatTtlMs: 60_000, deadMax: 10_000, deadTtlMs: 3_600_000 };
+
+function item(queue: string, id = freshId(), extra: Partial<EnqueueItem> = {}): EnqueueItem {
+  return { id, queue, priority: 0, payload: `payload:${id}`, ...extra };
+}
+
+function req(queue: string | string[], extra: Partial<ReserveRequest> = {}): ReserveRequest {
+  return { queues: Array.isArray(queue) ? queue : [queue], max: 10, leaseMs: 30_000, workerId: "w-default", waitMs: 0, ...extra };
+}
+
+function done(r: Reservation, extra: Partial<SettleItem> = {}): SettleItem {
+  return { id: r.id, token: r.token, queue: r.queue, outcome: "SUCCESS", resultTtlMs: 60_000, ...extra };
+}
+
+function workerInfo(id: string, extra: Partial<WorkerInfo> = {}): WorkerInfo {
+  const now = Date.now();
+  return {
+    id,
+    host: "conformance-host",
+    pid: 4242,
+    concurrency: 4,
+    pool: "async",
+    queues: ["default"],
+    startedAt: now - 1000,
+    lastBeat: now,
+    processed: 7,
+    failed: 1,
+    active: 0,
+    version: "0.0.0-test",
+    ...extra,
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+export function runConformanceSuite(name: string, makeTransport: TransportFactory): void {
+  describe(`transport conformance: ${name}`, () => {
+    const cleanups: (() => Promise<void>)[] = [];
+    let t: Transport;
+    let other: Transport;
+
+    /** A further transport on the same store (a second "process"). */
+    async function open(): Promise<Transport> {
+      const { transport, cleanup } = await makeTransport();
+      cleanups.push(cleanup);
+      await transport.connect();
+      return transport;
+    }
+
+    /** Reserve everything currently ready in `queue`, `max` at a time, keeping the order. */
+    async function drain(tr: Transport, queue: string, max = 1, workerId = "w-drain"): Promise<Reservation[]> {
+      const out: Reservation[] = [];
+      for (;;) {
+        const got = await tr.reserve(req(queue, { max, workerId }));
+        if (got.length === 0) return out;
+        out.push(...got);
+      }
+    }
+
+    beforeAll(async () => {
+      t = await open();
+      other = await open();
+    });
+
+    afterAll(async () => {
+      for (const cleanup of cleanups.reverse()) await cleanup();
+    });
+
+    describe("enqueue, reserve, settle", () => {
+      it("enqueue reports each item as new, in order", async () => {
+        const q = freshQueue();
+        const items = [item(q), item(q), item(q)];
+        const res = await t.enqueue(items);
+        expect(res).toEqual(items.map((i) => ({ id: i.id, duplicate: false })));
+      });
+
+      it("reserve leases a task under a token with deliveries 1; settle removes it", async () => {
+        const q = freshQueue();
+        const it1 = item(q, freshId(), { payload: 'opaque ☃ {"not": json' });
+        await t.enqueue([it1]);
+        const before = Date.now();
+        const got = await t.reserve(req(q, { leaseMs: 5000, workerId: "w-basic" }));
+        const after = Date.now();
+        expect(got).toHaveLength(1);
+        const r = got[0]!;
+        expect(r.id).toBe(it1.id);
+        expect(r.queue).toBe(q);
+        expect(r.payload).toBe(it1.payload);
+        expect(typeof r.token).toBe("string");
+        expect(r.token.length).toBeGreaterThan(0);
+        expect(r.deliveries).toBe(1);
+        expect(r.leaseUntil).toBeGreaterThanOrEqual(before + 5000 - 1000);
+        expect(r.leaseUntil).toBeLessThanOrEqual(after + 5000 + 1000);
+
+        const active = (await t.listActive(10_000)).find((a) => a.id === r.id);
+        expect(active).toMatchObject({ id: r.id, queue: q, payload: it1.payload, workerId: "w-basic", deliveries: 1 });
+
+        expect(await t.reserve(req(q))).toEqual([]);
+        expect(await t.settle([done(r)])).toEqual([r.id]);
+        expect(await t.reserve(req(q))).toEqual([]);
+        expect((await t.listActive(10_000)).some((a) => a.id === r.id)).toBe(false);
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 0, dead: 0 }]);
+      });
+
+      it("reserve returns at most max", async () => {
+        const q = freshQueue();
+        await t.enqueue([item(q), item(q), item(q), item(q), item(q)]);
+        const first = await t.reserve(req(q, { max: 2 }));
+        expect(first).toHaveLength(2);
+        const second = await t.reserve(req(q, { max: 10 }));
+        expect(second).toHaveLength(3);
+        expect(new Set([...first, ...second].map((r) => r.id)).size).toBe(5);
+        expect(new Set([...first, ...second].map((r) => r.token)).size).toBe(5);
+      });
+
+      it("settle with a wrong token is refused and leaves the lease alone", async () => {
+        const q = freshQueue();
+        await t.enqueue([item(q)]);
+        const [r] = await t.reserve(req(q));
+        expect(await t.settle([done(r!, { token: "not-the-token" })])).toEqual([]);
+        expect((await t.stats([q]))[0]).toMatchObject({ active: 1 });
+        expect(await t.settle([done(r!)])).toEqual([r!.id]);
+        // a second settle with the same token is refused too: the task is gone
+        expect(await t.settle([done(r!)])).toEqual([]);
+      });
+
+      it("reserve with waitMs 0 on an empty queue returns at once", async () => {
+        const start = Date.now();
+        expect(await t.reserve(req(freshQueue()))).toEqual([]);
+        expect(Date.now() - start).toBeLessThan(250);
+      });
+
+      it("reserve over several queues takes from each of them", async () => {
+        const q1 = freshQueue("a");
+        const q2 = freshQueue("b");
+        await t.enqueue([item(q1), item(q2)]);
+        const got = await t.reserve(req([q1, q2], { max: 10 }));
+        expect(got.map((r) => r.queue).sort()).toEqual([q1, q2].sort());
+      });
+    });
+
+    describe("leases and recovery", () => {
+      it("an expired lease is recovered: redelivered with deliveries+1 and a new token; the old token is dead", async () => {
+        const q = freshQueue();
+        await t.heartbeat(workerInfo("w-expire"), 60_000);
+        await t.enqueue([item(q)]);
+        const [first] = await t.reserve(req(q, { leaseMs: 200, workerId: "w-expire" }));
+        expect(first).toBeDefined();
+        // not recovered while the lease holds
+        await t.recover(RECOVER);
+        expect(await t.reserve(req(q))).toEqual([]);
+
+        await sleep(300);
+        const report = await t.recover(RECOVER);
+        expect(report.recovered).toBeGreaterThanOrEqual(1);
+        const [second] = await t.reserve(req(q, { leaseMs: 5000, workerId: "w-expire" }));
+        expect(second?.id).toBe(first!.id);
+        expect(second!.deliveries).toBe(2);
+        expect(second!.token).not.toBe(first!.token);
+
+        expect(await t.settle([done(first!)])).toEqual([]);
+        expect(await t.extendLeases([{ id: first!.id, token: first!.token, queue: q }], 5000)).toEqual([first!.id]);
+        expect(await t.retry({ id: first!.id, token: first!.token, queue: q, priority: 0, payload: "x", dueAt: Date.now() })).toBe(false);
+        await t.release([{ id: first!.id, token: first!.token, queue: q }]);
+        await t.deadLetter([{ id: first!.id, token: first!.token, queue: q, reason: "stale" }]);
+        // none of that touched the current lease
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 1, dead: 0 }]);
+        expect(await t.settle([done(second!)])).toEqual([second!.id]);
+      });
+
+      it("extendLeases keeps a task from being recovered", async () => {
+        const q = freshQueue();
+        await t.heartbeat(workerInfo("w-extend"), 60_000);
+        await t.enqueue([item(q)]);
+        const [r] = await t.reserve(req(q, { leaseMs: 250, workerId: "w-extend" }));
+        await sleep(120);
+        expect(await t.extendLeases([{ id: r!.id, token: r!.token, queue: q }], 1000)).toEqual([]);
+        await sleep(250); // past the original lease, inside the extended one
+        await t.recover(RECOVER);
+        expect(await t.reserve(req(q))).toEqual([]);
+        const active = (await t.listActive(10_000)).find((a) => a.id === r!.id);
+        expect(active).toBeDefined();
+        expect(active!.leaseUntil).toBeGreaterThan(Date.now());
+        expect(await t.settle([done(r!)])).toEqual([r!.id]);
+      });
+
+      it("a dead worker's tasks are recovered before their lease expires; a live worker's are not", async () => {
+        const q = freshQueue();
+        await t.heartbeat(workerInfo("w-dies"), 60_000);
+        await t.enqueue([item(q, freshId("dies")), item(q, freshId("lives"))]);
+        const [dying] = await t.reserve(req(q, { max: 1, leaseMs: 60_000, workerId: "w-dies" }));
+        const [living] = await t.reserve(req(q, { max: 1, leaseMs: 60_000, workerId: "w-lives" }));
+        await sleep(300);
+        await t.heartbeat(workerInfo("w-lives"), 60_000);
+        const report = await t.recover({ ...RECOVER, heartbeatTtlMs: 200 });
+        expect(report.recovered).toBeGreaterThanOrEqual(1);
+        const again = await t.reserve(req(q, { workerId: "w-other" }));
+        expect(again.map((r) => r.id)).toEqual([dying!.id]);
+        expect(again[0]!.deliveries).toBe(2);
+        expect(await t.settle([done(dying!)])).toEqual([]);
+        expect(await t.settle([done(living!)])).toEqual([living!.id]);
+        expect(await t.settle([done(again[0]!)])).toEqual([again[0]!.id]);
+      });
+
+      it("past maxDeliveries a task is dead-lettered with a reason instead of put back", async () => {
+        const q = freshQueue();
+        await t.heartbeat(workerInfo("w-maxdel"), 60_000);
+        const it1 = item(q);
+        await t.enqueue([it1]);
+        const opts = { ...RECOVER, maxDeliveries: 2 };
+
+        const [d1] = await t.reserve(req(q, { leaseMs: 150, workerId: "w-maxdel" }));
+        expect(d1!.deliveries).toBe(1);
+        await sleep(220);
+        await t.recover(opts);
+        const [d2] = await t.reserve(req(q, { leaseMs: 150, workerId: "w-maxdel" }));
+        expect(d2?.id).toBe(it1.id);
+        expect(d2!.deliveries).toBe(2);
+        await sleep(220);
+        const report = await t.recover(opts);
+        expect(report.deadLettered).toBeGreaterThanOrEqual(1);
+        expect(await t.reserve(req(q))).toEqual([]);
+        const dead = await t.listDead(q);
+        expect(dead).toHaveLength(1);
+        expect(dead[0]).toMatchObject({ id: it1.id, queue: q, payload: it1.payload, deliveries: 2 });
+        expect(typeof dead[0]!.reason).toBe("string");
+        expect(dead[0]!.reason.length).toBeGreaterThan(0);
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 0, dead: 1 }]);
+        expect(await t.settle([done(d2!)])).toEqual([]);
+      });
+
+      it("release puts tasks back at the front without counting a delivery", async () => {
+        const q = freshQueue();
+        const [a, b, c] = [item(q, freshId("a")), item(q, freshId("b")), item(q, freshId("c"))];
+        await t.enqueue([a, b, c]);
+        const prefetched = await t.reserve(req(q, { max: 2 }));
+        expect(prefetched.map((r) => r.id)).toEqual([a.id, b.id]);
+        await t.release(prefetched.map((r) => ({ id: r.id, token: r.token, queue: q })));
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 3, delayed: 0, active: 0, dead: 0 }]);
+        const again = await drain(t, q);
+        expect(again.map((r) => r.id).slice(0, 2).sort()).toEqual([a.id, b.id].sort());
+        expect(again[2]?.id).toBe(c.id);
+        expect(again.map((r) => r.deliveries)).toEqual([1, 1, 1]);
+        // the released tokens are no longer valid
+        expect(await t.settle(prefetched.map((r) => done(r)))).toEqual([]);
+      });
+    });
+
+    describe("retries, delays, priorities", () => {
+      it("retry with a delay: not reservable before dueAt, reservable after, with the new payload", async () => {
+        const q = freshQueue();
+        await t.enqueue([item(q)]);
+        const [r] = await t.reserve(req(q));
+        const dueAt = Date.now() + 300;
+        expect(await t.retry({ id: r!.id, token: r!.token, queue: q, priority: 3, payload: "retry-payload", dueAt })).toBe(true);
+        expect(await t.reserve(req(q))).toEqual([]);
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 1, active: 0, dead: 0 }]);
+        const sched = (await t.listScheduled(10_000)).find((s) => s.id === r!.id);
+        expect(sched).toMatchObject({ id: r!.id, queue: q, payload: "retry-payload", dueAt });
+        // the old token is spent
+        expect(await t.settle([done(r!)])).toEqual([]);
+
+        await sleep(400);
+        await t.recover(RECOVER);
+        const [again] = await t.reserve(req(q));
+        expect(again?.id).toBe(r!.id);
+        expect(again!.payload).toBe("retry-payload");
+        // a retry is a new run, not a crash
+        expect(again!.deliveries).toBe(1);
+        expect(await t.settle([done(again!)])).toEqual([again!.id]);
+      });
+
+      it("retry with dueAt now is reservable at once", async () => {
+        const q = freshQueue();
+        await t.enqueue([item(q)]);
+        const [r] = await t.reserve(req(q));
+        expect(await t.retry({ id: r!.id, token: r!.token, queue: q, priority: 0, payload: "p2", dueAt: Date.now() })).toBe(true);
+        const [again] = await t.reserve(req(q));
+        expect(again).toMatchObject({ id: r!.id, payload: "p2" });
+      });
+
+      it("delayed tasks wait in the broker until due", async () => {
+        const q = freshQueue();
+        const dueAt = Date.now() + 300;
+        const later = item(q, freshId("later"), { dueAt });
+        const past = item(q, freshId("past"), { dueAt: Date.now() - 1000 });
+        await t.enqueue([later, past]);
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 1, delayed: 1, active: 0, dead: 0 }]);
+        expect((await t.listScheduled(10_000)).find((s) => s.id === later.id)).toMatchObject({ queue: q, payload: later.payload, dueAt });
+        expect((await t.reserve(req(q))).map((r) => r.id)).toEqual([past.id]);
+        expect(await t.reserve(req(q))).toEqual([]);
+
+        await sleep(400);
+        // recover (or a reserve) promotes it; either may do it, so only the outcome is checked
+        await t.recover(RECOVER);
+        const got = await t.reserve(req(q));
+        expect(got.map((r) => r.id)).toEqual([later.id]);
+        expect((await t.listScheduled(10_000)).some((s) => s.id === later.id)).toBe(false);
+      });
+
+      it("higher priority first, FIFO within a priority", async () => {
+        const q = freshQueue();
+        const prios = [0, 5, 9, 5, 0, 9, 1];
+        const items = prios.map((p, i) => item(q, freshId(`p${p}-${i}`), { priority: p }));
+        await t.enqueue(items);
+        const got = await drain(t, q, 1);
+        const expected = [...items].map((x, i) => ({ x, i })).sort((a, b) => b.x.priority - a.x.priority || a.i - b.i).map((e) => e.x.id);
+        expect(got.map((r) => r.id)).toEqual(expected);
+      });
+
+      it("FIFO over many tasks and batches", async () => {
+        const q = freshQueue();
+        const items = Array.from({ length: 40 }, (_, i) => item(q, freshId(`f${i}`), { priority: 4 }));
+        await t.enqueue(items.slice(0, 20));
+        await t.enqueue(items.slice(20));
+        const got = await drain(t, q, 7);
+        expect(got.map((r) => r.id)).toEqual(items.map((i) => i.id));
+      });
+    });
+
+    describe("dead letters", () => {
+      it("deadLetter keeps reason and error; requeueDead puts the task back", async () => {
+        const q = freshQueue();
+        const it1 = item(q);
+        await t.enqueue([it1]);
+        const [r] = await t.reserve(req(q));
+        await t.deadLetter([{ id: r!.id, token: r!.token, queue: q, reason: "poisoned payload", error: "MessageError: bad" }]);
+        expect(await t.reserve(req(q))).toEqual([]);
+        const dead = await t.listDead(q);
+        expect(dead).toHaveLength(1);
+        expect(dead[0]).toMatchObject({ id: it1.id, queue: q, payload: it1.payload, reason: "poisoned payload", error: "MessageError: bad" });
+        expect(Math.abs(dead[0]!.deadAt - Date.now())).toBeLessThan(5000);
+        expect((await t.listDead(undefined, 10_000)).some((d) => d.id === it1.id)).toBe(true);
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 0, dead: 1 }]);
+        // the token is spent
+        expect(await t.settle([done(r!)])).toEqual([]);
+
+        expect(await t.requeueDead([it1.id])).toBe(1);
+        expect(await t.listDead(q)).toEqual([]);
+        const [again] = await t.reserve(req(q));
+        expect(again).toMatchObject({ id: it1.id, payload: it1.payload, deliveries: 1 });
+      });
+
+      it("settle with deadReason stores the result and dead-letters the task", async () => {
+        const q = freshQueue();
+        await t.enqueue([item(q)]);
+        const [r] = await t.reserve(req(q));
+        expect(await t.settle([done(r!, { outcome: "FAILURE", result: '{"state":"FAILURE"}', deadReason: "retries exhausted" })])).toEqual([
+          r!.id,
+        ]);
+        expect(await t.getResult(r!.id)).toBe('{"state":"FAILURE"}');
+        const dead = await t.listDead(q);
+        expect(dead.map((d) => [d.id, d.reason])).toEqual([[r!.id, "retries exhausted"]]);
+      });
+
+      it("requeueDead('all', queue) touches only that queue", async () => {
+        const q1 = freshQueue("a");
+        const q2 = freshQueue("b");
+        await t.enqueue([item(q1), item(q1), item(q2)]);
+        for (const q of [q1, q2]) {
+          const rs = await t.reserve(req(q));
+          await t.deadLetter(rs.map((r) => ({ id: r.id, token: r.token, queue: q, reason: "x" })));
+        }
+        expect(await t.requeueDead("all", q1)).toBe(2);
+        expect(await t.listDead(q1)).toEqual([]);
+        expect(await t.listDead(q2)).toHaveLength(1);
+        expect(await t.stats([q1, q2])).toEqual([
+          { name: q1, ready: 2, delayed: 0, active: 0, dead: 0 },
+          { name: q2, ready: 0, delayed: 0, active: 0, dead: 1 },
+        ]);
+        expect(await t.requeueDead(["no-such-id"])).toBe(0);
+      });
+
+      it("recover bounds the dead-letter set by deadMax (newest kept) and deadTtlMs", async () => {
+        const q = freshQueue();
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i++) {
+          const it1 = item(q, freshId(`d${i}`));
+          ids.push(it1.id);
+          await t.enqueue([it1]);
+          const [r] = await t.reserve(req(q));
+          await t.deadLetter([{ id: r!.id, token: r!.token, queue: q, reason: `n${i}` }]);
+          await sleep(5);
+        }
+        expect(await t.listDead(q)).toHaveLength(5);
+        await t.recover({ ...RECOVER, deadMax: 2 });
+        expect((await t.listDead(q)).map((d) => d.id).sort()).toEqual(ids.slice(3).sort());
+
+        const q2 = freshQueue();
+        await t.enqueue([item(q2)]);
+        const [r2] = await t.reserve(req(q2));
+        await t.deadLetter([{ id: r2!.id, token: r2!.token, queue: q2, reason: "old" }]);
+        await t.recover({ ...RECOVER, deadTtlMs: 60_000 });
+        expect(await t.listDead(q2)).toHaveLength(1);
+        await sleep(200);
+        await t.recover({ ...RECOVER, deadTtlMs: 100 });
+        expect(await t.listDead(q2)).toEqual([]);
+      });
+
+      it("purge removes ready and delayed tasks, and the dead-letter set only when asked", async () => {
+        const q = freshQueue();
+        await t.enqueue([item(q), item(q), item(q), item(q, freshId(), { dueAt: Date.now() + 60_000 })]);
+        const [running] = await t.reserve(req(q, { max: 1 }));
+        const [toDie] = await t.reserve(req(q, { max: 1 }));
+        await t.deadLetter([{ id: toDie!.id, token: toDie!.token, queue: q, reason: "x" }]);
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 1, delayed: 1, active: 1, dead: 1 }]);
+
+        expect(await t.purge(q, { dead: false })).toBe(2);
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 1, dead: 1 }]);
+        expect(await t.purge(q, { dead: true })).toBe(1);
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 1, dead: 0 }]);
+        expect(await t.settle([done(running!)])).toEqual([running!.id]);
+      });
+    });
+
+    describe("results", () => {
+      it("a settled result can be read; no result is stored when none is given", async () => {
+        const q = freshQueue();
+        await t.enqueue([item(q), item(q)]);
+        const [a, b] = await t.reserve(req(q));
+        await t.settle([done(a!, { result: '{"state":"SUCCESS","value":42}' }), done(b!)]);
+        expect(await t.getResult(a!.id)).toBe('{"state":"SUCCESS","value":42}');
+        expect(await other.getResult(a!.id)).toBe('{"state":"SUCCESS","value":42}');
+        expect(await t.getResult(b!.id)).toBeNull();
+        expect(await t.getResult("never-existed-" + uid())).toBeNull();
+      });
+
+      it("results expire after their TTL", async () => {
+        const q = freshQueue();
+        await t.enqueue([item(q)]);
+        const [r] = await t.reserve(req(q));
+        await t.settle([done(r!, { result: "short-lived", resultTtlMs: 200 })]);
+        expect(await t.getResult(r!.id)).toBe("short-lived");
+        await sleep(350);
+        await t.recover(RECOVER);
+        expect(await t.getResult(r!.id)).toBeNull();
+      });
+
+      it("waitForResult resolves at once when the result already exists", async () => {
+        const q = freshQueue();
+        await t.enqueue([item(q)]);
+        const [r] = await t.reserve(req(q));
+        await t.settle([done(r!, { result: "early" })]);
+        const start = Date.now();
+        expect(await other.waitForResult(r!.id, 3000)).toBe("early");
+        expect(Date.now() - start).toBeLessThan(500);
+      });
+
+      it("waitForResult resolves when the result is stored later by another connection", async () => {
+        const q = freshQueue();
+        const it1 = item(q);
+        await other.enqueue([it1]);
+        const start = Date.now();
+        const waiting = t.waitForResult(it1.id, 5000);
+        await sleep(150);
+        const [r] = await other.reserve(req(q));
+        await other.settle([done(r!, { result: "late" })]);
+        const storedAt = Date.now();
+        expect(await waiting).toBe("late");
+        const end = Date.now();
+        expect(end - start).toBeGreaterThanOrEqual(140);
+        expect(end - storedAt).toBeLessThan(1000);
+      });
+
+      it("waitForResult resolves with null on timeout", async () => {
+        const start = Date.now();
+        expect(await t.waitForResult("nobody-" + uid(), 250)).toBeNull();
+        const elapsed = Date.now() - start;
+        expect(elapsed).toBeGreaterThanOrEqual(240);
+        expect(elapsed).toBeLessThan(2000);
+      });
+    });
+
+    describe("revoke", () => {
+      it("a revoked queued task is never reserved and shows state REVOKED", async () => {
+        const q = freshQueue();
+        const victim = item(q, freshId("victim"));
+        const keeper = item(q, freshId("keeper"));
+        await t.enqueue([victim, keeper]);
+        await t.revoke([victim.id], 60_000, false);
+        const got = await drain(other, q, 10);
+        expect(got.map((r) => r.id)).toEqual([keeper.id]);
+        const stored = await t.getResult(victim.id);
+        expect(stored).not.toBeNull();
+        expect(JSON.parse(stored!)).toMatchObject({ state: "REVOKED" });
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 1, dead: 0 }]);
+      });
+
+      it("revoke is durable: a task enqueued (or due) after the revoke never starts", async () => {
+        const q = freshQueue();
+        const early = freshId("pre");
+        const delayed = freshId("delayed");
+        await t.revoke([early, delayed], 60_000, false);
+        await t.enqueue([item(q, early), item(q, delayed, { dueAt: Date.now() + 150 })]);
+        expect(await other.reserve(req(q))).toEqual([]);
+        await sleep(250);
+        await other.recover(RECOVER);
+        expect(await other.reserve(req(q))).toEqual([]);
+        expect(JSON.parse((await t.getResult(early))!)).toMatchObject({ state: "REVOKED" });
+      });
+
+      it("onTerminate listeners hear revokes with terminate=true, from another connection", async () => {
+        const heard: string[][] = [];
+        const stop = await other.onTerminate((ids) => heard.push(ids));
+        const killed = freshId("kill");
+        const spared = freshId("spare");
+        await t.revoke([spared], 60_000, false);
+        await t.revoke([killed], 60_000, true);
+        const deadline = Date.now() + 3000;
+        while (!heard.flat().includes(killed) && Date.now() < deadline) await sleep(10);
+        expect(heard.flat()).toContain(killed);
+        await sleep(200);
+        expect(heard.flat()).not.toContain(spared);
+
+        stop();
+        const after = freshId("after");
+        await t.revoke([after], 60_000, true);
+        await sleep(300);
+        expect(heard.flat()).not.toContain(after);
+      });
+    });
+
+    describe("unique keys", () => {
+      it("a unique key holds while the task is queued or running, and frees when it settles", async () => {
+        const q = freshQueue();
+        const key = `uk-${uid()}`;
+        const a = item(q, freshId("a"), { uniqueKey: key });
+        expect(await t.enqueue([a])).toEqual([{ id: a.id, duplicate: false }]);
+        expect(await other.enqueue([item(q, freshId("b"), { uniqueKey: key })])).toEqual([{ id: a.id, duplicate: true }]);
+        const got = await t.reserve(req(q));
+        expect(got.map((r) => r.id)).toEqual([a.id]);
+        expect(await t.enqueue([item(q, freshId("c"), { uniqueKey: key })])).toEqual([{ id: a.id, duplicate: true }]);
+        await t.settle([done(got[0]!, { uniqueKey: key })]);
+        const d = item(q, freshId("d"), { uniqueKey: key });
+        expect(await t.enqueue([d])).toEqual([{ id: d.id, duplicate: false }]);
+      });
+
+      it("duplicates inside one batch resolve to the first item", async () => {
+        const q = freshQueue();
+        const key = `uk-${uid()}`;
+        const a = item(q, freshId("a"), { uniqueKey: key });
+        const b = item(q, freshId("b"), { uniqueKey: key });
+        const c = item(q, freshId("c"));
+        expect(await t.enqueue([a, b, c])).toEqual([
+          { id: a.id, duplicate: false },
+          { id: a.id, duplicate: true },
+          { id: c.id, duplicate: false },
+        ]);
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 2, delayed: 0, active: 0, dead: 0 }]);
+      });
+
+      it("uniqueForMs bounds how long the key holds", async () => {
+        const q = freshQueue();
+        const key = `uk-${uid()}`;
+        const a = item(q, freshId("a"), { uniqueKey: key, uniqueForMs: 200 });
+        await t.enqueue([a]);
+        expect((await t.enqueue([item(q, freshId("b"), { uniqueKey: key })]))[0]).toEqual({ id: a.id, duplicate: true });
+        await sleep(300);
+        const c = item(q, freshId("c"), { uniqueKey: key });
+        expect(await t.enqueue([c])).toEqual([{ id: c.id, duplicate: false }]);
+      });
+
+      it("a dead-lettered task no longer holds its key", async () => {
+        const q = freshQueue();
+        const key = `uk-${uid()}`;
+        await t.enqueue([item(q, freshId("a"), { uniqueKey: key })]);
+        const [r] = await t.reserve(req(q));
+        await t.deadLetter([{ id: r!.id, token: r!.token, queue: q, reason: "x" }]);
+        const b = item(q, freshId("b"), { uniqueKey: key });
+        expect(await t.enqueue([b])).toEqual([{ id: b.id, duplicate: false }]);
+      });
+    });
+
+    describe("stats", () => {
+      it("counts ready, delayed, active and dead per queue", async () => {
+        const q = freshQueue();
+        const unknown = freshQueue("empty");
+        await t.enqueue([item(q), item(q), item(q), item(q), item(q)]);
+        await t.enqueue([item(q, freshId(), { dueAt: Date.now() + 60_000 }), item(q, freshId(), { dueAt: Date.now() + 60_000 })]);
+        const rs = await t.reserve(req(q, { max: 2 }));
+        await t.deadLetter([{ id: rs[0]!.id, token: rs[0]!.token, queue: q, reason: "x" }]);
+        expect(await t.stats([q, unknown])).toEqual([
+          { name: q, ready: 3, delayed: 2, active: 1, dead: 1 },
+          { name: unknown, ready: 0, delayed: 0, active: 0, dead: 0 },
+        ]);
+        const all = await t.stats();
+        expect(all.find((c) => c.name === q)).toEqual({ name: q, ready: 3, delayed: 2, active: 1, dead: 1 });
+      });
+    });
+
+    describe("workers", () => {
+      it("heartbeat registers and updates a worker; removeWorker forgets it", async () => {
+        const id = `w-${uid()}`;
+        const info = workerInfo(id, { queues: ["a", "b"], processed: 1 });
+        await t.heartbeat(info, 60_000);
+        let seen = (await other.workers()).find((w) => w.id === id);
+        expect(seen).toMatchObject({ ...info, lastBeat: expect.any(Number) });
+        expect(Math.abs(seen!.lastBeat - Date.now())).toBeLessThan(5000);
+
+        await t.heartbeat({ ...info, processed: 99, active: 2, lastBeat: Date.now() }, 60_000);
+        seen = (await other.workers()).find((w) => w.id === id);
+        expect(seen).toMatchObject({ processed: 99, active: 2 });
+
+        await t.removeWorker(id);
+        expect((await other.workers()).some((w) => w.id === id)).toBe(false);
+      });
+
+      it("a worker whose heartbeat TTL lapses drops out of the list", async () => {
+        const id = `w-${uid()}`;
+        await t.heartbeat(workerInfo(id), 200);
+        expect((await t.workers()).some((w) => w.id === id)).toBe(true);
+        await sleep(350);
+        expect((await t.workers()).some((w) => w.id === id)).toBe(false);
+      });
+    });
+
+    describe("blocking reserve", () => {
+      it("wakes up promptly when another connection enqueues", async () => {
+        const latencies: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const q = freshQueue();
+          const it1 = item(q);
+          const waiting = other.reserve(req(q, { waitMs: 5000 }));
+          await sleep(60 + i * 17);
+          const sentAt = Date.now();
+          await t.enqueue([it1]);
+          const got = await waiting;
+          latencies.push(Date.now() - sentAt);
+          expect(got.map((r) => r.id)).toEqual([it1.id]);
+        }
+        expect(median(latencies)).toBeLessThan(100);
+        expect(Math.max(...latencies)).toBeLessThan(1000);
+      });
+
+      it("returns [] after waitMs when nothing arrives, ignoring other queues", async () => {
+        const q = freshQueue();
+        const elsewhere = freshQueue("elsewhere");
+        const start = Date.now();
+        const waiting = other.reserve(req(q, { waitMs: 400 }));
+        await sleep(100);
+        await t.enqueue([item(elsewhere)]);
+        expect(await waiting).toEqual([]);
+        const elapsed = Date.now() - start;
+        expect(elapsed).toBeGreaterThanOrEqual(380);
+        expect(elapsed).toBeLessThan(2500);
+        expect(await t.stats([elsewhere])).toEqual([{ name: elsewhere, ready: 1, delayed: 0, active: 0, dead: 0 }]);
+      });
+    });
+
+    describe("concurrency", () => {
+      it("several connections reserving at once never get the same task twice, and get them all", async () => {
+        const q = freshQueue();
+        const total = 500;
+        const ids = Array.from({ length: total }, (_, i) => freshId(`c${i}`));
+        for (let i = 0; i < total; i += 100) await t.enqueue(ids.slice(i, i + 100).map((id) => item(q, id)));
+        const consumers = [t, other, await open(), await open()];
+        const seen: string[] = [];
+        const deadline = Date.now() + 20_000;
+        await Promise.all(
+          consumers.map(async (c, n) => {
+            let idle = 0;
+            while (seen.length < total && Date.now() < deadline && idle < 5) {
+              const got = await c.reserve(req(q, { max: 1 + n * 3, workerId: `w-conc-${n}`, waitMs: n % 2 === 0 ? 0 : 50 }));
+              if (got.length === 0) {
+                idle++;
+                continue;
+              }
+              idle = 0;
+              for (const r of got) seen.push(r.id);
+              const ok = await c.settle(got.map((r) => done(r)));
+              expect(ok.sort()).toEqual(got.map((r) => r.id).sort());
+            }
+          }),
+        );
+        expect(seen.length).toBe(total);
+        expect(new Set(seen).size).toBe(total);
+        expect([...seen].sort()).toEqual([...ids].sort());
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 0, dead: 0 }]);
+      });
+    });
+  });
+}
