@@ -560,9 +560,11 @@ export class SqliteTransport implements Transport {
 
   async stats(queues?: string[]): Promise<QueueCounts[]> {
     return this.read(() => {
+      // An empty list means "every queue", like no list at all.
       const names =
-        queues ??
-        (this.sql("SELECT DISTINCT queue FROM tasks UNION SELECT DISTINCT queue FROM dead ORDER BY 1").pluck().all() as string[]);
+        queues && queues.length > 0
+          ? queues
+          : (this.sql("SELECT DISTINCT queue FROM tasks UNION SELECT DISTINCT queue FROM dead ORDER BY 1").pluck().all() as string[]);
       const byState = this.sql("SELECT state, count(*) AS n FROM tasks WHERE queue = ? GROUP BY state");
       const dead = this.sql("SELECT count(*) FROM dead WHERE queue = ?").pluck();
       return names.map((name) => {
