@@ -1,0 +1,281 @@
+/**
+ * What an engine adapter provides, and the child-process side of the protocol (protocol.ts) that runs the
+ * benchmark cases on top of it. The cases are written once here so every engine is measured the same way;
+ * an engine file only says how to send tasks and how to run a worker, the way its users would.
+ */
+import { Redis } from "ioredis";
+import { installClientCounter, excludeFromCount, readClientCounts, resetClientCounts } from "./client-counter.ts";
+import { diffSnapshots, takeSnapshot } from "./redis-info.ts";
+import { EXIT_NOT_IMPLEMENTED, type ChildCase, type ChildMessage, type ChildOptions } from "./protocol.ts";
+import { max, mean, percentile } from "./stats.ts";
+
+/** The task arguments every case sends: `i` its index, `t` the send time (latency cases). */
+export interface BenchPayload {
+  i: number;
+  t?: number;
+  warmup?: boolean;
+}
+
+export interface BenchProducer {
+  /** Enqueue these tasks with the engine's bulk API (the harness already cut them into batches). */
+  sendBulk(payloads: BenchPayload[]): Promise<void>;
+  /** Enqueue one task and resolve once the broker has it. */
+  send(payload: BenchPayload): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface WorkerSpec {
+  concurrency: number;
+  /** Call this at the start of the task handler with the task's arguments; the handler itself does nothing. */
+  onStart(payload: BenchPayload): void;
+  /** Call this once per task after the broker recorded its completion (acked/removed). */
+  onCompleted(): void;
+}
+
+export interface BenchWorker {
+  /** Start consuming. Everything slow (connecting, loading scripts) belongs in createWorker. */
+  run(): void;
+  close(): Promise<void>;
+}
+
+export interface BenchEngine {
+  readonly name: string;
+  /** The Redis server the harness runs is the engine's broker (enables the Redis cost case). */
+  readonly usesRedis: boolean;
+  /** e.g. "bullmq 6.7.0"; printed in the results. */
+  version(): Promise<string>;
+  openProducer(opts: ChildOptions): Promise<BenchProducer>;
+  /** Connected and ready, but not consuming until run(). */
+  createWorker(opts: ChildOptions, spec: WorkerSpec): Promise<BenchWorker>;
+}
+
+/** Thrown by an adapter whose engine is not there yet: the orchestrator skips the engine instead of failing. */
+export class NotImplementedError extends Error {
+  override readonly name = "NotImplementedError";
+  readonly notImplemented = true;
+}
+
+export function isNotImplemented(err: unknown): boolean {
+  return (
+    err instanceof NotImplementedError ||
+    (typeof err === "object" && err !== null && (err as { notImplemented?: unknown }).notImplemented === true) ||
+    /not implemented/i.test(String((err as Error | undefined)?.message ?? ""))
+  );
+}
+
+/** Wall-clock epoch ms with sub-ms resolution; comparable across processes on one machine. */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function emit(msg: ChildMessage): void {
+  process.stdout.write(JSON.stringify(msg) + "\n");
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+function need(v: number | undefined, name: string): number {
+  if (v === undefined || !Number.isFinite(v) || v < 0) throw new Error(`option ${name} is required`);
+  return v;
+}
+
+async function produce(engine: BenchEngine, opts: ChildOptions): Promise<Record<string, unknown>> {
+  const n = need(opts.n, "n");
+  const batch = Math.max(1, opts.batch ?? 1000);
+  const producer = await engine.openProducer(opts);
+  const batches: BenchPayload[][] = [];
+  for (let i = 0; i < n; i += batch) {
+    batches.push(Array.from({ length: Math.min(batch, n - i) }, (_, k) => ({ i: i + k })));
+  }
+  const t0 = nowMs();
+  for (const b of batches) await producer.sendBulk(b);
+  const ms = nowMs() - t0;
+  await producer.close();
+  return { n, batch, ms, rate: (n / ms) * 1000 };
+}
+
+async function single(engine: BenchEngine, opts: ChildOptions): Promise<Record<string, unknown>> {
+  const count = need(opts.count, "count");
+  const producer = await engine.openProducer(opts);
+  await producer.send({ i: -1, warmup: true }); // first send pays for script loading and the like
+  const t0 = nowMs();
+  for (let i = 0; i < count; i++) await producer.send({ i });
+  const ms = nowMs() - t0;
+  await producer.close();
+  return { count, ms, rate: (count / ms) * 1000, extraWarmupTasks: 1 };
+}
+
+function startRssSampler(intervalMs: number): { stop(): { peakMb: number; baseMb: number } } {
+  const base = process.memoryUsage().rss;
+  let peak = base;
+  const timer = setInterval(() => {
+    const rss = process.memoryUsage().rss;
+    if (rss > peak) peak = rss;
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      const rss = process.memoryUsage().rss;
+      if (rss > peak) peak = rss;
+      return { peakMb: peak / 2 ** 20, baseMb: base / 2 ** 20 };
+    },
+  };
+}
+
+async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<string, unknown>> {
+  const n = need(opts.n, "n");
+  const concurrency = need(opts.concurrency, "concurrency");
+  let completed = 0;
+  let started = 0;
+  const done = deferred();
+  const worker = await engine.createWorker(opts, {
+    concurrency,
+    onStart: () => {
+      started++;
+    },
+    onCompleted: () => {
+      if (++completed === n) done.resolve();
+    },
+  });
+
+  const cost = opts.measureCost === true && engine.usesRedis;
+  let probe: Redis | undefined;
+  if (cost) {
+    probe = new Redis(opts.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    excludeFromCount(probe);
+    await probe.connect();
+  }
+  const before = probe ? await takeSnapshot(probe) : undefined;
+  const rss = startRssSampler(opts.rssIntervalMs ?? 50);
+  resetClientCounts();
+  const t0 = nowMs();
+  worker.run();
+  await withTimeout(done.promise, opts.timeoutMs ?? 300_000, `drain of ${n} tasks (${completed} done)`);
+  const ms = nowMs() - t0;
+  const client = readClientCounts();
+  const after = probe ? await takeSnapshot(probe) : undefined;
+  const mem = rss.stop();
+
+  const data: Record<string, unknown> = {
+    n,
+    concurrency,
+    ms,
+    rate: (n / ms) * 1000,
+    started,
+    peakRssMb: mem.peakMb,
+    baseRssMb: mem.baseMb,
+  };
+  if (before && after) {
+    const delta = diffSnapshots(before, after);
+    const top = Object.entries(delta.calls)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, calls]) => ({ name, perJob: calls / n }));
+    data.cost = {
+      serverCommandsPerJob: delta.total / n,
+      commandstatsCallsPerJob: Object.values(delta.calls).reduce((a, b) => a + b, 0) / n,
+      scriptCallsPerJob: delta.scriptCalls / n,
+      clientCommandsPerJob: client.commands / n,
+      roundTripsPerJob: client.roundTrips / n,
+      scriptInternalPerJob: (delta.total - client.commands) / n,
+      serverByCommand: top,
+      clientByCommand: Object.entries(client.byCommand)
+        .sort((a, b) => b[1] - a[1])
+        .map(([name, calls]) => ({ name, perJob: calls / n })),
+    };
+  }
+  await worker.close();
+  probe?.disconnect();
+  return data;
+}
+
+async function latencyWorker(engine: BenchEngine, opts: ChildOptions): Promise<Record<string, unknown>> {
+  const count = need(opts.count, "count");
+  const warmup = opts.warmup ?? 0;
+  const total = count + warmup;
+  const lat: number[] = [];
+  let completed = 0;
+  const done = deferred();
+  const worker = await engine.createWorker(opts, {
+    concurrency: need(opts.concurrency, "concurrency"),
+    onStart: (p) => {
+      const at = nowMs();
+      if (!p.warmup && typeof p.t === "number") lat.push(at - p.t);
+    },
+    onCompleted: () => {
+      if (++completed === total) done.resolve();
+    },
+  });
+  worker.run();
+  emit({ type: "ready" });
+  await withTimeout(done.promise, opts.timeoutMs ?? 300_000, `latency run (${completed}/${total} done)`);
+  await worker.close();
+  return {
+    count: lat.length,
+    p50: percentile(lat, 50),
+    p90: percentile(lat, 90),
+    p99: percentile(lat, 99),
+    max: max(lat),
+    mean: mean(lat),
+  };
+}
+
+async function latencySender(engine: BenchEngine, opts: ChildOptions): Promise<Record<string, unknown>> {
+  const count = need(opts.count, "count");
+  const warmup = opts.warmup ?? 0;
+  const gap = opts.gapMs ?? 0;
+  const producer = await engine.openProducer(opts);
+  const t0 = nowMs();
+  for (let i = 0; i < warmup + count; i++) {
+    const isWarmup = i < warmup;
+    await producer.send({ i, t: nowMs(), ...(isWarmup ? { warmup: true } : {}) });
+    if (gap > 0) await new Promise((r) => setTimeout(r, gap));
+  }
+  const ms = nowMs() - t0;
+  await producer.close();
+  return { count, warmup, ms, sendRate: ((warmup + count) / ms) * 1000 };
+}
+
+const CASES: Record<ChildCase, (e: BenchEngine, o: ChildOptions) => Promise<Record<string, unknown>>> = {
+  produce,
+  single,
+  drain,
+  "latency-worker": latencyWorker,
+  "latency-sender": latencySender,
+};
+
+/**
+ * Entry point of an engine file: `await runEngineMain(engine)` at its top level. Reads the case and options
+ * from argv, prints the result line, exits (forcibly: some clients keep timers or sockets open).
+ */
+export async function runEngineMain(load: () => Promise<BenchEngine>): Promise<never> {
+  const [caseName, json] = process.argv.slice(2);
+  let code = 0;
+  try {
+    if (!caseName || !(caseName in CASES)) throw new Error(`unknown case ${JSON.stringify(caseName)}`);
+    const opts = JSON.parse(json ?? "{}") as ChildOptions;
+    installClientCounter();
+    const engine = await load();
+    const data = await CASES[caseName as ChildCase](engine, opts);
+    data.engineVersion = await engine.version();
+    emit({ type: "result", case: caseName as ChildCase, data });
+  } catch (err) {
+    const notImplemented = isNotImplemented(err);
+    emit({ type: "error", notImplemented, message: (err as Error)?.stack ?? String(err) });
+    code = notImplemented ? EXIT_NOT_IMPLEMENTED : 1;
+  }
+  // Let stdout drain before exiting.
+  await new Promise<void>((r) => process.stdout.write("", () => r()));
+  process.exit(code);
+}

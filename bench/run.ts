@@ -1,0 +1,472 @@
+/**
+ * Benchmark orchestrator: `npm run bench -- [options]` (see bench/README.md, or --help).
+ *
+ * Starts a private redis-server (persistence off) through test/support/redis-server.ts, then for each
+ * repetition and each engine runs the cases as separate engine processes (bench/lib/protocol.ts),
+ * flushing Redis before each scenario. Prints one plain-text table and appends it, with versions and
+ * method, to bench/results/<YYYY-MM-DD>.md.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { appendFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
+import { startRedisServer, type RedisServerHandle } from "../test/support/redis-server.ts";
+import { ChildFailed, repoRoot, runChild, type ChildOptions } from "./lib/protocol.ts";
+import { redisVersion } from "./lib/redis-info.ts";
+import { fmt, median, medianRatio } from "./lib/stats.ts";
+import { renderMarkdown, renderText, type TableSpec } from "./lib/table.ts";
+
+const ALL_CASES = ["b1", "enqueue", "b2", "b3", "cost"] as const;
+type CaseName = (typeof ALL_CASES)[number];
+const ALL_ENGINES = ["qworker", "bullmq", "qworker-sqlite"] as const;
+const PEER = "bullmq";
+/** B3 (peak RSS) and the Redis cost are taken from the drain at this concurrency. */
+const REFERENCE_CONCURRENCY = 10;
+
+const HELP = `Usage: npm run bench -- [options]
+
+  --n N                 tasks per throughput drain (default 20000; --quick: 2000)
+  --concurrency LIST    worker concurrencies for B1 (default 1,10,100)
+  --cases LIST          b1,enqueue,b2,b3,cost (default: all)
+  --engines LIST        qworker,bullmq,qworker-sqlite (default: all; unavailable ones are skipped)
+  --repeat R            repetitions per case; medians are reported (default 3)
+  --single N            sequential single sends for the enqueue case (default 2000; --quick: 200)
+  --latency N           measured sends for B2 (default 1000; --quick: 200)
+  --warmup N            unmeasured sends before B2 (default 20)
+  --gap MS              pause between B2 sends (default 0)
+  --batch N             tasks per bulk call (default 1000)
+  --timeout S           per engine process (default 300)
+  --quick               small sizes for a smoke run
+  --out FILE            results file (default bench/results/<YYYY-MM-DD>.md; appended to)
+  --no-write            print only
+  -h, --help
+`;
+
+interface Config {
+  n: number;
+  concurrency: number[];
+  cases: Set<CaseName>;
+  engines: string[];
+  repeat: number;
+  single: number;
+  latency: number;
+  warmup: number;
+  gapMs: number;
+  batch: number;
+  timeoutMs: number;
+  quick: boolean;
+  out: string | null;
+}
+
+function parseList(s: string): string[] {
+  return s
+    .split(",")
+    .map((x) => x.trim())
+    .filter((x) => x !== "");
+}
+
+function parsePositiveInt(s: string | undefined, name: string, fallback: number, allowZero = false): number {
+  if (s === undefined) return fallback;
+  const v = Number(s);
+  if (!Number.isInteger(v) || v < (allowZero ? 0 : 1)) throw new Error(`--${name} must be a ${allowZero ? "non-negative" : "positive"} integer, got ${s}`);
+  return v;
+}
+
+function parseConfig(argv: string[]): Config {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      n: { type: "string" },
+      concurrency: { type: "string" },
+      cases: { type: "string" },
+      engines: { type: "string" },
+      repeat: { type: "string" },
+      single: { type: "string" },
+      latency: { type: "string" },
+      warmup: { type: "string" },
+      gap: { type: "string" },
+      batch: { type: "string" },
+      timeout: { type: "string" },
+      quick: { type: "boolean", default: false },
+      out: { type: "string" },
+      "no-write": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  const quick = values.quick === true;
+  const cases = new Set<CaseName>();
+  for (const c of parseList(values.cases ?? ALL_CASES.join(","))) {
+    if (!(ALL_CASES as readonly string[]).includes(c)) throw new Error(`unknown case ${c} (known: ${ALL_CASES.join(", ")})`);
+    cases.add(c as CaseName);
+  }
+  const engines = parseList(values.engines ?? ALL_ENGINES.join(","));
+  for (const e of engines) {
+    if (!existsSync(path.join(repoRoot, "bench", "engines", `${e}.ts`))) throw new Error(`unknown engine ${e} (no bench/engines/${e}.ts)`);
+  }
+  const concurrency = parseList(values.concurrency ?? "1,10,100").map((c) => parsePositiveInt(c, "concurrency", 1));
+  const date = new Date().toISOString().slice(0, 10);
+  return {
+    n: parsePositiveInt(values.n, "n", quick ? 2000 : 20_000),
+    concurrency,
+    cases,
+    engines,
+    repeat: parsePositiveInt(values.repeat, "repeat", 3),
+    single: parsePositiveInt(values.single, "single", quick ? 200 : 2000),
+    latency: parsePositiveInt(values.latency, "latency", quick ? 200 : 1000),
+    warmup: parsePositiveInt(values.warmup, "warmup", 20, true),
+    gapMs: parsePositiveInt(values.gap, "gap", 0, true),
+    batch: parsePositiveInt(values.batch, "batch", 1000),
+    timeoutMs: parsePositiveInt(values.timeout, "timeout", 300) * 1000,
+    quick,
+    out: values["no-write"] ? null : path.resolve(values.out ?? path.join(repoRoot, "bench", "results", `${date}.md`)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- metrics
+
+interface Metric {
+  key: string;
+  label: string;
+  unit: string;
+  better: "higher" | "lower";
+  samples: Map<string, number[]>;
+}
+
+class Metrics {
+  readonly list: Metric[] = [];
+  private byKey = new Map<string, Metric>();
+
+  define(key: string, label: string, unit: string, better: "higher" | "lower"): void {
+    if (this.byKey.has(key)) return;
+    const m: Metric = { key, label, unit, better, samples: new Map() };
+    this.list.push(m);
+    this.byKey.set(key, m);
+  }
+
+  /** Sample number `run` (0-based repetition) of a metric for an engine; NaN marks a failed run. */
+  record(key: string, engine: string, run: number, value: number): void {
+    const m = this.byKey.get(key);
+    if (!m) throw new Error(`metric ${key} not defined`);
+    const arr = m.samples.get(engine) ?? [];
+    while (arr.length < run) arr.push(Number.NaN);
+    arr[run] = value;
+    m.samples.set(engine, arr);
+  }
+}
+
+function finite(values: number[] | undefined): number[] {
+  return (values ?? []).filter((v) => Number.isFinite(v));
+}
+
+// ---------------------------------------------------------------------------------------------- running
+
+interface RunState {
+  cfg: Config;
+  redis: RedisServerHandle;
+  admin: Redis;
+  scratch: string;
+  metrics: Metrics;
+  skipped: Map<string, string>;
+  failures: string[];
+  versions: Map<string, string>;
+  costDetail: Map<string, unknown>;
+  seq: number;
+}
+
+async function freshScenario(st: RunState, engine: string): Promise<ChildOptions> {
+  await st.admin.flushall();
+  const dataDir = path.join(st.scratch, `${engine}-${++st.seq}`);
+  await mkdir(dataDir, { recursive: true });
+  return { redisUrl: st.redis.url, dataDir, queue: "bench", timeoutMs: st.cfg.timeoutMs };
+}
+
+function noteVersion(st: RunState, engine: string, data: Record<string, unknown>): void {
+  if (typeof data.engineVersion === "string") st.versions.set(engine, data.engineVersion);
+}
+
+function num(data: Record<string, unknown>, key: string): number {
+  const v = data[key];
+  return typeof v === "number" ? v : Number.NaN;
+}
+
+async function runDrains(st: RunState, engine: string, run: number): Promise<boolean> {
+  const { cfg, metrics } = st;
+  const concs = cfg.cases.has("b1") ? [...cfg.concurrency] : [];
+  if ((cfg.cases.has("b3") || cfg.cases.has("cost")) && !concs.includes(REFERENCE_CONCURRENCY)) concs.push(REFERENCE_CONCURRENCY);
+  let bulkRecorded = false;
+  for (const c of concs) {
+    const opts = await freshScenario(st, engine);
+    const prod = await runChild(engine, "produce", { ...opts, n: cfg.n, batch: cfg.batch });
+    noteVersion(st, engine, prod);
+    if (cfg.cases.has("enqueue") && !bulkRecorded) {
+      metrics.record("enqueue-bulk", engine, run, num(prod, "rate"));
+      bulkRecorded = true;
+    }
+    const measureCost = cfg.cases.has("cost") && c === REFERENCE_CONCURRENCY;
+    const d = await runChild(engine, "drain", { ...opts, n: cfg.n, concurrency: c, measureCost, rssIntervalMs: 50 });
+    log(`  ${engine} drain c=${c}: ${fmt(num(d, "rate"))} jobs/s, peak RSS ${fmt(num(d, "peakRssMb"))} MB`);
+    if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) metrics.record(`b1-c${c}`, engine, run, num(d, "rate"));
+    if (c === REFERENCE_CONCURRENCY) {
+      if (cfg.cases.has("b3")) {
+        metrics.record("b3-rss", engine, run, num(d, "peakRssMb"));
+        metrics.record("b3-rss-base", engine, run, num(d, "baseRssMb"));
+      }
+      const cost = d.cost as Record<string, unknown> | undefined;
+      if (measureCost && cost) {
+        for (const k of ["serverCommandsPerJob", "clientCommandsPerJob", "roundTripsPerJob", "scriptCallsPerJob", "scriptInternalPerJob"]) {
+          metrics.record(`cost-${k}`, engine, run, num(cost, k));
+        }
+        st.costDetail.set(engine, cost);
+      }
+    }
+  }
+  return bulkRecorded;
+}
+
+async function runEnqueue(st: RunState, engine: string, run: number, bulkRecorded: boolean): Promise<void> {
+  const { cfg, metrics } = st;
+  if (!bulkRecorded) {
+    const opts = await freshScenario(st, engine);
+    const prod = await runChild(engine, "produce", { ...opts, n: cfg.n, batch: cfg.batch });
+    noteVersion(st, engine, prod);
+    metrics.record("enqueue-bulk", engine, run, num(prod, "rate"));
+  }
+  const opts = await freshScenario(st, engine);
+  const s = await runChild(engine, "single", { ...opts, count: cfg.single });
+  noteVersion(st, engine, s);
+  metrics.record("enqueue-single", engine, run, num(s, "rate"));
+  log(`  ${engine} single sends: ${fmt(num(s, "rate"))}/s`);
+}
+
+async function runLatency(st: RunState, engine: string, run: number): Promise<void> {
+  const { cfg, metrics } = st;
+  const opts = await freshScenario(st, engine);
+  const common: ChildOptions = { ...opts, count: cfg.latency, warmup: cfg.warmup, gapMs: cfg.gapMs, concurrency: 10 };
+  let onReady!: () => void;
+  const ready = new Promise<void>((r) => (onReady = r));
+  const worker = runChild(engine, "latency-worker", common, { onReady });
+  // If the worker dies before it is ready, stop waiting for "ready".
+  await Promise.race([ready, worker.then(() => undefined)]);
+  const sender = await runChild(engine, "latency-sender", common);
+  noteVersion(st, engine, sender);
+  const w = await worker;
+  metrics.record("b2-p50", engine, run, num(w, "p50"));
+  metrics.record("b2-p99", engine, run, num(w, "p99"));
+  log(`  ${engine} latency: p50 ${fmt(num(w, "p50"))} ms, p99 ${fmt(num(w, "p99"))} ms`);
+}
+
+async function runEngine(st: RunState, engine: string, run: number): Promise<void> {
+  // A step whose engine part is not implemented yet is skipped from then on; the engine's other steps go on.
+  const step = async (what: string, fn: () => Promise<void>): Promise<void> => {
+    const key = `${engine}: ${what}`;
+    if (st.skipped.has(key)) return;
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof ChildFailed && err.notImplemented) {
+        const first = (err.message.split("\n")[0] ?? err.message).replace(/^NotImplementedError: /, "");
+        st.skipped.set(key, first);
+        log(`  ${key} skipped: not implemented (${first})`);
+        return;
+      }
+      const msg = `${key} (run ${run + 1}): ${(err as Error).message}`;
+      st.failures.push(msg);
+      log(`  FAILED ${msg}`);
+    }
+  };
+  const { cases } = st.cfg;
+  let bulkRecorded = false;
+  if (cases.has("b1") || cases.has("b3") || cases.has("cost")) {
+    await step("drain", async () => void (bulkRecorded = await runDrains(st, engine, run)));
+  }
+  if (cases.has("enqueue")) await step("enqueue", () => runEnqueue(st, engine, run, bulkRecorded));
+  if (cases.has("b2")) await step("latency", () => runLatency(st, engine, run));
+}
+
+function defineMetrics(cfg: Config, metrics: Metrics): void {
+  if (cfg.cases.has("b1")) {
+    for (const c of cfg.concurrency) metrics.define(`b1-c${c}`, `B1 drain ${cfg.n} tasks, concurrency ${c}`, "jobs/s", "higher");
+  }
+  if (cfg.cases.has("enqueue")) {
+    metrics.define("enqueue-bulk", `Enqueue bulk (${cfg.n} in batches of ${cfg.batch})`, "tasks/s", "higher");
+    metrics.define("enqueue-single", `Enqueue single, ${cfg.single} sequential sends`, "tasks/s", "higher");
+  }
+  if (cfg.cases.has("b2")) {
+    metrics.define("b2-p50", `B2 send-to-start p50 (c=10, ${cfg.latency} sends)`, "ms", "lower");
+    metrics.define("b2-p99", `B2 send-to-start p99 (c=10, ${cfg.latency} sends)`, "ms", "lower");
+  }
+  if (cfg.cases.has("b3")) {
+    metrics.define("b3-rss", `B3 worker peak RSS (drain c=${REFERENCE_CONCURRENCY})`, "MB", "lower");
+    metrics.define("b3-rss-base", "B3 worker RSS when ready, before the drain", "MB", "lower");
+  }
+  if (cfg.cases.has("cost")) {
+    const c = REFERENCE_CONCURRENCY;
+    metrics.define("cost-roundTripsPerJob", `Redis round trips per job (drain c=${c})`, "per job", "lower");
+    metrics.define("cost-clientCommandsPerJob", `Redis client commands per job (drain c=${c})`, "per job", "lower");
+    metrics.define("cost-serverCommandsPerJob", `Redis commands executed per job, incl. in scripts (drain c=${c})`, "per job", "lower");
+    metrics.define("cost-scriptCallsPerJob", `Redis script calls per job (drain c=${c})`, "per job", "lower");
+    metrics.define("cost-scriptInternalPerJob", `Redis script-internal commands per job (drain c=${c})`, "per job", "lower");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- report
+
+function buildTable(metrics: Metrics, engines: string[]): TableSpec {
+  const others = engines.filter((e) => e !== PEER);
+  const withPeer = engines.includes(PEER);
+  const headers = ["Metric", "Unit", "Better", ...engines, ...(withPeer ? others.map((e) => `${e}/${PEER}`) : [])];
+  const rows = metrics.list.map((m) => {
+    const cells = [m.label, m.unit, m.better];
+    for (const e of engines) cells.push(fmt(median(finite(m.samples.get(e)))));
+    if (withPeer) {
+      const peer = m.samples.get(PEER) ?? [];
+      for (const e of others) {
+        const r = medianRatio(m.samples.get(e) ?? [], peer);
+        cells.push(Number.isFinite(r) ? `${r.toFixed(2)}x` : "-");
+      }
+    }
+    return cells;
+  });
+  return { headers, rows, align: headers.map((_, i) => (i < 3 ? "left" : "right")) };
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync("git", args, { cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return "";
+  }
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")) as { version?: string }).version ?? "?";
+  } catch {
+    return "?";
+  }
+}
+
+function markdownReport(st: RunState, table: TableSpec, redisVer: string, startedAt: Date, elapsedS: number): string {
+  const { cfg } = st;
+  const commit = git(["rev-parse", "--short", "HEAD"]) || "(no commit)";
+  const dirty = git(["status", "--porcelain", "--", "src", "bench"]) !== "";
+  const cpus = os.cpus();
+  const lines: string[] = [];
+  lines.push(`## Benchmark ${startedAt.toISOString()}${cfg.quick ? " (quick)" : ""}`, "");
+  lines.push(`- git commit: ${commit}${dirty ? " (src/ or bench/ had uncommitted changes)" : ""}`);
+  lines.push(`- Node ${process.version}, Redis ${redisVer} (private server, persistence off), ${os.platform()} ${os.release()}`);
+  lines.push(`- machine: ${cpus.length} x ${cpus[0]?.model ?? "?"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`);
+  const vers = cfg.engines.map((e) => `${e}: ${st.versions.get(e) ?? (e.startsWith("qworker") ? `qworker ${packageVersion()}` : "?")}`);
+  lines.push(`- engines: ${vers.join("; ")}`);
+  lines.push(
+    `- options: n=${cfg.n}, concurrency=${cfg.concurrency.join(",")}, cases=${[...cfg.cases].join(",")}, repeat=${cfg.repeat}, ` +
+      `single=${cfg.single}, latency=${cfg.latency} (+${cfg.warmup} warm-up, gap ${cfg.gapMs} ms), batch=${cfg.batch}`,
+  );
+  lines.push(`- took ${elapsedS.toFixed(0)} s; values are medians over the repetitions; ratios are medians of per-repetition ratios`);
+  lines.push("");
+  lines.push(renderMarkdown(table), "");
+  if (st.skipped.size > 0) {
+    lines.push("Skipped (not implemented yet):", "");
+    for (const [e, why] of st.skipped) lines.push(`- ${e}: ${why}`);
+    lines.push("");
+  }
+  if (st.failures.length > 0) {
+    lines.push("Failed runs:", "");
+    for (const f of st.failures) lines.push(`- ${f.split("\n")[0]}`);
+    lines.push("");
+  }
+  if (st.costDetail.size > 0) {
+    lines.push(`Redis commands per job by command (last repetition, drain c=${REFERENCE_CONCURRENCY}):`, "");
+    for (const [e, detail] of st.costDetail) {
+      const d = detail as { serverByCommand: { name: string; perJob: number }[]; clientByCommand: { name: string; perJob: number }[] };
+      const show = (xs: { name: string; perJob: number }[]): string =>
+        xs.filter((x) => x.perJob >= 0.001).slice(0, 12).map((x) => `${x.name} ${fmt(x.perJob)}`).join(", ") || "-";
+      lines.push(`- ${e} server (INFO commandstats): ${show(d.serverByCommand)}`);
+      lines.push(`- ${e} client (sent through ioredis): ${show(d.clientByCommand)}`);
+    }
+    lines.push("");
+  }
+  lines.push("<details><summary>samples</summary>", "", "```");
+  for (const m of st.metrics.list) {
+    for (const e of cfg.engines) {
+      const s = m.samples.get(e);
+      if (s && s.length > 0) lines.push(`${m.key} ${e}: ${s.map((v) => fmt(v)).join(" ")}`);
+    }
+  }
+  lines.push("```", "", "</details>", "");
+  return lines.join("\n");
+}
+
+function log(msg: string): void {
+  process.stderr.write(msg + "\n");
+}
+
+// ---------------------------------------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const cfg = parseConfig(process.argv.slice(2));
+  const startedAt = new Date();
+  const t0 = Date.now();
+  const redis = await startRedisServer({ appendonly: false });
+  const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  const scratch = await mkdtemp(path.join(os.tmpdir(), "qworker-bench-"));
+  const st: RunState = {
+    cfg,
+    redis,
+    admin,
+    scratch,
+    metrics: new Metrics(),
+    skipped: new Map(),
+    failures: [],
+    versions: new Map(),
+    costDetail: new Map(),
+    seq: 0,
+  };
+  defineMetrics(cfg, st.metrics);
+  let redisVer = "?";
+  try {
+    redisVer = await redisVersion(admin);
+    log(`bench: redis ${redisVer} at ${redis.url}; engines ${cfg.engines.join(", ")}; cases ${[...cfg.cases].join(", ")}; n=${cfg.n}; repeat=${cfg.repeat}`);
+    for (let run = 0; run < cfg.repeat; run++) {
+      // Alternate the engine order so neither engine always runs on a warmer (or more tired) machine.
+      const order = run % 2 === 0 ? cfg.engines : [...cfg.engines].reverse();
+      for (const engine of order) {
+        log(`run ${run + 1}/${cfg.repeat} ${engine}`);
+        await runEngine(st, engine, run);
+      }
+    }
+  } finally {
+    admin.disconnect();
+    await redis.cleanup();
+    await rm(scratch, { recursive: true, force: true });
+  }
+
+  // Engines with no sample at all (nothing implemented yet) get no column.
+  const engines = cfg.engines.filter((e) => st.metrics.list.some((m) => finite(m.samples.get(e)).length > 0));
+  const table = buildTable(st.metrics, engines);
+  const elapsedS = (Date.now() - t0) / 1000;
+  process.stdout.write("\n" + renderText(table) + "\n");
+  for (const [what, why] of st.skipped) process.stdout.write(`skipped ${what}: ${why}\n`);
+  if (st.failures.length > 0) process.stdout.write(`${st.failures.length} run(s) failed, see above\n`);
+  if (cfg.out) {
+    await mkdir(path.dirname(cfg.out), { recursive: true });
+    const report = markdownReport(st, table, redisVer, startedAt, elapsedS);
+    if (existsSync(cfg.out)) await appendFile(cfg.out, "\n" + report);
+    else await writeFile(cfg.out, `# qworker benchmark results, ${startedAt.toISOString().slice(0, 10)}\n\nSee bench/README.md for what each case measures.\n\n${report}`);
+    process.stdout.write(`results written to ${path.relative(process.cwd(), cfg.out)}\n`);
+  }
+  if (st.failures.length > 0) process.exitCode = 1;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});
