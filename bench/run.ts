@@ -252,12 +252,20 @@ async function runLatency(st: RunState, engine: string, run: number): Promise<vo
   const common: ChildOptions = { ...opts, count: cfg.latency, warmup: cfg.warmup, gapMs: cfg.gapMs, concurrency: 10 };
   let onReady!: () => void;
   const ready = new Promise<void>((r) => (onReady = r));
-  const worker = runChild(engine, "latency-worker", common, { onReady });
-  // If the worker dies before it is ready, stop waiting for "ready".
-  await Promise.race([ready, worker.then(() => undefined)]);
-  const sender = await runChild(engine, "latency-sender", common);
-  noteVersion(st, engine, sender);
-  const w = await worker;
+  const abort = new AbortController();
+  const worker = runChild(engine, "latency-worker", common, { onReady, signal: abort.signal });
+  worker.catch(() => undefined); // observed below; never an unhandled rejection
+  let w: Record<string, unknown>;
+  try {
+    // If the worker dies before it is ready, stop waiting for "ready".
+    await Promise.race([ready, worker.then(() => undefined)]);
+    const sender = await runChild(engine, "latency-sender", common);
+    noteVersion(st, engine, sender);
+    w = await worker;
+  } catch (err) {
+    abort.abort();
+    throw err;
+  }
   metrics.record("b2-p50", engine, run, num(w, "p50"));
   metrics.record("b2-p99", engine, run, num(w, "p99"));
   log(`  ${engine} latency: p50 ${fmt(num(w, "p50"))} ms, p99 ${fmt(num(w, "p99"))} ms`);
@@ -357,7 +365,7 @@ function packageVersion(): string {
 function markdownReport(st: RunState, table: TableSpec, redisVer: string, startedAt: Date, elapsedS: number): string {
   const { cfg } = st;
   const commit = git(["rev-parse", "--short", "HEAD"]) || "(no commit)";
-  const dirty = git(["status", "--porcelain", "--", "src", "bench"]) !== "";
+  const dirty = git(["status", "--porcelain", "--", "src", "bench", ":(exclude)bench/results"]) !== "";
   const cpus = os.cpus();
   const lines: string[] = [];
   lines.push(`## Benchmark ${startedAt.toISOString()}${cfg.quick ? " (quick)" : ""}`, "");

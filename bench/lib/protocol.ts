@@ -69,6 +69,8 @@ export interface RunChildOptions {
   killAfterMs?: number;
   /** Forward the child's stderr to ours (default true). */
   echoStderr?: boolean;
+  /** Kill the child when this aborts (the promise then rejects). */
+  signal?: AbortSignal;
 }
 
 /** Spawn one engine process and resolve with its result's data. */
@@ -93,6 +95,13 @@ export function runChild(
       failure ??= new ChildFailed(`${engine} ${childCase}: killed after ${killAfter} ms`, false);
       child.kill("SIGKILL");
     }, killAfter);
+
+    const onAbort = (): void => {
+      failure ??= new ChildFailed(`${engine} ${childCase}: aborted`, false);
+      child.kill("SIGKILL");
+    };
+    if (run.signal?.aborted) onAbort();
+    else run.signal?.addEventListener("abort", onAbort, { once: true });
 
     const onLine = (line: string): void => {
       const trimmed = line.trim();
@@ -131,6 +140,7 @@ export function runChild(
     });
     child.once("close", (code, signal) => {
       clearTimeout(timer);
+      run.signal?.removeEventListener("abort", onAbort);
       if (stdoutBuf.trim() !== "") onLine(stdoutBuf);
       if (failure) return reject(failure);
       if (code === 0 && result) return resolve(result);
