@@ -111,7 +111,7 @@ const metaShape = {
   group: optString,
   group_index: z.number().int().nullish(),
   retries: z.number().int().nonnegative().nullish(),
-  timelimit: z.tuple([seconds, seconds]).nullish(),
+  timelimit: z.array(seconds).length(2, "must be [hard, soft]").nullish(),
   root_id: optString,
   parent_id: optString,
   shadow: optString,
@@ -132,7 +132,7 @@ const v1BodySchema = z.looseObject({
   utc: z.boolean().nullish(),
   callbacks: z.array(z.unknown()).nullish(),
   errbacks: z.array(z.unknown()).nullish(),
-  chord: z.unknown(),
+  chord: z.unknown().optional(),
 });
 
 const embedSchema = z
@@ -140,15 +140,26 @@ const embedSchema = z
     callbacks: z.array(z.unknown()).nullish(),
     errbacks: z.array(z.unknown()).nullish(),
     chain: z.array(z.unknown()).nullish(),
-    chord: z.unknown(),
+    chord: z.unknown().optional(),
   })
   .nullish();
 
-const v2BodySchema = z.union([
-  z.tuple([z.array(z.unknown()), objectSchema, embedSchema]),
-  // Tolerated on read (a real Celery worker crashes on it, we do not); never written.
-  z.tuple([z.array(z.unknown()), objectSchema]),
-]);
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Check a v2 body `[args, kwargs, embed]`; `[args, kwargs]` is tolerated on read (a Celery worker crashes on it). */
+function checkV2Body(payload: unknown): { args: unknown[]; kwargs: Record<string, unknown>; embed: z.infer<typeof embedSchema> } {
+  const shape = "protocol 2 body must be a JSON list [args, kwargs, embed]";
+  if (!Array.isArray(payload)) fail(`${shape}, got ${payload === null ? "null" : typeof payload}`);
+  if (payload.length !== 3 && payload.length !== 2) fail(`${shape}, got ${payload.length} element(s)`);
+  const [args, kwargs, embed] = payload as [unknown, unknown, unknown];
+  if (!Array.isArray(args)) fail(`${shape}: args (element 0) must be a list`);
+  if (!isPlainObject(kwargs)) fail(`${shape}: kwargs (element 1) must be an object`);
+  const e = embedSchema.safeParse(embed);
+  if (!e.success) fail(firstIssue(e.error, "body[2] (embed)"));
+  return { args, kwargs, embed: e.data };
+}
 
 function fail(reason: string): never {
   throw new MessageError(`celery message: ${reason}`);
@@ -251,20 +262,12 @@ export function decodeCeleryMessage(raw: string | Buffer, options: DecodeOptions
   let embed: CeleryEmbed;
   let version: 1 | 2;
 
-  if (isV2 && !(typeof payload === "object" && payload !== null && !Array.isArray(payload))) {
+  if (isV2 && !isPlainObject(payload)) {
     version = 2;
     const h = v2HeadersSchema.safeParse(headers);
     if (!h.success) fail(firstIssue(h.error, "headers"));
     meta = h.data;
-    const b = v2BodySchema.safeParse(payload);
-    if (!b.success) {
-      fail(
-        Array.isArray(payload)
-          ? `protocol 2 body must be [args, kwargs, embed] (got a ${payload.length}-element list, or wrong element types)`
-          : "protocol 2 body must be a JSON list [args, kwargs, embed]",
-      );
-    }
-    const [a, k, e] = b.data;
+    const { args: a, kwargs: k, embed: e } = checkV2Body(payload);
     args = a;
     kwargs = k;
     embed = {

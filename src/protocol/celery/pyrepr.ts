@@ -1,25 +1,14 @@
 /**
- * A small approximation of Python's `repr` for JSON values, used only for the display-only
+ * A small approximation of Celery's `saferepr` (celery/utils/saferepr.py) for JSON values, used only for the display-only
  * `argsrepr`/`kwargsrepr` headers Celery tools (Flower, `celery inspect`) show. Not a serializer.
  */
 
 /** Celery's `argsrepr_maxsize`/`kwargsrepr_maxsize`. */
 export const REPR_MAX_SIZE = 1024;
 
+/** Celery's saferepr quotes every string with single quotes and escapes only the quote itself. */
 function reprString(s: string): string {
-  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
-  let out = quote;
-  for (const ch of s) {
-    const code = ch.codePointAt(0) ?? 0;
-    if (ch === "\\") out += "\\\\";
-    else if (ch === quote) out += `\\${quote}`;
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\r") out += "\\r";
-    else if (ch === "\t") out += "\\t";
-    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
-    else out += ch;
-  }
-  return out + quote;
+  return `'${s.replace(/'/g, "\\'")}'`;
 }
 
 function reprNumber(n: number): string {
@@ -28,7 +17,10 @@ function reprNumber(n: number): string {
   return String(n);
 }
 
-export function pyRepr(value: unknown, seen: Set<unknown> = new Set()): string {
+/** Containers nested this deep are shown as `[...]`/`{...}` (saferepr's `maxlevels`). */
+export const REPR_MAX_LEVELS = 3;
+
+export function pyRepr(value: unknown, level = 0, seen: Set<unknown> = new Set()): string {
   if (value === null || value === undefined) return "None";
   if (value === true) return "True";
   if (value === false) return "False";
@@ -36,12 +28,13 @@ export function pyRepr(value: unknown, seen: Set<unknown> = new Set()): string {
   if (typeof value === "bigint") return value.toString();
   if (typeof value === "string") return reprString(value);
   if (typeof value !== "object") return reprString(String(value));
+  if (level >= REPR_MAX_LEVELS) return Array.isArray(value) ? "[...]" : "{...}";
   if (seen.has(value)) return "...";
   seen.add(value);
   try {
-    if (Array.isArray(value)) return `[${value.map((v) => pyRepr(v, seen)).join(", ")}]`;
+    if (Array.isArray(value)) return `[${value.map((v) => pyRepr(v, level + 1, seen)).join(", ")}]`;
     const entries = Object.entries(value as Record<string, unknown>);
-    return `{${entries.map(([k, v]) => `${reprString(k)}: ${pyRepr(v, seen)}`).join(", ")}}`;
+    return `{${entries.map(([k, v]) => `${reprString(k)}: ${pyRepr(v, level + 1, seen)}`).join(", ")}}`;
   } finally {
     seen.delete(value);
   }
@@ -49,7 +42,7 @@ export function pyRepr(value: unknown, seen: Set<unknown> = new Set()): string {
 
 /** Positional arguments as a Python tuple: `()`, `(2,)`, `(2, 3)`. */
 export function pyReprArgs(args: readonly unknown[], maxSize = REPR_MAX_SIZE): string {
-  const inner = args.map((a) => pyRepr(a)).join(", ");
+  const inner = args.map((a) => pyRepr(a, 1)).join(", ");
   return truncate(args.length === 1 ? `(${inner},)` : `(${inner})`, maxSize);
 }
 
