@@ -1,0 +1,23 @@
+import { Command } from "commander";
+import { VERSION } from "../version.ts";
+import { exitWithError } from "./errors.ts";
+import { inspectCommand } from "./inspect.ts";
+import { sendCommand } from "./send.ts";
+import { workerCommand } from "./worker.ts";
+
+const program = new Command("qworker")
+  .description("qworker: a reliable, fast background task queue for Node.js")
+  .version(VERSION)
+  .showHelpAfterError("(run with --help for usage)")
+  .addCommand(workerCommand())
+  .addCommand(sendCommand())
+  .addCommand(inspectCommand());
+
+// Usage errors (unknown option, missing argument) exit 2 like every other bad input; help and version exit 0.
+for (const cmd of [program, ...program.commands]) {
+  cmd.exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+}
+
+program.parseAsync(process.argv).catch(exitWithError);

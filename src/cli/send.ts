@@ -1,0 +1,69 @@
+import { Command } from "commander";
+import { createClient } from "../client/client.ts";
+import type { SendOptions } from "../client/types.ts";
+import { action } from "./errors.ts";
+import { parseJsonOption, parseNumberOption } from "./json-option.ts";
+
+interface SendFlags {
+  args?: string;
+  kwargs?: string;
+  queue?: string;
+  countdown?: string;
+  eta?: string;
+  priority?: string;
+  expires?: string;
+  timeLimit?: string;
+  softTimeLimit?: string;
+  uniqueKey?: string;
+  uniqueFor?: string;
+  config?: string;
+  broker?: string;
+}
+
+export function sendCommand(): Command {
+  return new Command("send")
+    .description("enqueue a task and print its id")
+    .argument("<task>", "task name, e.g. shop.send_invoice_email")
+    .option("--args <json>", "positional arguments as a JSON array", "[]")
+    .option("--kwargs <json>", "keyword arguments as a JSON object")
+    .option("--queue <name>", "queue to send to (default: the task's or default_queue)")
+    .option("--countdown <seconds>", "run no earlier than this many seconds from now")
+    .option("--eta <iso8601>", "run no earlier than this time")
+    .option("--priority <0-9>", "higher runs first")
+    .option("--expires <seconds|iso8601>", "discard if not started by then")
+    .option("--time-limit <seconds>", "hard time limit")
+    .option("--soft-time-limit <seconds>", "soft time limit")
+    .option("--unique-key <key>", "return the queued task's id instead of sending a duplicate")
+    .option("--unique-for <seconds>", "hold the unique key at most this long")
+    .option("--broker <url>", "broker URL (overrides config and QWORKER_BROKER_URL)")
+    .option("--config <path>", "config file (default config/qworker.yaml)")
+    .addHelpText("after", `\nExample:\n  $ qworker send shop.send_invoice_email --args '[1234]'\n  $ qworker send demo.add --args '[2, 3]' --countdown 2`)
+    .action(
+      action(async (task: string, flags: SendFlags) => {
+        const args = parseJsonOption(flags.args ?? "[]", "--args", "array");
+        const options: SendOptions = {};
+        if (flags.kwargs !== undefined) options.kwargs = parseJsonOption(flags.kwargs, "--kwargs", "object");
+        if (flags.queue !== undefined) options.queue = flags.queue;
+        if (flags.countdown !== undefined) options.countdown = parseNumberOption(flags.countdown, "--countdown", { min: 0 });
+        if (flags.eta !== undefined) options.eta = flags.eta;
+        if (flags.priority !== undefined) options.priority = parseNumberOption(flags.priority, "--priority", { integer: true, min: 0, max: 9 });
+        if (flags.expires !== undefined) {
+          options.expires = /^\d+(\.\d+)?$/.test(flags.expires) ? Number(flags.expires) : flags.expires;
+        }
+        if (flags.timeLimit !== undefined) options.timeLimit = parseNumberOption(flags.timeLimit, "--time-limit", { min: 0 });
+        if (flags.softTimeLimit !== undefined) options.softTimeLimit = parseNumberOption(flags.softTimeLimit, "--soft-time-limit", { min: 0 });
+        if (flags.uniqueKey !== undefined) options.uniqueKey = flags.uniqueKey;
+        if (flags.uniqueFor !== undefined) options.uniqueFor = parseNumberOption(flags.uniqueFor, "--unique-for", { min: 0 });
+        const client = await createClient({
+          ...(flags.broker ? { brokerUrl: flags.broker } : {}),
+          ...(flags.config ? { configPath: flags.config } : {}),
+        });
+        try {
+          const ref = await client.send(task, args, options);
+          process.stdout.write(`${ref.id}\n`);
+        } finally {
+          await client.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,100 @@
+import { Command } from "commander";
+import { createTransport } from "../broker/factory.ts";
+import { loadConfig } from "../config/load.ts";
+import type { QWorkerConfig } from "../config/schema.ts";
+import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
+import { discoverTasks } from "../tasks/discovery.ts";
+import { VERSION } from "../version.ts";
+import { Worker } from "../worker/worker.ts";
+import { action, setShowStack } from "./errors.ts";
+import { parseNumberOption } from "./json-option.ts";
+
+interface WorkerFlags {
+  loglevel?: string;
+  logFormat?: string;
+  concurrency?: string;
+  queues?: string;
+  config?: string;
+  tasks?: string;
+  broker?: string;
+  pool?: string;
+}
+
+export function workerCommand(): Command {
+  return new Command("worker")
+    .description("run a worker daemon: load tasks, consume the broker, log every execution")
+    .option("-l, --loglevel <level>", "debug | info | warning | error")
+    .option("--log-format <format>", "auto (pretty on a TTY, JSON lines otherwise) | pretty | json")
+    .option("-c, --concurrency <n>", "tasks run at once")
+    .option("-Q, --queues <a,b>", "queues to consume, most important first")
+    .option("--pool <kind>", "async (in this process)")
+    .option("--tasks <dir>", "tasks directory (default tasks/)")
+    .option("--broker <url>", "broker URL (overrides config and QWORKER_BROKER_URL)")
+    .option("--config <path>", "config file (default config/qworker.yaml)")
+    .addHelpText("after", `\nExample:\n  $ qworker worker --loglevel=info --concurrency 20 --queues default,emails`)
+    .action(
+      action(async (flags: WorkerFlags) => {
+        if (flags.loglevel === "debug") setShowStack(true);
+        const { config, file, defaultBroker } = loadConfig({
+          ...(flags.config ? { configPath: flags.config } : {}),
+          overrides: {
+            loglevel: flags.loglevel,
+            log_format: flags.logFormat,
+            concurrency: flags.concurrency === undefined ? undefined : parseNumberOption(flags.concurrency, "--concurrency", { integer: true, min: 1 }),
+            queues: flags.queues?.split(",").map((s) => s.trim()).filter(Boolean),
+            tasks_dir: flags.tasks,
+            broker_url: flags.broker,
+            pool: flags.pool,
+          },
+        });
+        setShowStack(config.loglevel === "debug");
+        const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
+        const { registry, empty } = await discoverTasks(config.tasks_dir);
+        for (const f of empty) logger.warn(`${f} defines no task (export a defineTask(...) to register one)`);
+        const transport = await createTransport(config.broker_url, { redisPrefix: config.redis_prefix });
+        await transport.connect();
+        const worker = new Worker({ transport, registry, config, logger });
+        banner(logger, config, transport.displayUrl, file, defaultBroker, worker.id, registry.names());
+        await worker.start();
+
+        let signals = 0;
+        const done = new Promise<void>((resolve) => {
+          const onSignal = (sig: NodeJS.Signals) => {
+            signals++;
+            if (signals === 1) {
+              logger.warn(`${sig} received: warm shutdown (finishing running tasks, up to ${config.shutdown_timeout} s; send again to stop now)`);
+              void worker.stop().then(resolve, resolve);
+            } else {
+              logger.warn(`${sig} received again: cold shutdown (handing running tasks back now)`);
+              worker.requestCold();
+            }
+          };
+          process.on("SIGTERM", onSignal);
+          process.on("SIGINT", onSignal);
+        });
+        await done;
+        await transport.close();
+        logger.info("worker stopped");
+        flush();
+        process.exit(0);
+      }),
+    );
+}
+
+function banner(
+  logger: import("pino").Logger,
+  config: QWorkerConfig & { broker_url: string },
+  brokerShown: string,
+  file: string | undefined,
+  defaultBroker: boolean,
+  id: string,
+  tasks: string[],
+): void {
+  logger.info(`qworker ${VERSION} worker ${id}`);
+  logger.info(`broker: ${brokerShown}${file ? ` (config ${file})` : ""}`);
+  if (defaultBroker) {
+    logger.info("using the embedded SQLite broker (no broker_url set); for Redis set broker_url: redis://host:6379/0 or QWORKER_BROKER_URL");
+  }
+  logger.info(`concurrency: ${config.concurrency} (${config.pool} pool), queues: ${config.queues.join(", ")}`);
+  logger.info(`tasks (${tasks.length}): ${tasks.join(", ") || "none"}`);
+}

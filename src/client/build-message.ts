@@ -1,0 +1,79 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { UsageError } from "../errors.ts";
+import { encodeMessage, MESSAGE_VERSION, type TaskMessage } from "../protocol/message.ts";
+import type { EnqueueItem } from "../broker/transport.ts";
+import type { SendOptions } from "./types.ts";
+
+const origin = `${hostname()}:${process.pid}`;
+
+function toEpochMs(value: Date | string | number, what: string): number {
+  const ms = value instanceof Date ? value.getTime() : typeof value === "number" ? value : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new UsageError(`${what}: expected an ISO-8601 date, found ${JSON.stringify(value)}`);
+  return ms;
+}
+
+/** Turn a send call into the broker item; checks every option so a bad one fails before anything is sent. */
+export function buildEnqueueItem(
+  task: string,
+  args: unknown[],
+  options: SendOptions,
+  defaults: { queue: string; maxPayloadBytes: number },
+): EnqueueItem {
+  if (!Array.isArray(args)) throw new UsageError(`args must be an array, found ${typeof args}`);
+  const now = Date.now();
+  const priority = options.priority ?? 0;
+  if (!Number.isInteger(priority) || priority < 0 || priority > 9) {
+    throw new UsageError(`priority must be an integer from 0 to 9, found ${priority}`);
+  }
+  let eta: number | undefined;
+  if (options.countdown !== undefined) {
+    if (!(options.countdown >= 0)) throw new UsageError(`countdown must be a number of seconds >= 0, found ${options.countdown}`);
+    eta = now + options.countdown * 1000;
+  }
+  if (options.eta !== undefined) eta = toEpochMs(options.eta, "eta");
+  let expires: number | undefined;
+  if (options.expires !== undefined) {
+    expires = typeof options.expires === "number" ? now + options.expires * 1000 : toEpochMs(options.expires, "expires");
+  }
+  const msg: TaskMessage = {
+    v: MESSAGE_VERSION,
+    id: options.id ?? randomUUID(),
+    task,
+    args,
+    kwargs: options.kwargs ?? {},
+    queue: options.queue ?? defaults.queue,
+    priority,
+    retries: 0,
+    sentAt: now,
+    origin,
+    ...(eta !== undefined ? { eta } : {}),
+    ...(expires !== undefined ? { expires } : {}),
+    ...(options.timeLimit !== undefined ? { timeLimitMs: options.timeLimit * 1000 } : {}),
+    ...(options.softTimeLimit !== undefined ? { softTimeLimitMs: options.softTimeLimit * 1000 } : {}),
+    ...(options.maxRetries !== undefined ? { maxRetries: options.maxRetries } : {}),
+    ...(options.uniqueKey !== undefined ? { uniqueKey: options.uniqueKey } : {}),
+    ...(options.ignoreResult ? { ignoreResult: true } : {}),
+  };
+  let payload: string;
+  try {
+    payload = encodeMessage(msg);
+  } catch (err) {
+    throw new UsageError(`arguments of ${task} cannot be sent as JSON: ${(err as Error).message}`);
+  }
+  const bytes = Buffer.byteLength(payload);
+  if (bytes > defaults.maxPayloadBytes) {
+    throw new UsageError(
+      `payload of ${task} is ${bytes} bytes, over max_payload_bytes (${defaults.maxPayloadBytes}): pass a reference (a URL, a row id) instead of the data, or raise max_payload_bytes`,
+    );
+  }
+  return {
+    id: msg.id,
+    queue: msg.queue,
+    priority,
+    payload,
+    ...(eta !== undefined ? { dueAt: eta } : {}),
+    ...(options.uniqueKey !== undefined ? { uniqueKey: options.uniqueKey } : {}),
+    ...(options.uniqueFor !== undefined ? { uniqueForMs: options.uniqueFor * 1000 } : {}),
+  };
+}

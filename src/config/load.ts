@@ -1,0 +1,158 @@
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { ConfigError } from "../errors.ts";
+import { configSchema, DEFAULT_BROKER_URL, type QWorkerConfig } from "./schema.ts";
+
+export const DEFAULT_CONFIG_PATH = "config/qworker.yaml";
+
+export interface LoadOptions {
+  /** --config; otherwise QWORKER_CONFIG; otherwise config/qworker.yaml if it exists. */
+  configPath?: string;
+  /** Values from command-line flags, already named as config keys; they win over everything. */
+  overrides?: Partial<Record<keyof QWorkerConfig, unknown>>;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export interface LoadedConfig {
+  config: QWorkerConfig & { broker_url: string };
+  /** The YAML file read, if any. */
+  file?: string;
+  /** True when broker_url came from the built-in default (the embedded broker). */
+  defaultBroker: boolean;
+}
+
+/**
+ * Resolve configuration with the precedence flag > environment > YAML file > built-in default, and
+ * validate it in one go so the error names where the bad value came from.
+ */
+export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const explicit = opts.configPath ?? env.QWORKER_CONFIG;
+  const file = explicit ? resolve(cwd, explicit) : resolve(cwd, DEFAULT_CONFIG_PATH);
+  const sources = new Map<string, string>();
+
+  let fromFile: Record<string, unknown> = {};
+  if (existsSync(file)) {
+    fromFile = readYaml(file, explicit ?? DEFAULT_CONFIG_PATH);
+    for (const key of Object.keys(fromFile)) sources.set(key, explicit ?? DEFAULT_CONFIG_PATH);
+  } else if (explicit) {
+    throw new ConfigError(`config file ${explicit} not found: check --config or QWORKER_CONFIG`);
+  }
+
+  const fromEnv = readEnv(env);
+  for (const key of Object.keys(fromEnv)) sources.set(key, `environment variable ${envName(key)}`);
+  const fromFlags = Object.fromEntries(Object.entries(opts.overrides ?? {}).filter(([, v]) => v !== undefined));
+  for (const key of Object.keys(fromFlags)) sources.set(key, `option --${key.replace(/_/g, "-")}`);
+
+  const merged = { ...fromFile, ...fromEnv, ...fromFlags };
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) throw describeIssue(parsed.error.issues[0]!, merged, sources);
+  const config = parsed.data;
+  return {
+    config: { ...config, broker_url: config.broker_url ?? DEFAULT_BROKER_URL },
+    ...(existsSync(file) ? { file } : {}),
+    defaultBroker: config.broker_url === undefined,
+  };
+}
+
+function readYaml(path: string, shown: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`cannot read ${shown}: ${(err as Error).message}`);
+  }
+  const doc = parseDocument(text, { prettyErrors: false });
+  const err = doc.errors[0];
+  if (err) {
+    const at = err.linePos?.[0];
+    const where = at ? ` at line ${at.line}, column ${at.col}` : "";
+    throw new ConfigError(`${shown}: invalid YAML${where}: ${err.message.split("\n")[0]}`);
+  }
+  const data: unknown = doc.toJS();
+  if (data === null || data === undefined) return {};
+  if (typeof data !== "object" || Array.isArray(data)) {
+    throw new ConfigError(`${shown}: expected a mapping of settings (key: value), found ${describe(data)}`);
+  }
+  return data as Record<string, unknown>;
+}
+
+function envName(key: string): string {
+  return `QWORKER_${key.toUpperCase()}`;
+}
+
+/** QWORKER_<KEY> for every top-level key; values are read as YAML scalars, lists as comma-separated. */
+function readEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const shape = configSchema.shape as Record<string, unknown>;
+  for (const key of Object.keys(shape)) {
+    const raw = env[envName(key)];
+    if (raw === undefined || raw === "") continue;
+    if (key === "queues") out[key] = raw.split(",").map((s) => s.trim()).filter(Boolean);
+    else if (key === "broker_url" || key === "tasks_dir" || key === "redis_prefix" || key === "default_queue") out[key] = raw;
+    else out[key] = parseScalar(raw);
+  }
+  return out;
+}
+
+function parseScalar(raw: string): unknown {
+  try {
+    return parseDocument(raw).toJS() as unknown;
+  } catch {
+    return raw;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (Array.isArray(value)) return `a list (${JSON.stringify(value)})`;
+  if (value === null) return "null";
+  if (typeof value === "object") return "a mapping";
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>, sources: Map<string, string>): ConfigError {
+  const top = String(issue.path[0] ?? "");
+  const source = sources.get(top) ?? "configuration";
+  if (issue.code === "unrecognized_keys") {
+    const key = issue.keys[0] ?? "?";
+    const hint = suggest(key);
+    const from = sources.get(key) ?? source;
+    return new ConfigError(`${from}: unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ""}`);
+  }
+  const path = issue.path.map(String).join(".");
+  let found: unknown = merged;
+  for (const part of issue.path) found = (found as Record<string | number, unknown> | undefined)?.[part as string];
+  return new ConfigError(`${source}: key "${path}": ${issue.message}, found ${describe(found)}`);
+}
+
+function suggest(key: string): string | undefined {
+  let best: string | undefined;
+  let bestScore = 3;
+  for (const known of Object.keys(configSchema.shape)) {
+    const d = distance(key, known);
+    if (d < bestScore) {
+      best = known;
+      bestScore = d;
+    }
+  }
+  return best;
+}
+
+function distance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0]!;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j]!;
+      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length]!;
+}

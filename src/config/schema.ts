@@ -1,0 +1,65 @@
+import { z } from "zod";
+
+/** Broker URLs qworker can open. */
+export const BROKER_SCHEMES = ["redis:", "rediss:", "sqlite:"] as const;
+
+const seconds = z.number().nonnegative();
+const brokerUrl = z.string().refine(
+  (s) => {
+    try {
+      return (BROKER_SCHEMES as readonly string[]).includes(new URL(s).protocol);
+    } catch {
+      return false;
+    }
+  },
+  { message: "expected a URL starting with redis://, rediss:// or sqlite://" },
+);
+
+export const retryPolicySchema = z
+  .object({
+    /** Retries after the first attempt (so max + 1 runs at most). */
+    max: z.number().int().min(0).default(3),
+    /** Delay before the first retry, seconds. */
+    countdown: seconds.default(1),
+    /** Double the delay on each retry. */
+    backoff: z.boolean().default(true),
+    backoff_max: seconds.default(600),
+    /** Randomise each delay within [delay/2, delay] so retries of a failed batch spread out. */
+    jitter: z.boolean().default(true),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    broker_url: brokerUrl.optional(),
+    concurrency: z.number().int().min(1).max(10_000).default(10),
+    queues: z.array(z.string().min(1)).min(1).default(["default"]),
+    default_queue: z.string().min(1).default("default"),
+    tasks_dir: z.string().min(1).default("tasks"),
+    loglevel: z.enum(["debug", "info", "warning", "error"]).default("info"),
+    log_format: z.enum(["auto", "pretty", "json"]).default("auto"),
+    pool: z.enum(["async", "process"]).default("async"),
+    /** Tasks reserved beyond free slots, so a slot that frees up finds work without a round trip. */
+    prefetch: z.number().int().min(0).default(0),
+    lease_timeout: seconds.min(1).default(30),
+    heartbeat_interval: seconds.min(0.1).default(2),
+    heartbeat_ttl: seconds.min(1).default(10),
+    max_deliveries: z.number().int().min(1).default(5),
+    shutdown_timeout: seconds.default(30),
+    result_expires: seconds.default(86_400),
+    max_payload_bytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+    dead_letter_max: z.number().int().min(0).default(10_000),
+    dead_letter_ttl: seconds.default(7 * 86_400),
+    time_limit: seconds.optional(),
+    soft_time_limit: seconds.optional(),
+    retry: retryPolicySchema.default(retryPolicySchema.parse({})),
+    redis_prefix: z.string().min(1).default("qw:"),
+  })
+  .strict();
+
+export type QWorkerConfig = z.infer<typeof configSchema>;
+export type RetryPolicy = z.infer<typeof retryPolicySchema>;
+export type ConfigKey = keyof QWorkerConfig;
+
+/** The embedded broker used when no broker_url is configured anywhere. */
+export const DEFAULT_BROKER_URL = "sqlite://.qworker/broker.db";

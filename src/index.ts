@@ -1,0 +1,18 @@
+/** The library API: define tasks, send them from application code, wait for their results. */
+export { defineTask, type TaskHandle } from "./tasks/define.ts";
+export type { TaskOptions } from "./tasks/definition.ts";
+export { taskContext, type TaskContext } from "./tasks/context.ts";
+export { createClient, type Client, type ClientOptions } from "./client/client.ts";
+export { closeDefaultClient } from "./client/default.ts";
+export type { SendOptions, TaskRef } from "./client/types.ts";
+export type { TaskResult, TaskState } from "./results/record.ts";
+export type { Transport } from "./broker/transport.ts";
+export {
+  QWorkerError,
+  NonRetryableError,
+  SoftTimeLimitExceeded,
+  TimeLimitExceeded,
+  ResultTimeoutError,
+  BrokerError,
+  ConfigError,
+} from "./errors.ts";

@@ -1,0 +1,83 @@
+import { readdirSync, statSync } from "node:fs";
+import { join, relative, resolve, sep } from "node:path";
+import { pathToFileURL } from "node:url";
+import { TaskLoadError } from "../errors.ts";
+import { isTaskDefinition } from "./definition.ts";
+import { TaskRegistry } from "./registry.ts";
+
+const TASK_FILE = /\.(ts|mts|js|mjs)$/;
+const SKIP = /(\.d\.ts|\.test\.[cm]?[jt]s|\.spec\.[cm]?[jt]s)$/;
+
+export interface DiscoveryResult {
+  registry: TaskRegistry;
+  files: string[];
+  /** Files that loaded but defined no task (reported, not fatal). */
+  empty: string[];
+}
+
+/**
+ * Load every task module under `dir`, recursively, in sorted order so start-up is deterministic.
+ *
+ * Naming rule for tasks defined without a name: the file's path under `dir` without its extension, with
+ * folders joined by dots, then the export name: tasks/shop/invoices.ts `export const send = defineTask(…)`
+ * is "shop.invoices.send"; a default export is just "shop.invoices".
+ *
+ * All or nothing: a module whose import throws, or two tasks with one name, stop the load with an error
+ * naming the file(s), so a worker never starts half-loaded.
+ */
+export async function discoverTasks(dir: string, registry = new TaskRegistry()): Promise<DiscoveryResult> {
+  const root = resolve(dir);
+  let rootStat;
+  try {
+    rootStat = statSync(root);
+  } catch {
+    throw new TaskLoadError(`tasks directory ${dir} not found: create it or set tasks_dir / --tasks`);
+  }
+  if (!rootStat.isDirectory()) throw new TaskLoadError(`tasks_dir ${dir} is not a directory`);
+
+  const files = listFiles(root);
+  if (files.some((f) => /\.m?ts$/.test(f))) await enableTypeScript();
+  const empty: string[] = [];
+  for (const file of files) {
+    const shown = relative(process.cwd(), file) || file;
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    } catch (err) {
+      const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
+      throw new TaskLoadError(`cannot load task module ${shown}: ${reason}`, { cause: err });
+    }
+    const base = relative(root, file).replace(TASK_FILE, "").split(sep).join(".");
+    let found = 0;
+    for (const [exportName, value] of Object.entries(mod)) {
+      if (!isTaskDefinition(value)) continue;
+      value.name ??= exportName === "default" ? base : `${base}.${exportName}`;
+      registry.register(value.name, value, shown);
+      found++;
+    }
+    if (found === 0) empty.push(shown);
+  }
+  return { registry, files, empty };
+}
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (entry.name.startsWith(".") || entry.name.startsWith("_") || entry.name === "node_modules") continue;
+    const full = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...listFiles(full));
+    else if (TASK_FILE.test(entry.name) && !SKIP.test(entry.name)) out.push(full);
+  }
+  return out;
+}
+
+
+/** Let import() load TypeScript task modules: a no-op when qworker itself already runs under tsx. */
+async function enableTypeScript(): Promise<void> {
+  const flag = Symbol.for("qworker.tsxRegistered");
+  const g = globalThis as { [flag]?: boolean };
+  if (g[flag]) return;
+  g[flag] = true;
+  const { register } = await import("tsx/esm/api");
+  register();
+}

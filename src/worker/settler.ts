@@ -1,0 +1,66 @@
+import type { Logger } from "pino";
+import type { SettleItem, Transport } from "../broker/transport.ts";
+
+/**
+ * Collects finished tasks and settles them in batches: everything that finishes in one turn of the event
+ * loop goes to the broker in one call (one round trip on Redis). If the broker is unreachable the batch is
+ * kept and retried; the tasks stay leased (and renewed) meanwhile, so nothing is lost and nothing runs
+ * twice because of the outage.
+ */
+export class Settler {
+  private pending: SettleItem[] = [];
+  private scheduled = false;
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly logger: Logger,
+    /** Called with the ids once the broker has them settled (or knows they were lost). */
+    private readonly onSettled: (ids: string[]) => void,
+  ) {}
+
+  get size(): number {
+    return this.pending.length + this.inFlight;
+  }
+
+  add(item: SettleItem): void {
+    this.pending.push(item);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => void this.flush());
+    }
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    const batch = this.pending;
+    if (batch.length === 0) return;
+    this.pending = [];
+    this.inFlight += batch.length;
+    let delay = 100;
+    for (;;) {
+      try {
+        const settled = new Set(await this.transport.settle(batch));
+        const lost = batch.filter((b) => !settled.has(b.id));
+        for (const item of lost) {
+          this.logger.warn(`task ${item.id}: lease was lost before its outcome was recorded; another worker may run it again`);
+        }
+        this.onSettled(batch.map((b) => b.id));
+        break;
+      } catch (err) {
+        this.logger.debug({ err }, "settle failed; retrying");
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
+    this.inFlight -= batch.length;
+    if (this.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Resolves when every added item has been settled. */
+  drained(): Promise<void> {
+    if (this.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}

@@ -1,0 +1,378 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import type { LeaseRef, Reservation, SettleItem, Transport, WorkerInfo } from "../broker/transport.ts";
+import type { QWorkerConfig } from "../config/schema.ts";
+import { NotRegisteredError, type QWorkerError } from "../errors.ts";
+import { decodeMessage, encodeMessage, type TaskMessage } from "../protocol/message.ts";
+import { encodeResult, errorInfo, type TaskResult } from "../results/record.ts";
+import type { TaskDefinition } from "../tasks/definition.ts";
+import type { TaskRegistry } from "../tasks/registry.ts";
+import { VERSION } from "../version.ts";
+import { executeInline, type ExecOutcome } from "./executor.ts";
+import { ms, preview } from "./format.ts";
+import { decideRetry, effectivePolicy } from "./retry-policy.ts";
+import { Settler } from "./settler.ts";
+
+export interface WorkerOptions {
+  transport: Transport;
+  registry: TaskRegistry;
+  config: QWorkerConfig;
+  logger: Logger;
+  /** Defaults to host.pid.random. */
+  id?: string;
+}
+
+interface Running {
+  ref: LeaseRef;
+  controller: AbortController;
+  msg?: TaskMessage;
+  startedAt: number;
+}
+
+/**
+ * One worker daemon's engine: a fetch loop that reserves as many tasks as it has free slots, runs them in
+ * this process (the async pool), settles them in batches, and a single housekeeping timer that renews
+ * leases, beats the heartbeat and runs the broker's recovery sweep. It holds no task only in memory: what
+ * it has reserved is leased in the broker and comes back if this process dies.
+ */
+export class Worker {
+  readonly id: string;
+  private readonly transport: Transport;
+  private readonly registry: TaskRegistry;
+  private readonly config: QWorkerConfig;
+  private readonly logger: Logger;
+  private readonly settler: Settler;
+  private readonly leased = new Map<string, Running>();
+  private running = 0;
+  private stopping = false;
+  private slotWaiter: (() => void) | undefined;
+  private loopDone: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private processed = 0;
+  private failed = 0;
+  private readonly startedAt = Date.now();
+  private lastProgress = Date.now();
+  private outageSince: number | undefined;
+  private nextBeat = 0;
+  private nextRenew = 0;
+  private nextRecover = 0;
+  private housekeeping = false;
+  private unsubscribeTerminate: (() => void) | undefined;
+
+  constructor(opts: WorkerOptions) {
+    this.transport = opts.transport;
+    this.registry = opts.registry;
+    this.config = opts.config;
+    this.logger = opts.logger;
+    this.id = opts.id ?? `${hostname()}.${process.pid}.${randomBytes(3).toString("hex")}`;
+    this.settler = new Settler(this.transport, this.logger, (ids) => {
+      for (const id of ids) this.leased.delete(id);
+    });
+  }
+
+  get leaseMs(): number {
+    return this.config.lease_timeout * 1000;
+  }
+
+  info(): WorkerInfo {
+    return {
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      concurrency: this.config.concurrency,
+      pool: this.config.pool,
+      queues: this.config.queues,
+      startedAt: this.startedAt,
+      lastBeat: Date.now(),
+      processed: this.processed,
+      failed: this.failed,
+      active: this.running,
+      version: VERSION,
+    };
+  }
+
+  /** Register, then run the fetch loop in the background until stop() is called. */
+  async start(): Promise<void> {
+    await this.transport.heartbeat(this.info(), this.config.heartbeat_ttl * 1000);
+    this.unsubscribeTerminate = await this.transport.onTerminate((ids) => this.terminate(ids));
+    this.timer = setInterval(() => void this.tick(), 250);
+    this.timer.unref();
+    this.loopDone = this.fetchLoop();
+  }
+
+  /** Time of the last successful broker exchange or finished task (for health checks). */
+  get lastProgressAt(): number {
+    return this.lastProgress;
+  }
+
+  private async fetchLoop(): Promise<void> {
+    while (!this.stopping) {
+      const free = this.config.concurrency - this.running;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.slotWaiter = resolve));
+        continue;
+      }
+      let got: Reservation[];
+      try {
+        got = await this.transport.reserve({
+          queues: this.config.queues,
+          max: free + this.config.prefetch,
+          leaseMs: this.leaseMs,
+          workerId: this.id,
+          waitMs: 1000,
+          resultTtlMs: this.config.result_expires * 1000,
+        });
+        this.brokerOk();
+      } catch (err) {
+        this.brokerDown(err);
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
+      if (this.stopping) {
+        await this.transport.release(got.map(({ id, token, queue }) => ({ id, token, queue }))).catch(() => {});
+        break;
+      }
+      for (const r of got) {
+        this.leased.set(r.id, { ref: { id: r.id, token: r.token, queue: r.queue }, controller: new AbortController(), startedAt: Date.now() });
+        this.running++;
+        void this.handle(r);
+      }
+    }
+  }
+
+  private brokerOk(): void {
+    this.lastProgress = Date.now();
+    if (this.outageSince !== undefined) {
+      this.logger.warn(`broker reachable again after ${ms(Date.now() - this.outageSince)}; consuming`);
+      this.outageSince = undefined;
+      this.nextRenew = 0; // renew at once: the outage may have eaten into our leases
+    }
+  }
+
+  private brokerDown(err: unknown): void {
+    if (this.outageSince === undefined) {
+      this.outageSince = Date.now();
+      this.logger.error(`broker unreachable (${(err as Error).message}); retrying until it answers`);
+    }
+  }
+
+  private slotFreed(): void {
+    this.running--;
+    const w = this.slotWaiter;
+    this.slotWaiter = undefined;
+    w?.();
+  }
+
+  private async handle(r: Reservation): Promise<void> {
+    const running = this.leased.get(r.id)!;
+    const ref = running.ref;
+    let msg: TaskMessage;
+    try {
+      if (r.payload.length > this.config.max_payload_bytes) {
+        throw new Error(`payload of ${r.payload.length} bytes exceeds max_payload_bytes (${this.config.max_payload_bytes})`);
+      }
+      msg = decodeMessage(r.payload);
+    } catch (err) {
+      const reason = `undecodable message: ${(err as Error).message}`;
+      this.logger.error(`task ${r.id} in queue ${r.queue} dead-lettered: ${reason}`);
+      this.failed++;
+      await this.transport.deadLetter([{ ...ref, reason }]).catch((e) => this.logger.debug({ err: e }, "dead-letter failed"));
+      this.leased.delete(r.id);
+      this.slotFreed();
+      return;
+    }
+    running.msg = msg;
+    const label = `${msg.task}[${msg.id}]`;
+    const def = this.registry.get(msg.task);
+    if (!def) {
+      const err = new NotRegisteredError(msg.task);
+      this.logger.error(`task ${label} failed: ${err.message} (registered: ${this.registry.names().join(", ") || "none"})`);
+      this.finish(msg, r, running, "FAILURE", { error: errorInfo(err) }, `not registered: ${msg.task}`);
+      this.failed++;
+      this.slotFreed();
+      return;
+    }
+    if (msg.expires !== undefined && Date.now() > msg.expires) {
+      this.logger.warn(`task ${label} expired at ${new Date(msg.expires).toISOString()}; not run`);
+      this.finish(msg, r, running, "EXPIRED", {});
+      this.slotFreed();
+      return;
+    }
+    this.logger.info(`task ${label} received`);
+    running.startedAt = Date.now();
+    this.logger.info(`task ${label} started`);
+    const outcome = await this.execute(def, msg, r.deliveries, running.controller);
+    await this.conclude(def, msg, r, running, outcome);
+    this.lastProgress = Date.now();
+    this.slotFreed();
+  }
+
+  private execute(def: TaskDefinition, msg: TaskMessage, deliveries: number, controller: AbortController): Promise<ExecOutcome> {
+    const limit = (own: number | undefined, task: number | undefined, dflt: number | undefined) =>
+      own ?? (task !== undefined ? task * 1000 : dflt !== undefined ? dflt * 1000 : undefined);
+    const timeLimitMs = limit(msg.timeLimitMs, def.options.timeLimit, this.config.time_limit);
+    const softTimeLimitMs = limit(msg.softTimeLimitMs, def.options.softTimeLimit, this.config.soft_time_limit);
+    return executeInline(def, msg, deliveries, controller, this.logger, {
+      ...(timeLimitMs ? { timeLimitMs } : {}),
+      ...(softTimeLimitMs ? { softTimeLimitMs } : {}),
+    });
+  }
+
+  private async conclude(def: TaskDefinition, msg: TaskMessage, r: Reservation, running: Running, outcome: ExecOutcome): Promise<void> {
+    const label = `${msg.task}[${msg.id}]`;
+    if (outcome.kind === "success") {
+      this.processed++;
+      this.logger.info(`task ${label} succeeded in ${ms(outcome.runtimeMs)}: ${preview(outcome.value)}`);
+      this.finish(msg, r, running, "SUCCESS", { result: outcome.value, runtimeMs: outcome.runtimeMs }, undefined, def);
+      return;
+    }
+    const policy = effectivePolicy(this.config.retry, def.options, msg.maxRetries);
+    const decision =
+      outcome.kind === "retry"
+        ? { retry: msg.retries < policy.max, delaySec: outcome.countdownSec ?? policy.countdown, max: policy.max }
+        : decideRetry(policy, msg.retries, outcome.error, def.options.retryOn);
+    if (decision.retry) {
+      const next: TaskMessage = { ...msg, retries: msg.retries + 1 };
+      this.logger.warn(`task ${label} retry ${msg.retries + 1}/${decision.max} in ${decision.delaySec.toFixed(1)} s: ${outcome.error.message}`);
+      try {
+        await this.transport.retry({
+          ...running.ref,
+          priority: msg.priority,
+          payload: encodeMessage(next),
+          dueAt: Date.now() + decision.delaySec * 1000,
+        });
+        this.leased.delete(msg.id);
+      } catch (err) {
+        // The task stays leased; when the lease lapses it is delivered again, so the retry is not lost.
+        this.logger.error(`task ${label}: could not schedule its retry (${(err as Error).message}); it will be redelivered`);
+      }
+      return;
+    }
+    this.failed++;
+    const err = outcome.error;
+    const code = (err as Partial<QWorkerError>).code;
+    this.logger.error(
+      { ...(this.logger.isLevelEnabled("debug") ? { err } : {}) },
+      `task ${label} failed${msg.retries > 0 ? ` after ${msg.retries} retries` : ""}: ${err.name}: ${err.message}${code ? ` (${code})` : ""}`,
+    );
+    const reason = msg.retries > 0 ? `failed after ${msg.retries} retries: ${err.message}` : `failed: ${err.message}`;
+    this.finish(msg, r, running, "FAILURE", { error: errorInfo(err), runtimeMs: outcome.runtimeMs }, reason, def);
+  }
+
+  /** Record the outcome: result (unless ignored) and settle, batched with others finishing now. */
+  private finish(
+    msg: TaskMessage,
+    r: Reservation,
+    running: Running,
+    state: TaskResult["state"],
+    extra: Partial<TaskResult>,
+    deadReason?: string,
+    def?: TaskDefinition,
+  ): void {
+    const ignore = msg.ignoreResult ?? def?.options.ignoreResult ?? false;
+    const record: TaskResult = {
+      id: msg.id,
+      state,
+      task: msg.task,
+      queue: msg.queue,
+      retries: msg.retries,
+      worker: this.id,
+      sentAt: msg.sentAt,
+      startedAt: running.startedAt,
+      finishedAt: Date.now(),
+      ...extra,
+    };
+    const item: SettleItem = {
+      ...running.ref,
+      outcome: state === "SUCCESS" ? "SUCCESS" : state === "EXPIRED" ? "EXPIRED" : state === "REVOKED" ? "REVOKED" : "FAILURE",
+      resultTtlMs: this.config.result_expires * 1000,
+      ...(ignore && state === "SUCCESS" ? {} : { result: encodeResult(record) }),
+      ...(deadReason ? { deadReason } : {}),
+      ...(msg.uniqueKey ? { uniqueKey: msg.uniqueKey } : {}),
+    };
+    void r;
+    this.settler.add(item);
+  }
+
+  private terminate(ids: string[]): void {
+    for (const id of ids) {
+      const running = this.leased.get(id);
+      if (running?.msg) {
+        this.logger.warn(`task ${running.msg.task}[${id}] revoked with --terminate; aborting it`);
+        running.controller.abort(new Error("revoked"));
+      }
+    }
+  }
+
+  /** One shared timer for everything periodic, so nothing here costs a timer per task. */
+  private async tick(): Promise<void> {
+    if (this.housekeeping) return;
+    this.housekeeping = true;
+    const now = Date.now();
+    try {
+      if (now >= this.nextRenew && this.leased.size > 0) {
+        this.nextRenew = now + this.leaseMs / 3;
+        const lost = await this.transport.extendLeases([...this.leased.values()].map((l) => l.ref), this.leaseMs);
+        for (const id of lost) {
+          const l = this.leased.get(id);
+          if (!l) continue;
+          this.logger.warn(`task ${l.msg?.task ?? "?"}[${id}]: lease lost (recovered by another worker); aborting this run`);
+          l.controller.abort(new Error("lease lost"));
+        }
+      }
+      if (now >= this.nextBeat) {
+        this.nextBeat = now + this.config.heartbeat_interval * 1000;
+        await this.transport.heartbeat(this.info(), this.config.heartbeat_ttl * 1000);
+      }
+      if (now >= this.nextRecover) {
+        this.nextRecover = now + 1000;
+        const rep = await this.transport.recover({
+          maxDeliveries: this.config.max_deliveries,
+          heartbeatTtlMs: this.config.heartbeat_ttl * 1000,
+          deadMax: this.config.dead_letter_max,
+          deadTtlMs: this.config.dead_letter_ttl * 1000,
+        });
+        if (rep.recovered > 0) this.logger.warn(`recovered ${rep.recovered} task(s) from expired leases or dead workers`);
+        if (rep.deadLettered > 0) this.logger.error(`dead-lettered ${rep.deadLettered} task(s) that exceeded max_deliveries=${this.config.max_deliveries}`);
+      }
+      this.brokerOk();
+    } catch (err) {
+      this.brokerDown(err);
+      this.nextRenew = 0;
+    } finally {
+      this.housekeeping = false;
+    }
+  }
+
+  /**
+   * Warm shutdown: stop fetching, let running tasks finish within shutdown_timeout, then hand back what is
+   * still running (to the front of its queue, at once) and deregister. `cold` hands everything back now.
+   */
+  async stop(opts: { cold?: boolean } = {}): Promise<void> {
+    this.stopping = true;
+    this.slotWaiter?.();
+    const deadline = Date.now() + (opts.cold ? 0 : this.config.shutdown_timeout * 1000);
+    while (this.running > 0 && Date.now() < deadline && !this.coldRequested) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await this.loopDone;
+    await this.settler.drained();
+    const unfinished = [...this.leased.values()].map((l) => l.ref);
+    if (unfinished.length > 0) {
+      for (const l of this.leased.values()) l.controller.abort(new Error("worker shutting down"));
+      await this.transport.release(unfinished).catch((err) => this.logger.error(`could not hand back ${unfinished.length} task(s): ${(err as Error).message}; they return when their lease expires`));
+      this.logger.warn(`handed back ${unfinished.length} unfinished task(s) to the queue`);
+    }
+    if (this.timer) clearInterval(this.timer);
+    this.unsubscribeTerminate?.();
+    await this.transport.removeWorker(this.id).catch(() => {});
+  }
+
+  private coldRequested = false;
+
+  /** A second signal during a warm shutdown: stop waiting for running tasks. */
+  requestCold(): void {
+    this.coldRequested = true;
+  }
+}
