@@ -280,7 +280,7 @@ function pythonStr(args: readonly unknown[]): string {
 
 const metaSchema = z.looseObject({
   status: z.string().min(1),
-  result: z.unknown(),
+  result: z.unknown().optional(),
   traceback: z.string().nullish(),
   children: z.array(z.unknown()).nullish(),
   date_done: z.string().nullish(),
