@@ -16,6 +16,8 @@ export interface TaskContext {
   /** Aborted on soft time limit, revoke --terminate, lease loss and cold shutdown. */
   signal: AbortSignal;
   logger: Logger;
+  /** Report progress, 0..1 with an optional note ("resizing"); shown by `inspect active` and `result`. */
+  progress(fraction: number, note?: string): void;
   /** Ask for another attempt, like Celery's self.retry(): throws, so `throw ctx.retry(...)` reads well too. */
   retry(options?: { countdown?: number; error?: unknown }): never;
 }

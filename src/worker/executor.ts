@@ -1,8 +1,8 @@
-import type { Logger } from "pino";
 import { SoftTimeLimitExceeded, TimeLimitExceeded, toError } from "../errors.ts";
 import type { TaskMessage } from "../protocol/message.ts";
 import { RetryRequest, runInContext, type TaskContext } from "../tasks/context.ts";
 import type { TaskDefinition } from "../tasks/definition.ts";
+import type { PoolJob } from "./pool.ts";
 
 export type ExecOutcome =
   | { kind: "success"; value: unknown; runtimeMs: number }
@@ -38,14 +38,8 @@ export function handlerArgs(def: TaskDefinition, msg: TaskMessage): unknown[] {
  * stops waiting for it and frees the slot, although code that never yields cannot be stopped in-process:
  * that is what the process pool is for.
  */
-export async function executeInline(
-  def: TaskDefinition,
-  msg: TaskMessage,
-  deliveries: number,
-  controller: AbortController,
-  logger: Logger,
-  limits: ExecLimits,
-): Promise<ExecOutcome> {
+export async function executeInline(job: PoolJob): Promise<ExecOutcome> {
+  const { def, msg, deliveries, controller, logger, limits } = job;
   const start = performance.now();
   const ctx: TaskContext = {
     id: msg.id,
@@ -57,6 +51,7 @@ export async function executeInline(
     kwargs: msg.kwargs,
     signal: controller.signal,
     logger,
+    progress: job.progress,
     retry(options) {
       throw new RetryRequest(options?.countdown, options?.error);
     },

@@ -9,7 +9,9 @@ import { encodeResult, errorInfo, type TaskResult } from "../results/record.ts";
 import type { TaskDefinition } from "../tasks/definition.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
 import { VERSION } from "../version.ts";
-import { executeInline, type ExecOutcome } from "./executor.ts";
+import type { ExecOutcome } from "./executor.ts";
+import { WorkerEvents } from "./events.ts";
+import { AsyncPool, type Pool } from "./pool.ts";
 import { ms, preview } from "./format.ts";
 import { decideRetry, effectivePolicy } from "./retry-policy.ts";
 import { Settler } from "./settler.ts";
@@ -21,6 +23,8 @@ export interface WorkerOptions {
   logger: Logger;
   /** Defaults to host.pid.random. */
   id?: string;
+  /** Where handlers run (default: the async pool, in this process). */
+  pool?: Pool;
 }
 
 interface Running {
@@ -38,6 +42,8 @@ interface Running {
  */
 export class Worker {
   readonly id: string;
+  readonly events = new WorkerEvents();
+  readonly pool: Pool;
   private readonly transport: Transport;
   private readonly registry: TaskRegistry;
   private readonly config: QWorkerConfig;
@@ -65,6 +71,7 @@ export class Worker {
     this.registry = opts.registry;
     this.config = opts.config;
     this.logger = opts.logger;
+    this.pool = opts.pool ?? new AsyncPool();
     this.id = opts.id ?? `${hostname()}.${process.pid}.${randomBytes(3).toString("hex")}`;
     this.settler = new Settler(this.transport, this.logger, (ids) => {
       for (const id of ids) this.leased.delete(id);
@@ -144,7 +151,9 @@ export class Worker {
   private brokerOk(): void {
     this.lastProgress = Date.now();
     if (this.outageSince !== undefined) {
-      this.logger.warn(`broker reachable again after ${ms(Date.now() - this.outageSince)}; consuming`);
+      const downFor = Date.now() - this.outageSince;
+      this.logger.warn(`broker reachable again after ${ms(downFor)}; consuming`);
+      this.events.safeEmit("broker:up", downFor);
       this.outageSince = undefined;
       this.nextRenew = 0; // renew at once: the outage may have eaten into our leases
     }
@@ -154,6 +163,7 @@ export class Worker {
     if (this.outageSince === undefined) {
       this.outageSince = Date.now();
       this.logger.error(`broker unreachable (${(err as Error).message}); retrying until it answers`);
+      this.events.safeEmit("broker:down", err as Error);
     }
   }
 
@@ -176,6 +186,7 @@ export class Worker {
     } catch (err) {
       const reason = `undecodable message: ${(err as Error).message}`;
       this.logger.error(`task ${r.id} in queue ${r.queue} dead-lettered: ${reason}`);
+      this.events.safeEmit("task:poisoned", r.id, r.queue, reason);
       this.failed++;
       await this.transport.deadLetter([{ ...ref, reason }]).catch((e) => this.logger.debug({ err: e }, "dead-letter failed"));
       this.leased.delete(r.id);
@@ -195,13 +206,16 @@ export class Worker {
     }
     if (msg.expires !== undefined && Date.now() > msg.expires) {
       this.logger.warn(`task ${label} expired at ${new Date(msg.expires).toISOString()}; not run`);
+      this.events.safeEmit("task:expired", msg);
       this.finish(msg, r, running, "EXPIRED", {});
       this.slotFreed();
       return;
     }
     this.logger.info(`task ${label} received`);
+    this.events.safeEmit("task:received", msg, r.deliveries);
     running.startedAt = Date.now();
     this.logger.info(`task ${label} started`);
+    this.events.safeEmit("task:started", msg);
     const outcome = await this.execute(def, msg, r.deliveries, running.controller);
     await this.conclude(def, msg, r, running, outcome);
     this.lastProgress = Date.now();
@@ -213,9 +227,17 @@ export class Worker {
       own ?? (task !== undefined ? task * 1000 : dflt !== undefined ? dflt * 1000 : undefined);
     const timeLimitMs = limit(msg.timeLimitMs, def.options.timeLimit, this.config.time_limit);
     const softTimeLimitMs = limit(msg.softTimeLimitMs, def.options.softTimeLimit, this.config.soft_time_limit);
-    return executeInline(def, msg, deliveries, controller, this.logger, {
-      ...(timeLimitMs ? { timeLimitMs } : {}),
-      ...(softTimeLimitMs ? { softTimeLimitMs } : {}),
+    return this.pool.run({
+      def,
+      msg,
+      deliveries,
+      controller,
+      logger: this.logger,
+      limits: {
+        ...(timeLimitMs ? { timeLimitMs } : {}),
+        ...(softTimeLimitMs ? { softTimeLimitMs } : {}),
+      },
+      progress: (fraction, note) => this.events.safeEmit("task:progress", msg, fraction, note),
     });
   }
 
@@ -224,6 +246,7 @@ export class Worker {
     if (outcome.kind === "success") {
       this.processed++;
       this.logger.info(`task ${label} succeeded in ${ms(outcome.runtimeMs)}: ${preview(outcome.value)}`);
+      this.events.safeEmit("task:succeeded", msg, outcome.value, outcome.runtimeMs);
       this.finish(msg, r, running, "SUCCESS", { result: outcome.value, runtimeMs: outcome.runtimeMs }, undefined, def);
       return;
     }
@@ -235,6 +258,8 @@ export class Worker {
     if (decision.retry) {
       const next: TaskMessage = { ...msg, retries: msg.retries + 1 };
       this.logger.warn(`task ${label} retry ${msg.retries + 1}/${decision.max} in ${decision.delaySec.toFixed(1)} s: ${outcome.error.message}`);
+      this.events.safeEmit("task:failed", msg, outcome.error, outcome.runtimeMs, false);
+      this.events.safeEmit("task:retry", msg, outcome.error, decision.delaySec);
       try {
         await this.transport.retry({
           ...running.ref,
@@ -256,6 +281,7 @@ export class Worker {
       { ...(this.logger.isLevelEnabled("debug") ? { err } : {}) },
       `task ${label} failed${msg.retries > 0 ? ` after ${msg.retries} retries` : ""}: ${err.name}: ${err.message}${code ? ` (${code})` : ""}`,
     );
+    this.events.safeEmit("task:failed", msg, err, outcome.runtimeMs, true);
     const reason = msg.retries > 0 ? `failed after ${msg.retries} retries: ${err.message}` : `failed: ${err.message}`;
     this.finish(msg, r, running, "FAILURE", { error: errorInfo(err), runtimeMs: outcome.runtimeMs }, reason, def);
   }
@@ -337,6 +363,7 @@ export class Worker {
         if (rep.deadLettered > 0) this.logger.error(`dead-lettered ${rep.deadLettered} task(s) that exceeded max_deliveries=${this.config.max_deliveries}`);
       }
       this.brokerOk();
+      this.events.safeEmit("worker:tick");
     } catch (err) {
       this.brokerDown(err);
       this.nextRenew = 0;
@@ -351,6 +378,7 @@ export class Worker {
    */
   async stop(opts: { cold?: boolean } = {}): Promise<void> {
     this.stopping = true;
+    this.events.safeEmit("worker:stopping");
     this.slotWaiter?.();
     const deadline = Date.now() + (opts.cold ? 0 : this.config.shutdown_timeout * 1000);
     while (this.running > 0 && Date.now() < deadline && !this.coldRequested) {
@@ -366,6 +394,7 @@ export class Worker {
     }
     if (this.timer) clearInterval(this.timer);
     this.unsubscribeTerminate?.();
+    await this.pool.close();
     await this.transport.removeWorker(this.id).catch(() => {});
   }
 
