@@ -311,17 +311,16 @@ export class RedisTransport implements Transport {
     const channel = this.keys.result(id);
     return new Promise<string | null>((resolve, reject) => {
       let done = false;
-      let timer: NodeJS.Timeout | undefined;
       let unsubscribe: (() => void) | undefined;
       const finish = (value: string | null, err?: unknown) => {
         if (done) return;
         done = true;
-        if (timer) clearTimeout(timer);
+        clearTimeout(timer);
         unsubscribe?.();
         if (err) reject(err);
         else resolve(value);
       };
-      timer = setTimeout(() => finish(null), timeoutMs);
+      const timer = setTimeout(() => finish(null), timeoutMs);
       // Subscribe first, then read: a result stored between the two is caught by one or the other.
       this.listen(channel, (message) => finish(message))
         .then(async (unsub) => {
