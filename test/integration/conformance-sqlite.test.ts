@@ -18,3 +18,9 @@ runConformanceSuite("sqlite", async () => {
   const transport = createSqliteTransport(url);
   return { transport, cleanup: () => transport.close() };
 });
+
+// The same contract where file watching is unavailable: blocked calls fall back to polling data_version.
+runConformanceSuite("sqlite (polling, no file watch)", async () => {
+  const transport = createSqliteTransport(url, { watchFiles: false });
+  return { transport, cleanup: () => transport.close() };
+});

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, watch, type FSWatcher } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { BrokerError, QWorkerError } from "../../errors.ts";
@@ -52,8 +52,15 @@ import { ChangeWatcher } from "./wait.ts";
 export interface SqliteTransportOptions {
   /** How long a write waits for another process's transaction before failing (default 5000 ms). */
   busyTimeoutMs?: number;
-  /** data_version poll period while a reserve/waitForResult is blocked or onTerminate listens (default 15 ms). */
+  /**
+   * Watch the database directory for writes by other processes (inotify on Linux) to wake blocked calls
+   * at once (default true). Without it, or where it fails, data_version is polled every `pollMs`.
+   */
+  watchFiles?: boolean;
+  /** data_version poll period while a call waits, when files are not watched (default 15 ms). */
   pollMs?: number;
+  /** Safety-net poll period while a call waits and files are watched (default 250 ms). */
+  safetyPollMs?: number;
 }
 
 interface TaskRow {
@@ -110,6 +117,9 @@ export class SqliteTransport implements Transport {
   private readonly file: string;
   private readonly busyTimeoutMs: number;
   private readonly pollMs: number;
+  private readonly safetyPollMs: number;
+  private readonly watchFiles: boolean;
+  private fileWatcher: FSWatcher | undefined;
   private db: Database.Database | undefined;
   private watcher: ChangeWatcher | undefined;
   private readonly statements = new Map<string, Database.Statement>();
@@ -123,6 +133,8 @@ export class SqliteTransport implements Transport {
     this.displayUrl = location.displayUrl;
     this.busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
     this.pollMs = opts.pollMs ?? 15;
+    this.safetyPollMs = opts.safetyPollMs ?? 250;
+    this.watchFiles = opts.watchFiles ?? true;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -146,7 +158,28 @@ export class SqliteTransport implements Transport {
     }
     this.db = db;
     const versionStmt = db.prepare("PRAGMA data_version").pluck();
-    this.watcher = new ChangeWatcher({ readVersion: () => versionStmt.get() as number, pollMs: this.pollMs });
+    const watcher = new ChangeWatcher({ readVersion: () => versionStmt.get() as number, pollMs: this.pollMs });
+    this.watcher = watcher;
+    if (this.watchFiles) this.startFileWatch(watcher);
+  }
+
+  /** Poke the watcher whenever the database or its WAL is written; fall back to fast polling if we can't. */
+  private startFileWatch(watcher: ChangeWatcher): void {
+    const base = path.basename(this.file);
+    try {
+      const fw = watch(path.dirname(this.file), { persistent: false }, (_event, name) => {
+        if (name === null || name === undefined || String(name).startsWith(base)) watcher.poke();
+      });
+      fw.on("error", () => {
+        fw.close();
+        if (this.fileWatcher === fw) this.fileWatcher = undefined;
+        watcher.setPollMs(this.pollMs);
+      });
+      this.fileWatcher = fw;
+      watcher.setPollMs(this.safetyPollMs);
+    } catch {
+      watcher.setPollMs(this.pollMs);
+    }
   }
 
   async close(): Promise<void> {
@@ -154,6 +187,8 @@ export class SqliteTransport implements Transport {
     this.closed = true;
     this.unsubscribeTerminate?.();
     this.terminateListeners.clear();
+    this.fileWatcher?.close();
+    this.fileWatcher = undefined;
     this.watcher?.close();
     this.statements.clear();
     const db = this.db;

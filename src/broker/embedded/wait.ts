@@ -2,19 +2,30 @@
  * Waiting without spinning on a SQLite file shared by several processes.
  *
  * SQLite has no notifications across connections, but `PRAGMA data_version` changes whenever ANOTHER
- * connection commits, and reading it is a few microseconds (it looks at the WAL index in shared memory).
- * A ChangeWatcher polls it on a short timer, only while something is waiting or listening, and turns each
- * change into an "epoch" bump. Commits made through our own connection do not change data_version, so the
- * transport calls `notify()` after them.
+ * connection commits, and reading it costs a few microseconds (it looks at the WAL index in shared
+ * memory). A ChangeWatcher turns each change into an "epoch" bump and wakes whoever waits on it. It reads
+ * data_version:
+ *   - when poked: the transport watches the database directory (inotify on Linux) and pokes on any write
+ *     to the database or its -wal file; a poke starts a short burst of fast polls, because the file write
+ *     can land a moment before the commit is visible;
+ *   - on a slow timer as a safety net, only while something waits or listens (or on a fast timer when
+ *     file watching is unavailable).
+ * Commits made through our own connection do not change data_version, so the transport calls `notify()`
+ * after them.
  *
  * Race-free use: take `snapshot()` BEFORE checking the database, then `wait(until, snapshot)`. A commit
- * that lands between the check and the wait has already bumped the epoch, so the wait returns at once.
+ * that lands between the check and the wait has already bumped the epoch (or will be seen on the next
+ * read), so the wait returns.
  */
 export interface ChangeWatcherOptions {
   /** Reads PRAGMA data_version (throws if the connection is closed). */
   readVersion: () => number;
   /** Poll period while waiting or listening. */
   pollMs: number;
+  /** Poll period during a burst after a poke (default 4 ms). */
+  burstPollMs?: number;
+  /** How long a burst lasts (default 60 ms). */
+  burstMs?: number;
 }
 
 interface Waiter {
@@ -25,19 +36,31 @@ interface Waiter {
 
 export class ChangeWatcher {
   private readonly readVersion: () => number;
-  private readonly pollMs: number;
+  private pollMs: number;
+  private readonly burstPollMs: number;
+  private readonly burstMs: number;
   private readonly waiters = new Set<Waiter>();
   private readonly subscribers = new Set<() => void>();
   private epoch = 0;
   private lastVersion: number | undefined;
   private subscriberEpoch = 0;
+  private burstUntil = 0;
   private timer: NodeJS.Timeout | undefined;
+  private timerAt = 0;
   private immediate: NodeJS.Immediate | undefined;
   private closed = false;
 
   constructor(opts: ChangeWatcherOptions) {
     this.readVersion = opts.readVersion;
     this.pollMs = opts.pollMs;
+    this.burstPollMs = opts.burstPollMs ?? 4;
+    this.burstMs = opts.burstMs ?? 60;
+  }
+
+  /** Change the idle poll period (e.g. when file watching turns out to be unavailable). */
+  setPollMs(ms: number): void {
+    this.pollMs = ms;
+    this.schedule();
   }
 
   /** The current epoch, after looking for commits by other connections. */
@@ -50,12 +73,14 @@ export class ChangeWatcher {
   notify(): void {
     if (this.closed) return;
     this.epoch++;
-    if (this.immediate === undefined) {
-      this.immediate = setImmediate(() => {
-        this.immediate = undefined;
-        this.dispatch();
-      });
-    }
+    this.dispatchSoon();
+  }
+
+  /** Another process probably wrote to the file: look now and keep looking closely for a moment. */
+  poke(): void {
+    if (this.closed || !this.busy()) return;
+    this.burstUntil = Date.now() + this.burstMs;
+    this.dispatchSoon(true);
   }
 
   /** Resolve once the epoch moves past `since`, at `until` (epoch ms) at the latest, or on close(). */
@@ -77,18 +102,22 @@ export class ChangeWatcher {
     this.schedule();
     return () => {
       this.subscribers.delete(fn);
+      this.schedule();
     };
   }
 
   close(): void {
     this.closed = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.clearTimer();
     if (this.immediate !== undefined) clearImmediate(this.immediate);
-    this.timer = undefined;
     this.immediate = undefined;
     for (const w of this.waiters) w.resolve();
     this.waiters.clear();
     this.subscribers.clear();
+  }
+
+  private busy(): boolean {
+    return this.waiters.size > 0 || this.subscribers.size > 0;
   }
 
   private refresh(): void {
@@ -106,20 +135,38 @@ export class ChangeWatcher {
     }
   }
 
+  private dispatchSoon(refresh = false): void {
+    if (this.immediate !== undefined) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = undefined;
+      if (refresh) this.refresh();
+      this.dispatch();
+    });
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
   private schedule(): void {
     if (this.closed) return;
-    const active = this.waiters.size > 0 || this.subscribers.size > 0;
-    if (!active) {
-      if (this.timer !== undefined) clearTimeout(this.timer);
-      this.timer = undefined;
+    if (!this.busy()) {
+      this.clearTimer();
       return;
     }
-    if (this.timer === undefined) {
+    const now = Date.now();
+    let at = now + (now < this.burstUntil ? this.burstPollMs : this.pollMs);
+    const nextDeadline = Math.min(...[...this.waiters].map((w) => w.until));
+    if (nextDeadline < at) at = Math.max(now, nextDeadline);
+    if (this.timer === undefined || at < this.timerAt) {
+      this.clearTimer();
+      this.timerAt = at;
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.refresh();
         this.dispatch();
-      }, this.pollMs);
+      }, at - now);
     }
     // Pending reserves/waits keep the process alive, like a blocked socket read would; a listener alone
     // does not.
@@ -142,7 +189,7 @@ export class ChangeWatcher {
         try {
           fn();
         } catch {
-          // A listener's failure is its own business; keep polling for the others.
+          // A listener's failure is its own business; keep watching for the others.
         }
       }
     }
