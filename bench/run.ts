@@ -179,6 +179,7 @@ interface RunState {
   versions: Map<string, string>;
   costDetail: Map<string, unknown>;
   seq: number;
+  loadStart: number;
 }
 
 async function freshScenario(st: RunState, engine: string): Promise<ChildOptions> {
@@ -378,6 +379,7 @@ function markdownReport(st: RunState, table: TableSpec, redisVer: string, starte
     `- options: n=${cfg.n}, concurrency=${cfg.concurrency.join(",")}, cases=${[...cfg.cases].join(",")}, repeat=${cfg.repeat}, ` +
       `single=${cfg.single}, latency=${cfg.latency} (+${cfg.warmup} warm-up, gap ${cfg.gapMs} ms), batch=${cfg.batch}`,
   );
+  lines.push(`- load average (1 min) at start ${st.loadStart.toFixed(2)}, at end ${os.loadavg()[0]!.toFixed(2)} — other work on the machine skews the numbers`);
   lines.push(`- took ${elapsedS.toFixed(0)} s; values are medians over the repetitions; ratios are medians of per-repetition ratios`);
   lines.push("");
   lines.push(renderMarkdown(table), "");
@@ -437,6 +439,7 @@ async function main(): Promise<void> {
     versions: new Map(),
     costDetail: new Map(),
     seq: 0,
+    loadStart: os.loadavg()[0] ?? 0,
   };
   defineMetrics(cfg, st.metrics);
   let redisVer = "?";

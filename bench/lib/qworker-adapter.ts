@@ -2,22 +2,27 @@
  * The qworker side of the benchmark, shared by bench/engines/qworker.ts (Redis transport) and
  * bench/engines/qworker-sqlite.ts (embedded SQLite transport).
  *
- * Producer: encodes v1 task messages (src/protocol/message.ts) and calls `Transport.enqueue` — one call
- * per bulk batch, one per single send.
- *   TODO(bench): switch to the public client API (src/client) once it exists, so sends pay what users pay.
+ * Producer: builds items with the client's own `buildEnqueueItem` (src/client/build-message.ts) and calls
+ * `Transport.enqueue`: one call per bulk batch (the client has no bulk API yet), one per single send (what
+ * `Client.send` does).
  *
- * Worker: uses the worker from src/worker/index.ts. It must export a `startWorker`-like function; until
- * it does, createWorker throws NotImplementedError and the orchestrator skips the engine's drain and
- * latency cases (see WORKER_TODO below).
+ * Worker: the real `Worker` class from src/worker/worker.ts (see createQworkerWorker). If a module is
+ * missing, createWorker throws NotImplementedError and the orchestrator skips the engine's drain and
+ * latency cases.
  *
- * Modules are imported by computed URL so this file typechecks and loads while they are still missing.
+ * Modules are imported by computed URL so this file loads even while one of them is missing.
  */
-import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { EnqueueItem, Transport } from "../../src/broker/transport.ts";
-import { MESSAGE_VERSION, encodeMessage, type TaskMessage } from "../../src/protocol/message.ts";
+import type { EnqueueItem, SettleItem, Transport } from "../../src/broker/transport.ts";
+// Type-only imports: erased at run time (the modules are loaded with importFromRepo), but tsc flags any
+// change of these APIs here.
+import type { buildEnqueueItem } from "../../src/client/build-message.ts";
+import type { configSchema } from "../../src/config/schema.ts";
+import type { defineTask } from "../../src/tasks/define.ts";
+import type { TaskRegistry } from "../../src/tasks/registry.ts";
+import type { WorkerOptions } from "../../src/worker/worker.ts";
 import { NotImplementedError, type BenchEngine, type BenchPayload, type BenchWorker, type WorkerSpec } from "./engine.ts";
 import type { ChildOptions } from "./protocol.ts";
 
@@ -25,6 +30,7 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), ".."
 export const BENCH_TASK = "bench.noop";
 /** Priorities are 0..9, higher first; benchmark tasks all use one priority. */
 const PRIORITY = 0;
+const MAX_PAYLOAD = 16 * 1024 * 1024;
 
 /** Import a repository module by path; NotImplementedError when it is missing or lacks `exportName`. */
 export async function importFromRepo(relPath: string, exportName: string): Promise<unknown> {
@@ -47,23 +53,6 @@ export async function qworkerVersion(kind: string): Promise<string> {
   return `qworker ${pkg.version ?? "?"} (${kind} transport)`;
 }
 
-function message(queue: string, payload: BenchPayload): { item: EnqueueItem } {
-  const id = randomUUID();
-  const msg: TaskMessage = {
-    v: MESSAGE_VERSION,
-    id,
-    task: BENCH_TASK,
-    args: [payload],
-    kwargs: {},
-    queue,
-    priority: PRIORITY,
-    retries: 0,
-    sentAt: Date.now(),
-    ignoreResult: true,
-  };
-  return { item: { id, queue, priority: PRIORITY, payload: encodeMessage(msg) } };
-}
-
 export interface QworkerFlavor {
   name: string;
   kind: string;
@@ -73,25 +62,66 @@ export interface QworkerFlavor {
   createTransport(url: string): Promise<Transport>;
 }
 
-/*
- * WORKER_TODO: wire the real worker here once src/worker/index.ts exports it. What the harness needs:
- *   - a worker for `brokerUrl`, queue `opts.queue`, concurrency `spec.concurrency`, one registered task
- *     named BENCH_TASK whose handler is `(payload: BenchPayload) => { spec.onStart(payload); }`,
- *     results ignored, default prefetch;
- *   - connected and ready before createWorker resolves, consuming only after run() (if the API cannot
- *     separate the two, start it in createWorker: the drain clock then also counts its start-up);
- *   - a hook called after each task has been settled in the broker → spec.onCompleted() (if there is
- *     none, calling onCompleted at the end of the handler is an acceptable approximation; say so in the
- *     results);
- *   - close(): graceful stop.
+type WorkerCtor = new (opts: WorkerOptions) => {
+  start(): Promise<void>;
+  stop(opts?: { cold?: boolean }) : Promise<void>;
+};
+
+/**
+ * The real worker (src/worker/worker.ts) with its default async pool, one registered task BENCH_TASK whose
+ * handler only calls spec.onStart, results ignored, prefetch 0 (the config default).
+ *
+ * Completion = the broker recorded it: the worker's transport is wrapped so that every id returned by a
+ * successful `settle` call counts as completed. That needs no worker event and is exact for both transports.
+ * The worker has no separate "connect" step: createWorker connects the transport, run() calls start(),
+ * whose heartbeat and control-channel subscription are therefore inside the drain's clock (a few round
+ * trips, spread over N).
  */
 async function createQworkerWorker(flavor: QworkerFlavor, opts: ChildOptions, spec: WorkerSpec): Promise<BenchWorker> {
-  const startWorker = await importFromRepo("src/worker/index.ts", "startWorker");
-  void startWorker;
-  void flavor;
-  void opts;
-  void spec;
-  throw new NotImplementedError("bench adapter for the qworker worker is not written yet (bench/lib/qworker-adapter.ts WORKER_TODO)");
+  const Worker = (await importFromRepo("src/worker/worker.ts", "Worker")) as WorkerCtor;
+  const TaskRegistryCtor = (await importFromRepo("src/tasks/registry.ts", "TaskRegistry")) as new () => TaskRegistry;
+  const define = (await importFromRepo("src/tasks/define.ts", "defineTask")) as typeof defineTask;
+  const schema = (await importFromRepo("src/config/schema.ts", "configSchema")) as typeof configSchema;
+  const { pino } = await import("pino");
+
+  const url = flavor.brokerUrl(opts);
+  const config = schema.parse({
+    broker_url: url,
+    concurrency: spec.concurrency,
+    queues: [opts.queue],
+    default_queue: opts.queue,
+    loglevel: "error",
+  });
+  const registry = new TaskRegistryCtor();
+  const task = define(BENCH_TASK, (payload: BenchPayload) => void spec.onStart(payload));
+  registry.register(BENCH_TASK, task as unknown as Parameters<TaskRegistry["register"]>[1], "bench");
+
+  const inner = await flavor.createTransport(url);
+  await inner.connect();
+  const transport: Transport = new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop === "settle") {
+        return async (items: SettleItem[]) => {
+          const ids = await target.settle(items);
+          for (let i = 0; i < ids.length; i++) spec.onCompleted();
+          return ids;
+        };
+      }
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+
+  const worker = new Worker({ transport, registry, config, logger: pino({ level: "error" }) });
+  return {
+    run() {
+      worker.start().catch((err: unknown) => process.stderr.write(`worker.start: ${String(err)}\n`));
+    },
+    async close() {
+      await worker.stop({ cold: true });
+      await inner.close();
+    },
+  };
 }
 
 export function qworkerEngine(flavor: QworkerFlavor): BenchEngine {
@@ -101,14 +131,18 @@ export function qworkerEngine(flavor: QworkerFlavor): BenchEngine {
     version: () => qworkerVersion(flavor.kind),
 
     async openProducer(opts) {
+      const build = (await importFromRepo("src/client/build-message.ts", "buildEnqueueItem")) as typeof buildEnqueueItem;
       const transport = await flavor.createTransport(flavor.brokerUrl(opts));
       await transport.connect();
+      const item = (p: BenchPayload): EnqueueItem =>
+        build(BENCH_TASK, [p], { queue: opts.queue, priority: PRIORITY, ignoreResult: true }, { queue: opts.queue, maxPayloadBytes: MAX_PAYLOAD });
       return {
         async sendBulk(payloads) {
-          await transport.enqueue(payloads.map((p) => message(opts.queue, p).item));
+          await transport.enqueue(payloads.map(item));
         },
+        // What Client.send does: build the item, enqueue it alone.
         async send(payload) {
-          await transport.enqueue([message(opts.queue, payload).item]);
+          await transport.enqueue([item(payload)]);
         },
         close: () => transport.close(),
       };
