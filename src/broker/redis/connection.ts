@@ -43,12 +43,18 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     throw new BrokerError(`invalid Redis URL ${maskUrl(url)}: ${(err as Error).message}`, { cause: err });
   }
   // Errors surface through commands and the reconnect loop; an unhandled 'error' event would crash.
-  redis.on("error", () => {});
+  // The socket error (ECONNREFUSED, ENOTFOUND…) is kept because connect() itself only rejects with
+  // "Connection is closed.", which tells the user nothing.
+  let socketError: NodeJS.ErrnoException | undefined;
+  redis.on("error", (err: NodeJS.ErrnoException) => {
+    if (!connectedOnce) socketError ??= err;
+  });
   try {
     await redis.connect();
   } catch (err) {
     redis.disconnect();
-    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    const cause = socketError ?? (err as NodeJS.ErrnoException);
+    const reason = cause.code ?? cause.message;
     throw new BrokerError(
       `cannot reach Redis at ${maskUrl(url)} (${reason}): start redis-server or set broker_url / QWORKER_BROKER_URL`,
       { cause: err },

@@ -335,12 +335,8 @@ export class RedisTransport implements Transport {
 
   async revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<void> {
     if (ids.length === 0) return;
-    const time = await this.redis.time();
-    const until = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) + ttlMs;
-    const pipe = this.redis.pipeline();
-    pipe.zadd(this.keys.revoked, ...ids.flatMap((id) => [until, id]));
-    if (terminate) pipe.publish(this.keys.control, JSON.stringify({ type: "terminate", ids }));
-    await pipe.exec();
+    await runScript(this.redis, "revoke", [this.keys.prefix, ttlMs, DEFAULT_RESULT_TTL_MS, ...ids]);
+    if (terminate) await this.redis.publish(this.keys.control, JSON.stringify({ type: "terminate", ids }));
   }
 
   async onTerminate(listener: (ids: string[]) => void): Promise<() => void> {

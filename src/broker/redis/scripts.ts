@@ -18,6 +18,7 @@ const NAMES = [
   "requeue_dead",
   "purge",
   "heartbeat",
+  "revoke",
 ] as const;
 
 export type ScriptName = (typeof NAMES)[number];

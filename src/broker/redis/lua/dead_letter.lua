@@ -2,7 +2,8 @@
 -- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix; then 5 per task: id, token, queue, reason, error ('' = none).
 -- Guarantees: only the current token holder can do it; in one step the task leaves <q>:active and the
---   worker's set and is kept in <q>:dead with reason, error and time, for `qworker dead` to show.
+--   worker's set and is kept in <q>:dead with reason, error and time, for `qworker dead` to show; its
+--   unique key is freed, so the same work can be sent again.
 -- Returns: number of tasks dead-lettered.
 local p = ARGV[1]
 local t = redis.call('TIME')
@@ -11,8 +12,11 @@ local n = 0
 for i = 2, #ARGV, 5 do
   local id, token, q, reason, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local jk = p .. 'j:' .. id
-  local fields = redis.call('HMGET', jk, 't', 'w')
+  local fields = redis.call('HMGET', jk, 't', 'w', 'u')
   if fields[1] == token then
+    if fields[3] and fields[3] ~= '' and redis.call('GET', p .. 'u:' .. fields[3]) == id then
+      redis.call('DEL', p .. 'u:' .. fields[3])
+    end
     local qk = p .. 'q:' .. q
     redis.call('ZREM', qk .. ':active', id)
     if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end

@@ -6,8 +6,9 @@
 -- Keys touched: <p>queues (set), <p>j:<id> (hash: p payload, q queue, pr priority, d deliveries),
 --   <p>q:<queue>:ready (zset, score = (9-priority)*1e14 + seq), <p>q:<queue>:delayed (zset, score = dueAt),
 --   <p>q:<queue>:wake (list, at most one marker), <p>u:<uniqueKey> (string), <p>seq (counter).
--- Guarantees: each task is stored and queued in one step, or (same unique key as a task that still
---   exists) not at all, in which case the existing id is returned. One wake marker wakes a blocked consumer.
+-- Guarantees: each task is stored and queued in one step, or not at all when its id is already stored
+--   (a re-sent id never makes a second copy of a queued or running task) or its unique key is held by a
+--   task that still exists; then the existing id is returned. One wake marker wakes a blocked consumer.
 -- Returns: flat list {id, duplicate(0|1), ...} in input order.
 local p = ARGV[1]
 local t = redis.call('TIME')
@@ -17,7 +18,9 @@ for i = 2, #ARGV, 7 do
   local id, q, pr, payload = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local due, uniq, uniqFor = tonumber(ARGV[i + 4]), ARGV[i + 5], tonumber(ARGV[i + 6])
   local existing = false
-  if uniq ~= '' then
+  if redis.call('EXISTS', p .. 'j:' .. id) == 1 then
+    existing = id
+  elseif uniq ~= '' then
     local uk = p .. 'u:' .. uniq
     local held = redis.call('GET', uk)
     if held and redis.call('EXISTS', p .. 'j:' .. held) == 1 then

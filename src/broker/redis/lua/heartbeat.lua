@@ -2,11 +2,12 @@
 -- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] workerId, ARGV[3] info JSON, ARGV[4] ttlMs.
 -- Guarantees: every worker's liveness is judged by one clock (the Redis server's), so a worker with a
---   skewed clock is neither declared dead early nor kept alive late by recover.lua.
+--   skewed clock is neither declared dead early nor kept alive late by recover.lua. The info key lives
+--   exactly ttlMs, so a worker whose heartbeat lapsed is no longer listed even before recover runs.
 -- Returns: the server time in ms.
 local p, w, info, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', p .. 'workers', now, w)
-redis.call('SET', p .. 'w:' .. w, info, 'PX', ttl * 3)
+redis.call('SET', p .. 'w:' .. w, info, 'PX', ttl)
 return now

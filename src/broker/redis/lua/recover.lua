@@ -14,6 +14,8 @@
 local p = ARGV[1]
 local maxDeliveries, hbTtl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local deadMax, deadTtl = tonumber(ARGV[4]), tonumber(ARGV[5])
+-- 0 or less means "no limit", as on the embedded transport.
+if deadMax <= 0 then deadMax = math.huge end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local promoted, recovered, dead = 0, 0, 0
@@ -21,7 +23,7 @@ local promoted, recovered, dead = 0, 0, 0
 local function putBack(id, q)
   local jk = p .. 'j:' .. id
   local qk = p .. 'q:' .. q
-  local fields = redis.call('HMGET', jk, 'w', 'd', 'pr')
+  local fields = redis.call('HMGET', jk, 'w', 'd', 'pr', 'u')
   redis.call('ZREM', qk .. ':active', id)
   if fields[1] then redis.call('SREM', p .. 'w:' .. fields[1] .. ':jobs', id) end
   redis.call('HDEL', jk, 't', 'w', 's')
@@ -30,6 +32,9 @@ local function putBack(id, q)
     redis.call('HSET', jk, 'dr', 'delivered ' .. d .. ' times without finishing (max_deliveries=' ..
       maxDeliveries .. '); it may be crashing or hanging its worker', 'da', now)
     redis.call('ZADD', qk .. ':dead', now, id)
+    if fields[4] and fields[4] ~= '' and redis.call('GET', p .. 'u:' .. fields[4]) == id then
+      redis.call('DEL', p .. 'u:' .. fields[4])
+    end
     dead = dead + 1
   else
     redis.call('ZADD', qk .. ':ready', (9 - (tonumber(fields[3]) or 0)) * 1e14, id)
@@ -68,7 +73,10 @@ for _, q in ipairs(queues) do
     putBack(id, q)
   end
   -- 4. bounded dead-letter set
-  local victims = redis.call('ZRANGEBYSCORE', qk .. ':dead', '-inf', now - deadTtl, 'LIMIT', 0, 1000)
+  local victims = {}
+  if deadTtl > 0 then
+    victims = redis.call('ZRANGEBYSCORE', qk .. ':dead', '-inf', now - deadTtl, 'LIMIT', 0, 1000)
+  end
   local over = redis.call('ZCARD', qk .. ':dead') - #victims - deadMax
   if over > 0 then
     local oldest = redis.call('ZRANGE', qk .. ':dead', #victims, #victims + over - 1)

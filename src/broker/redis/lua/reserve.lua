@@ -54,7 +54,7 @@ for qi = 7, #ARGV do
         redis.call('DEL', jk)
         local rk = p .. 'r:' .. id
         local rec = cjson.encode({id = id, state = 'REVOKED', queue = q, finishedAt = now})
-        redis.call('SET', rk, rec, 'PX', resultTtl)
+        if resultTtl > 0 then redis.call('SET', rk, rec, 'PX', resultTtl) else redis.call('SET', rk, rec) end
         redis.call('PUBLISH', rk, rec)
       else
         n = n + 1

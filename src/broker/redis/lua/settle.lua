@@ -1,6 +1,6 @@
 -- settle: finish leased tasks (success, failure, revoked, expired), optionally dead-lettering them.
 -- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
--- ARGV[1] prefix; then 7 per task: id, token, queue, result ('' = store none), resultTtlMs,
+-- ARGV[1] prefix; then 7 per task: id, token, queue, result ('' = store none), resultTtlMs (<= 0: no expiry),
 --   deadReason ('' = not dead), uniqueKey ('' = none).
 -- Guarantees: only the holder of the task's current token can settle it, so a worker whose lease was
 --   recovered cannot finish the task twice. In one step the task leaves <q>:active and the worker's set,
@@ -15,8 +15,9 @@ for i = 2, #ARGV, 7 do
   local id, token, q, result = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local ttl, deadReason, uniq = tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
   local jk = p .. 'j:' .. id
-  local fields = redis.call('HMGET', jk, 't', 'w')
+  local fields = redis.call('HMGET', jk, 't', 'w', 'u')
   if fields[1] == token then
+    if uniq == '' and fields[3] then uniq = fields[3] end
     local qk = p .. 'q:' .. q
     redis.call('ZREM', qk .. ':active', id)
     if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end
@@ -29,7 +30,7 @@ for i = 2, #ARGV, 7 do
     end
     if result ~= '' then
       local rk = p .. 'r:' .. id
-      redis.call('SET', rk, result, 'PX', ttl)
+      if ttl > 0 then redis.call('SET', rk, result, 'PX', ttl) else redis.call('SET', rk, result) end
       redis.call('PUBLISH', rk, result)
     end
     if uniq ~= '' and redis.call('GET', p .. 'u:' .. uniq) == id then

@@ -1,0 +1,35 @@
+-- revoke: make tasks never start, durably.
+-- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- ARGV[1] prefix, ARGV[2] ttlMs (how long the revoke is remembered), ARGV[3] resultTtlMs (<= 0: no expiry);
+--   ARGV[4..] task ids.
+-- Guarantees: each id is recorded in <p>revoked until now + ttlMs, so a task enqueued or recovered later
+--   under that id is finished as REVOKED by reserve.lua instead of running. A task that is waiting (ready
+--   or delayed) is removed at once, its REVOKED result stored and published and its unique key freed; a
+--   running task is left to its worker (revoke --terminate aborts it through the control channel).
+-- Returns: number of waiting tasks removed.
+local p, ttl, resultTtl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local removed = 0
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  redis.call('ZADD', p .. 'revoked', now + ttl, id)
+  local jk = p .. 'j:' .. id
+  local fields = redis.call('HMGET', jk, 'q', 't', 'u', 'dr')
+  local q = fields[1]
+  if q and not fields[2] and not fields[4] then
+    local qk = p .. 'q:' .. q
+    redis.call('ZREM', qk .. ':ready', id)
+    redis.call('ZREM', qk .. ':delayed', id)
+    redis.call('DEL', jk)
+    if fields[3] and fields[3] ~= '' and redis.call('GET', p .. 'u:' .. fields[3]) == id then
+      redis.call('DEL', p .. 'u:' .. fields[3])
+    end
+    local rk = p .. 'r:' .. id
+    local rec = cjson.encode({id = id, state = 'REVOKED', queue = q, finishedAt = now})
+    if resultTtl > 0 then redis.call('SET', rk, rec, 'PX', resultTtl) else redis.call('SET', rk, rec) end
+    redis.call('PUBLISH', rk, rec)
+    removed = removed + 1
+  end
+end
+return removed

@@ -1,0 +1,84 @@
+import { Command } from "commander";
+import { createTransport } from "../broker/factory.ts";
+import { createClient } from "../client/client.ts";
+import { loadConfig } from "../config/load.ts";
+import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
+import { discoverTasks } from "../tasks/discovery.ts";
+import { Worker } from "../worker/worker.ts";
+import { preview } from "../worker/format.ts";
+import { action } from "./errors.ts";
+
+/** The example calls the demo sends: one per example task. */
+const EXAMPLES: { task: string; args: unknown[] }[] = [
+  { task: "demo.add", args: [2, 3] },
+  { task: "shop.send_invoice_email", args: [1234] },
+  { task: "shop.notify_warehouse", args: [1234, ["book", "lamp"]] },
+  { task: "reports.generate", args: ["monthly-sales", 3] },
+  { task: "demo.risky", args: [7] },
+];
+
+interface DemoFlags {
+  exit?: boolean;
+  broker?: string;
+  config?: string;
+}
+
+/**
+ * The Quickstart's main job in one command: a worker with the example tasks on the configured broker
+ * (the embedded one by default), the example tasks sent to it, and their results printed as they land.
+ * The worker then keeps running, so `qworker send` from another shell reaches it.
+ */
+export function demoCommand(): Command {
+  return new Command("demo")
+    .description("start a worker with the example tasks, send each one a task and print the results")
+    .option("--exit", "stop once the example results are in (instead of running on as a worker)")
+    .option("--broker <url>", "broker URL (default: config, or the embedded SQLite broker)")
+    .option("--config <path>", "config file (default config/qworker.yaml)")
+    .addHelpText("after", `\nExample:\n  $ npx qworker demo\n  $ npx qworker demo --exit --broker redis://127.0.0.1:6379/0`)
+    .action(
+      action(async (flags: DemoFlags) => {
+        const { config, defaultBroker } = loadConfig({
+          ...(flags.config ? { configPath: flags.config } : {}),
+          overrides: { broker_url: flags.broker },
+        });
+        const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
+        const { registry } = await discoverTasks(config.tasks_dir);
+        const transport = await createTransport(config.broker_url, { redisPrefix: config.redis_prefix });
+        await transport.connect();
+        const worker = new Worker({ transport, registry, config, logger });
+        logger.info(`demo: worker on ${transport.displayUrl}${defaultBroker ? " (embedded broker)" : ""} with tasks ${registry.names().join(", ")}`);
+        await worker.start();
+        const client = await createClient({ transport });
+
+        const outcomes = await Promise.all(
+          EXAMPLES.filter((e) => registry.get(e.task)).map(async ({ task, args }) => {
+            const ref = await client.send(task, args);
+            const call = `${task}(${args.map((a) => JSON.stringify(a)).join(", ")})`;
+            try {
+              const value = await ref.get({ timeout: 60 });
+              process.stdout.write(`${call} -> ${preview(value)}\n`);
+              return true;
+            } catch (err) {
+              process.stdout.write(`${call} -> failed: ${(err as Error).message}\n`);
+              return false;
+            }
+          }),
+        );
+        const ok = outcomes.filter(Boolean).length;
+        process.stdout.write(`${ok}/${outcomes.length} example tasks succeeded (demo.risky fails on purpose now and then, after its retries)\n`);
+
+        const shutdown = async () => {
+          await worker.stop();
+          await transport.close();
+          flush();
+          process.exit(0);
+        };
+        if (flags.exit) return shutdown();
+        process.stdout.write(
+          `the worker keeps running: in another shell try\n  npx qworker send demo.add --args '[4, 5]'\n  npx qworker inspect\nCtrl-C to stop\n`,
+        );
+        process.once("SIGINT", () => void shutdown());
+        process.once("SIGTERM", () => void shutdown());
+      }),
+    );
+}
