@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { VERSION } from "../version.ts";
+import { demoCommand } from "./demo.ts";
 import { exitWithError } from "./errors.ts";
 import { inspectCommand } from "./inspect.ts";
 import { sendCommand } from "./send.ts";
@@ -11,7 +12,8 @@ const program = new Command("qworker")
   .showHelpAfterError("(run with --help for usage)")
   .addCommand(workerCommand())
   .addCommand(sendCommand())
-  .addCommand(inspectCommand());
+  .addCommand(inspectCommand())
+  .addCommand(demoCommand());
 
 // Usage errors (unknown option, missing argument) exit 2 like every other bad input; help and version exit 0.
 for (const cmd of [program, ...program.commands]) {
