@@ -143,7 +143,7 @@ export class Worker {
       for (const r of got) {
         this.leased.set(r.id, { ref: { id: r.id, token: r.token, queue: r.queue }, controller: new AbortController(), startedAt: Date.now() });
         this.running++;
-        void this.handle(r);
+        this.handle(r).catch((err: unknown) => this.internalError(r, err));
       }
     }
   }
@@ -313,12 +313,26 @@ export class Worker {
       ...running.ref,
       outcome: state === "SUCCESS" ? "SUCCESS" : state === "EXPIRED" ? "EXPIRED" : state === "REVOKED" ? "REVOKED" : "FAILURE",
       resultTtlMs: this.config.result_expires * 1000,
-      ...(ignore && state === "SUCCESS" ? {} : { result: encodeResult(record) }),
+      ...(ignore && state === "SUCCESS" ? {} : { result: safeEncodeResult(record) }),
       ...(deadReason ? { deadReason } : {}),
       ...(msg.uniqueKey ? { uniqueKey: msg.uniqueKey } : {}),
     };
     void r;
     this.settler.add(item);
+  }
+
+  /**
+   * A bug or an unexpected throw while handling a reservation must not crash the daemon (an unhandled
+   * rejection would) nor strand the slot: log it and hand the task back so it is not lost.
+   */
+  private internalError(r: Reservation, err: unknown): void {
+    this.logger.error({ err }, `internal error while handling task ${r.id}: ${(err as Error).message}; handing it back`);
+    const running = this.leased.get(r.id);
+    if (running) {
+      this.leased.delete(r.id);
+      this.transport.release([running.ref]).catch(() => {});
+    }
+    this.slotFreed();
   }
 
   private terminate(ids: string[]): void {
@@ -403,5 +417,22 @@ export class Worker {
   /** A second signal during a warm shutdown: stop waiting for running tasks. */
   requestCold(): void {
     this.coldRequested = true;
+  }
+}
+
+/**
+ * Results are stored as JSON. A value JSON cannot hold (a BigInt, a cycle) turns the outcome into a
+ * FAILURE that says so, instead of an exception that would lose the task's outcome.
+ */
+function safeEncodeResult(record: TaskResult): string {
+  try {
+    return encodeResult(record);
+  } catch (err) {
+    const { result: _dropped, ...rest } = record;
+    return encodeResult({
+      ...rest,
+      state: "FAILURE",
+      error: { type: "TypeError", message: `result is not JSON-serializable: ${(err as Error).message}` },
+    });
   }
 }
