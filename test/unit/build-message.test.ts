@@ -1,0 +1,94 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { buildEnqueueItem } from "../../src/client/build-message.ts";
+import type { SendOptions } from "../../src/client/types.ts";
+import { UsageError } from "../../src/errors.ts";
+import { decodeMessage } from "../../src/protocol/message.ts";
+
+const NOW = Date.parse("2030-01-02T03:04:05.000Z");
+const defaults = { queue: "default", maxPayloadBytes: 1024 };
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ["Date"] });
+  vi.setSystemTime(NOW);
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function build(options: SendOptions = {}, args: unknown[] = [1234]) {
+  return buildEnqueueItem("shop.send_invoice_email", args, options, defaults);
+}
+
+function usageError(run: () => unknown): string {
+  try {
+    run();
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return (err as UsageError).message;
+  }
+  throw new Error("expected a UsageError");
+}
+
+describe("buildEnqueueItem", () => {
+  it("builds a valid v1 message with a fresh id, in the default queue, due now", () => {
+    const item = build();
+    const msg = decodeMessage(item.payload);
+    expect(msg).toMatchObject({ v: 1, task: "shop.send_invoice_email", args: [1234], kwargs: {}, queue: "default", priority: 0, retries: 0, sentAt: NOW });
+    expect(item.id).toBe(msg.id);
+    expect(item.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(item.queue).toBe("default");
+    expect(item.dueAt).toBeUndefined();
+    expect(build().id).not.toBe(item.id);
+  });
+
+  it("countdown sets eta and dueAt that many seconds from now", () => {
+    const item = build({ countdown: 2 });
+    expect(item.dueAt).toBe(NOW + 2000);
+    expect(decodeMessage(item.payload).eta).toBe(NOW + 2000);
+  });
+
+  it("eta accepts an ISO-8601 string, a Date and epoch ms", () => {
+    expect(build({ eta: "2030-01-02T03:05:00Z" }).dueAt).toBe(Date.parse("2030-01-02T03:05:00Z"));
+    expect(build({ eta: new Date(NOW + 5000) }).dueAt).toBe(NOW + 5000);
+    expect(build({ eta: NOW + 7000 }).dueAt).toBe(NOW + 7000);
+  });
+
+  it("rejects a bad eta or countdown", () => {
+    expect(usageError(() => build({ eta: "tomorrow-ish" }))).toBe('eta: expected an ISO-8601 date, found "tomorrow-ish"');
+    expect(usageError(() => build({ countdown: -1 }))).toMatch(/^countdown must be a number of seconds >= 0/);
+    expect(usageError(() => build({ countdown: Number.NaN }))).toMatch(/^countdown must be/);
+  });
+
+  it("expires: seconds from now or a date", () => {
+    expect(decodeMessage(build({ expires: 60 }).payload).expires).toBe(NOW + 60_000);
+    expect(decodeMessage(build({ expires: "2030-01-02T04:00:00Z" }).payload).expires).toBe(Date.parse("2030-01-02T04:00:00Z"));
+    expect(usageError(() => build({ expires: "later" }))).toMatch(/^expires: expected an ISO-8601 date/);
+  });
+
+  it("priority must be an integer 0..9", () => {
+    expect(build({ priority: 9 }).priority).toBe(9);
+    for (const p of [-1, 10, 2.5]) expect(usageError(() => build({ priority: p }))).toBe(`priority must be an integer from 0 to 9, found ${p}`);
+  });
+
+  it("queue, kwargs, limits, uniqueness and ignoreResult end up in the message and the item", () => {
+    const item = build({ queue: "emails", kwargs: { urgent: true }, timeLimit: 5, softTimeLimit: 4, maxRetries: 1, uniqueKey: "inv-1234", uniqueFor: 30, ignoreResult: true, id: "my-id" });
+    expect(item).toMatchObject({ id: "my-id", queue: "emails", uniqueKey: "inv-1234", uniqueForMs: 30_000 });
+    expect(decodeMessage(item.payload)).toMatchObject({ id: "my-id", queue: "emails", kwargs: { urgent: true }, timeLimitMs: 5000, softTimeLimitMs: 4000, maxRetries: 1, uniqueKey: "inv-1234", ignoreResult: true });
+  });
+
+  it("an oversize payload is refused before anything is sent, with the fix in the message", () => {
+    const msg = usageError(() => build({}, ["x".repeat(2000)]));
+    expect(msg).toMatch(/^payload of shop\.send_invoice_email is \d+ bytes, over max_payload_bytes \(1024\): pass a reference/);
+  });
+
+  it("arguments that cannot be JSON are refused", () => {
+    expect(usageError(() => build({}, [10n]))).toMatch(/^arguments of shop\.send_invoice_email cannot be sent as JSON/);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(usageError(() => build({}, [cyclic]))).toMatch(/cannot be sent as JSON/);
+  });
+
+  it("args must be an array", () => {
+    expect(usageError(() => buildEnqueueItem("t", "1234" as unknown as unknown[], {}, defaults))).toBe("args must be an array, found string");
+  });
+});

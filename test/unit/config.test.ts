@@ -1,0 +1,174 @@
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DEFAULT_CONFIG_PATH, loadConfig } from "../../src/config/load.ts";
+import { DEFAULT_BROKER_URL } from "../../src/config/schema.ts";
+import { ConfigError } from "../../src/errors.ts";
+
+let cwd: string;
+
+beforeEach(() => {
+  cwd = mkdtempSync(join(tmpdir(), "qworker-config-"));
+});
+afterEach(() => {
+  rmSync(cwd, { recursive: true, force: true });
+});
+
+function writeYaml(text: string, path = DEFAULT_CONFIG_PATH): string {
+  const full = join(cwd, path);
+  mkdirSync(join(full, ".."), { recursive: true });
+  writeFileSync(full, text);
+  return path;
+}
+
+/** The ConfigError loadConfig throws, so a test can assert on its one line. */
+function configError(run: () => unknown): ConfigError {
+  try {
+    run();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error("expected a ConfigError, nothing was thrown");
+}
+
+describe("precedence", () => {
+  it("uses built-in defaults and the embedded broker when nothing is configured", () => {
+    const { config, file, defaultBroker } = loadConfig({ cwd, env: {} });
+    expect(config.concurrency).toBe(10);
+    expect(config.queues).toEqual(["default"]);
+    expect(config.lease_timeout).toBe(30);
+    expect(config.retry).toEqual({ max: 3, countdown: 1, backoff: true, backoff_max: 600, jitter: true });
+    expect(config.broker_url).toBe(DEFAULT_BROKER_URL);
+    expect(defaultBroker).toBe(true);
+    expect(file).toBeUndefined();
+  });
+
+  it("YAML beats defaults, environment beats YAML, flags beat environment", () => {
+    writeYaml("broker_url: redis://yaml:6379/0\nconcurrency: 3\nqueues: [a, b]\nloglevel: warning\nlease_timeout: 12\n");
+    const env = { QWORKER_CONCURRENCY: "7", QWORKER_QUEUES: "x, y", QWORKER_BROKER_URL: "redis://env:6379/1" };
+    const { config, file, defaultBroker } = loadConfig({ cwd, env, overrides: { concurrency: 9, queues: undefined } });
+    expect(config.concurrency).toBe(9); // flag
+    expect(config.queues).toEqual(["x", "y"]); // env (the flag was not given)
+    expect(config.broker_url).toBe("redis://env:6379/1"); // env
+    expect(config.loglevel).toBe("warning"); // YAML
+    expect(config.lease_timeout).toBe(12); // YAML
+    expect(config.heartbeat_ttl).toBe(10); // default
+    expect(file).toBe(join(cwd, DEFAULT_CONFIG_PATH));
+    expect(defaultBroker).toBe(false);
+  });
+
+  it("reads the file named by QWORKER_CONFIG, and --config over it", () => {
+    writeYaml("concurrency: 4\n", "a.yaml");
+    writeYaml("concurrency: 5\n", "b.yaml");
+    expect(loadConfig({ cwd, env: { QWORKER_CONFIG: "a.yaml" } }).config.concurrency).toBe(4);
+    expect(loadConfig({ cwd, env: { QWORKER_CONFIG: "a.yaml" }, configPath: "b.yaml" }).config.concurrency).toBe(5);
+  });
+
+  it("reads environment values as typed scalars", () => {
+    const env = { QWORKER_LEASE_TIMEOUT: "2.5", QWORKER_PREFETCH: "4", QWORKER_REDIS_PREFIX: "123" };
+    const { config } = loadConfig({ cwd, env });
+    expect(config.lease_timeout).toBe(2.5);
+    expect(config.prefetch).toBe(4);
+    expect(config.redis_prefix).toBe("123"); // strings stay strings even when they look like numbers
+  });
+
+  it("ignores empty environment variables", () => {
+    writeYaml("concurrency: 3\n");
+    expect(loadConfig({ cwd, env: { QWORKER_CONCURRENCY: "" } }).config.concurrency).toBe(3);
+  });
+
+  it("accepts an empty YAML file", () => {
+    writeYaml("# nothing yet\n");
+    expect(loadConfig({ cwd, env: {} }).config.concurrency).toBe(10);
+  });
+});
+
+describe("errors: one line naming the source, the key, what was found and what is expected", () => {
+  it("unknown key, with a suggestion", () => {
+    writeYaml("concurency: 4\n");
+    const err = configError(() => loadConfig({ cwd, env: {} }));
+    expect(err.message).toBe(`${DEFAULT_CONFIG_PATH}: unknown key "concurency" (did you mean "concurrency"?)`);
+    expect(err.exitCode).toBe(2);
+    expect(err.code).toBe("E_CONFIG");
+  });
+
+  it("unknown key far from any known one: no suggestion", () => {
+    writeYaml("colour: blue\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(`${DEFAULT_CONFIG_PATH}: unknown key "colour"`);
+  });
+
+  it("unknown key inside retry", () => {
+    writeYaml("retry:\n  maxx: 2\n");
+    const err = configError(() => loadConfig({ cwd, env: {} }));
+    expect(err.message).toContain(DEFAULT_CONFIG_PATH);
+    expect(err.message).toContain('"maxx"');
+  });
+
+  it("wrong type in the file", () => {
+    writeYaml('concurrency: "ten"\n');
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(
+      `${DEFAULT_CONFIG_PATH}: key "concurrency": expected number, found string "ten"`,
+    );
+  });
+
+  it("wrong type names the environment variable it came from", () => {
+    const err = configError(() => loadConfig({ cwd, env: { QWORKER_CONCURRENCY: "abc" } }));
+    expect(err.message).toMatch(/^environment variable QWORKER_CONCURRENCY: key "concurrency": .*found string "abc"$/);
+    expect(err.exitCode).toBe(2);
+  });
+
+  it("out-of-range nested value names its full path", () => {
+    writeYaml("retry:\n  max: -1\n");
+    const err = configError(() => loadConfig({ cwd, env: {} }));
+    expect(err.message).toMatch(/key "retry\.max": .*found number -1$/);
+  });
+
+  it("bad broker URL, named by the flag that gave it", () => {
+    const err = configError(() => loadConfig({ cwd, env: {}, overrides: { broker_url: "http://x" } }));
+    expect(err.message).toBe(
+      'option --broker: key "broker_url": expected a URL starting with redis://, rediss:// or sqlite://, found string "http://x"',
+    );
+  });
+
+  it("a broker URL that does not parse at all", () => {
+    writeYaml("broker_url: not a url\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toMatch(/key "broker_url": expected a URL/);
+  });
+
+  it("bad YAML gives line and column", () => {
+    writeYaml("broker_url: redis://x\nqueues: [a, b\nconcurrency: 2\n");
+    const err = configError(() => loadConfig({ cwd, env: {} }));
+    expect(err.message).toMatch(new RegExp(`^${DEFAULT_CONFIG_PATH}: invalid YAML at line \\d+, column \\d+: `));
+    expect(err.message).not.toContain("\n");
+    expect(err.exitCode).toBe(2);
+  });
+
+  it("bad YAML points at the offending line", () => {
+    writeYaml("loglevel: info\nconcurrency: 2\nconcurrency: 3\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(
+      `${DEFAULT_CONFIG_PATH}: invalid YAML at line 3, column 1: Map keys must be unique`,
+    );
+  });
+
+  it("a YAML file that is not a mapping", () => {
+    writeYaml("- a\n- b\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toMatch(/expected a mapping of settings.*found a list/);
+  });
+
+  it("a config file that does not exist, when one was asked for", () => {
+    const err = configError(() => loadConfig({ cwd, env: {}, configPath: "missing.yaml" }));
+    expect(err.message).toBe("config file missing.yaml not found: check --config or QWORKER_CONFIG");
+    expect(err.exitCode).toBe(2);
+  });
+
+  it("every error is a single line", () => {
+    const cases: (() => unknown)[] = [
+      () => loadConfig({ cwd, env: { QWORKER_LOGLEVEL: "loud" } }),
+      () => loadConfig({ cwd, env: { QWORKER_QUEUES: "," } }),
+      () => loadConfig({ cwd, env: {}, overrides: { concurrency: 0 } }),
+    ];
+    for (const run of cases) expect(configError(run).message).not.toContain("\n");
+  });
+});

@@ -1,0 +1,58 @@
+import { join, relative } from "node:path";
+import { describe, expect, it } from "vitest";
+import { TaskLoadError } from "../../src/errors.ts";
+import { discoverTasks } from "../../src/tasks/discovery.ts";
+import { TaskRegistry } from "../../src/tasks/registry.ts";
+
+const fixtures = join(import.meta.dirname, "..", "fixtures");
+const shown = (...parts: string[]) => relative(process.cwd(), join(fixtures, ...parts));
+
+async function loadError(dir: string, registry?: TaskRegistry): Promise<TaskLoadError> {
+  try {
+    await discoverTasks(join(fixtures, dir), registry);
+  } catch (err) {
+    expect(err).toBeInstanceOf(TaskLoadError);
+    return err as TaskLoadError;
+  }
+  throw new Error(`expected discovery of ${dir} to fail`);
+}
+
+describe("discoverTasks", () => {
+  it("loads .ts, .mts, .js and .mjs recursively and names unnamed tasks from file and export", async () => {
+    const { registry, files, empty } = await discoverTasks(join(fixtures, "tasks-ok"));
+    expect(registry.names()).toEqual(["billing.charge", "billing.refund.refund", "mail.digest", "mail.welcome"]);
+    expect(files.map((f) => relative(join(fixtures, "tasks-ok"), f)).sort()).toEqual(
+      ["billing/charge.mts", "billing/refund.js", "legacy/helpers.mjs", "mail.ts"].map((p) => join(...p.split("/"))),
+    );
+    expect(empty).toEqual([shown("tasks-ok", "legacy", "helpers.mjs")]);
+    expect(registry.get("billing.refund.refund")?.options.queue).toBe("billing");
+  });
+
+  it("the loaded handlers are the modules' own", async () => {
+    const { registry } = await discoverTasks(join(fixtures, "tasks-ok"));
+    const charge = registry.get("billing.charge");
+    expect(charge?.name).toBe("billing.charge");
+    expect(await charge?.handler.call(undefined as never, 21)).toBe(42);
+  });
+
+  it("two tasks with one name: an error naming both files", async () => {
+    const err = await loadError("tasks-dup");
+    expect(err.message).toBe(`task "dup.same" is defined twice: in ${shown("tasks-dup", "a.ts")} and in ${shown("tasks-dup", "nested", "b.ts")}; rename one`);
+    expect(err.exitCode).toBe(2);
+  });
+
+  it("a module whose import throws: an error naming the file and the reason", async () => {
+    const err = await loadError("tasks-throws");
+    expect(err.message).toBe(`cannot load task module ${shown("tasks-throws", "broken.ts")}: SMTP host is not configured`);
+    expect(err.code).toBe("E_TASK_LOAD");
+  });
+
+  it("a missing tasks directory says how to fix it", async () => {
+    const err = await loadError("does-not-exist");
+    expect(err.message).toMatch(/^tasks directory .*does-not-exist not found: create it or set tasks_dir \/ --tasks$/);
+  });
+
+  it("a tasks_dir that is a file", async () => {
+    expect((await loadError("tasks-ok/mail.ts")).message).toMatch(/is not a directory$/);
+  });
+});

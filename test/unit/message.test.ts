@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { MessageError } from "../../src/errors.ts";
+import { decodeMessage, encodeMessage, MESSAGE_VERSION, type TaskMessage } from "../../src/protocol/message.ts";
+
+const valid: TaskMessage = {
+  v: MESSAGE_VERSION,
+  id: "0b7c6f1e-1",
+  task: "shop.send_invoice_email",
+  args: [1234],
+  kwargs: {},
+  queue: "default",
+  priority: 0,
+  retries: 0,
+  sentAt: 1_700_000_000_000,
+};
+
+function decodeError(raw: string): MessageError {
+  try {
+    decodeMessage(raw);
+  } catch (err) {
+    expect(err).toBeInstanceOf(MessageError);
+    return err as MessageError;
+  }
+  throw new Error("expected decodeMessage to throw");
+}
+
+describe("message v1", () => {
+  it("round-trips through encode/decode, optional fields included", () => {
+    const full: TaskMessage = { ...valid, eta: 1, expires: 2, timeLimitMs: 3, softTimeLimitMs: 4, maxRetries: 5, uniqueKey: "k", ignoreResult: true, origin: "h:1" };
+    expect(decodeMessage(encodeMessage(valid))).toEqual(valid);
+    expect(decodeMessage(encodeMessage(full))).toEqual(full);
+  });
+
+  it("rejects a payload that is not JSON", () => {
+    const err = decodeError("{not json");
+    expect(err.message).toMatch(/^payload is not valid JSON \(/);
+    expect(err.code).toBe("E_MESSAGE");
+  });
+
+  it("names an unsupported version", () => {
+    expect(decodeError(JSON.stringify({ ...valid, v: 2 })).message).toBe("unsupported message version 2 (this worker reads v1)");
+  });
+
+  it("rejects a message without a version", () => {
+    const { v: _v, ...rest } = valid;
+    expect(decodeError(JSON.stringify(rest)).message).toMatch(/^invalid message: v: /);
+  });
+
+  it("names the field that is wrong", () => {
+    expect(decodeError(JSON.stringify({ ...valid, args: "1234" })).message).toMatch(/^invalid message: args: /);
+    expect(decodeError(JSON.stringify({ ...valid, priority: 10 })).message).toMatch(/^invalid message: priority: /);
+    expect(decodeError(JSON.stringify({ ...valid, task: "" })).message).toMatch(/^invalid message: task: /);
+    expect(decodeError(JSON.stringify({ ...valid, kwargs: [] })).message).toMatch(/^invalid message: kwargs: /);
+  });
+
+  it("rejects unknown fields (a payload never smuggles in options the worker would ignore)", () => {
+    expect(decodeError(JSON.stringify({ ...valid, module: "/tmp/evil.js" })).message).toMatch(/^invalid message: /);
+  });
+
+  it("rejects JSON that is not an object", () => {
+    expect(decodeError("null").message).toMatch(/^invalid message/);
+    expect(decodeError("[1,2]").message).toMatch(/^invalid message/);
+  });
+});
