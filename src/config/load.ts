@@ -1,11 +1,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.ts";
 import { configSchema, DEFAULT_BROKER_URL, type QWorkerConfig } from "./schema.ts";
 
 export const DEFAULT_CONFIG_PATH = "config/qworker.yaml";
+
+/** Config keys whose command-line flag is not simply --<key-with-dashes>, so errors name the real flag. */
+const FLAG_NAMES: Partial<Record<string, string>> = { broker_url: "--broker", tasks_dir: "--tasks" };
 
 export interface LoadOptions {
   /** --config; otherwise QWORKER_CONFIG; otherwise config/qworker.yaml if it exists. */
@@ -46,7 +49,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const fromEnv = readEnv(env);
   for (const key of Object.keys(fromEnv)) sources.set(key, `environment variable ${envName(key)}`);
   const fromFlags = Object.fromEntries(Object.entries(opts.overrides ?? {}).filter(([, v]) => v !== undefined));
-  for (const key of Object.keys(fromFlags)) sources.set(key, `option --${key.replace(/_/g, "-")}`);
+  for (const key of Object.keys(fromFlags)) sources.set(key, `option ${FLAG_NAMES[key] ?? `--${key.replace(/_/g, "-")}`}`);
 
   const merged = { ...fromFile, ...fromEnv, ...fromFlags };
   const parsed = configSchema.safeParse(merged);
@@ -66,10 +69,12 @@ function readYaml(path: string, shown: string): Record<string, unknown> {
   } catch (err) {
     throw new ConfigError(`cannot read ${shown}: ${(err as Error).message}`);
   }
-  const doc = parseDocument(text, { prettyErrors: false });
+  // prettyErrors would put a multi-line excerpt in the message; a LineCounter gives the position alone.
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, lineCounter: lines });
   const err = doc.errors[0];
   if (err) {
-    const at = err.linePos?.[0];
+    const at = lines.linePos(err.pos[0]);
     const where = at ? ` at line ${at.line}, column ${at.col}` : "";
     throw new ConfigError(`${shown}: invalid YAML${where}: ${err.message.split("\n")[0]}`);
   }
@@ -127,7 +132,9 @@ function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>,
   const path = issue.path.map(String).join(".");
   let found: unknown = merged;
   for (const part of issue.path) found = (found as Record<string | number, unknown> | undefined)?.[part as string];
-  return new ConfigError(`${source}: key "${path}": ${issue.message}, found ${describe(found)}`);
+  // zod says "Invalid input: expected number, received string"; the "found" part below says it better.
+  const expected = issue.message.replace(/^Invalid (input|option): /, "").replace(/, received \w+$/, "");
+  return new ConfigError(`${source}: key "${path}": ${expected}, found ${describe(found)}`);
 }
 
 function suggest(key: string): string | undefined {
