@@ -16,8 +16,8 @@ export interface LoggerHandle {
 }
 
 /**
- * Logs go to stderr so stdout stays for data (ids, results, JSON). JSON lines are written through an
- * asynchronous buffered destination because the per-execution log line sits on the hot path; the pretty
+ * Logs go to stderr so stdout stays for data (ids, results, JSON). JSON lines are written asynchronously
+ * (coalesced while a write is in flight) because the per-execution log line sits on the hot path; the pretty
  * form is synchronous because a human is reading it.
  */
 export function createLogger(level: LogLevel, format: LogFormat = "auto", stream: NodeJS.WriteStream = process.stderr): LoggerHandle {
@@ -31,7 +31,9 @@ export function createLogger(level: LogLevel, format: LogFormat = "auto", stream
     const color = stream.isTTY === true && !process.env.NO_COLOR;
     return { logger: pino(options, prettyStream(stream, color)), flush: () => {} };
   }
-  const dest = pino.destination({ dest: stream === process.stdout ? 1 : 2, sync: false, minLength: 4096 });
+  // No minLength: with it, a quiet worker's lines (banner included) sat in the buffer until 4 KiB piled up,
+  // so `docker logs` and `tail -f` showed nothing. Async writes still coalesce while one is in flight.
+  const dest = pino.destination({ dest: stream === process.stdout ? 1 : 2, sync: false });
   const logger = pino(options, dest);
   return {
     logger,
