@@ -1,0 +1,210 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import pino from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createRedisTransport } from "../../src/broker/redis/index.ts";
+import type { Transport } from "../../src/broker/transport.ts";
+import { createClient, type Client } from "../../src/client/client.ts";
+import { configSchema } from "../../src/config/schema.ts";
+import { NonRetryableError } from "../../src/errors.ts";
+import { defineTask } from "../../src/tasks/define.ts";
+import { TaskRegistry } from "../../src/tasks/registry.ts";
+import { Worker } from "../../src/worker/worker.ts";
+import { jsonLogs, spawnCli, waitFor, type CliProcess } from "../e2e/helpers.ts";
+import { startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
+
+let redis: RedisServerHandle;
+let prefixSeq = 0;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
+});
+afterAll(async () => {
+  await redis?.cleanup();
+});
+
+// Tasks whose runs the tests can observe.
+const runs = new Map<string, number[]>();
+function noteRun(name: string): void {
+  runs.set(name, [...(runs.get(name) ?? []), Date.now()]);
+}
+let flakyFailures = 0;
+const tasks = [
+  defineTask({ name: "demo.add", params: ["x", "y"] }, (x: number, y: number) => {
+    noteRun("demo.add");
+    return x + y;
+  }),
+  defineTask("demo.declined", () => {
+    throw new NonRetryableError("card declined");
+  }),
+  defineTask({ name: "demo.flaky", retry: { max: 3, countdown: 0.05, jitter: false } }, () => {
+    if (flakyFailures-- > 0) throw new Error("flaky dependency");
+    return "ok";
+  }),
+];
+
+/** A worker and a client on their own key prefix, so tests never see each other's queues. */
+async function setup(overrides: Record<string, unknown> = {}): Promise<{ worker: Worker; client: Client; logs: string[]; transport: Transport }> {
+  const prefix = `wr${++prefixSeq}:`;
+  const config = configSchema.parse({ broker_url: redis.url, redis_prefix: prefix, concurrency: 4, lease_timeout: 5, heartbeat_interval: 0.5, ...overrides });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split("\n")) if (line) logs.push((JSON.parse(line) as { msg: string }).msg);
+      cb();
+    },
+  });
+  const registry = new TaskRegistry();
+  for (const t of tasks) registry.register(t.name!, t as never, "test");
+  const transport = createRedisTransport(redis.url, { prefix });
+  await transport.connect();
+  const worker = new Worker({ transport, registry, config: { ...config, broker_url: redis.url }, logger: pino({ level: "debug" }, sink) });
+  await worker.start();
+  const clientTransport = createRedisTransport(redis.url, { prefix, failFast: true });
+  const client = await createClient({ transport: clientTransport });
+  await clientTransport.connect();
+  cleanups.push(async () => {
+    await worker.stop();
+    await transport.close();
+  });
+  cleanups.push(() => client.close());
+  return { worker, client, logs, transport };
+}
+
+describe("Worker + RedisTransport", () => {
+  it("runs tasks and stores their results", async () => {
+    const { client, transport } = await setup();
+    const sum = await client.send<number>("demo.add", [2, 3]);
+    const byName = await client.send<number>("demo.add", [], { kwargs: { x: 10, y: 5 } });
+    expect(await sum.get({ timeout: 5 })).toBe(5);
+    expect(await byName.get({ timeout: 5 })).toBe(15);
+    const state = await sum.state();
+    expect(state).toMatchObject({ id: sum.id, state: "SUCCESS", task: "demo.add", result: 5, retries: 0 });
+    const [counts] = await transport.stats(["default"]);
+    expect(counts).toMatchObject({ name: "default", ready: 0, delayed: 0, active: 0, dead: 0 });
+  });
+
+  it("a failure is stored with its error; a flaky task retries then succeeds", async () => {
+    const { client } = await setup();
+    const declined = await client.send("demo.declined");
+    await expect(declined.get({ timeout: 5 })).rejects.toThrow("card declined");
+    expect(await declined.state()).toMatchObject({ state: "FAILURE", error: { type: "NonRetryableError", message: "card declined", code: "E_NON_RETRYABLE" } });
+    flakyFailures = 2;
+    const flaky = await client.send("demo.flaky");
+    expect(await flaky.get({ timeout: 5 })).toBe("ok");
+    expect(await flaky.state()).toMatchObject({ state: "SUCCESS", retries: 2 });
+  });
+
+  it("countdown 2 s: not run before 2 s, then run exactly once", async () => {
+    const { client, transport } = await setup();
+    runs.delete("demo.add");
+    const sentAt = Date.now();
+    const ref = await client.send<number>("demo.add", [2, 3], { countdown: 2 });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(runs.get("demo.add")).toBeUndefined();
+    expect((await transport.stats(["default"]))[0]).toMatchObject({ delayed: 1, ready: 0 });
+    expect(await ref.get({ timeout: 5 })).toBe(5);
+    const ran = runs.get("demo.add") ?? [];
+    expect(ran).toHaveLength(1);
+    expect(ran[0]! - sentAt).toBeGreaterThanOrEqual(2000);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(runs.get("demo.add")).toHaveLength(1);
+  });
+
+  it("a message naming an unregistered task ends FAILURE with 'not registered'; the worker keeps running", async () => {
+    const { client, logs } = await setup();
+    const ghost = await client.send("billing.no_such_task", [1]);
+    await expect(ghost.get({ timeout: 5 })).rejects.toThrow(/not registered/);
+    expect(await ghost.state()).toMatchObject({ state: "FAILURE", error: { code: "E_NOT_REGISTERED" } });
+    expect(logs.some((l) => l.includes(`billing.no_such_task[${ghost.id}] failed`) && l.includes("not registered"))).toBe(true);
+    const after = await client.send<number>("demo.add", [1, 1]);
+    expect(await after.get({ timeout: 5 })).toBe(2);
+  });
+});
+
+describe("kill -9", () => {
+  const workers: CliProcess[] = [];
+  afterEach(() => {
+    for (const w of workers.splice(0)) w.signal("SIGKILL");
+  });
+
+  it("a worker SIGKILLed mid-run loses nothing: another worker finishes every task", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qworker-kill9-"));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const out = join(dir, "outcomes.log");
+    const prefix = `k9${++prefixSeq}:`;
+    const env = {
+      QWORKER_BROKER_URL: redis.url,
+      QWORKER_REDIS_PREFIX: prefix,
+      QWORKER_TASKS_DIR: join(import.meta.dirname, "..", "fixtures", "tasks-slow"),
+      QWORKER_CONCURRENCY: "3",
+      QWORKER_LEASE_TIMEOUT: "3",
+      QWORKER_HEARTBEAT_INTERVAL: "0.3",
+      QWORKER_HEARTBEAT_TTL: "1.5",
+      QWORKER_LOG_FORMAT: "json",
+      QWORKER_TEST_OUT: out,
+      QWORKER_TEST_SLOW_MS: "1500",
+      QWORKER_HEALTH_DIR: dir,
+    };
+    const lines = () => {
+      try {
+        return readFileSync(out, "utf8").split("\n").filter(Boolean).map((l) => l.split(" ") as [string, string, string, string]);
+      } catch {
+        return [];
+      }
+    };
+
+    const first = spawnCli(["worker"], { cwd: dir, env });
+    workers.push(first);
+    await first.waitForLine(/"tasks \(1\): slow\.record"/, 15_000);
+
+    const transport = createRedisTransport(redis.url, { prefix, failFast: true });
+    await transport.connect();
+    cleanups.push(() => transport.close());
+    const client = await createClient({ transport });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await client.send("slow.record", [`job-${i}`])).id);
+
+    // Kill the first worker once it is in the middle of three tasks.
+    await waitFor("three tasks started on the first worker", () => (lines().filter(([e, , , pid]) => e === "start" && pid === String(first.pid)).length >= 3 ? true : undefined), 10_000);
+    first.signal("SIGKILL");
+    expect(await first.exited).toBe("SIGKILL");
+    const killedMidRun = lines().filter(([e, , , pid]) => e === "start" && pid === String(first.pid)).map(([, id]) => id);
+    const finishedByFirst = new Set(lines().filter(([e, , , pid]) => e === "done" && pid === String(first.pid)).map(([, id]) => id));
+
+    const second = spawnCli(["worker"], { cwd: dir, env });
+    workers.push(second);
+    const done = await waitFor(
+      "every task to finish",
+      () => {
+        const ids_ = new Set(lines().filter(([e]) => e === "done").map(([, id]) => id));
+        return ids.every((id) => ids_.has(id)) ? ids_ : undefined;
+      },
+      25_000,
+      100,
+    );
+    expect([...done].sort()).toEqual([...ids].sort());
+    for (const id of ids) expect(await client.ref(id).get({ timeout: 5 })).toMatch(/^job-\d$/);
+    // Each task interrupted by the kill was delivered again, to the second worker.
+    const interrupted = killedMidRun.filter((id) => !finishedByFirst.has(id));
+    expect(interrupted.length).toBeGreaterThanOrEqual(1);
+    for (const id of interrupted) {
+      expect(lines().some(([e, i, deliveries, pid]) => e === "done" && i === id && pid === String(second.pid) && Number(deliveries) >= 2)).toBe(true);
+    }
+    // Only a task the first worker finished but had not yet acked may run twice (at-least-once); no other.
+    const doneCount = new Map<string, number>();
+    for (const [e, id] of lines()) if (e === "done") doneCount.set(id, (doneCount.get(id) ?? 0) + 1);
+    for (const [id, n] of doneCount) if (!finishedByFirst.has(id)) expect(n, id).toBe(1);
+    expect((await transport.stats(["default"]))[0]).toMatchObject({ ready: 0, delayed: 0, active: 0, dead: 0 });
+    expect(jsonLogs(second.stderr()).some((l) => /recovered \d+ task/.test(l.msg ?? ""))).toBe(true);
+
+    second.signal("SIGTERM");
+    expect(await second.exited).toBe(0);
+  }, 60_000);
+});
