@@ -51,9 +51,14 @@ export function workerCommand(): Command {
         const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
         const { registry, empty } = await discoverTasks(config.tasks_dir);
         for (const f of empty) logger.warn(`${f} defines no task (export a defineTask(...) to register one)`);
-        const transport = await createTransport(config.broker_url, { redisPrefix: config.redis_prefix });
+        const base = await createTransport(config.broker_url, { redisPrefix: config.redis_prefix });
+        // Celery interop (docs/celery.md) wraps the transport only when a `celery:` section is configured.
+        const celery = config.celery ? (await import("../celery/worker-setup.ts")).addCelery(base, config, logger) : undefined;
+        const transport = celery?.transport ?? base;
         await transport.connect();
         const worker = new Worker({ transport, registry, config, logger });
+        celery?.consumer.attach(worker.events);
+        if (config.celery) logger.info(`celery queues: ${config.celery.queues.join(", ")} (results as celery-task-meta-*)`);
         banner(logger, config, transport.displayUrl, file, defaultBroker, worker.id, registry.names());
         await worker.start();
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { celeryConfigSchema } from "../celery/config.ts";
 
 /** Broker URLs qworker can open. */
 export const BROKER_SCHEMES = ["redis:", "rediss:", "sqlite:"] as const;
@@ -54,6 +55,8 @@ export const configSchema = z
     soft_time_limit: seconds.optional(),
     retry: retryPolicySchema.default(retryPolicySchema.parse({})),
     redis_prefix: z.string().min(1).default("qw:"),
+    /** Also consume Celery's kombu queues and write Celery results (docs/celery.md). */
+    celery: celeryConfigSchema.optional(),
   })
   .strict();
 

@@ -267,7 +267,8 @@ export class Worker {
           payload: encodeMessage(next),
           dueAt: Date.now() + decision.delaySec * 1000,
         });
-        this.leased.delete(msg.id);
+        // Keyed by lease id, which differs from the task id for Celery messages (src/celery).
+        this.leased.delete(running.ref.id);
       } catch (err) {
         // The task stays leased; when the lease lapses it is delivered again, so the retry is not lost.
         this.logger.error(`task ${label}: could not schedule its retry (${(err as Error).message}); it will be redelivered`);

@@ -19,6 +19,11 @@ const NAMES = [
   "purge",
   "heartbeat",
   "revoke",
+  "celery_claim",
+  "celery_settle",
+  "celery_retry",
+  "celery_store",
+  "rate_limit",
 ] as const;
 
 export type ScriptName = (typeof NAMES)[number];

@@ -1,0 +1,31 @@
+-- celery_retry: retry a leased Celery message the way a Celery worker does.
+-- KEYS: none declared; qworker keys are built from the prefix ARGV[1] (see enqueue.lua); kombu's list
+--   key and Celery's result key are passed in ARGV.
+-- ARGV[1] prefix, ARGV[2] leaseId, ARGV[3] token, ARGV[4] queue, ARGV[5] kombuListKey,
+--   ARGV[6] new envelope (same task id, retries + 1, eta), ARGV[7] resultKey, ARGV[8] RETRY metaJson,
+--   ARGV[9] ttlSeconds (0 = no expiry).
+-- Guarantees: only the current token holder can retry. In one step the new message is LPUSHed to
+--   kombu's list (so any consumer of the queue, Celery or qworker, may run the retry, as with Celery),
+--   the RETRY state is stored and PUBLISHed (unless SUCCESS is already stored) and the lease is dropped:
+--   a crash can neither lose the retry nor run the old attempt again next to it.
+-- Returns: 1 if retried, 0 if the token was no longer valid.
+local p, id, token, q = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local list, envelope, rk, meta, ttl = ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
+local jk = p .. 'j:' .. id
+local fields = redis.call('HMGET', jk, 't', 'w')
+if fields[1] ~= token then return 0 end
+redis.call('ZREM', p .. 'q:' .. q .. ':active', id)
+if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end
+redis.call('DEL', jk)
+redis.call('LPUSH', list, envelope)
+local old = redis.call('GET', rk)
+local keep = false
+if old then
+  local ok, prev = pcall(cjson.decode, old)
+  keep = ok and type(prev) == 'table' and prev.status == 'SUCCESS'
+end
+if not keep then
+  if ttl > 0 then redis.call('SET', rk, meta, 'EX', ttl) else redis.call('SET', rk, meta) end
+  redis.call('PUBLISH', rk, meta)
+end
+return 1

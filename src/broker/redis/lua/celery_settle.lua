@@ -1,0 +1,47 @@
+-- celery_settle: finish leased Celery messages, storing their result in Celery's format.
+-- KEYS: none declared; qworker keys are built from the prefix ARGV[1] (see enqueue.lua); Celery's result
+--   keys (celery-task-meta-<id>, unprefixed) are passed in ARGV.
+-- ARGV[1] prefix; then 7 per message: leaseId, token, queue, resultKey ('' = store nothing),
+--   metaJson, ttlSeconds (0 = no expiry), deadReason ('' = delete the message).
+-- Guarantees: only the holder of the current token settles, so a worker whose lease was recovered
+--   cannot store a second outcome. In one step the lease leaves <q>:active and the worker's set, the
+--   meta is SET (with EX when ttl > 0) and PUBLISHed on the key's own channel (AsyncResult.get() waits
+--   on the PUBLISH), and the message is deleted or kept in <q>:dead with the reason. Like Celery, a
+--   stored SUCCESS is never overwritten (a duplicate delivery cannot turn success into failure).
+-- Returns: the lease ids that were settled (token valid).
+local p = ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local done = {}
+for i = 2, #ARGV, 7 do
+  local id, token, q, rk = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local meta, ttl, deadReason = ARGV[i + 4], tonumber(ARGV[i + 5]), ARGV[i + 6]
+  local jk = p .. 'j:' .. id
+  local fields = redis.call('HMGET', jk, 't', 'w')
+  if fields[1] == token then
+    local qk = p .. 'q:' .. q
+    redis.call('ZREM', qk .. ':active', id)
+    if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end
+    if deadReason ~= '' then
+      redis.call('HDEL', jk, 't', 'w', 's')
+      redis.call('HSET', jk, 'dr', deadReason, 'da', now)
+      redis.call('ZADD', qk .. ':dead', now, id)
+    else
+      redis.call('DEL', jk)
+    end
+    if rk ~= '' then
+      local keep = false
+      local old = redis.call('GET', rk)
+      if old then
+        local ok, prev = pcall(cjson.decode, old)
+        keep = ok and type(prev) == 'table' and prev.status == 'SUCCESS'
+      end
+      if not keep then
+        if ttl > 0 then redis.call('SET', rk, meta, 'EX', ttl) else redis.call('SET', rk, meta) end
+        redis.call('PUBLISH', rk, meta)
+      end
+    end
+    done[#done + 1] = id
+  end
+end
+return done

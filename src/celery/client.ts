@@ -1,0 +1,197 @@
+import type { Redis } from "ioredis";
+import { openConnection } from "../broker/redis/connection.ts";
+import { loadConfig } from "../config/load.ts";
+import { ConfigError, ResultTimeoutError, UsageError } from "../errors.ts";
+import {
+  bindingKey,
+  bindingMember,
+  decodeResultMeta,
+  encodeCeleryTask,
+  resultKey,
+  type CelerySendOptions,
+  type DecodedCeleryResult,
+} from "../protocol/celery/index.ts";
+
+/**
+ * Sending to Celery workers and reading Celery results: the library side of `qworker send --celery` and
+ * `qworker result --celery`. Messages are protocol v2 JSON envelopes LPUSHed to kombu's list, exactly
+ * what Celery 5.2's `apply_async` writes; results are read the way `AsyncResult.get()` does (SUBSCRIBE,
+ * then GET, then wait for a PUBLISH of a ready state).
+ */
+
+export interface CeleryClientOptions {
+  /** Redis URL of the Celery broker; default: config `celery.broker_url`, else `broker_url`. */
+  brokerUrl?: string;
+  configPath?: string;
+  /** kombu global_keyprefix, if the Celery app sets one. */
+  keyPrefix?: string;
+}
+
+export interface CelerySendCallOptions {
+  kwargs?: Record<string, unknown>;
+  /** kombu queue (default "celery"). */
+  queue?: string;
+  /** Seconds from now. */
+  countdown?: number;
+  eta?: Date | string | number;
+  /** Seconds from now, or a date. */
+  expires?: number | Date | string;
+  /** 0..9; on Redis 0 is served first. */
+  priority?: number;
+  id?: string;
+  ignoreResult?: boolean;
+  /** Seconds. */
+  timeLimit?: number;
+  softTimeLimit?: number;
+}
+
+export interface CeleryResultRef {
+  readonly id: string;
+  /** Wait for SUCCESS (resolves with the value) or FAILURE/REVOKED (rejects with a CeleryTaskError). */
+  get(options?: { timeout?: number }): Promise<unknown>;
+  /** Wait for a ready state and return it whole (never throws for a task failure). */
+  wait(options?: { timeout?: number }): Promise<DecodedCeleryResult>;
+  /** The stored state, or null (Celery's PENDING: nothing stored yet). */
+  state(): Promise<DecodedCeleryResult | null>;
+}
+
+export interface CeleryClient {
+  send(task: string, args?: unknown[], options?: CelerySendCallOptions): Promise<CeleryResultRef>;
+  result(id: string): CeleryResultRef;
+  close(): Promise<void>;
+}
+
+function toEpochMs(value: Date | string | number, flag: string): number {
+  const ms = value instanceof Date ? value.getTime() : typeof value === "number" ? value : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new UsageError(`${flag} is not a valid date: ${String(value)} (use ISO 8601, e.g. 2030-01-01T12:00:00Z)`);
+  return ms;
+}
+
+/** Turn the friendly options into the encoder's (milliseconds, epoch times). */
+export function celerySendOptions(task: string, args: unknown[], o: CelerySendCallOptions, keyPrefix = ""): CelerySendOptions {
+  if (o.countdown !== undefined && o.eta !== undefined) throw new UsageError("give either countdown or eta, not both");
+  return {
+    task,
+    args,
+    ...(o.kwargs ? { kwargs: o.kwargs } : {}),
+    ...(o.id ? { id: o.id } : {}),
+    ...(o.queue ? { queue: o.queue } : {}),
+    ...(o.countdown !== undefined ? { countdownMs: o.countdown * 1000 } : {}),
+    ...(o.eta !== undefined ? { eta: toEpochMs(o.eta, "eta") } : {}),
+    ...(typeof o.expires === "number" ? { expiresInMs: o.expires * 1000 } : o.expires !== undefined ? { expires: toEpochMs(o.expires, "expires") } : {}),
+    ...(o.priority !== undefined ? { priority: o.priority } : {}),
+    ...(o.ignoreResult ? { ignoreResult: true } : {}),
+    ...(o.timeLimit !== undefined ? { hardTimeLimitMs: o.timeLimit * 1000 } : {}),
+    ...(o.softTimeLimit !== undefined ? { softTimeLimitMs: o.softTimeLimit * 1000 } : {}),
+    keyPrefix,
+  };
+}
+
+/** Resolve the Celery broker URL from options and config; it must be Redis. */
+export function celeryBrokerUrl(options: CeleryClientOptions): string {
+  let url = options.brokerUrl;
+  if (!url) {
+    const { config } = loadConfig(options.configPath ? { configPath: options.configPath } : {});
+    url = config.celery?.broker_url ?? config.broker_url;
+  }
+  if (!/^rediss?:\/\//.test(url)) {
+    throw new ConfigError(`Celery interop needs the Redis broker your Celery app uses, got ${url}: pass --broker redis://host:6379/0 or set celery.broker_url`);
+  }
+  return url;
+}
+
+export async function createCeleryClient(options: CeleryClientOptions = {}): Promise<CeleryClient> {
+  const url = celeryBrokerUrl(options);
+  const redis = await openConnection(url, { connectTimeoutMs: 3000, failFast: true }, "qworker-celery-client");
+  return new RedisCeleryClient(redis, url, options.keyPrefix ?? "");
+}
+
+class RedisCeleryClient implements CeleryClient {
+  private sub: Promise<Redis> | undefined;
+  private readonly listeners = new Map<string, Set<(message: string) => void>>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly url: string,
+    private readonly keyPrefix: string,
+  ) {}
+
+  async send(task: string, args: unknown[] = [], options: CelerySendCallOptions = {}): Promise<CeleryResultRef> {
+    const msg = encodeCeleryTask(celerySendOptions(task, args, options, this.keyPrefix));
+    // Declaring the queue's binding is what kombu does before publishing; it lets kombu restore messages.
+    await this.redis.multi().sadd(bindingKey(msg.queue, this.keyPrefix), bindingMember(msg.queue, msg.queue)).lpush(msg.listKey, msg.raw).exec();
+    return this.result(msg.id);
+  }
+
+  result(id: string): CeleryResultRef {
+    const wait = (opts?: { timeout?: number }) => this.waitReady(id, (opts?.timeout ?? 3600) * 1000);
+    return {
+      id,
+      wait,
+      get: async (opts) => {
+        const r = await wait(opts);
+        if (r.error) throw r.error;
+        return r.result;
+      },
+      state: async () => {
+        const raw = await this.redis.get(resultKey(id));
+        return raw === null ? null : decodeResultMeta(raw);
+      },
+    };
+  }
+
+  private subscriber(): Promise<Redis> {
+    this.sub ??= openConnection(this.url, { connectTimeoutMs: 3000, failFast: true }, "qworker-celery-sub").then((sub) => {
+      sub.on("message", (channel: string, message: string) => {
+        for (const fn of this.listeners.get(channel) ?? []) fn(message);
+      });
+      return sub;
+    });
+    return this.sub;
+  }
+
+  private async waitReady(id: string, timeoutMs: number): Promise<DecodedCeleryResult> {
+    const channel = resultKey(id);
+    const sub = await this.subscriber();
+    let fn: ((message: string) => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await new Promise<DecodedCeleryResult>((resolve, reject) => {
+        const offer = (raw: string) => {
+          try {
+            const r = decodeResultMeta(raw);
+            if (r.ready) resolve(r);
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        };
+        fn = offer;
+        let set = this.listeners.get(channel);
+        if (!set) this.listeners.set(channel, (set = new Set()));
+        set.add(offer);
+        timer = setTimeout(() => reject(new ResultTimeoutError(id, timeoutMs)), timeoutMs);
+        // Subscribe first, then read: a result stored between the two is caught by one or the other.
+        sub
+          .subscribe(channel)
+          .then(() => this.redis.get(channel))
+          .then((raw) => {
+            if (raw !== null) offer(raw);
+          })
+          .catch(reject);
+      });
+    } finally {
+      if (timer) clearTimeout(timer);
+      const set = this.listeners.get(channel);
+      if (fn) set?.delete(fn);
+      if (set && set.size === 0) {
+        this.listeners.delete(channel);
+        await sub.unsubscribe(channel).catch(() => {});
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    const sub = this.sub ? await this.sub.catch(() => undefined) : undefined;
+    await Promise.all([this.redis, sub].map((c) => c?.quit().catch(() => c.disconnect())));
+  }
+}
