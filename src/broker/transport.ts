@@ -129,6 +129,55 @@ export interface WorkerInfo {
   failed: number;
   active: number;
   version: string;
+  /** Progress reported by running tasks (ctx.progress), by task id; sent with each heartbeat. */
+  progress?: Record<string, TaskProgress>;
+}
+
+export interface TaskProgress {
+  /** 0..1 */
+  fraction: number;
+  note?: string;
+  /** Epoch ms of the report. */
+  at: number;
+}
+
+/** Where an unfinished task is in the broker (what `describeTask` finds). */
+export interface TaskLocation {
+  id: string;
+  queue: string;
+  state: "ready" | "delayed" | "active" | "dead";
+  payload: string;
+  deliveries: number;
+  workerId?: string;
+  startedAt?: number;
+  dueAt?: number;
+  reason?: string;
+}
+
+/** What a worker flushes about its recent work in one call (one round trip on Redis). */
+export interface ActivityBatch {
+  /** Encoded task events (docs/events.md), oldest first. */
+  events: string[];
+  /** The events stream keeps about this many entries (approximate trim). */
+  eventsMaxLen: number;
+  /** Per-minute counter increments. */
+  counters: CounterRow[];
+  /** How long a minute's counters are kept. */
+  countersTtlMs: number;
+}
+
+export interface CounterRow {
+  /** Minutes since the epoch. */
+  minute: number;
+  /** "<kind>:<task name>", e.g. "succeeded:demo.add", "runtime_ms:demo.add". */
+  key: string;
+  n: number;
+}
+
+export interface StoredEvent {
+  /** Stream position; ascending. */
+  id: string;
+  data: string;
 }
 
 export interface DeadTask {
@@ -201,4 +250,14 @@ export interface Transport {
   revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<void>;
   /** Called with ids revoked with terminate=true, so a worker can abort them if it runs them. */
   onTerminate(listener: (ids: string[]) => void): Promise<() => void>;
+
+  // Observability (optional: both built-in transports implement them; callers degrade without them).
+  /** Where an unfinished task is, or null if the broker holds no such task (finished, unknown, expired). */
+  describeTask?(id: string): Promise<TaskLocation | null>;
+  /** Append events (capped) and add counters, in one step. */
+  publishActivity?(batch: ActivityBatch): Promise<void>;
+  /** The newest `limit` events, oldest first. */
+  readEvents?(limit: number): Promise<StoredEvent[]>;
+  /** Counters of minutes >= sinceMinute. */
+  readCounters?(sinceMinute: number): Promise<CounterRow[]>;
 }

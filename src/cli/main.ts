@@ -3,6 +3,7 @@ import { VERSION } from "../version.ts";
 import { demoCommand } from "./demo.ts";
 import { exitWithError } from "./errors.ts";
 import { inspectCommand } from "./inspect.ts";
+import { resultCommand } from "./result.ts";
 import { sendCommand } from "./send.ts";
 import { workerCommand } from "./worker.ts";
 
@@ -12,6 +13,7 @@ const program = new Command("qworker")
   .showHelpAfterError("(run with --help for usage)")
   .addCommand(workerCommand())
   .addCommand(sendCommand())
+  .addCommand(resultCommand())
   .addCommand(inspectCommand())
   .addCommand(demoCommand());
 

@@ -1,8 +1,10 @@
 import { Command } from "commander";
 import { createClient } from "../client/client.ts";
 import type { SendOptions } from "../client/types.ts";
+import { ResultTimeoutError } from "../errors.ts";
 import { action } from "./errors.ts";
 import { parseJsonOption, parseNumberOption } from "./json-option.ts";
+import { failureLine, parseWait, waitFinal } from "./result.ts";
 
 interface SendFlags {
   args?: string;
@@ -18,6 +20,7 @@ interface SendFlags {
   uniqueFor?: string;
   config?: string;
   broker?: string;
+  wait?: string | boolean;
 }
 
 export function sendCommand(): Command {
@@ -37,10 +40,12 @@ export function sendCommand(): Command {
     .option("--unique-for <seconds>", "hold the unique key at most this long")
     .option("--broker <url>", "broker URL (overrides config and QWORKER_BROKER_URL)")
     .option("--config <path>", "config file (default config/qworker.yaml)")
-    .addHelpText("after", `\nExample:\n  $ qworker send shop.send_invoice_email --args '[1234]'\n  $ qworker send demo.add --args '[2, 3]' --countdown 2`)
+    .option("--wait [seconds]", "then wait for the result and print it as JSON (exit 1 if the task fails, 124 on timeout)")
+    .addHelpText("after", `\nExample:\n  $ qworker send shop.send_invoice_email --args '[1234]'\n  $ qworker send demo.add --args '[2, 3]' --countdown 2\n  $ qworker send demo.add --args '[2, 3]' --wait 5`)
     .action(
       action(async (task: string, flags: SendFlags) => {
         const args = parseJsonOption(flags.args ?? "[]", "--args", "array");
+        const waitSec = parseWait(flags.wait);
         const options: SendOptions = {};
         if (flags.kwargs !== undefined) options.kwargs = parseJsonOption(flags.kwargs, "--kwargs", "object");
         if (flags.queue !== undefined) options.queue = flags.queue;
@@ -61,6 +66,15 @@ export function sendCommand(): Command {
         try {
           const ref = await client.send(task, args, options);
           process.stdout.write(`${ref.id}\n`);
+          if (waitSec !== undefined) {
+            const r = await waitFinal(client.transport, ref.id, waitSec);
+            if (!r) throw new ResultTimeoutError(ref.id, waitSec * 1000);
+            if (r.state === "SUCCESS") process.stdout.write(`${JSON.stringify(r.result) ?? "null"}\n`);
+            else {
+              process.stderr.write(`${failureLine(r)}\n`);
+              process.exitCode = 1;
+            }
+          }
         } finally {
           await client.close();
         }

@@ -3,6 +3,7 @@ import { createTransport } from "../broker/factory.ts";
 import { loadConfig } from "../config/load.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
+import { startObservers } from "../events/observe.ts";
 import { discoverTasks } from "../tasks/discovery.ts";
 import { VERSION } from "../version.ts";
 import { Worker } from "../worker/worker.ts";
@@ -18,6 +19,7 @@ interface WorkerFlags {
   tasks?: string;
   broker?: string;
   pool?: string;
+  metricsPort?: string;
 }
 
 export function workerCommand(): Command {
@@ -31,6 +33,7 @@ export function workerCommand(): Command {
     .option("--tasks <dir>", "tasks directory (default tasks/)")
     .option("--broker <url>", "broker URL (overrides config and QWORKER_BROKER_URL)")
     .option("--config <path>", "config file (default config/qworker.yaml)")
+    .option("--metrics-port <port>", "serve Prometheus metrics on this port at /metrics")
     .addHelpText("after", `\nExample:\n  $ qworker worker --loglevel=info --concurrency 20 --queues default,emails`)
     .action(
       action(async (flags: WorkerFlags) => {
@@ -45,6 +48,7 @@ export function workerCommand(): Command {
             tasks_dir: flags.tasks,
             broker_url: flags.broker,
             pool: flags.pool,
+            metrics_port: flags.metricsPort === undefined ? undefined : parseNumberOption(flags.metricsPort, "--metrics-port", { integer: true, min: 0, max: 65_535 }),
           },
         });
         setShowStack(config.loglevel === "debug");
@@ -61,6 +65,7 @@ export function workerCommand(): Command {
         if (config.celery) logger.info(`celery queues: ${config.celery.queues.join(", ")} (results as celery-task-meta-*)`);
         banner(logger, config, transport.displayUrl, file, defaultBroker, worker.id, registry.names());
         await worker.start();
+        const observers = await startObservers({ worker, transport, registry, config, logger });
 
         let signals = 0;
         const done = new Promise<void>((resolve) => {
@@ -78,6 +83,7 @@ export function workerCommand(): Command {
           process.on("SIGINT", onSignal);
         });
         await done;
+        await observers.close();
         await transport.close();
         logger.info("worker stopped");
         flush();

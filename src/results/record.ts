@@ -20,6 +20,8 @@ export interface TaskResult {
   result?: unknown;
   error?: TaskErrorInfo;
   retries?: number;
+  /** The arguments as capped JSON, with secret ones masked (see TaskOptions.secretArgs). */
+  argsPreview?: string;
   worker?: string;
   sentAt?: number;
   startedAt?: number;

@@ -18,6 +18,11 @@ export interface TaskOptions {
   params?: string[];
   /** Store no result for this task. */
   ignoreResult?: boolean;
+  /**
+   * Arguments never shown in results, events or logs of qworker: `true` for all of them, or positions
+   * and keyword names, e.g. `[1, "password"]`.
+   */
+  secretArgs?: true | (number | string)[];
   /** Global rate limit, e.g. "100/m" (enforced across workers). */
   rateLimit?: string;
 }

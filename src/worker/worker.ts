@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import type { LeaseRef, Reservation, SettleItem, Transport, WorkerInfo } from "../broker/transport.ts";
+import type { LeaseRef, Reservation, SettleItem, TaskProgress, Transport, WorkerInfo } from "../broker/transport.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
 import { NotRegisteredError, type QWorkerError } from "../errors.ts";
 import { decodeMessage, encodeMessage, type TaskMessage } from "../protocol/message.ts";
+import { argsPreview } from "../results/args.ts";
+import { clampProgress, progressOf } from "../results/progress.ts";
 import { encodeResult, errorInfo, type TaskResult } from "../results/record.ts";
 import type { TaskDefinition } from "../tasks/definition.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
@@ -32,6 +34,8 @@ interface Running {
   controller: AbortController;
   msg?: TaskMessage;
   startedAt: number;
+  /** Latest ctx.progress() report; travels with the next heartbeat (that is the throttle). */
+  progress?: TaskProgress;
 }
 
 /**
@@ -96,6 +100,7 @@ export class Worker {
       failed: this.failed,
       active: this.running,
       version: VERSION,
+      progress: progressOf(this.leased.values()),
     };
   }
 
@@ -237,7 +242,11 @@ export class Worker {
         ...(timeLimitMs ? { timeLimitMs } : {}),
         ...(softTimeLimitMs ? { softTimeLimitMs } : {}),
       },
-      progress: (fraction, note) => this.events.safeEmit("task:progress", msg, fraction, note),
+      progress: (fraction, note) => {
+        const running = this.leased.get(msg.id);
+        if (running) running.progress = clampProgress(fraction, note);
+        this.events.safeEmit("task:progress", msg, fraction, note);
+      },
     });
   }
 
@@ -308,6 +317,7 @@ export class Worker {
       sentAt: msg.sentAt,
       startedAt: running.startedAt,
       finishedAt: Date.now(),
+      argsPreview: argsPreview(msg.args, msg.kwargs, (def ?? this.registry.get(msg.task))?.options.secretArgs),
       ...extra,
     };
     const item: SettleItem = {

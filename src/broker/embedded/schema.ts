@@ -12,7 +12,7 @@ import { BrokerError } from "../../errors.ts";
  * Bump SCHEMA_VERSION with any change and add a step to `migrate`; a file written by a newer qworker is
  * refused rather than misread.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const DDL_V1 = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -90,6 +90,23 @@ CREATE TABLE IF NOT EXISTS workers (
 );
 `;
 
+// v2: task events (capped by the writer) and per-minute task counters (dropped by recover after a day).
+const DDL_V2 = `
+CREATE TABLE IF NOT EXISTS events (
+  seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+  data TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS counters (
+  minute     INTEGER NOT NULL,
+  key        TEXT NOT NULL,
+  n          INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (minute, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS counters_by_expiry ON counters (expires_at);
+`;
+
 /** Create or upgrade the schema; runs in one immediate transaction so concurrent openers serialize. */
 export function migrate(db: Database.Database): void {
   db.transaction(() => {
@@ -105,6 +122,7 @@ export function migrate(db: Database.Database): void {
       db.exec(DDL_V1);
       db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0)").run();
     }
+    if (current < 2) db.exec(DDL_V2);
     db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(
       SCHEMA_VERSION,
     );

@@ -5,6 +5,8 @@ import Database from "better-sqlite3";
 import { BrokerError, QWorkerError } from "../../errors.ts";
 import type {
   ActiveTask,
+  ActivityBatch,
+  CounterRow,
   DeadLetterItem,
   DeadTask,
   EnqueueItem,
@@ -18,6 +20,8 @@ import type {
   RetryItem,
   ScheduledTask,
   SettleItem,
+  StoredEvent,
+  TaskLocation,
   Transport,
   WorkerInfo,
 } from "../transport.ts";
@@ -556,6 +560,7 @@ export class SqliteTransport implements Transport {
     this.sql("DELETE FROM revoked WHERE expires_at <= ?").run(now);
     this.sql("DELETE FROM uniques WHERE expires_at IS NOT NULL AND expires_at <= ?").run(now);
     this.sql("DELETE FROM terminations WHERE created_at < ?").run(now - TERMINATION_KEEP_MS);
+    this.sql("DELETE FROM counters WHERE expires_at <= ?").run(now);
     if (opts.deadTtlMs > 0) this.sql("DELETE FROM dead WHERE dead_at < ?").run(now - opts.deadTtlMs);
     if (opts.deadMax > 0) {
       const over = this.sql("SELECT queue FROM dead GROUP BY queue HAVING count(*) > ?").pluck().all(opts.deadMax) as string[];
@@ -704,6 +709,46 @@ export class SqliteTransport implements Transport {
       if (Date.now() >= deadline) return null;
       await watcher.wait(deadline, since);
     }
+  }
+
+  // ---------------------------------------------------------------- observability
+
+  async describeTask(id: string): Promise<TaskLocation | null> {
+    return this.read(() => {
+      const row = this.getTask(id);
+      if (row) {
+        const base = { id, queue: row.queue, payload: row.payload, deliveries: row.deliveries };
+        if (row.state === "active") return { ...base, state: "active", workerId: row.worker_id ?? "", startedAt: row.started_at ?? 0 };
+        if (row.state === "delayed") return { ...base, state: "delayed", dueAt: row.due_at ?? 0 };
+        return { ...base, state: "ready" };
+      }
+      const dead = this.sql("SELECT * FROM dead WHERE id = ?").get(id) as DeadRow | undefined;
+      return dead ? { id, queue: dead.queue, payload: dead.payload, deliveries: dead.deliveries, state: "dead", reason: dead.reason } : null;
+    });
+  }
+
+  async publishActivity(batch: ActivityBatch): Promise<void> {
+    if (batch.events.length === 0 && batch.counters.length === 0) return;
+    this.write(() => {
+      const add = this.sql("INSERT INTO events (data) VALUES (?)");
+      let last = 0;
+      for (const e of batch.events) last = Number(add.run(e).lastInsertRowid);
+      if (last > 0) this.sql("DELETE FROM events WHERE seq <= ?").run(last - batch.eventsMaxLen);
+      const bump = this.sql(
+        `INSERT INTO counters (minute, key, n, expires_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(minute, key) DO UPDATE SET n = n + excluded.n`,
+      );
+      for (const c of batch.counters) bump.run(c.minute, c.key, c.n, c.minute * 60_000 + batch.countersTtlMs);
+    });
+  }
+
+  async readEvents(limit: number): Promise<StoredEvent[]> {
+    const rows = this.read(() => this.sql("SELECT seq, data FROM events ORDER BY seq DESC LIMIT ?").all(limit) as { seq: number; data: string }[]);
+    return rows.reverse().map((r) => ({ id: String(r.seq), data: r.data }));
+  }
+
+  async readCounters(sinceMinute: number): Promise<CounterRow[]> {
+    return this.read(() => this.sql("SELECT minute, key, n FROM counters WHERE minute >= ? ORDER BY minute, key").all(sinceMinute) as CounterRow[]);
   }
 
   // ---------------------------------------------------------------- revoke

@@ -40,4 +40,12 @@ export class Keys {
   wake(q: string) {
     return `${this.prefix}q:${q}:wake`;
   }
+  /** Stream of task events (docs/events.md). */
+  get events() {
+    return `${this.prefix}events`;
+  }
+  /** Hash of per-task counters for one minute (minutes since the epoch). */
+  counters(minute: number) {
+    return `${this.prefix}m:${minute}`;
+  }
 }

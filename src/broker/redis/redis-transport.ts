@@ -3,6 +3,8 @@ import type { Redis } from "ioredis";
 import { BrokerError } from "../../errors.ts";
 import type {
   ActiveTask,
+  ActivityBatch,
+  CounterRow,
   DeadLetterItem,
   DeadTask,
   EnqueueItem,
@@ -16,6 +18,8 @@ import type {
   RetryItem,
   ScheduledTask,
   SettleItem,
+  StoredEvent,
+  TaskLocation,
   Transport,
   WorkerInfo,
 } from "../transport.ts";
@@ -348,6 +352,60 @@ export class RedisTransport implements Transport {
         // Control messages we do not understand are ignored: they may come from a newer version.
       }
     });
+  }
+
+  async describeTask(id: string): Promise<TaskLocation | null> {
+    const h = await this.redis.hgetall(this.keys.job(id));
+    if (h.p === undefined || h.q === undefined) return null;
+    const base = { id, queue: h.q, payload: h.p, deliveries: Number(h.d ?? 0) };
+    if (h.t) return { ...base, state: "active", workerId: h.w ?? "", startedAt: Number(h.s ?? 0) };
+    if (h.dr) return { ...base, state: "dead", reason: h.dr };
+    const due = await this.redis.zscore(this.keys.delayed(h.q), id);
+    return due === null ? { ...base, state: "ready" } : { ...base, state: "delayed", dueAt: Number(due) };
+  }
+
+  async publishActivity(batch: ActivityBatch): Promise<void> {
+    if (batch.events.length === 0 && batch.counters.length === 0) return;
+    // Not a script: events and counters are observations, not state; a pipeline is one round trip.
+    const pipe = this.redis.pipeline();
+    for (const e of batch.events) pipe.xadd(this.keys.events, "MAXLEN", "~", batch.eventsMaxLen, "*", "e", e);
+    const minutes = new Set<number>();
+    for (const c of batch.counters) {
+      pipe.hincrby(this.keys.counters(c.minute), c.key, c.n);
+      minutes.add(c.minute);
+    }
+    for (const m of minutes) pipe.pexpire(this.keys.counters(m), batch.countersTtlMs);
+    const failed = ((await pipe.exec()) ?? []).find(([err]) => err);
+    if (failed?.[0]) throw new BrokerError(`cannot record task events: ${failed[0].message}`);
+  }
+
+  async readEvents(limit: number): Promise<StoredEvent[]> {
+    const entries = (await this.redis.xrevrange(this.keys.events, "+", "-", "COUNT", limit)) as [string, string[]][];
+    return entries.reverse().map(([id, fields]) => ({ id, data: fields[fields.indexOf("e") + 1] ?? "" }));
+  }
+
+  async readCounters(sinceMinute: number): Promise<CounterRow[]> {
+    const time = await this.redis.time();
+    const nowMinute = Math.floor(Number(time[0]) / 60);
+    const from = Math.max(Math.trunc(sinceMinute), nowMinute - 1440); // counters never outlive a day
+    const pipe = this.redis.pipeline();
+    for (let m = from; m <= nowMinute; m++) pipe.hgetall(this.keys.counters(m));
+    const res = (await pipe.exec()) ?? [];
+    const rows: CounterRow[] = [];
+    res.forEach(([err, value], i) => {
+      if (err) throw new BrokerError(`cannot read task counters: ${err.message}`);
+      for (const [key, n] of Object.entries(value as Record<string, string>)) rows.push({ minute: from + i, key, n: Number(n) });
+    });
+    return rows;
+  }
+
+  async reconnect(): Promise<void> {
+    // Only connections that believe they are fine: one already reconnecting is waiting for Redis anyway.
+    for (const c of [this.cmd, this.blocker, this.sub]) if (c?.status === "ready") c.disconnect(true);
+  }
+
+  checkSettings(): Promise<string[]> {
+    return checkRedisSettings(this.redis);
   }
 
   private async subscriber(): Promise<Redis> {

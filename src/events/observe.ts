@@ -1,0 +1,61 @@
+import type { Logger } from "pino";
+import type { Transport } from "../broker/transport.ts";
+import type { QWorkerConfig } from "../config/schema.ts";
+import { createMetrics, serveMetrics } from "../metrics/prometheus.ts";
+import type { TaskRegistry } from "../tasks/registry.ts";
+import type { Worker } from "../worker/worker.ts";
+import { ActivityRecorder } from "./recorder.ts";
+
+export interface Observers {
+  /** The port metrics are served on, when they are. */
+  metricsPort?: number;
+  /** Flush pending events and stop serving metrics; call after worker.stop(), before closing the transport. */
+  close(): Promise<void>;
+}
+
+/**
+ * Everything that watches a worker from the outside: the task events stream and counters (unless
+ * events_max_len is 0) and the Prometheus endpoint (when metrics_port is set). A metrics port that cannot
+ * be opened is logged and skipped: observability must never keep a worker from consuming.
+ */
+export async function startObservers(opts: {
+  worker: Worker;
+  transport: Transport;
+  registry: TaskRegistry;
+  config: QWorkerConfig;
+  logger: Logger;
+}): Promise<Observers> {
+  const { worker, transport, registry, config, logger } = opts;
+  const closers: (() => Promise<void>)[] = [];
+  const out: Observers = {
+    async close() {
+      for (const c of closers.splice(0).reverse()) await c().catch((err: Error) => logger.debug({ err }, "observer close failed"));
+    },
+  };
+  if (config.events_max_len > 0 && transport.publishActivity) {
+    const recorder = new ActivityRecorder({ workerId: worker.id, events: worker.events, transport, registry, logger, eventsMaxLen: config.events_max_len });
+    closers.push(() => recorder.close());
+  }
+  if (config.metrics_port !== undefined) {
+    const metrics = createMetrics({
+      events: worker.events,
+      transport,
+      registry,
+      queues: config.queues,
+      load: () => {
+        const info = worker.info();
+        return { active: info.active, concurrency: info.concurrency };
+      },
+    });
+    closers.push(async () => metrics.detach());
+    try {
+      const server = await serveMetrics(metrics.registry, config.metrics_port);
+      out.metricsPort = server.port;
+      closers.push(server.close);
+      logger.info(`metrics: http://0.0.0.0:${server.port}/metrics`);
+    } catch (err) {
+      logger.error(`metrics endpoint not started: cannot listen on port ${config.metrics_port} (${(err as Error).message}); pick another --metrics-port`);
+    }
+  }
+  return out;
+}

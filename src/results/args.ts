@@ -1,0 +1,30 @@
+import type { TaskOptions } from "../tasks/definition.ts";
+
+/** Stored previews stay small: results and events are kept by the thousand. */
+export const ARGS_PREVIEW_MAX = 1024;
+export const MASK = "«secret»";
+
+/**
+ * The arguments as one line of JSON for results and events, with secret ones replaced by a mask and the
+ * whole capped at `max` characters. The mask is applied before the cap, so a secret can never leak
+ * through truncation.
+ */
+export function argsPreview(
+  args: unknown[],
+  kwargs: Record<string, unknown>,
+  secret: TaskOptions["secretArgs"],
+  max = ARGS_PREVIEW_MAX,
+): string {
+  if (secret === true) return args.length === 0 && Object.keys(kwargs).length === 0 ? "[]" : MASK;
+  const hidden = new Set(secret ?? []);
+  const shownArgs = args.map((a, i) => (hidden.has(i) ? MASK : a));
+  const shownKwargs: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(kwargs)) shownKwargs[k] = hidden.has(k) ? MASK : v;
+  let text: string;
+  try {
+    text = JSON.stringify(Object.keys(kwargs).length > 0 ? [...shownArgs, shownKwargs] : shownArgs) ?? "[]";
+  } catch {
+    text = "[unserializable]";
+  }
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
