@@ -21,6 +21,7 @@ interface SendFlags {
   config?: string;
   broker?: string;
   wait?: string | boolean;
+  celery?: boolean;
 }
 
 export function sendCommand(): Command {
@@ -40,10 +41,12 @@ export function sendCommand(): Command {
     .option("--unique-for <seconds>", "hold the unique key at most this long")
     .option("--broker <url>", "broker URL (overrides config and QWORKER_BROKER_URL)")
     .option("--config <path>", "config file (default config/qworker.yaml)")
+    .option("--celery", "send a Celery message (protocol v2 on kombu's Redis list) for Celery workers; see docs/celery.md")
     .option("--wait [seconds]", "then wait for the result and print it as JSON (exit 1 if the task fails, 124 on timeout)")
     .addHelpText("after", `\nExample:\n  $ qworker send shop.send_invoice_email --args '[1234]'\n  $ qworker send demo.add --args '[2, 3]' --countdown 2\n  $ qworker send demo.add --args '[2, 3]' --wait 5`)
     .action(
       action(async (task: string, flags: SendFlags) => {
+        if (flags.celery) return (await import("../celery/cli.ts")).celerySend(task, flags);
         const args = parseJsonOption(flags.args ?? "[]", "--args", "array");
         const waitSec = parseWait(flags.wait);
         const options: SendOptions = {};
