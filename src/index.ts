@@ -16,3 +16,7 @@ export {
   BrokerError,
   ConfigError,
 } from "./errors.ts";
+// Celery interop (docs/celery.md): send to Celery workers, read Celery results, Celery-style tasks.
+export { createCeleryClient, type CeleryClient, type CeleryClientOptions, type CeleryResultRef, type CelerySendCallOptions } from "./celery/client.ts";
+export { defineCeleryTask, type CeleryTaskOptions } from "./celery/define.ts";
+export { CeleryTaskError } from "./protocol/celery/result.ts";

@@ -106,6 +106,8 @@ export interface RecoverReport {
   promoted: number;
   recovered: number;
   deadLettered: number;
+  /** One line per poisoned entry found since the last sweep (wrong type, missing data); each reported once. */
+  poisoned?: string[];
 }
 
 export interface QueueCounts {
@@ -260,4 +262,13 @@ export interface Transport {
   readEvents?(limit: number): Promise<StoredEvent[]>;
   /** Counters of minutes >= sinceMinute. */
   readCounters?(sinceMinute: number): Promise<CounterRow[]>;
+
+  // Reliability (optional: only brokers with connections that can go silent or settings that lose data).
+  /**
+   * Drop and reopen connections that look healthy but are not answering (a socket that died without a
+   * FIN); commands in flight are re-sent. Called by the worker's watchdog.
+   */
+  reconnect?(): Promise<void>;
+  /** One line per broker setting that puts tasks at risk (eviction, no persistence), for the worker to warn. */
+  checkSettings?(): Promise<string[]>;
 }

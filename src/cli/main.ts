@@ -1,8 +1,12 @@
 import { Command } from "commander";
 import { VERSION } from "../version.ts";
+import { deadCommand } from "./dead.ts";
 import { demoCommand } from "./demo.ts";
 import { exitWithError } from "./errors.ts";
+import { healthCommand } from "./health.ts";
 import { inspectCommand } from "./inspect.ts";
+import { purgeCommand } from "./purge.ts";
+import { requeueCommand } from "./requeue.ts";
 import { resultCommand } from "./result.ts";
 import { sendCommand } from "./send.ts";
 import { workerCommand } from "./worker.ts";
@@ -15,6 +19,10 @@ const program = new Command("qworker")
   .addCommand(sendCommand())
   .addCommand(resultCommand())
   .addCommand(inspectCommand())
+  .addCommand(deadCommand())
+  .addCommand(requeueCommand())
+  .addCommand(purgeCommand())
+  .addCommand(healthCommand())
   .addCommand(demoCommand());
 
 // Usage errors (unknown option, missing argument) exit 2 like every other bad input; help and version exit 0.

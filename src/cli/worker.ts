@@ -6,6 +6,8 @@ import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
 import { startObservers } from "../events/observe.ts";
 import { discoverTasks } from "../tasks/discovery.ts";
 import { VERSION } from "../version.ts";
+import { HealthFile } from "../worker/health-file.ts";
+import { Watchdog } from "../worker/watchdog.ts";
 import { Worker } from "../worker/worker.ts";
 import { action, setShowStack } from "./errors.ts";
 import { parseNumberOption } from "./json-option.ts";
@@ -64,7 +66,9 @@ export function workerCommand(): Command {
         celery?.consumer.attach(worker.events);
         if (config.celery) logger.info(`celery queues: ${config.celery.queues.join(", ")} (results as celery-task-meta-*)`);
         banner(logger, config, transport.displayUrl, file, defaultBroker, worker.id, registry.names());
+        for (const line of await transport.checkSettings?.().catch(() => []) ?? []) logger.warn(line);
         await worker.start();
+        const watchdog = new Watchdog({ worker, transport, logger, queues: config.queues, concurrency: config.concurrency, healthFile: new HealthFile(worker.id) }).start();
         const observers = await startObservers({ worker, transport, registry, config, logger });
 
         let signals = 0;
@@ -84,6 +88,7 @@ export function workerCommand(): Command {
         });
         await done;
         await observers.close();
+        watchdog.stop();
         await transport.close();
         logger.info("worker stopped");
         flush();

@@ -386,6 +386,7 @@ export class Worker {
         });
         if (rep.recovered > 0) this.logger.warn(`recovered ${rep.recovered} task(s) from expired leases or dead workers`);
         if (rep.deadLettered > 0) this.logger.error(`dead-lettered ${rep.deadLettered} task(s) that exceeded max_deliveries=${this.config.max_deliveries}`);
+        for (const line of rep.poisoned ?? []) this.logger.error(line);
       }
       this.brokerOk();
       this.events.safeEmit("worker:tick");

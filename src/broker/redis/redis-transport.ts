@@ -26,6 +26,7 @@ import type {
 import { maskUrl, openConnection } from "./connection.ts";
 import { Keys } from "./keys.ts";
 import { runScript } from "./scripts.ts";
+import { checkRedisSettings } from "./server-check.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
 
@@ -107,7 +108,12 @@ export class RedisTransport implements Transport {
     if (first.nextDue >= 0) waitMs = Math.min(waitMs, Math.max(first.nextDue - first.now, 5));
     this.blocker ??= await openConnection(this.url, this.connOpts(), "qworker-blocking");
     // Redis takes fractional seconds; a marker pushed by enqueue (or a peer leaving work behind) wakes us.
-    await this.blocker.blpop(...req.queues.map((q) => this.keys.wake(q)), (waitMs / 1000).toFixed(3));
+    await this.blocker.blpop(...req.queues.map((q) => this.keys.wake(q)), (waitMs / 1000).toFixed(3)).catch(async (err: Error) => {
+      // A wake key of the wrong type (written by something else) is set aside by recover.lua within a
+      // second; until then wait as if nothing came, rather than report the broker as down.
+      if (!err.message.startsWith("WRONGTYPE")) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(waitMs, 250)));
+    });
     if (this.closed) return [];
     return (await this.reserveNow(req)).tasks;
   }
@@ -183,14 +189,19 @@ export class RedisTransport implements Transport {
   }
 
   async recover(opts: RecoverOptions): Promise<RecoverReport> {
-    const [promoted, recovered, deadLettered] = (await runScript(this.redis, "recover", [
+    const [promoted, recovered, deadLettered, poisoned] = (await runScript(this.redis, "recover", [
       this.keys.prefix,
       opts.maxDeliveries,
       opts.heartbeatTtlMs,
       opts.deadMax,
       opts.deadTtlMs,
-    ])) as number[];
-    return { promoted: promoted ?? 0, recovered: recovered ?? 0, deadLettered: deadLettered ?? 0 };
+    ])) as [number, number, number, string[]?];
+    return {
+      promoted: promoted ?? 0,
+      recovered: recovered ?? 0,
+      deadLettered: deadLettered ?? 0,
+      ...(poisoned && poisoned.length > 0 ? { poisoned: poisoned.map(String) } : {}),
+    };
   }
 
   async heartbeat(info: WorkerInfo, ttlMs: number): Promise<void> {
@@ -397,6 +408,15 @@ export class RedisTransport implements Transport {
       for (const [key, n] of Object.entries(value as Record<string, string>)) rows.push({ minute: from + i, key, n: Number(n) });
     });
     return rows;
+  }
+
+  async reconnect(): Promise<void> {
+    // Only connections that believe they are fine: one already reconnecting is waiting for Redis anyway.
+    for (const c of [this.cmd, this.blocker, this.sub]) if (c?.status === "ready") c.disconnect(true);
+  }
+
+  checkSettings(): Promise<string[]> {
+    return checkRedisSettings(this.redis);
   }
 
   async reconnect(): Promise<void> {

@@ -9,8 +9,12 @@
 --   3. tasks whose lease deadline passed go back the same way;
 --   in 2 and 3 a task already delivered maxDeliveries times is dead-lettered instead, with the reason,
 --   so a task that kills its worker cannot crash-loop the fleet;
---   4. dead-letter sets are trimmed to deadMax entries and deadTtlMs of age; expired revokes are dropped.
--- Returns: {promoted, recovered, deadLettered}
+--   4. dead-letter sets are trimmed to deadMax entries and deadTtlMs of age; expired revokes are dropped;
+--   0. first, a queue key holding the wrong Redis type (written by something else) is renamed aside to
+--      <key>:poisoned:<now> and reported in <q>:dead, so one bad key cannot stop every queue's recovery.
+--   Poison reports (here and from reserve.lua) wait in the list <p>poisoned; each is returned once, for
+--   the worker that ran this sweep to log.
+-- Returns: {promoted, recovered, deadLettered, {poison report, ...}}
 local p = ARGV[1]
 local maxDeliveries, hbTtl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local deadMax, deadTtl = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -20,11 +24,31 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local promoted, recovered, dead = 0, 0, 0
 
+local function poisonedKey(key, q, found, want)
+  local aside = key .. ':poisoned:' .. now
+  redis.call('RENAME', key, aside)
+  local id = 'poisoned-key:' .. aside
+  local why = key .. ' held a ' .. found .. ', not a ' .. want .. '; renamed to ' .. aside .. ' (inspect it, then DEL it)'
+  redis.call('DEL', p .. 'j:' .. id)
+  redis.call('HSET', p .. 'j:' .. id, 'q', q, 'dr', why, 'da', now, 'd', 0)
+  redis.call('ZADD', p .. 'q:' .. q .. ':dead', now, id)
+  redis.call('RPUSH', p .. 'poisoned', why)
+end
+
 local function putBack(id, q)
   local jk = p .. 'j:' .. id
   local qk = p .. 'q:' .. q
-  local fields = redis.call('HMGET', jk, 'w', 'd', 'pr', 'u')
+  local fields = redis.pcall('HMGET', jk, 'w', 'd', 'pr', 'u')
   redis.call('ZREM', qk .. ':active', id)
+  if fields.err then
+    -- The task's data was overwritten with another type: nothing left to run; report it.
+    local why = 'task data unreadable: ' .. fields.err
+    redis.call('DEL', jk)
+    redis.call('HSET', jk, 'q', q, 'dr', why, 'da', now, 'd', 0)
+    redis.call('ZADD', qk .. ':dead', now, id)
+    redis.call('RPUSH', p .. 'poisoned', 'task ' .. id .. ' in queue ' .. q .. ' dead-lettered: ' .. why)
+    return
+  end
   if fields[1] then redis.call('SREM', p .. 'w:' .. fields[1] .. ':jobs', id) end
   redis.call('HDEL', jk, 't', 'w', 's')
   local d = tonumber(fields[2]) or 0
@@ -45,13 +69,23 @@ end
 
 local queues = redis.call('SMEMBERS', p .. 'queues')
 
+-- 0. wrong-type queue keys
+local kinds = {ready = 'zset', delayed = 'zset', active = 'zset', dead = 'zset', wake = 'list'}
+for _, q in ipairs(queues) do
+  for suffix, want in pairs(kinds) do
+    local key = p .. 'q:' .. q .. ':' .. suffix
+    local found = redis.call('TYPE', key).ok
+    if found ~= 'none' and found ~= want then poisonedKey(key, q, found, want) end
+  end
+end
+
 -- 2. dead workers
 local deadWorkers = redis.call('ZRANGEBYSCORE', p .. 'workers', '-inf', now - hbTtl, 'LIMIT', 0, 100)
 for _, w in ipairs(deadWorkers) do
   local wj = p .. 'w:' .. w .. ':jobs'
   for _, id in ipairs(redis.call('SMEMBERS', wj)) do
-    local fields = redis.call('HMGET', p .. 'j:' .. id, 'w', 'q')
-    if fields[1] == w and fields[2] then putBack(id, fields[2]) end
+    local fields = redis.pcall('HMGET', p .. 'j:' .. id, 'w', 'q')
+    if not fields.err and fields[1] == w and fields[2] then putBack(id, fields[2]) end
   end
   redis.call('DEL', wj, p .. 'w:' .. w)
   redis.call('ZREM', p .. 'workers', w)
@@ -62,7 +96,7 @@ for _, q in ipairs(queues) do
   -- 1. due delayed
   local due = redis.call('ZRANGEBYSCORE', qk .. ':delayed', '-inf', now, 'LIMIT', 0, 1000)
   for _, id in ipairs(due) do
-    local pr = tonumber(redis.call('HGET', p .. 'j:' .. id, 'pr') or '0') or 0
+    local pr = tonumber(redis.pcall('HGET', p .. 'j:' .. id, 'pr')) or 0
     redis.call('ZADD', qk .. ':ready', (9 - pr) * 1e14 + redis.call('INCR', p .. 'seq'), id)
     redis.call('ZREM', qk .. ':delayed', id)
     promoted = promoted + 1
@@ -88,4 +122,6 @@ for _, q in ipairs(queues) do
   end
 end
 redis.call('ZREMRANGEBYSCORE', p .. 'revoked', '-inf', now)
-return {promoted, recovered, dead}
+local reports = redis.call('LRANGE', p .. 'poisoned', 0, 99)
+if #reports > 0 then redis.call('LTRIM', p .. 'poisoned', #reports, -1) end
+return {promoted, recovered, dead, reports}

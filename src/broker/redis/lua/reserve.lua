@@ -7,7 +7,8 @@
 --   worker's set <p>w:<worker>:jobs; so a task is either ready or leased to exactly one token. Due delayed
 --   tasks of these queues are promoted first. A revoked task is never returned: it is finished as REVOKED.
 --   A ready id whose task hash is missing or unreadable is moved to <q>:dead with a reason, never returned.
---   If ready tasks remain, the wake marker is kept so another blocked consumer wakes.
+--   If ready tasks remain, the wake marker is kept so another blocked consumer wakes. Idempotent per
+--   token prefix: a re-sent call (lost reply) returns the first call's leases, recorded in <p>w:<worker>:last.
 -- Returns: {nextDueMs (-1 if nothing delayed), now, id, queue, payload, token, deliveries, leaseUntil, ...}
 local p, worker = ARGV[1], ARGV[2]
 local max, leaseMs, tokenPrefix, resultTtl = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
@@ -21,24 +22,40 @@ local workerJobs = p .. 'w:' .. worker .. ':jobs'
 local revokedKey = p .. 'revoked'
 local anyRevoked = redis.call('ZCARD', revokedKey) > 0
 
+-- A reply lost with a dropped connection makes the client re-send this exact call (same token prefix).
+-- Answer it with what the first run leased, instead of leasing more and stranding those until expiry.
+local lastKey = p .. 'w:' .. worker .. ':last'
+if redis.call('GET', lastKey) == tokenPrefix then
+  for _, id in ipairs(redis.call('SMEMBERS', workerJobs)) do
+    local f = redis.call('HMGET', p .. 'j:' .. id, 't', 'q', 'p', 'd')
+    if f[1] and f[2] and f[3] and string.sub(f[1], 1, #tokenPrefix) == tokenPrefix then
+      local lu = tonumber(redis.call('ZSCORE', p .. 'q:' .. f[2] .. ':active', id) or leaseUntil)
+      for _, v in ipairs({id, f[2], f[3], f[1], tonumber(f[4]) or 1, lu}) do out[#out + 1] = v end
+    end
+  end
+  return out
+end
+
 for qi = 7, #ARGV do
   local q = ARGV[qi]
   local qk = p .. 'q:' .. q
-  local due = redis.call('ZRANGEBYSCORE', qk .. ':delayed', '-inf', now, 'LIMIT', 0, 1000)
+  -- pcall: a queue key of the wrong type is skipped here and set aside by recover.lua within a second.
+  local due = redis.pcall('ZRANGEBYSCORE', qk .. ':delayed', '-inf', now, 'LIMIT', 0, 1000)
+  if due.err then due = {} end
   for _, id in ipairs(due) do
-    local pr = tonumber(redis.call('HGET', p .. 'j:' .. id, 'pr') or '0') or 0
+    local pr = tonumber(redis.pcall('HGET', p .. 'j:' .. id, 'pr')) or 0
     redis.call('ZADD', qk .. ':ready', (9 - pr) * 1e14 + redis.call('INCR', p .. 'seq'), id)
     redis.call('ZREM', qk .. ':delayed', id)
   end
-  local first = redis.call('ZRANGE', qk .. ':delayed', 0, 0, 'WITHSCORES')
+  local first = redis.pcall('ZRANGE', qk .. ':delayed', 0, 0, 'WITHSCORES')
   if first[2] then
     local d = tonumber(first[2])
     if nextDue < 0 or d < nextDue then nextDue = d end
   end
 
   while n < max do
-    local popped = redis.call('ZPOPMIN', qk .. ':ready', max - n)
-    if #popped == 0 then break end
+    local popped = redis.pcall('ZPOPMIN', qk .. ':ready', max - n)
+    if popped.err or #popped == 0 then break end
     for i = 1, #popped, 2 do
       local id = popped[i]
       local jk = p .. 'j:' .. id
@@ -50,6 +67,7 @@ for qi = 7, #ARGV do
         if redis.call('TYPE', jk).ok ~= 'hash' then redis.call('DEL', jk) end
         redis.call('HSET', jk, 'q', q, 'dr', why, 'da', now, 'd', 0)
         redis.call('ZADD', qk .. ':dead', now, id)
+        redis.call('RPUSH', p .. 'poisoned', 'task ' .. id .. ' in queue ' .. q .. ' dead-lettered: ' .. why)
       elseif anyRevoked and (tonumber(redis.call('ZSCORE', revokedKey, id) or '0') or 0) > now then
         redis.call('DEL', jk)
         local rk = p .. 'r:' .. id
@@ -73,10 +91,11 @@ for qi = 7, #ARGV do
     end
   end
   if n >= max then
-    if redis.call('ZCARD', qk .. ':ready') > 0 and redis.call('LLEN', qk .. ':wake') == 0 then
+    if (tonumber(redis.pcall('ZCARD', qk .. ':ready')) or 0) > 0 and redis.pcall('LLEN', qk .. ':wake') == 0 then
       redis.call('LPUSH', qk .. ':wake', '1')
     end
   end
 end
 out[1] = nextDue
+if n > 0 then redis.call('SET', lastKey, tokenPrefix, 'PX', leaseMs) end
 return out

@@ -1,0 +1,183 @@
+import type { Logger } from "pino";
+import type { Transport, WorkerInfo } from "../broker/transport.ts";
+import type { WorkerEvents } from "./events.ts";
+import { ms } from "./format.ts";
+import { HealthFile } from "./health-file.ts";
+
+/** The parts of a Worker the watchdog looks at. */
+export interface WatchedWorker {
+  readonly id: string;
+  readonly events: WorkerEvents;
+  info(): WorkerInfo;
+}
+
+export interface WatchdogOptions {
+  worker: WatchedWorker;
+  transport: Transport;
+  logger: Logger;
+  queues: string[];
+  concurrency: number;
+  checkEveryMs?: number;
+  /** No housekeeping round reached the broker for this long: report the broker as not answering. */
+  silentAfterMs?: number;
+  /** Work waiting, free slots, yet nothing reserved for this long: the consume loop is stuck. */
+  stallAfterMs?: number;
+  /** Where to publish liveness for `qworker health` (none: no file). */
+  healthFile?: HealthFile;
+  now?: () => number;
+}
+
+/**
+ * Watches a worker from outside its loops, because the failures that matter most leave no error to catch:
+ * with commands queued until Redis returns, an outage just makes calls wait, and a socket that died
+ * without a FIN (a failover, a NAT dropping state) makes a BLPOP wait forever. Once a second it
+ * - logs an outage once, when housekeeping has not reached the broker for `silentAfterMs`, and its end;
+ * - when tasks are waiting and slots are free but nothing was reserved for `stallAfterMs`, asks the
+ *   transport to rebuild its connections (commands in flight are re-sent; every script is token-checked,
+ *   so a re-sent settle or extend is harmless);
+ * - writes the health file that `qworker health` reads.
+ */
+export class Watchdog {
+  private readonly o: Required<Omit<WatchdogOptions, "healthFile">> & { healthFile?: HealthFile };
+  private timer: NodeJS.Timeout | undefined;
+  private lastTick: number;
+  private lastTaken: number;
+  private lastProgress: number;
+  private lastRebuild = 0;
+  private silentSince: number | undefined;
+  /** The worker logged this outage itself (a command failed): do not log it a second time. */
+  private workerReported = false;
+  private stopping = false;
+  private checking = false;
+  private state: "ok" | "broker-down" | "stalled" = "ok";
+  private reason: string | undefined;
+  private readonly off: (() => void)[] = [];
+
+  constructor(opts: WatchdogOptions) {
+    this.o = { checkEveryMs: 500, silentAfterMs: 1000, stallAfterMs: 5000, now: Date.now, ...opts };
+    const now = this.o.now();
+    this.lastTick = this.lastTaken = this.lastProgress = now;
+    const on = (event: "worker:tick" | "task:received" | "task:poisoned" | "task:expired" | "broker:down" | "broker:up" | "worker:stopping", fn: () => void) => {
+      const events = this.o.worker.events as unknown as NodeJS.EventEmitter;
+      events.on(event, fn);
+      this.off.push(() => events.off(event, fn));
+    };
+    on("worker:tick", () => this.onTick());
+    for (const e of ["task:received", "task:poisoned", "task:expired"] as const) on(e, () => (this.lastTaken = this.o.now()));
+    on("broker:down", () => (this.workerReported = true));
+    on("broker:up", () => (this.workerReported = false));
+    on("worker:stopping", () => (this.stopping = true));
+  }
+
+  start(): this {
+    this.timer = setInterval(() => void this.check(), this.o.checkEveryMs);
+    this.timer.unref();
+    this.publish();
+    return this;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    for (const f of this.off.splice(0)) f();
+    this.o.healthFile?.remove();
+  }
+
+  private onTick(): void {
+    const now = this.o.now();
+    this.lastTick = now;
+    if (this.silentSince !== undefined) {
+      if (!this.workerReported) this.o.logger.warn(`broker answering again after ${ms(now - this.silentSince)}; consuming`);
+      this.silentSince = undefined;
+    }
+    if (this.state === "broker-down") this.setState("ok");
+  }
+
+  /** One round; exposed for tests. */
+  async check(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      const now = this.o.now();
+      const silentFor = now - this.lastTick;
+      if (silentFor >= this.o.silentAfterMs) {
+        if (this.silentSince === undefined) {
+          this.silentSince = this.lastTick;
+          if (!this.workerReported) {
+            this.o.logger.error(`broker not answering for ${ms(silentFor)}; waiting for it (leased tasks stay leased and are renewed when it returns)`);
+          }
+        }
+        this.setState("broker-down", `broker not answering for ${ms(silentFor)}`);
+        // A connection can look healthy to the client and still be dead (no FIN after a failover):
+        // after long enough, rebuild it. Connections already reconnecting are left alone.
+        if (silentFor >= this.o.stallAfterMs) await this.rebuild(`broker silent for ${ms(silentFor)}`);
+      } else if (!this.stopping) {
+        await this.checkConsuming(now);
+      }
+      this.publish();
+    } catch (err) {
+      this.o.logger.debug({ err }, "watchdog round failed");
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async checkConsuming(now: number): Promise<void> {
+    const idleFor = now - this.lastTaken;
+    const free = this.o.concurrency - this.o.worker.info().active;
+    if (idleFor < this.o.stallAfterMs || free <= 0) {
+      if (this.state !== "ok") this.setState("ok");
+      this.lastProgress = now;
+      return;
+    }
+    const waiting = await this.readyCount();
+    if (waiting === 0) {
+      // Nothing to do is progress too: the loop is idle, not stuck.
+      this.lastTaken = now - this.o.stallAfterMs;
+      this.setState("ok");
+      this.lastProgress = now;
+      return;
+    }
+    this.setState("stalled", `${waiting} task(s) waiting and ${free} slot(s) free, but nothing reserved for ${ms(idleFor)}`);
+    await this.rebuild(`consume loop made no progress for ${ms(idleFor)} with ${waiting} task(s) waiting`);
+  }
+
+  private async readyCount(): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("stats timed out")), 2000);
+    });
+    try {
+      const counts = await Promise.race([this.o.transport.stats(this.o.queues), timeout]);
+      return counts.reduce((sum, c) => sum + c.ready, 0);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async rebuild(why: string): Promise<void> {
+    const now = this.o.now();
+    if (!this.o.transport.reconnect || now - this.lastRebuild < this.o.stallAfterMs) return;
+    this.lastRebuild = now;
+    this.lastTaken = now;
+    this.o.logger.warn(`${why}; rebuilding the broker connections`);
+    await this.o.transport.reconnect();
+  }
+
+  private setState(state: "ok" | "broker-down" | "stalled", reason?: string): void {
+    this.state = state;
+    this.reason = reason;
+  }
+
+  private publish(): void {
+    const now = this.o.now();
+    if (this.state === "ok") this.lastProgress = Math.max(this.lastProgress, this.lastTick);
+    this.o.healthFile?.write({
+      id: this.o.worker.id,
+      pid: process.pid,
+      progressAt: this.lastProgress,
+      writtenAt: now,
+      state: this.stopping ? "stopping" : this.state,
+      ...(this.reason ? { reason: this.reason } : {}),
+    });
+  }
+}
