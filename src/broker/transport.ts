@@ -133,6 +133,8 @@ export interface WorkerInfo {
   version: string;
   /** Progress reported by running tasks (ctx.progress), by task id; sent with each heartbeat. */
   progress?: Record<string, TaskProgress>;
+  /** Execution outcomes since start: retried, time_limited, expired, revoked, rate_limited, … */
+  counts?: Record<string, number>;
 }
 
 export interface TaskProgress {
@@ -262,6 +264,13 @@ export interface Transport {
   readEvents?(limit: number): Promise<StoredEvent[]>;
   /** Counters of minutes >= sinceMinute. */
   readCounters?(sinceMinute: number): Promise<CounterRow[]>;
+
+  /**
+   * Global rate limit, one run of `name` per `intervalMs` across all workers: 0 when task `taskId` may run
+   * now, else the ms until the slot reserved for it (it is sent back to wait, then asks again).
+   * Optional: a worker on a transport without it logs that the limit is not enforced.
+   */
+  rateLimit?(name: string, intervalMs: number, taskId: string): Promise<number>;
 
   // Reliability (optional: only brokers with connections that can go silent or settings that lose data).
   /**

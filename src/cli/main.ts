@@ -8,6 +8,7 @@ import { inspectCommand } from "./inspect.ts";
 import { purgeCommand } from "./purge.ts";
 import { requeueCommand } from "./requeue.ts";
 import { resultCommand } from "./result.ts";
+import { revokeCommand } from "./revoke.ts";
 import { sendCommand } from "./send.ts";
 import { workerCommand } from "./worker.ts";
 
@@ -19,6 +20,7 @@ const program = new Command("qworker")
   .addCommand(sendCommand())
   .addCommand(resultCommand())
   .addCommand(inspectCommand())
+  .addCommand(revokeCommand())
   .addCommand(deadCommand())
   .addCommand(requeueCommand())
   .addCommand(purgeCommand())

@@ -8,6 +8,8 @@ import { discoverTasks } from "../tasks/discovery.ts";
 import { VERSION } from "../version.ts";
 import { HealthFile } from "../worker/health-file.ts";
 import { Watchdog } from "../worker/watchdog.ts";
+import { leaseKeeperFor } from "../worker/lease-keeper.ts";
+import { createPool } from "../worker/pool/index.ts";
 import { Worker } from "../worker/worker.ts";
 import { action, setShowStack } from "./errors.ts";
 import { parseNumberOption } from "./json-option.ts";
@@ -31,7 +33,7 @@ export function workerCommand(): Command {
     .option("--log-format <format>", "auto (pretty on a TTY, JSON lines otherwise) | pretty | json")
     .option("-c, --concurrency <n>", "tasks run at once")
     .option("-Q, --queues <a,b>", "queues to consume, most important first")
-    .option("--pool <kind>", "async (in this process)")
+    .option("--pool <kind>", "async (tasks share this process's event loop) | process (one child process per slot)")
     .option("--tasks <dir>", "tasks directory (default tasks/)")
     .option("--broker <url>", "broker URL (overrides config and QWORKER_BROKER_URL)")
     .option("--config <path>", "config file (default config/qworker.yaml)")
@@ -62,7 +64,8 @@ export function workerCommand(): Command {
         const celery = config.celery ? (await import("../celery/worker-setup.ts")).addCelery(base, config, logger) : undefined;
         const transport = celery?.transport ?? base;
         await transport.connect();
-        const worker = new Worker({ transport, registry, config, logger });
+        const pool = await createPool(config, logger);
+        const worker = new Worker({ transport, registry, config, logger, pool, leaseKeeper: leaseKeeperFor(config, logger) });
         celery?.consumer.attach(worker.events);
         if (config.celery) logger.info(`celery queues: ${config.celery.queues.join(", ")} (results as celery-task-meta-*)`);
         banner(logger, config, transport.displayUrl, file, defaultBroker, worker.id, registry.names());

@@ -40,6 +40,10 @@ export const configSchema = z
     loglevel: z.enum(["debug", "info", "warning", "error"]).default("info"),
     log_format: z.enum(["auto", "pretty", "json"]).default("auto"),
     pool: z.enum(["async", "process"]).default("async"),
+    /** Process pool: replace a child after this many tasks (0: never). */
+    max_tasks_per_child: z.number().int().min(0).default(0),
+    /** Process pool: replace a child whose resident memory exceeds this many KiB after a task, as Celery does (0: never). */
+    max_memory_per_child: z.number().int().min(0).default(0),
     /** Tasks reserved beyond free slots, so a slot that frees up finds work without a round trip. */
     prefetch: z.number().int().min(0).default(0),
     lease_timeout: seconds.min(1).default(30),

@@ -14,6 +14,8 @@ export interface WorkerEventMap {
   "task:retry": [msg: TaskMessage, error: Error, delaySec: number];
   "task:expired": [msg: TaskMessage];
   "task:revoked": [msg: TaskMessage];
+  /** Sent back to the broker to wait for its rate-limit slot, due in `delayMs`. */
+  "task:rate-limited": [msg: TaskMessage, delayMs: number];
   "task:progress": [msg: TaskMessage, fraction: number, note: string | undefined];
   /** A message that could not be decoded and went to dead-letter. */
   "task:poisoned": [id: string, queue: string, reason: string];

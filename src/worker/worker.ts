@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { LeaseRef, Reservation, SettleItem, TaskProgress, Transport, WorkerInfo } from "../broker/transport.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
-import { NotRegisteredError, type QWorkerError } from "../errors.ts";
+import { NotRegisteredError, TaskRevokedError, type QWorkerError } from "../errors.ts";
 import { decodeMessage, encodeMessage, type TaskMessage } from "../protocol/message.ts";
 import { argsPreview } from "../results/args.ts";
 import { clampProgress, progressOf } from "../results/progress.ts";
@@ -17,6 +17,9 @@ import { AsyncPool, type Pool } from "./pool.ts";
 import { ms, preview } from "./format.ts";
 import { decideRetry, effectivePolicy } from "./retry-policy.ts";
 import { Settler } from "./settler.ts";
+import { ExecutionCounts } from "./execution-counts.ts";
+import type { LeaseKeeper } from "./lease-keeper.ts";
+import { RateLimiter } from "./rate-limit.ts";
 
 export interface WorkerOptions {
   transport: Transport;
@@ -27,6 +30,8 @@ export interface WorkerOptions {
   id?: string;
   /** Where handlers run (default: the async pool, in this process). */
   pool?: Pool;
+  /** Renews leases and beats the heartbeat off the event loop (default: this worker's own timer does). */
+  leaseKeeper?: LeaseKeeper;
 }
 
 interface Running {
@@ -53,6 +58,9 @@ export class Worker {
   private readonly config: QWorkerConfig;
   private readonly logger: Logger;
   private readonly settler: Settler;
+  private readonly keeper: LeaseKeeper | undefined;
+  private readonly rateLimiter: RateLimiter;
+  private readonly counts: ExecutionCounts;
   private readonly leased = new Map<string, Running>();
   private running = 0;
   private stopping = false;
@@ -78,8 +86,15 @@ export class Worker {
     this.pool = opts.pool ?? new AsyncPool();
     this.id = opts.id ?? `${hostname()}.${process.pid}.${randomBytes(3).toString("hex")}`;
     this.settler = new Settler(this.transport, this.logger, (ids) => {
-      for (const id of ids) this.leased.delete(id);
+      for (const id of ids) {
+        const l = this.leased.get(id);
+        if (l) this.keeper?.remove(l.ref);
+        this.leased.delete(id);
+      }
     });
+    this.keeper = opts.leaseKeeper;
+    this.rateLimiter = new RateLimiter(this.transport, this.logger, this.events);
+    this.counts = new ExecutionCounts(this.events);
   }
 
   get leaseMs(): number {
@@ -101,12 +116,25 @@ export class Worker {
       active: this.running,
       version: VERSION,
       progress: progressOf(this.leased.values()),
+      counts: this.counts.snapshot(),
     };
   }
 
   /** Register, then run the fetch loop in the background until stop() is called. */
   async start(): Promise<void> {
     await this.transport.heartbeat(this.info(), this.config.heartbeat_ttl * 1000);
+    if (this.keeper) {
+      this.keeper.onLost((refs) => {
+        for (const ref of refs) {
+          const l = this.leased.get(ref.id);
+          if (!l || l.ref.token !== ref.token) continue;
+          this.logger.warn(`task ${l.msg?.task ?? "?"}[${ref.id}]: lease lost (recovered by another worker); aborting this run`);
+          l.controller.abort(new Error("lease lost"));
+        }
+      });
+      await this.keeper.start();
+      this.keeper.beat(this.info());
+    }
     this.unsubscribeTerminate = await this.transport.onTerminate((ids) => this.terminate(ids));
     this.timer = setInterval(() => void this.tick(), 250);
     this.timer.unref();
@@ -147,6 +175,7 @@ export class Worker {
       }
       for (const r of got) {
         this.leased.set(r.id, { ref: { id: r.id, token: r.token, queue: r.queue }, controller: new AbortController(), startedAt: Date.now() });
+        this.keeper?.add({ id: r.id, token: r.token, queue: r.queue });
         this.running++;
         this.handle(r).catch((err: unknown) => this.internalError(r, err));
       }
@@ -216,6 +245,12 @@ export class Worker {
       this.slotFreed();
       return;
     }
+    if (def.options.rateLimit !== undefined && (await this.rateLimiter.deferred(def, msg, running.ref))) {
+      this.keeper?.remove(running.ref);
+      this.leased.delete(r.id);
+      this.slotFreed();
+      return;
+    }
     this.logger.info(`task ${label} received`);
     this.events.safeEmit("task:received", msg, r.deliveries);
     running.startedAt = Date.now();
@@ -257,6 +292,12 @@ export class Worker {
       this.logger.info(`task ${label} succeeded in ${ms(outcome.runtimeMs)}: ${preview(outcome.value)}`);
       this.events.safeEmit("task:succeeded", msg, outcome.value, outcome.runtimeMs);
       this.finish(msg, r, running, "SUCCESS", { result: outcome.value, runtimeMs: outcome.runtimeMs }, undefined, def);
+      return;
+    }
+    if (running.controller.signal.reason instanceof TaskRevokedError) {
+      this.logger.warn(`task ${label} revoked: terminated after ${ms(outcome.runtimeMs)}`);
+      this.events.safeEmit("task:revoked", msg);
+      this.finish(msg, r, running, "REVOKED", { runtimeMs: outcome.runtimeMs }, undefined, def);
       return;
     }
     const policy = effectivePolicy(this.config.retry, def.options, msg.maxRetries);
@@ -351,7 +392,7 @@ export class Worker {
       const running = this.leased.get(id);
       if (running?.msg) {
         this.logger.warn(`task ${running.msg.task}[${id}] revoked with --terminate; aborting it`);
-        running.controller.abort(new Error("revoked"));
+        running.controller.abort(new TaskRevokedError(id));
       }
     }
   }
@@ -362,7 +403,7 @@ export class Worker {
     this.housekeeping = true;
     const now = Date.now();
     try {
-      if (now >= this.nextRenew && this.leased.size > 0) {
+      if (!this.keeper && now >= this.nextRenew && this.leased.size > 0) {
         this.nextRenew = now + this.leaseMs / 3;
         const lost = await this.transport.extendLeases([...this.leased.values()].map((l) => l.ref), this.leaseMs);
         for (const id of lost) {
@@ -372,7 +413,8 @@ export class Worker {
           l.controller.abort(new Error("lease lost"));
         }
       }
-      if (now >= this.nextBeat) {
+      if (this.keeper) this.keeper.beat(this.info());
+      else if (now >= this.nextBeat) {
         this.nextBeat = now + this.config.heartbeat_interval * 1000;
         await this.transport.heartbeat(this.info(), this.config.heartbeat_ttl * 1000);
       }
@@ -421,6 +463,7 @@ export class Worker {
     if (this.timer) clearInterval(this.timer);
     this.unsubscribeTerminate?.();
     await this.pool.close();
+    await this.keeper?.stop();
     await this.transport.removeWorker(this.id).catch(() => {});
   }
 

@@ -419,15 +419,6 @@ export class RedisTransport implements Transport {
     return checkRedisSettings(this.redis);
   }
 
-  async reconnect(): Promise<void> {
-    // Only connections that believe they are fine: one already reconnecting is waiting for Redis anyway.
-    for (const c of [this.cmd, this.blocker, this.sub]) if (c?.status === "ready") c.disconnect(true);
-  }
-
-  checkSettings(): Promise<string[]> {
-    return checkRedisSettings(this.redis);
-  }
-
   private async subscriber(): Promise<Redis> {
     this.subReady ??= openConnection(this.url, this.connOpts(), "qworker-sub").then((sub) => {
       this.sub = sub;

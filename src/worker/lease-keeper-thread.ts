@@ -1,0 +1,89 @@
+/**
+ * The lease keeper's thread: renews the worker's leases and beats its heartbeat over a broker connection
+ * of its own, so a task that blocks the worker's event loop (CPU-bound code in the async pool) costs
+ * neither. It only knows what the main thread posts: leases as they are taken and given up (both happen
+ * while the main loop is free) and the latest worker info.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { createTransport } from "../broker/factory.ts";
+import type { LeaseRef, Transport, WorkerInfo } from "../broker/transport.ts";
+import type { KeeperConfig, FromKeeper, ToKeeper } from "./lease-keeper-protocol.ts";
+
+const port = parentPort!;
+const cfg = workerData as KeeperConfig;
+const leases = new Map<string, LeaseRef>();
+let info: WorkerInfo | undefined;
+let transport: Transport | undefined;
+let timer: NodeJS.Timeout | undefined;
+let busy = false;
+let nextRenew = 0;
+let nextBeat = 0;
+let failing = false;
+
+function post(m: FromKeeper): void {
+  port.postMessage(m);
+}
+
+async function round(): Promise<void> {
+  if (busy || !transport) return;
+  busy = true;
+  const now = Date.now();
+  try {
+    if (now >= nextRenew && leases.size > 0) {
+      nextRenew = now + cfg.leaseMs / 3;
+      const sent = [...leases.values()];
+      const lost = new Set(await transport.extendLeases(sent, cfg.leaseMs));
+      const gone: LeaseRef[] = [];
+      for (const ref of sent) {
+        // Only forget the lease we asked about: the task may have been leased again meanwhile (new token).
+        if (lost.has(ref.id) && leases.get(ref.id) === ref) {
+          leases.delete(ref.id);
+          gone.push(ref);
+        }
+      }
+      if (gone.length > 0) post({ type: "lost", refs: gone });
+    }
+    if (info && now >= nextBeat) {
+      nextBeat = now + cfg.heartbeatIntervalMs;
+      await transport.heartbeat({ ...info, lastBeat: now }, cfg.heartbeatTtlMs);
+    }
+    if (failing) post({ type: "ok" });
+    failing = false;
+  } catch (err) {
+    nextRenew = 0;
+    if (!failing) post({ type: "error", message: (err as Error).message });
+    failing = true;
+  } finally {
+    busy = false;
+  }
+}
+
+port.on("message", (m: ToKeeper) => {
+  switch (m.type) {
+    case "add":
+      leases.set(m.ref.id, m.ref);
+      return;
+    case "remove":
+      if (leases.get(m.id)?.token === m.token) leases.delete(m.id);
+      return;
+    case "info":
+      info = m.info;
+      return;
+    case "stop":
+      if (timer) clearInterval(timer);
+      void (transport?.close() ?? Promise.resolve()).finally(() => {
+        post({ type: "stopped" });
+        port.close();
+      });
+      return;
+  }
+});
+
+try {
+  transport = await createTransport(cfg.brokerUrl, { ...(cfg.redisPrefix ? { redisPrefix: cfg.redisPrefix } : {}) });
+  await transport.connect();
+  timer = setInterval(() => void round(), cfg.tickMs);
+  post({ type: "ready" });
+} catch (err) {
+  post({ type: "fatal", message: (err as Error).message });
+}

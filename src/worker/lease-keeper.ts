@@ -1,0 +1,127 @@
+import { Worker as Thread } from "node:worker_threads";
+import type { Logger } from "pino";
+import type { LeaseRef, WorkerInfo } from "../broker/transport.ts";
+import type { QWorkerConfig } from "../config/schema.ts";
+import { BrokerError } from "../errors.ts";
+import type { FromKeeper, KeeperConfig, ToKeeper } from "./lease-keeper-protocol.ts";
+
+/**
+ * Keeps a worker's leases and heartbeat alive independently of its event loop. The worker tells it which
+ * leases it holds and what to beat with; the keeper tells the worker which leases the broker says are lost.
+ */
+export interface LeaseKeeper {
+  start(): Promise<void>;
+  add(ref: LeaseRef): void;
+  remove(ref: LeaseRef): void;
+  /** The worker info the next heartbeats carry (post it whenever the worker's loop is free). */
+  beat(info: WorkerInfo): void;
+  onLost(listener: (refs: LeaseRef[]) => void): void;
+  stop(): Promise<void>;
+}
+
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
+const ENTRY = new URL(`./lease-keeper-thread.${FROM_SOURCE ? "ts" : "js"}`, import.meta.url);
+
+/**
+ * A worker thread with its own broker connection. Blocking the main thread does not block it, so a
+ * CPU-bound task in the async pool keeps its lease (and its worker counts as alive) however long it runs.
+ */
+export class ThreadLeaseKeeper implements LeaseKeeper {
+  private thread: Thread | undefined;
+  private lostListener: ((refs: LeaseRef[]) => void) | undefined;
+  private stopped: Promise<void> | undefined;
+
+  constructor(
+    private readonly cfg: Omit<KeeperConfig, "tickMs"> & { tickMs?: number },
+    private readonly logger: Logger,
+  ) {}
+
+  start(): Promise<void> {
+    const workerData: KeeperConfig = { tickMs: 100, ...this.cfg };
+    // Under tsx (running from the TypeScript sources) a thread does not inherit the loader: register it
+    // in the thread before importing the entry.
+    const thread = FROM_SOURCE
+      ? new Thread(
+          `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})` +
+            `.then((m) => { m.register(); return import(${JSON.stringify(ENTRY.href)}); });`,
+          { eval: true, workerData },
+        )
+      : new Thread(ENTRY, { workerData });
+    this.thread = thread;
+    thread.unref();
+    return new Promise<void>((resolve, reject) => {
+      thread.on("message", (m: FromKeeper) => {
+        switch (m.type) {
+          case "ready":
+            return resolve();
+          case "fatal":
+            return reject(new BrokerError(`lease keeper could not reach the broker: ${m.message}`));
+          case "lost":
+            return this.lostListener?.(m.refs);
+          case "error":
+            return this.logger.warn(`lease keeper: broker call failed (${m.message}); retrying`);
+          case "ok":
+            return this.logger.info("lease keeper: broker reachable again");
+          case "stopped":
+            return;
+        }
+      });
+      thread.on("error", (err) => {
+        this.logger.error(`lease keeper thread failed: ${err.message}`);
+        reject(err);
+      });
+    });
+  }
+
+  private post(m: ToKeeper): void {
+    this.thread?.postMessage(m);
+  }
+
+  add(ref: LeaseRef): void {
+    this.post({ type: "add", ref });
+  }
+
+  remove(ref: LeaseRef): void {
+    this.post({ type: "remove", id: ref.id, token: ref.token });
+  }
+
+  beat(info: WorkerInfo): void {
+    this.post({ type: "info", info });
+  }
+
+  onLost(listener: (refs: LeaseRef[]) => void): void {
+    this.lostListener = listener;
+  }
+
+  stop(): Promise<void> {
+    const thread = this.thread;
+    if (!thread) return Promise.resolve();
+    this.stopped ??= new Promise<void>((resolve) => {
+      const done = setTimeout(() => void thread.terminate().then(() => resolve()), 3000);
+      thread.once("exit", () => {
+        clearTimeout(done);
+        resolve();
+      });
+      this.post({ type: "stop" });
+    });
+    return this.stopped;
+  }
+}
+
+/**
+ * The keeper a worker daemon uses: a thread with its own connection to the configured broker. None when
+ * Celery interop wraps the transport (its leases live in Celery's keys, renewed by the wrapper in-loop).
+ */
+export function leaseKeeperFor(config: QWorkerConfig & { broker_url: string }, logger: Logger): LeaseKeeper | undefined {
+  if (config.celery) return undefined;
+  return new ThreadLeaseKeeper(
+    {
+      brokerUrl: config.broker_url,
+      redisPrefix: config.redis_prefix,
+      leaseMs: config.lease_timeout * 1000,
+      heartbeatIntervalMs: config.heartbeat_interval * 1000,
+      heartbeatTtlMs: config.heartbeat_ttl * 1000,
+    },
+    logger,
+  );
+}
