@@ -81,6 +81,20 @@ export class TimeLimitExceeded extends QWorkerError {
   }
 }
 
+/** The task was revoked with --terminate while it ran (the reason its AbortSignal fired). */
+export class TaskRevokedError extends QWorkerError {
+  constructor(id: string) {
+    super("E_REVOKED", `task ${id} was revoked and terminated`);
+  }
+}
+
+/** The process running a task died (crash, exit, OOM kill) before the task finished. */
+export class WorkerLostError extends QWorkerError {
+  constructor(message: string) {
+    super("E_WORKER_LOST", message);
+  }
+}
+
 /** Waiting for a result took longer than the caller allowed. */
 export class ResultTimeoutError extends QWorkerError {
   constructor(id: string, timeoutMs: number) {

@@ -354,6 +354,10 @@ export class RedisTransport implements Transport {
     if (terminate) await this.redis.publish(this.keys.control, JSON.stringify({ type: "terminate", ids }));
   }
 
+  async rateLimit(name: string, intervalMs: number, taskId: string): Promise<number> {
+    return Number(await runScript(this.redis, "rate_limit", [this.keys.prefix, name, intervalMs, taskId]));
+  }
+
   async onTerminate(listener: (ids: string[]) => void): Promise<() => void> {
     return this.listen(this.keys.control, (message) => {
       try {
