@@ -44,8 +44,11 @@ export const configSchema = z
     max_tasks_per_child: z.number().int().min(0).default(0),
     /** Process pool: replace a child whose resident memory exceeds this many KiB after a task, as Celery does (0: never). */
     max_memory_per_child: z.number().int().min(0).default(0),
-    /** Tasks reserved beyond free slots, so a slot that frees up finds work without a round trip. */
-    prefetch: z.number().int().min(0).default(0),
+    /**
+     * Tasks reserved beyond free slots, so a slot that frees up finds work without a round trip. Unset:
+     * automatic, sized by recent task runtimes (src/worker/prefetch.ts); 0 turns it off.
+     */
+    prefetch: z.number().int().min(0).optional(),
     lease_timeout: seconds.min(1).default(30),
     heartbeat_interval: seconds.min(0.1).default(2),
     heartbeat_ttl: seconds.min(1).default(10),

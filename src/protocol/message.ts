@@ -38,6 +38,52 @@ export function encodeMessage(msg: TaskMessage): string {
   return JSON.stringify(msg);
 }
 
+const KNOWN_KEYS = new Set(Object.keys(taskMessageSchema.shape));
+
+const isText = (v: unknown, max: number): boolean => typeof v === "string" && v.length >= 1 && v.length <= max;
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isNum = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v);
+const optional = (v: unknown, ok: (v: unknown) => boolean): boolean => v === undefined || ok(v);
+
+/**
+ * The schema above, checked by hand for the common case: the worker decodes every task, and zod's
+ * general-purpose walk (and the copy it returns) cost more than running a no-op task. It only ever
+ * accepts what the schema accepts; anything else, or anything unusual, goes to zod for the verdict and
+ * its precise message. Keep it in step with the schema (test/unit/bench-hot-path.test.ts compares them).
+ */
+function isWellFormed(d: unknown): d is TaskMessage {
+  if (typeof d !== "object" || d === null || Array.isArray(d)) return false;
+  const m = d as Record<string, unknown>;
+  const kwargs = m.kwargs;
+  if (
+    m.v !== MESSAGE_VERSION ||
+    !isText(m.id, 200) ||
+    !isText(m.task, 200) ||
+    !Array.isArray(m.args) ||
+    typeof kwargs !== "object" ||
+    kwargs === null ||
+    Array.isArray(kwargs) ||
+    Object.getPrototypeOf(kwargs) !== Object.prototype ||
+    !isText(m.queue, Number.MAX_SAFE_INTEGER) ||
+    !isCount(m.priority) ||
+    m.priority > 9 ||
+    !isCount(m.retries) ||
+    !isNum(m.sentAt) ||
+    !optional(m.eta, isNum) ||
+    !optional(m.expires, isNum) ||
+    !optional(m.timeLimitMs, (v) => isNum(v) && (v as number) > 0) ||
+    !optional(m.softTimeLimitMs, (v) => isNum(v) && (v as number) > 0) ||
+    !optional(m.maxRetries, isCount) ||
+    !optional(m.uniqueKey, (v) => typeof v === "string") ||
+    !optional(m.ignoreResult, (v) => typeof v === "boolean") ||
+    !optional(m.origin, (v) => typeof v === "string")
+  ) {
+    return false;
+  }
+  for (const k in m) if (!KNOWN_KEYS.has(k)) return false;
+  return true;
+}
+
 /** Parse and validate a raw payload; throws MessageError whose message says exactly what is wrong. */
 export function decodeMessage(raw: string): TaskMessage {
   let data: unknown;
@@ -46,6 +92,7 @@ export function decodeMessage(raw: string): TaskMessage {
   } catch (err) {
     throw new MessageError(`payload is not valid JSON (${(err as Error).message})`);
   }
+  if (isWellFormed(data)) return data;
   const parsed = taskMessageSchema.safeParse(data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

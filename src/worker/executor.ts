@@ -49,7 +49,10 @@ export async function executeInline(job: PoolJob): Promise<ExecOutcome> {
     deliveries,
     args: msg.args,
     kwargs: msg.kwargs,
-    signal: controller.signal,
+    // A getter: the signal is created only for tasks that read it (LazyAbortController).
+    get signal() {
+      return controller.signal;
+    },
     logger,
     progress: job.progress,
     retry(options) {

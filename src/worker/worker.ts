@@ -16,6 +16,8 @@ import { WorkerEvents } from "./events.ts";
 import { AsyncPool, type Pool } from "./pool.ts";
 import { ms, preview } from "./format.ts";
 import { decideRetry, effectivePolicy } from "./retry-policy.ts";
+import { LazyAbortController } from "./lazy-abort.ts";
+import { AutoPrefetch } from "./prefetch.ts";
 import { Settler } from "./settler.ts";
 import { ExecutionCounts } from "./execution-counts.ts";
 import type { LeaseKeeper } from "./lease-keeper.ts";
@@ -65,6 +67,9 @@ export class Worker {
   private running = 0;
   private stopping = false;
   private slotWaiter: (() => void) | undefined;
+  /** Reserved beyond the free slots (prefetch), oldest first; also in `leased`. */
+  private readonly prefetched: Reservation[] = [];
+  private readonly autoPrefetch: AutoPrefetch;
   private loopDone: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private processed = 0;
@@ -95,6 +100,7 @@ export class Worker {
     this.keeper = opts.leaseKeeper;
     this.rateLimiter = new RateLimiter(this.transport, this.logger, this.events);
     this.counts = new ExecutionCounts(this.events);
+    this.autoPrefetch = new AutoPrefetch(this.config.concurrency);
   }
 
   get leaseMs(): number {
@@ -149,7 +155,8 @@ export class Worker {
   private async fetchLoop(): Promise<void> {
     while (!this.stopping) {
       const free = this.config.concurrency - this.running;
-      if (free <= 0) {
+      const want = free + (this.config.prefetch ?? this.autoPrefetch.target()) - this.prefetched.length;
+      if (want <= 0) {
         await new Promise<void>((resolve) => (this.slotWaiter = resolve));
         continue;
       }
@@ -157,7 +164,7 @@ export class Worker {
       try {
         got = await this.transport.reserve({
           queues: this.config.queues,
-          max: free + this.config.prefetch,
+          max: want,
           leaseMs: this.leaseMs,
           workerId: this.id,
           waitMs: 1000,
@@ -174,10 +181,10 @@ export class Worker {
         break;
       }
       for (const r of got) {
-        this.leased.set(r.id, { ref: { id: r.id, token: r.token, queue: r.queue }, controller: new AbortController(), startedAt: Date.now() });
+        this.leased.set(r.id, { ref: { id: r.id, token: r.token, queue: r.queue }, controller: new LazyAbortController(), startedAt: Date.now() });
         this.keeper?.add({ id: r.id, token: r.token, queue: r.queue });
-        this.running++;
-        this.handle(r).catch((err: unknown) => this.internalError(r, err));
+        if (this.running < this.config.concurrency) this.startTask(r);
+        else this.prefetched.push(r); // leased (and renewed) like a running task; started when a slot frees
       }
     }
   }
@@ -201,8 +208,16 @@ export class Worker {
     }
   }
 
+  private startTask(r: Reservation): void {
+    this.running++;
+    this.handle(r).catch((err: unknown) => this.internalError(r, err));
+  }
+
   private slotFreed(): void {
     this.running--;
+    // A prefetched task takes the slot at once; on shutdown it stays leased here and is handed back.
+    const next = this.stopping ? undefined : this.prefetched.shift();
+    if (next) this.startTask(next);
     const w = this.slotWaiter;
     this.slotWaiter = undefined;
     w?.();
@@ -251,12 +266,13 @@ export class Worker {
       this.slotFreed();
       return;
     }
-    this.logger.info(`task ${label} received`);
+    // One line per execution at info is the "succeeded/failed" one; received+started cost a line each per task.
+    if (this.logger.isLevelEnabled("debug")) this.logger.debug(`task ${label} received (delivery ${r.deliveries}), starting`);
     this.events.safeEmit("task:received", msg, r.deliveries);
     running.startedAt = Date.now();
-    this.logger.info(`task ${label} started`);
     this.events.safeEmit("task:started", msg);
     const outcome = await this.execute(def, msg, r.deliveries, running.controller);
+    this.autoPrefetch.observe(outcome.runtimeMs);
     await this.conclude(def, msg, r, running, outcome);
     this.lastProgress = Date.now();
     this.slotFreed();
@@ -289,7 +305,7 @@ export class Worker {
     const label = `${msg.task}[${msg.id}]`;
     if (outcome.kind === "success") {
       this.processed++;
-      this.logger.info(`task ${label} succeeded in ${ms(outcome.runtimeMs)}: ${preview(outcome.value)}`);
+      if (this.logger.isLevelEnabled("info")) this.logger.info(`task ${label} succeeded in ${ms(outcome.runtimeMs)}: ${preview(outcome.value)}`);
       this.events.safeEmit("task:succeeded", msg, outcome.value, outcome.runtimeMs);
       this.finish(msg, r, running, "SUCCESS", { result: outcome.value, runtimeMs: outcome.runtimeMs }, undefined, def);
       return;
@@ -348,7 +364,8 @@ export class Worker {
     def?: TaskDefinition,
   ): void {
     const ignore = msg.ignoreResult ?? def?.options.ignoreResult ?? false;
-    const record: TaskResult = {
+    // An ignored success stores nothing, so its record (and args preview) is not built at all.
+    const record: TaskResult | undefined = ignore && state === "SUCCESS" ? undefined : {
       id: msg.id,
       state,
       task: msg.task,
@@ -365,7 +382,7 @@ export class Worker {
       ...running.ref,
       outcome: state === "SUCCESS" ? "SUCCESS" : state === "EXPIRED" ? "EXPIRED" : state === "REVOKED" ? "REVOKED" : "FAILURE",
       resultTtlMs: this.config.result_expires * 1000,
-      ...(ignore && state === "SUCCESS" ? {} : { result: safeEncodeResult(record) }),
+      ...(record ? { result: safeEncodeResult(record) } : {}),
       ...(deadReason ? { deadReason } : {}),
       ...(msg.uniqueKey ? { uniqueKey: msg.uniqueKey } : {}),
     };
