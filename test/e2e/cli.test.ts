@@ -1,0 +1,162 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createRedisTransport } from "../../src/broker/redis/index.ts";
+import { freePort, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
+import { jsonLogs, ROOT, runCli, spawnCli, type CliProcess, type CliResult } from "./helpers.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+let redis: RedisServerHandle;
+let tmp: string;
+const workers: CliProcess[] = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  tmp = mkdtempSync(join(tmpdir(), "qworker-e2e-"));
+});
+afterEach(() => {
+  for (const w of workers.splice(0)) w.signal("SIGKILL");
+});
+afterAll(async () => {
+  await redis?.cleanup();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("a new user's first session: worker, send, inspect, stop", () => {
+  // Lines are matched in their raw JSON form (the worker's stderr is not a TTY, so it logs JSON lines).
+  it("runs the invoice task sent from another shell, reports it, and stops cleanly on SIGTERM", async () => {
+    // The repository as the user cloned it: its tasks/ and config/qworker.yaml, Redis by environment.
+    const env = { QWORKER_BROKER_URL: redis.url, QWORKER_REDIS_PREFIX: "e2e1:", QWORKER_HEALTH_DIR: tmp };
+    const worker = spawnCli(["worker", "--loglevel=info"], { cwd: ROOT, env });
+    workers.push(worker);
+    await worker.waitForLine(/tasks \(\d+\): .*shop\.send_invoice_email/, 20_000);
+    expect(worker.stderr()).toContain(`broker: ${redis.url}`);
+
+    const sent = await runCli(["send", "shop.send_invoice_email", "--args", "[1234]"], { cwd: ROOT, env });
+    expect(sent.stderr).toBe("");
+    expect(sent.code).toBe(0);
+    expect(sent.stdout).toMatch(/^[0-9a-f-]{36}\n$/);
+    const id = sent.stdout.trim();
+    expect(id).toMatch(UUID);
+    const line = await worker.waitForLine(new RegExp(`shop\\.send_invoice_email\\[${id}\\] succeeded in [\\d.]+ ms: \\{\\\\"orderId\\\\":1234,`), 5000);
+    expect(jsonLogs(line)[0]?.levelName).toBe("info");
+    // "Within a second" is measured from the message's creation in `send` to the worker's success line, so
+    // the CLI's own start-up time (tsx compiling src/ on a busy machine) does not count.
+    const sentAt = await sentTime(id, env.QWORKER_REDIS_PREFIX);
+    expect((JSON.parse(line) as { time: number }).time - sentAt).toBeLessThan(1000);
+
+    // The countdown example from the README: not run before 2 s, then once.
+    const before = Date.now();
+    const delayed = await runCli(["send", "demo.add", "--args", "[2,3]", "--countdown", "2"], { cwd: ROOT, env });
+    expect(delayed.code).toBe(0);
+    const delayedId = delayed.stdout.trim();
+    const ok = await worker.waitForLine(new RegExp(`demo\\.add\\[${delayedId}\\] succeeded in .*: 5"`), 8000).catch(() => "");
+    const done = jsonLogs(worker.stderr()).filter((l) => l.msg?.includes(`demo.add[${delayedId}] succeeded`));
+    expect(ok).not.toBe("");
+    expect(done).toHaveLength(1);
+    const ranAt = (JSON.parse(ok) as { time: number }).time;
+    expect(ranAt - before).toBeGreaterThanOrEqual(2000);
+
+    const inspected = await runCli(["inspect", "--json"], { cwd: ROOT, env });
+    expect(inspected.code).toBe(0);
+    const report = JSON.parse(inspected.stdout) as {
+      queues: { name: string; ready: number; delayed: number; active: number; dead: number }[];
+      workers: { id: string; pid: number; concurrency: number; processed: number; host: string; startedAt: number }[];
+    };
+    expect(report.queues).toContainEqual({ name: "default", ready: 0, delayed: 0, active: 0, dead: 0 });
+    const me = report.workers.find((w) => w.pid === worker.pid);
+    expect(me).toMatchObject({ concurrency: 10, processed: 2 });
+
+    const table = await runCli(["inspect"], { cwd: ROOT, env });
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/queue.*ready.*delayed.*active.*dead/);
+    expect(table.stdout).toContain(me!.id);
+
+    worker.signal("SIGTERM");
+    expect(await worker.exited).toBe(0);
+    expect(worker.stderr()).toContain("worker stopped");
+    expect(worker.stdout()).toBe("");
+  }, 60_000);
+});
+
+/** When the client built the message, read from the stored result (sentAt). */
+async function sentTime(id: string, prefix: string): Promise<number> {
+  const transport = createRedisTransport(redis.url, { prefix, failFast: true });
+  await transport.connect();
+  try {
+    const raw = await transport.waitForResult(id, 5000);
+    const sentAt = raw === null ? undefined : (JSON.parse(raw) as { sentAt?: number }).sentAt;
+    if (sentAt === undefined) throw new Error(`no result with sentAt stored for ${id}`);
+    return sentAt;
+  } finally {
+    await transport.close();
+  }
+}
+
+/** One line on stderr, prefixed, no stack trace, the expected exit code. */
+function expectOneLineError(r: CliResult, code: number, pattern: RegExp): void {
+  expect(r.stdout).toBe("");
+  const lines = r.stderr.trimEnd().split("\n");
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expect(r.code).toBe(code);
+}
+
+describe("bad input: one line on stderr, the right exit code, no stack trace, quickly", () => {
+  it("bad YAML in config/qworker.yaml (worker and send)", async () => {
+    const dir = join(tmp, "bad-yaml");
+    mkdirSync(join(dir, "config"), { recursive: true });
+    writeFileSync(join(dir, "config", "qworker.yaml"), "broker_url: redis://127.0.0.1:6379\nqueues: [a, b\n");
+    const worker = await runCli(["worker"], { cwd: dir });
+    expectOneLineError(worker, 2, /^qworker: error: config\/qworker\.yaml: invalid YAML at line \d+, column \d+: /);
+    const send = await runCli(["send", "demo.add", "--args", "[1,2]"], { cwd: dir });
+    expectOneLineError(send, 2, /invalid YAML at line/);
+  });
+
+  it("an unknown config key suggests the right one", async () => {
+    const dir = join(tmp, "unknown-key");
+    mkdirSync(join(dir, "config"), { recursive: true });
+    writeFileSync(join(dir, "config", "qworker.yaml"), "concurency: 4\n");
+    expectOneLineError(await runCli(["worker"], { cwd: dir }), 2, /unknown key "concurency" \(did you mean "concurrency"\?\)$/);
+  });
+
+  it("malformed --args", async () => {
+    const r = await runCli(["send", "demo.add", "--args", "[1,", "--broker", redis.url], { cwd: tmp });
+    expectOneLineError(r, 2, /^qworker: error: --args is not valid JSON .*example: --args/);
+  });
+
+  it("an unknown option", async () => {
+    expectOneLineError(await runCli(["send", "demo.add", "--bogus"], { cwd: tmp }), 2, /unknown option '--bogus'/);
+  });
+
+  it("an unreachable broker: send, inspect and worker fail at once instead of hanging", async () => {
+    const closed = `redis://127.0.0.1:${await freePort()}`;
+    // A command that fails before touching the broker gives the CLI's start-up time on this machine, so the
+    // bound below is on the broker attempt alone, not on how busy the machine is.
+    const baseline = await runCli(["send", "demo.add", "--args", "[1,"], { cwd: tmp });
+    for (const args of [["send", "demo.add", "--args", "[1,2]"], ["inspect", "--json"], ["worker", "--tasks", join(ROOT, "tasks")]]) {
+      const r = await runCli([...args, "--broker", closed], { cwd: tmp, timeoutMs: 20_000 });
+      expectOneLineError(r, 3, /^qworker: error: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\): start redis-server/);
+      expect(r.ms - baseline.ms, args[0]).toBeLessThan(4000);
+    }
+  });
+
+  it("a task module that throws, or a duplicate task name: the worker does not start", async () => {
+    const fixtures = join(ROOT, "test", "fixtures");
+    const env = { QWORKER_BROKER_URL: redis.url };
+    expectOneLineError(await runCli(["worker", "--tasks", join(fixtures, "tasks-throws")], { cwd: tmp, env }), 2, /cannot load task module .*broken\.ts: SMTP host is not configured$/);
+    expectOneLineError(await runCli(["worker", "--tasks", join(fixtures, "tasks-dup")], { cwd: tmp, env }), 2, /task "dup\.same" is defined twice: in .*a\.ts and in .*b\.ts; rename one$/);
+  });
+
+  it("with --loglevel=debug the worker's error shows its stack", async () => {
+    const closed = `redis://127.0.0.1:${await freePort()}`;
+    const r = await runCli(["worker", "--loglevel=debug", "--broker", closed, "--tasks", join(ROOT, "tasks")], { cwd: tmp });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/^qworker: error: cannot reach Redis/m);
+    expect(r.stderr).toMatch(/^BrokerError: cannot reach Redis/m);
+    expect(r.stderr).toMatch(/^\s+at .+/m);
+  });
+});
