@@ -36,7 +36,7 @@ interface Spec {
 }
 
 const SPECS: Spec[] = [
-  { name: "queues", description: "tasks per queue: ready, delayed, active, dead (the default)", example: "qworker inspect queues --watch", view: () => queuesView() as View<unknown> },
+  { name: "queues", description: "tasks per queue: ready, delayed, active, dead (the default)", example: "qworker inspect queues --watch", view: (o) => queuesView(o) as View<unknown> },
   {
     name: "workers",
     description: "live workers: host, pid, pool, concurrency, uptime, processed, failed, load",

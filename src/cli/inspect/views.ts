@@ -22,22 +22,24 @@ export interface ViewOptions {
 
 // ------------------------------------------------------------------ queues
 
+// The default view: `{"queues":[…],"workers":[…]}` is the documented `inspect --json` shape (issue 2), so
+// the workers are listed in full here too, not only counted.
 export interface QueuesData {
   queues: QueueCounts[];
-  workers: number;
+  workers: WorkerRow[];
 }
 
-export const queuesView = (): View<QueuesData> => ({
-  async fetch(t) {
+export const queuesView = (o: ViewOptions): View<QueuesData> => ({
+  async fetch(t, now) {
     const [queues, workers] = await Promise.all([t.stats(), t.workers()]);
-    return { queues, workers: workers.length };
+    return { queues, workers: workers.map((w) => workerRow(w, now, o.heartbeatTtlMs)) };
   },
   render: renderQueues,
 });
 
-export function renderQueues(d: QueuesData, _now: number, c: ChalkInstance): string {
+export function renderQueues(d: QueuesData, now: number, c: ChalkInstance): string {
   const body = d.queues.length === 0 ? "no queues yet" : table(["queue", "ready", "delayed", "active", "dead"], d.queues.map((q) => [q.name, q.ready, q.delayed, q.active, q.dead > 0 ? c.red(String(q.dead)) : 0]));
-  return `${body}\n${d.workers} live worker${d.workers === 1 ? "" : "s"}\n`;
+  return `${body}\n\n${renderWorkers(d, now, c)}`;
 }
 
 // ------------------------------------------------------------------ workers
