@@ -1,0 +1,201 @@
+import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
+import type { WorkerInfo } from "../../src/broker/transport.ts";
+import { colorFor, duration, plain } from "../../src/cli/inspect/format.ts";
+import { summarize } from "../../src/cli/inspect/stats.ts";
+import { CLEAR, watchLoop } from "../../src/cli/inspect/watch.ts";
+import { activeRows, renderActive, renderQueues, renderScheduled, renderStats, renderWorkers, workerRow } from "../../src/cli/inspect/views.ts";
+import { renderStatus } from "../../src/cli/result.ts";
+import { decodeEvent, encodeEvent } from "../../src/events/format.ts";
+import { argsPreview, MASK } from "../../src/results/args.ts";
+import { clampProgress } from "../../src/results/progress.ts";
+import { fromLocation } from "../../src/results/status.ts";
+
+const NOW = Date.UTC(2030, 0, 1, 12, 0, 30);
+const worker = (extra: Partial<WorkerInfo> = {}): WorkerInfo => ({
+  id: "h.1.a",
+  host: "h",
+  pid: 101,
+  concurrency: 4,
+  pool: "async",
+  queues: ["default"],
+  startedAt: NOW - 125_000,
+  lastBeat: NOW - 500,
+  processed: 9,
+  failed: 1,
+  active: 2,
+  version: "t",
+  ...extra,
+});
+
+describe("renderers", () => {
+  it("queues: one row per queue, then the workers", () => {
+    const out = renderQueues({ queues: [{ name: "emails", ready: 3, delayed: 1, active: 2, dead: 0 }], workers: [workerRow(worker(), NOW, 10_000)] }, NOW, plain);
+    expect(out).toMatch(/emails\s+│ 3\s+│ 1\s+│ 2\s+│ 0/);
+    expect(out).toContain("h.1.a");
+    expect(renderQueues({ queues: [], workers: [] }, NOW, plain)).toBe("no queues yet\n\nno live workers\n");
+  });
+
+  it("workers: alive from the heartbeat age, uptime, load", () => {
+    const fresh = workerRow(worker(), NOW, 10_000);
+    const stale = workerRow(worker({ id: "h.2.b", pid: 102, lastBeat: NOW - 15_000 }), NOW, 10_000);
+    expect(fresh).toMatchObject({ alive: true, uptimeMs: 125_000, load: 0.5 });
+    expect(stale.alive).toBe(false);
+    expect("progress" in fresh).toBe(false);
+    const out = renderWorkers({ workers: [fresh, stale] }, NOW, plain);
+    expect(out).toContain("2m 05s");
+    expect(out).toContain("2/4 (50%)");
+    expect(out).toContain("no (15.0 s)");
+  });
+
+  it("active: joins progress from heartbeats and shows runtime so far", () => {
+    const rows = activeRows(
+      [{ id: "t1", queue: "default", payload: JSON.stringify({ task: "img.resize", retries: 0 }), workerId: "h.1.a", leaseUntil: NOW + 1000, startedAt: NOW - 4200, deliveries: 1 }],
+      [worker({ progress: { t1: { fraction: 0.4, note: "resizing", at: NOW } } })],
+      NOW,
+    );
+    expect(rows[0]).toMatchObject({ task: "img.resize", runtimeMs: 4200, progress: { fraction: 0.4 } });
+    const out = renderActive({ active: rows }, NOW, plain);
+    expect(out).toContain("40% resizing");
+    expect(out).toContain("4.2 s");
+    expect(renderActive({ active: [] }, NOW, plain)).toBe("no running tasks\n");
+  });
+
+  it("scheduled: due time absolute and relative, retries marked", () => {
+    const out = renderScheduled({ scheduled: [{ id: "t2", task: "x", queue: "q", dueAt: NOW + 90_000, retries: 2 }] }, NOW, plain);
+    expect(out).toContain("2030-01-01T12:02:00.000Z");
+    expect(out).toContain("in 1m 30s");
+    expect(out).toContain("retry 2");
+  });
+
+  it("result: a failure shows type, message and stack; a running task its progress", () => {
+    const failed = renderStatus(
+      { id: "t3", state: "FAILURE", task: "x", retries: 1, error: { type: "TypeError", message: "boom", stack: "TypeError: boom\n    at f (a.ts:1:1)" } },
+      NOW,
+      plain,
+    );
+    expect(failed).toContain("error:    TypeError: boom");
+    expect(failed).toContain("at f (a.ts:1:1)");
+    expect(failed).toContain("attempts: 2");
+    const running = renderStatus({ id: "t4", state: "STARTED", startedAt: NOW - 3000, progress: { fraction: 0.25, at: NOW } }, NOW, plain);
+    expect(running).toContain("runtime:  3.0 s so far");
+    expect(running).toContain("progress: 25%");
+  });
+
+  it("no colour without a TTY, with --json, or with NO_COLOR", () => {
+    const tty = Object.assign(new PassThrough(), { isTTY: true }) as unknown as NodeJS.WriteStream;
+    const pipe = new PassThrough() as unknown as NodeJS.WriteStream;
+    expect(colorFor({ stream: tty, env: {} }).level).toBeGreaterThan(0);
+    expect(colorFor({ stream: tty, env: { NO_COLOR: "1" } }).level).toBe(0);
+    expect(colorFor({ stream: tty, env: {}, json: true }).level).toBe(0);
+    expect(colorFor({ stream: pipe, env: {} }).level).toBe(0);
+  });
+
+  it("durations read naturally", () => {
+    expect([duration(850), duration(12_345), duration(245_000), duration(7_380_000), duration(273_600_000)]).toEqual(["850 ms", "12.3 s", "4m 05s", "2h 03m", "3d 04h"]);
+  });
+});
+
+describe("stats", () => {
+  const minute = Math.floor(NOW / 60_000);
+  it("folds per-minute counters into throughput, failure rate and mean runtime per task", () => {
+    const r = summarize(
+      [
+        { minute, key: "received:a", n: 10 },
+        { minute, key: "succeeded:a", n: 6 },
+        { minute: minute - 1, key: "succeeded:a", n: 2 },
+        { minute, key: "runtime_ms:a", n: 800 },
+        { minute, key: "failed:a", n: 2 },
+        { minute, key: "retried:a", n: 3 },
+        { minute: minute - 10, key: "succeeded:a", n: 1000 }, // outside the window
+        { minute, key: "succeeded:b", n: 1 },
+      ],
+      5,
+      NOW,
+    );
+    expect(r.tasks[0]).toEqual({ task: "a", received: 10, succeeded: 8, failed: 2, retried: 3, perMinute: 2, failureRate: 0.2, avgRuntimeMs: 100 });
+    expect(r.total).toMatchObject({ succeeded: 9, failed: 2 });
+    expect(r.since).toBe((minute - 4) * 60_000);
+    expect(renderStats(r, NOW, plain)).toMatch(/a\s+│ 10\s+│ 8\s+│ 2\s+│ 3\s+│ 2\s+│ 20.0%\s+│ 100 ms/);
+  });
+});
+
+describe("args previews, progress, state derivation, events", () => {
+  it("masks secret positions and keywords before capping", () => {
+    expect(argsPreview(["ann", "hunter2"], {}, [1])).toBe(`["ann","${MASK}"]`);
+    expect(argsPreview(["ann"], { password: "x", keep: 1 }, ["password"])).toBe(`["ann",{"password":"${MASK}","keep":1}]`);
+    expect(argsPreview(["a", "b"], {}, true)).toBe(MASK);
+    const long = argsPreview(["x".repeat(5000)], {}, undefined, 100);
+    expect(long).toHaveLength(100);
+    expect(long.endsWith("…")).toBe(true);
+  });
+
+  it("clamps bad progress reports instead of throwing", () => {
+    expect(clampProgress(7, "n")).toMatchObject({ fraction: 1, note: "n" });
+    expect(clampProgress(Number.NaN).fraction).toBe(0);
+    expect(clampProgress(0.5, "y".repeat(500)).note).toHaveLength(120);
+  });
+
+  it("derives PENDING / RETRY / STARTED / dead FAILURE from where the task sits", () => {
+    const payload = (retries: number) => JSON.stringify({ v: 1, id: "t", task: "demo.add", retries, sentAt: 5 });
+    expect(fromLocation({ id: "t", queue: "q", state: "ready", payload: payload(0), deliveries: 0 })).toMatchObject({ state: "PENDING", task: "demo.add", sentAt: 5 });
+    expect(fromLocation({ id: "t", queue: "q", state: "delayed", payload: payload(2), deliveries: 0, dueAt: 99 })).toMatchObject({ state: "RETRY", dueAt: 99, retries: 2 });
+    expect(fromLocation({ id: "t", queue: "q", state: "active", payload: payload(0), deliveries: 1, workerId: "w", startedAt: 7 }, { fraction: 0.5, at: 1 })).toMatchObject({
+      state: "STARTED",
+      worker: "w",
+      progress: { fraction: 0.5 },
+    });
+    expect(fromLocation({ id: "t", queue: "q", state: "dead", payload: "not json", deliveries: 5, reason: "crashed" })).toMatchObject({ state: "FAILURE", deadReason: "crashed" });
+  });
+
+  it("events round-trip; unknown versions and junk are skipped", () => {
+    const e = { v: 1 as const, type: "task-succeeded" as const, id: "t", ts: 1, worker: "w", runtimeMs: 2 };
+    expect(decodeEvent(encodeEvent(e))).toEqual(e);
+    expect(decodeEvent(JSON.stringify({ ...e, v: 2 }))).toBeNull();
+    expect(decodeEvent("{")).toBeNull();
+  });
+});
+
+describe("watch loop", () => {
+  it("redraws in place on a TTY and quits on q, restoring the terminal", async () => {
+    const out = Object.assign(new PassThrough(), { isTTY: true }) as unknown as NodeJS.WriteStream & PassThrough;
+    let raw = false;
+    const input = Object.assign(new PassThrough(), { isTTY: true, setRawMode: (on: boolean) => ((raw = on), input) }) as unknown as NodeJS.ReadStream & PassThrough;
+    let written = "";
+    out.on("data", (d: Buffer) => (written += d.toString()));
+    let frames = 0;
+    const loop = watchLoop(async () => `frame ${++frames}\n`, 20, { out, input });
+    while (frames < 3) await new Promise((r) => setTimeout(r, 10));
+    expect(raw).toBe(true);
+    input.write("q");
+    await loop;
+    expect(raw).toBe(false);
+    expect(written.split(CLEAR).length - 1).toBeGreaterThanOrEqual(3);
+    expect(written).toContain("press q to quit");
+    const before = frames;
+    await new Promise((r) => setTimeout(r, 60));
+    expect(frames).toBe(before); // stopped for good
+  });
+
+  it("keeps going when a frame fails, showing the error", async () => {
+    const out = new PassThrough() as unknown as NodeJS.WriteStream & PassThrough;
+    const input = new PassThrough() as unknown as NodeJS.ReadStream;
+    let written = "";
+    out.on("data", (d: Buffer) => (written += d.toString()));
+    let n = 0;
+    const loop = watchLoop(
+      async () => {
+        n++;
+        if (n === 1) throw new Error("broker down");
+        if (n === 3) process.emit("SIGINT");
+        return "ok\n";
+      },
+      10,
+      { out, input },
+    );
+    await loop;
+    expect(written).toContain("error: broker down");
+    expect(written).toContain("ok");
+    expect(written).not.toContain(CLEAR); // not a TTY: frames are appended
+  });
+});
