@@ -14,7 +14,8 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { startRedisServer, type RedisServerHandle } from "../test/support/redis-server.ts";
-import { ChildFailed, repoRoot, runChild, type ChildOptions } from "./lib/protocol.ts";
+import { compileForBench } from "./lib/compile.ts";
+import { ChildFailed, repoRoot, runChild, setNodeFlags, useCompiledEngines, type ChildOptions } from "./lib/protocol.ts";
 import { redisVersion } from "./lib/redis-info.ts";
 import { fmt, median, medianRatio } from "./lib/stats.ts";
 import { renderMarkdown, renderText, type TableSpec } from "./lib/table.ts";
@@ -39,6 +40,9 @@ const HELP = `Usage: npm run bench -- [options]
   --gap MS              pause between B2 sends (default 0)
   --batch N             tasks per bulk call (default 1000)
   --timeout S           per engine process (default 300)
+  --runtime R           compiled (default: engines run tsc output, as deployed) or tsx
+  --loglevel L          qworker worker loglevel: debug, info (default, the product's), warning, error
+  --profile DIR         write a --cpu-prof profile of every drain process into DIR
   --quick               small sizes for a smoke run
   --out FILE            results file (default bench/results/<YYYY-MM-DD>.md; appended to)
   --no-write            print only
@@ -59,6 +63,9 @@ interface Config {
   timeoutMs: number;
   quick: boolean;
   out: string | null;
+  runtime: "compiled" | "tsx";
+  loglevel: NonNullable<ChildOptions["loglevel"]>;
+  profileDir: string | null;
 }
 
 function parseList(s: string): string[] {
@@ -91,6 +98,9 @@ function parseConfig(argv: string[]): Config {
       batch: { type: "string" },
       timeout: { type: "string" },
       quick: { type: "boolean", default: false },
+      runtime: { type: "string", default: "compiled" },
+      loglevel: { type: "string", default: "info" },
+      profile: { type: "string" },
       out: { type: "string" },
       "no-write": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -113,7 +123,16 @@ function parseConfig(argv: string[]): Config {
   }
   const concurrency = parseList(values.concurrency ?? "1,10,100").map((c) => parsePositiveInt(c, "concurrency", 1));
   const date = new Date().toISOString().slice(0, 10);
+  const runtime = values.runtime;
+  if (runtime !== "compiled" && runtime !== "tsx") throw new Error(`--runtime must be compiled or tsx, got ${runtime}`);
+  const loglevel = values.loglevel;
+  if (loglevel !== "debug" && loglevel !== "info" && loglevel !== "warning" && loglevel !== "error") {
+    throw new Error(`--loglevel must be debug, info, warning or error, got ${loglevel}`);
+  }
   return {
+    runtime,
+    loglevel,
+    profileDir: values.profile === undefined ? null : path.resolve(values.profile),
     n: parsePositiveInt(values.n, "n", quick ? 2000 : 20_000),
     concurrency,
     cases,
@@ -186,7 +205,7 @@ async function freshScenario(st: RunState, engine: string): Promise<ChildOptions
   await st.admin.flushall();
   const dataDir = path.join(st.scratch, `${engine}-${++st.seq}`);
   await mkdir(dataDir, { recursive: true });
-  return { redisUrl: st.redis.url, dataDir, queue: "bench", timeoutMs: st.cfg.timeoutMs };
+  return { redisUrl: st.redis.url, dataDir, queue: "bench", timeoutMs: st.cfg.timeoutMs, loglevel: st.cfg.loglevel };
 }
 
 function noteVersion(st: RunState, engine: string, data: Record<string, unknown>): void {
@@ -211,10 +230,13 @@ async function runDrains(st: RunState, engine: string, run: number): Promise<boo
       metrics.record("enqueue-bulk", engine, run, num(prod, "rate"));
       bulkRecorded = true;
     }
-    const measureCost = cfg.cases.has("cost") && c === REFERENCE_CONCURRENCY;
+    // Two INFO calls around the drain, outside its clock's hot path: cheap enough to take at every concurrency.
+    const measureCost = cfg.cases.has("cost");
     const d = await runChild(engine, "drain", { ...opts, n: cfg.n, concurrency: c, measureCost, rssIntervalMs: 50 });
     log(`  ${engine} drain c=${c}: ${fmt(num(d, "rate"))} jobs/s, peak RSS ${fmt(num(d, "peakRssMb"))} MB`);
     if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) metrics.record(`b1-c${c}`, engine, run, num(d, "rate"));
+    const costAtC = d.cost as Record<string, unknown> | undefined;
+    if (measureCost && costAtC && cfg.concurrency.includes(c)) metrics.record(`cost-rt-c${c}`, engine, run, num(costAtC, "roundTripsPerJob"));
     if (c === REFERENCE_CONCURRENCY) {
       if (cfg.cases.has("b3")) {
         metrics.record("b3-rss", engine, run, num(d, "peakRssMb"));
@@ -222,7 +244,7 @@ async function runDrains(st: RunState, engine: string, run: number): Promise<boo
       }
       const cost = d.cost as Record<string, unknown> | undefined;
       if (measureCost && cost) {
-        for (const k of ["serverCommandsPerJob", "clientCommandsPerJob", "roundTripsPerJob", "scriptCallsPerJob", "scriptInternalPerJob"]) {
+        for (const k of ["serverCommandsPerJob", "clientCommandsPerJob", "scriptCallsPerJob", "scriptInternalPerJob"]) {
           metrics.record(`cost-${k}`, engine, run, num(cost, k));
         }
         st.costDetail.set(engine, cost);
@@ -317,8 +339,8 @@ function defineMetrics(cfg: Config, metrics: Metrics): void {
     metrics.define("b3-rss-base", "B3 worker RSS when ready, before the drain", "MB", "lower");
   }
   if (cfg.cases.has("cost")) {
+    for (const cc of cfg.concurrency) metrics.define(`cost-rt-c${cc}`, `Redis round trips per job (drain c=${cc})`, "per job", "lower");
     const c = REFERENCE_CONCURRENCY;
-    metrics.define("cost-roundTripsPerJob", `Redis round trips per job (drain c=${c})`, "per job", "lower");
     metrics.define("cost-clientCommandsPerJob", `Redis client commands per job (drain c=${c})`, "per job", "lower");
     metrics.define("cost-serverCommandsPerJob", `Redis commands executed per job, incl. in scripts (drain c=${c})`, "per job", "lower");
     metrics.define("cost-scriptCallsPerJob", `Redis script calls per job (drain c=${c})`, "per job", "lower");
@@ -379,6 +401,10 @@ function markdownReport(st: RunState, table: TableSpec, redisVer: string, starte
     `- options: n=${cfg.n}, concurrency=${cfg.concurrency.join(",")}, cases=${[...cfg.cases].join(",")}, repeat=${cfg.repeat}, ` +
       `single=${cfg.single}, latency=${cfg.latency} (+${cfg.warmup} warm-up, gap ${cfg.gapMs} ms), batch=${cfg.batch}`,
   );
+  lines.push(
+    `- engines run as ${cfg.runtime === "compiled" ? "JavaScript compiled by tsc (no tsx)" : "TypeScript through tsx (~50 MB more RSS per process)"}; ` +
+      `qworker worker loglevel ${cfg.loglevel} (lines formatted and written to /dev/null)`,
+  );
   lines.push(`- load average (1 min) at start ${st.loadStart.toFixed(2)}, at end ${os.loadavg()[0]!.toFixed(2)} — other work on the machine skews the numbers`);
   lines.push(`- took ${elapsedS.toFixed(0)} s; values are medians over the repetitions; ratios are medians of per-repetition ratios`);
   lines.push("");
@@ -423,6 +449,14 @@ function log(msg: string): void {
 
 async function main(): Promise<void> {
   const cfg = parseConfig(process.argv.slice(2));
+  if (cfg.runtime === "compiled") {
+    log("bench: compiling src/ and bench/ with tsc for the engine processes (--runtime tsx skips this)");
+    useCompiledEngines(compileForBench());
+  }
+  if (cfg.profileDir) {
+    await mkdir(cfg.profileDir, { recursive: true });
+    setNodeFlags({ drain: ["--cpu-prof", `--cpu-prof-dir=${cfg.profileDir}`] });
+  }
   const startedAt = new Date();
   const t0 = Date.now();
   const redis = await startRedisServer({ appendonly: false });

@@ -38,6 +38,8 @@ export interface ChildOptions {
   rssIntervalMs?: number;
   /** The child gives up (error) after this long. */
   timeoutMs?: number;
+  /** qworker engines: the worker's loglevel (lines are formatted and written to /dev/null). */
+  loglevel?: "debug" | "info" | "warning" | "error";
 }
 
 export type ChildMessage =
@@ -63,6 +65,25 @@ export function engineEntry(engine: string): string {
   return path.join(benchDir, "engines", `${engine}.ts`);
 }
 
+/** Where engine processes get their code: compiled JavaScript (bench/lib/compile.ts) or TypeScript via tsx. */
+let compiledRoot: string | undefined;
+/** Extra node flags for engine processes (e.g. --cpu-prof), by child case. */
+let extraNodeFlags: Partial<Record<ChildCase, string[]>> = {};
+
+export function useCompiledEngines(root: string | undefined): void {
+  compiledRoot = root;
+}
+
+export function setNodeFlags(flags: Partial<Record<ChildCase, string[]>>): void {
+  extraNodeFlags = flags;
+}
+
+function childArgs(engine: string, childCase: ChildCase): string[] {
+  const flags = extraNodeFlags[childCase] ?? [];
+  if (compiledRoot) return [...flags, path.join(compiledRoot, "bench", "engines", `${engine}.js`)];
+  return [...flags, "--import", "tsx", engineEntry(engine)];
+}
+
 export interface RunChildOptions {
   onReady?: () => void;
   /** Kill the child after this long (default: options.timeoutMs + 30 s). */
@@ -83,7 +104,7 @@ export function runChild(
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", engineEntry(engine), childCase, JSON.stringify(options)],
+      [...childArgs(engine, childCase), childCase, JSON.stringify(options)],
       { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NODE_ENV: "production" } },
     );
     let result: Record<string, unknown> | undefined;

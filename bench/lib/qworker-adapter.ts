@@ -34,7 +34,9 @@ const MAX_PAYLOAD = 16 * 1024 * 1024;
 
 /** Import a repository module by path; NotImplementedError when it is missing or lacks `exportName`. */
 export async function importFromRepo(relPath: string, exportName: string): Promise<unknown> {
-  const full = path.join(repoRoot, relPath);
+  // Compiled for `--runtime compiled` (bench/lib/compile.ts): the sibling modules are .js files too.
+  const compiled = import.meta.url.endsWith(".js");
+  const full = path.join(repoRoot, compiled ? relPath.replace(/\.ts$/, ".js") : relPath);
   let mod: Record<string, unknown>;
   try {
     mod = (await import(new URL(`file://${full}`).href)) as Record<string, unknown>;
@@ -90,7 +92,7 @@ async function createQworkerWorker(flavor: QworkerFlavor, opts: ChildOptions, sp
     concurrency: spec.concurrency,
     queues: [opts.queue],
     default_queue: opts.queue,
-    loglevel: "error",
+    loglevel: opts.loglevel ?? "info",
   });
   const registry = new TaskRegistryCtor();
   const task = define(BENCH_TASK, (payload: BenchPayload) => void spec.onStart(payload));
@@ -112,7 +114,10 @@ async function createQworkerWorker(flavor: QworkerFlavor, opts: ChildOptions, sp
     },
   });
 
-  const worker = new Worker({ transport, registry, config, logger: pino({ level: "error" }) });
+  // The product's logger settings at the configured level; lines go to /dev/null, not the protocol's stdout.
+  const level = config.loglevel === "warning" ? "warn" : config.loglevel;
+  const logger = pino({ level }, pino.destination({ dest: "/dev/null", sync: false })); // as src/log/logger.ts (json)
+  const worker = new Worker({ transport, registry, config, logger });
   return {
     run() {
       worker.start().catch((err: unknown) => process.stderr.write(`worker.start: ${String(err)}\n`));
