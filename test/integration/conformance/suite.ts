@@ -623,6 +623,40 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
       });
     });
 
+    describe("observability (optional methods)", () => {
+      it("describeTask tells ready, delayed, active and dead apart, and null once settled", async () => {
+        if (!t.describeTask) return;
+        const q = freshQueue();
+        const [a, b, c] = [item(q), item(q, freshId(), { dueAt: Date.now() + 60_000 }), item(q)];
+        await t.enqueue([a, b, c]);
+        expect(await other.describeTask!(a.id)).toMatchObject({ id: a.id, queue: q, state: "ready", payload: a.payload });
+        expect(await other.describeTask!(b.id)).toMatchObject({ state: "delayed", dueAt: expect.any(Number) });
+        const got = await t.reserve(req(q, { max: 2, workerId: "w-obs" }));
+        expect(await other.describeTask!(got[0]!.id)).toMatchObject({ state: "active", workerId: "w-obs", deliveries: 1, startedAt: expect.any(Number) });
+        await t.deadLetter([{ ...got[1]!, reason: "poisoned" }]);
+        expect(await other.describeTask!(got[1]!.id)).toMatchObject({ state: "dead", reason: "poisoned" });
+        await t.settle([done(got[0]!)]);
+        expect(await other.describeTask!(got[0]!.id)).toBeNull();
+        expect(await other.describeTask!(freshId("never"))).toBeNull();
+      });
+
+      it("publishActivity appends capped events and adds counters that readCounters sums", async () => {
+        if (!t.publishActivity || !other.readEvents || !other.readCounters) return;
+        const tag = uid();
+        const minute = Math.floor(Date.now() / 60_000);
+        const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ tag, i: from + i }));
+        await t.publishActivity({ events: batch(0, 30), eventsMaxLen: 50, counters: [{ minute, key: `succeeded:${tag}`, n: 2 }], countersTtlMs: 60_000 });
+        await t.publishActivity({ events: batch(30, 30), eventsMaxLen: 50, counters: [{ minute, key: `succeeded:${tag}`, n: 3 }], countersTtlMs: 60_000 });
+        const mine = (await other.readEvents(10)).map((e) => JSON.parse(e.data) as { tag?: string; i: number });
+        expect(mine.map((e) => e.i)).toEqual(Array.from({ length: 10 }, (_, i) => 50 + i)); // newest, oldest first
+        const all = await other.readEvents(1000);
+        expect(all.length).toBeLessThanOrEqual(50 + 100); // capped (Redis trims approximately)
+        expect(all.length).toBeGreaterThanOrEqual(50);
+        const rows = (await other.readCounters(minute - 1)).filter((r) => r.key === `succeeded:${tag}`);
+        expect(rows.reduce((s, r) => s + r.n, 0)).toBe(5);
+      });
+    });
+
     describe("workers", () => {
       it("heartbeat registers and updates a worker; removeWorker forgets it", async () => {
         const id = `w-${uid()}`;
