@@ -78,7 +78,7 @@ describe("a new user's first session: worker, send, inspect, stop", () => {
     expect(await worker.exited).toBe(0);
     expect(worker.stderr()).toContain("worker stopped");
     expect(worker.stdout()).toBe("");
-  }, 60_000);
+  }, 90_000);
 });
 
 /** When the client built the message, read from the stored result (sentAt). */

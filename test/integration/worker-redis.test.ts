@@ -162,7 +162,7 @@ describe("kill -9", () => {
 
     const first = spawnCli(["worker"], { cwd: dir, env });
     workers.push(first);
-    await first.waitForLine(/"tasks \(1\): slow\.record"/, 15_000);
+    await first.waitForLine(/"tasks \(1\): slow\.record"/, 30_000);
 
     const transport = createRedisTransport(redis.url, { prefix, failFast: true });
     await transport.connect();
@@ -206,5 +206,5 @@ describe("kill -9", () => {
 
     second.signal("SIGTERM");
     expect(await second.exited).toBe(0);
-  }, 60_000);
+  }, 90_000);
 });
