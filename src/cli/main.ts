@@ -20,11 +20,11 @@ const program = new Command("qworker")
   .addCommand(sendCommand())
   .addCommand(resultCommand())
   .addCommand(inspectCommand())
-  .addCommand(revokeCommand())
   .addCommand(deadCommand())
   .addCommand(requeueCommand())
   .addCommand(purgeCommand())
   .addCommand(healthCommand())
+  .addCommand(revokeCommand())
   .addCommand(demoCommand());
 
 // Usage errors (unknown option, missing argument) exit 2 like every other bad input; help and version exit 0.
