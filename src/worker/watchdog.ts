@@ -99,6 +99,11 @@ export class Watchdog {
     try {
       const now = this.o.now();
       const silentFor = now - this.lastTick;
+      // A stopping worker ends its housekeeping itself: that silence is not an outage.
+      if (this.stopping) {
+        this.publish();
+        return;
+      }
       if (silentFor >= this.o.silentAfterMs) {
         if (this.silentSince === undefined) {
           this.silentSince = this.lastTick;
@@ -110,7 +115,7 @@ export class Watchdog {
         // A connection can look healthy to the client and still be dead (no FIN after a failover):
         // after long enough, rebuild it. Connections already reconnecting are left alone.
         if (silentFor >= this.o.stallAfterMs) await this.rebuild(`broker silent for ${ms(silentFor)}`);
-      } else if (!this.stopping) {
+      } else {
         await this.checkConsuming(now);
       }
       this.publish();

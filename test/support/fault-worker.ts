@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { readHealthRecords } from "../../src/worker/health-file.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const bin = fileURLToPath(new URL("../../bin/qworker.js", import.meta.url));
@@ -25,6 +26,11 @@ export interface WorkerProcess {
   /** Parsed JSON log lines (lines that are not JSON are skipped). */
   logs(): { level?: number; levelName?: string; msg?: string }[];
   kill9(): Promise<void>;
+  /**
+   * Resolves once the worker is fully started: its watchdog wrote the health file, which happens in the
+   * same tick as the signal handlers are installed (a SIGTERM before that would end it like a crash).
+   */
+  ready(timeoutMs?: number): Promise<void>;
   /** SIGTERM; a second call sends a second signal (cold shutdown). */
   term(): void;
 }
@@ -91,6 +97,12 @@ export function spawnWorker(opts: WorkerSpawnOptions): WorkerProcess {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill("SIGKILL");
       await exited;
+    },
+    async ready(timeoutMs = 60_000) {
+      await waitUntil(`worker ${proc.pid} to start`, timeoutMs, () => {
+        if (proc.exitCode !== null) throw new Error(`worker exited (${proc.exitCode}) while starting: ${err.trim().split("\n").slice(-3).join(" | ")}`);
+        return readHealthRecords(opts.outDir).some((e) => e.record.pid === proc.pid);
+      });
     },
     term() {
       proc.kill("SIGTERM");

@@ -46,6 +46,7 @@ describe.skipIf(!redisServerAvailable())("S3: shutdown", () => {
     await enqueueNumbered(t, ids, { queue, ms: 400 });
     const { out, w } = setup(queue);
     await waitUntil("the worker to be busy", 30_000, async () => (await counts(queue)).active === 5 && recorded(out.dir).length >= 5);
+    await w.ready();
     w.term();
     expect(await w.exited).toBe(0);
     const c = await counts(queue);
@@ -62,6 +63,7 @@ describe.skipIf(!redisServerAvailable())("S3: shutdown", () => {
     await enqueueNumbered(t, ids, { queue, ms: 20_000 });
     const { w } = setup(queue, { QWORKER_SHUTDOWN_TIMEOUT: "1" });
     await waitUntil("all five to be running", 30_000, async () => (await counts(queue)).active === 5);
+    await w.ready();
     const termAt = Date.now();
     w.term();
     expect(await w.exited).toBe(0);
@@ -79,6 +81,7 @@ describe.skipIf(!redisServerAvailable())("S3: shutdown", () => {
     await enqueueNumbered(t, ids, { queue, ms: 20_000 });
     const { w } = setup(queue); // default shutdown_timeout: 30 s
     await waitUntil("all five to be running", 30_000, async () => (await counts(queue)).active === 5);
+    await w.ready();
     const termAt = Date.now();
     w.term();
     await new Promise((r) => setTimeout(r, 300));

@@ -1,0 +1,106 @@
+/**
+ * The watchdog against a connection that goes silent without closing (no FIN): the worker must notice,
+ * log it once, rebuild its connections by itself and consume again. Plus the pure parts: the health
+ * verdict and the Redis settings warnings.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRedisTransport } from "../../../src/broker/redis/index.ts";
+import { settingsWarnings } from "../../../src/broker/redis/server-check.ts";
+import type { Transport } from "../../../src/broker/transport.ts";
+import { judge } from "../../../src/cli/health.ts";
+import type { HealthRecord } from "../../../src/worker/health-file.ts";
+import { enqueueNumbered } from "../../support/fault-enqueue.ts";
+import { makeOutDir, recorded } from "../../support/fault-outcomes.ts";
+import { startFaultProxy, type FaultProxy } from "../../support/fault-proxy.ts";
+import { spawnWorker, waitUntil, type WorkerProcess } from "../../support/fault-worker.ts";
+import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../../support/redis-server.ts";
+
+describe("health verdict", () => {
+  const rec = (over: Partial<HealthRecord>): { file: string; record: HealthRecord } => ({
+    file: "f",
+    record: { id: "w1", pid: 10, progressAt: 1000, writtenAt: 1000, state: "ok", ...over },
+  });
+  it("is ok when a live worker made progress within max age", () => {
+    expect(judge([rec({ progressAt: 95_000 })], 100_000, 30_000, () => true, "/d")).toMatchObject({ ok: true });
+  });
+  it("names the reason when the freshest live worker is too old", () => {
+    const v = judge([rec({ progressAt: 10_000, writtenAt: 99_000, state: "broker-down", reason: "broker not answering for 89 s" })], 100_000, 30_000, () => true, "/d");
+    expect(v.ok).toBe(false);
+    expect(v.line).toMatch(/last made progress 90\.00 s ago: broker not answering/);
+  });
+  it("blames a blocked event loop when the file itself stopped being written", () => {
+    const v = judge([rec({ progressAt: 10_000, writtenAt: 10_000 })], 100_000, 30_000, () => true, "/d");
+    expect(v.line).toMatch(/watchdog has not reported/);
+  });
+  it("ignores files of dead processes", () => {
+    expect(judge([rec({ progressAt: 99_000 })], 100_000, 30_000, () => false, "/d").line).toMatch(/no qworker worker is running/);
+  });
+});
+
+describe("Redis settings warnings", () => {
+  it("warns about eviction and missing persistence, one line each", () => {
+    expect(settingsWarnings({ maxmemoryPolicy: "noeviction", appendonly: true, save: "" })).toEqual([]);
+    const w = settingsWarnings({ maxmemoryPolicy: "allkeys-lru", appendonly: false, save: "" });
+    expect(w).toHaveLength(2);
+    expect(w[0]).toMatch(/allkeys-lru.*queued tasks.*noeviction/);
+    expect(w[1]).toMatch(/persistence is off.*appendonly yes/);
+    expect(settingsWarnings({ maxmemoryPolicy: "volatile-ttl", appendonly: false, save: "3600 1" })[1]).toMatch(/only RDB/);
+  });
+});
+
+describe.skipIf(!redisServerAvailable())("watchdog with a silently dead connection", () => {
+  let redis: RedisServerHandle;
+  let proxy: FaultProxy;
+  let t: Transport;
+  let w: WorkerProcess;
+  const out = makeOutDir();
+
+  beforeAll(async () => {
+    redis = await startRedisServer({ appendonly: true });
+    proxy = await startFaultProxy(redis.port);
+    t = createRedisTransport(redis.url);
+    await t.connect();
+  });
+  afterAll(async () => {
+    await w?.kill9();
+    await t?.close();
+    await proxy?.close();
+    await redis?.cleanup();
+    out.cleanup();
+  });
+
+  it("rebuilds the connections and consumes again, logging the silence once", async () => {
+    w = spawnWorker({ broker: proxy.url, outDir: out.dir, concurrency: 5 });
+    await enqueueNumbered(t, ["before"]);
+    await waitUntil("the worker to start", 60_000, () => recorded(out.dir).includes("before"));
+
+    proxy.freeze();
+    await enqueueNumbered(t, ["after-1", "after-2", "after-3"]);
+    const took = await waitUntil("tasks to run over rebuilt connections", 20_000, () =>
+      ["after-1", "after-2", "after-3"].every((id) => recorded(out.dir).includes(id)),
+    );
+    expect(took).toBeLessThan(12_000);
+    expect(w.proc.exitCode).toBeNull();
+    w.term();
+    expect(await w.exited).toBe(0);
+    const msgs = w.logs().map((l) => l.msg ?? "");
+    if (process.env.FAULT_DEBUG) console.log(w.stderr());
+    expect(msgs.filter((m) => /broker not answering/.test(m))).toHaveLength(1);
+    expect(msgs.filter((m) => /rebuilding the broker connections/.test(m)).length).toBeGreaterThanOrEqual(1);
+  }, 90_000);
+});
+
+describe.skipIf(!redisServerAvailable())("start-up warning about Redis settings", () => {
+  it("a worker on a Redis without persistence and with allkeys eviction says why that is risky", async () => {
+    const redis = await startRedisServer({ appendonly: false, extraArgs: ["--maxmemory-policy", "allkeys-lru"] });
+    const out = makeOutDir();
+    const w = spawnWorker({ broker: redis.url, outDir: out.dir, concurrency: 1 });
+    try {
+      await waitUntil("the settings warnings", 60_000, () => /persistence is off/.test(w.stderr()) && /allkeys-lru/.test(w.stderr()));
+    } finally {
+      await w.kill9();
+      await redis.cleanup();
+      out.cleanup();
+    }
+  }, 90_000);
+});
