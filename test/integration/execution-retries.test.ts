@@ -27,12 +27,12 @@ describe.skipIf(!redisServerAvailable())("retries through the real CLI", () => {
     env?.cleanup();
   });
 
-  it("demo.risky failing every time runs 4 times about 1 s apart, then FAILURE and dead-letter", async () => {
+  it("demo.risky failing every time runs 4 times about 1 s apart, then FAILURE and dead-letter", { timeout: 90_000 }, async () => {
     worker = env.worker(["--concurrency", "2"], { QWORKER_DEMO_FAIL_RATE: "1" });
-    await worker.waitForLog(/^tasks \(/);
+    await worker.waitForLog(/^tasks \(/, 60_000);
     const id = await env.send("demo.risky", ["--args", "[7]"]);
     const ref = client.ref(id);
-    await waitUntil(async () => (await ref.state())?.state === "FAILURE", 20_000, "demo.risky to fail for good");
+    await waitUntil(async () => (await ref.state())?.state === "FAILURE", 45_000, "demo.risky to fail for good");
 
     const mine = worker.logs().filter((l) => l.msg.includes(`[${id}]`));
     // Each run ends in a "retry" line or the final "failed" line; the task fails at once, so these are

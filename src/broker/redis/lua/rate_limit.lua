@@ -6,16 +6,17 @@
 -- ARGV[1] prefix, ARGV[2] limit name (the task name), ARGV[3] interval ms, ARGV[4] task id.
 -- Guarantees: each slot is handed out once, so across all workers at most one run of <name> is admitted
 --   per interval of Redis server time. A task gets a definite slot on its first call, so a waiting task
---   costs one more call when it comes back, not one per poll. A reserved slot not claimed within
---   max(interval, 1 s) after its time is forfeited (the task then takes a new one), so tasks that come
---   back late after an outage cannot run in a burst.
+--   costs one more call when it comes back, not one per poll. A reserved slot is only good until
+--   max(interval, 50 ms) after its time; a task back later forfeits it and takes a new one, so tasks
+--   delayed by a busy machine or an outage cannot run in a burst: any window of N intervals admits at
+--   most N + 1 runs (the 50 ms floor keeps very high rates from forfeiting on ordinary scheduling delay).
 -- Returns: 0 when the task may run now, else the ms until its reserved slot.
 local p, name, interval, id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local key = p .. 'rl:' .. name
 local slotKey = key .. ':s:' .. id
-local late = math.max(interval, 1000)
+local late = math.max(interval, 50)
 
 local held = tonumber(redis.call('GET', slotKey) or '')
 if held then
