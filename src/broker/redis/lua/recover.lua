@@ -6,6 +6,7 @@
 --   1. due delayed tasks of every known queue move to ready;
 --   2. tasks of workers whose heartbeat is older than heartbeatTtlMs go back to the front of ready, even
 --      before their lease deadline (the worker is gone: waiting for the lease would only delay them);
+--      for heartbeatTtlMs after Redis (re)starts heartbeats are not judged, as every one looks stale;
 --   3. tasks whose lease deadline passed go back the same way;
 --   in 2 and 3 a task already delivered maxDeliveries times is dead-lettered instead, with the reason,
 --   so a task that kills its worker cannot crash-loop the fleet;
@@ -79,8 +80,14 @@ for _, q in ipairs(queues) do
   end
 end
 
--- 2. dead workers
-local deadWorkers = redis.call('ZRANGEBYSCORE', p .. 'workers', '-inf', now - hbTtl, 'LIMIT', 0, 100)
+-- 2. dead workers. Right after Redis restarts every heartbeat looks stale at once (they are as old as the
+-- outage), though the workers are alive and reconnecting. Judge heartbeats only once Redis has been up
+-- for heartbeatTtlMs, so a restart does not hand a live worker's tasks to a peer (a duplicate run).
+local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)') or '0') or 0
+local deadWorkers = {}
+if uptime * 1000 >= hbTtl then
+  deadWorkers = redis.call('ZRANGEBYSCORE', p .. 'workers', '-inf', now - hbTtl, 'LIMIT', 0, 100)
+end
 for _, w in ipairs(deadWorkers) do
   local wj = p .. 'w:' .. w .. ':jobs'
   for _, id in ipairs(redis.call('SMEMBERS', wj)) do
