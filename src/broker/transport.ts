@@ -265,13 +265,6 @@ export interface Transport {
   /** Counters of minutes >= sinceMinute. */
   readCounters?(sinceMinute: number): Promise<CounterRow[]>;
 
-  /**
-   * Global rate limit, one run of `name` per `intervalMs` across all workers: 0 when task `taskId` may run
-   * now, else the ms until the slot reserved for it (it is sent back to wait, then asks again).
-   * Optional: a worker on a transport without it logs that the limit is not enforced.
-   */
-  rateLimit?(name: string, intervalMs: number, taskId: string): Promise<number>;
-
   // Reliability (optional: only brokers with connections that can go silent or settings that lose data).
   /**
    * Drop and reopen connections that look healthy but are not answering (a socket that died without a
@@ -280,4 +273,11 @@ export interface Transport {
   reconnect?(): Promise<void>;
   /** One line per broker setting that puts tasks at risk (eviction, no persistence), for the worker to warn. */
   checkSettings?(): Promise<string[]>;
+
+  /**
+   * Global rate limit, one run of `name` per `intervalMs` across all workers: 0 when task `taskId` may run
+   * now, else the ms until the slot reserved for it (it is sent back to wait, then asks again).
+   * Optional: a worker on a transport without it logs that the limit is not enforced.
+   */
+  rateLimit?(name: string, intervalMs: number, taskId: string): Promise<number>;
 }

@@ -70,17 +70,16 @@ export function workerCommand(): Command {
         if (config.celery) logger.info(`celery queues: ${config.celery.queues.join(", ")} (results as celery-task-meta-*)`);
         banner(logger, config, transport.displayUrl, file, defaultBroker, worker.id, registry.names());
         for (const line of await transport.checkSettings?.().catch(() => []) ?? []) logger.warn(line);
-        await worker.start();
-        const watchdog = new Watchdog({ worker, transport, logger, queues: config.queues, concurrency: config.concurrency, healthFile: new HealthFile(worker.id) }).start();
-        const observers = await startObservers({ worker, transport, registry, config, logger });
-
+        // Signal handlers go in before start-up finishes, so a SIGTERM during start-up is still a warm
+        // shutdown (it waits for start-up, then stops) rather than the default abrupt exit.
+        let startup: Promise<unknown> = Promise.resolve();
         let signals = 0;
         const done = new Promise<void>((resolve) => {
           const onSignal = (sig: NodeJS.Signals) => {
             signals++;
             if (signals === 1) {
               logger.warn(`${sig} received: warm shutdown (finishing running tasks, up to ${config.shutdown_timeout} s; send again to stop now)`);
-              void worker.stop().then(resolve, resolve);
+              void startup.finally(() => worker.stop()).then(() => resolve(), () => resolve());
             } else {
               logger.warn(`${sig} received again: cold shutdown (handing running tasks back now)`);
               worker.requestCold();
@@ -89,6 +88,14 @@ export function workerCommand(): Command {
           process.on("SIGTERM", onSignal);
           process.on("SIGINT", onSignal);
         });
+        const started = (async () => {
+          await worker.start();
+          const observers = await startObservers({ worker, transport, registry, config, logger });
+          const watchdog = new Watchdog({ worker, transport, logger, queues: config.queues, concurrency: config.concurrency, healthFile: new HealthFile(worker.id) }).start();
+          return { observers, watchdog };
+        })();
+        startup = started;
+        const { observers, watchdog } = await started;
         await done;
         await observers.close();
         watchdog.stop();

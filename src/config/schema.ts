@@ -62,12 +62,12 @@ export const configSchema = z
     soft_time_limit: seconds.optional(),
     retry: retryPolicySchema.default(retryPolicySchema.parse({})),
     redis_prefix: z.string().min(1).default("qw:"),
+    /** Also consume Celery's kombu queues and write Celery results (docs/celery.md). */
+    celery: celeryConfigSchema.optional(),
     /** Task events kept in the broker's stream (approximate cap); 0 turns events and stats counters off. */
     events_max_len: z.number().int().min(0).default(10_000),
     /** Serve Prometheus metrics on this port (GET /metrics; 0 picks a free one); off when unset. */
     metrics_port: z.number().int().min(0).max(65_535).optional(),
-    /** Also consume Celery's kombu queues and write Celery results (docs/celery.md). */
-    celery: celeryConfigSchema.optional(),
   })
   .strict();
 
