@@ -19,15 +19,30 @@ let busy = false;
 let nextRenew = 0;
 let nextBeat = 0;
 let failing = false;
+let roundStartedAt = 0;
+let rebuilding = false;
+/** A round that has not come back in this long is stuck on a silently dead socket: rebuild it. */
+const STUCK_MS = 5000;
 
 function post(m: FromKeeper): void {
   port.postMessage(m);
 }
 
 async function round(): Promise<void> {
-  if (busy || !transport) return;
-  busy = true;
+  if (!transport) return;
   const now = Date.now();
+  if (busy) {
+    // The main thread's watchdog rebuilds only its own connections; this one needs the same care, or a
+    // dead socket here would stop heartbeats and get this live worker declared dead (duplicate runs).
+    if (now - roundStartedAt > STUCK_MS && !rebuilding && transport.reconnect) {
+      rebuilding = true;
+      roundStartedAt = now;
+      void transport.reconnect().catch(() => {}).finally(() => (rebuilding = false));
+    }
+    return;
+  }
+  busy = true;
+  roundStartedAt = now;
   try {
     if (now >= nextRenew && leases.size > 0) {
       nextRenew = now + cfg.leaseMs / 3;
