@@ -1,3 +1,4 @@
+import { createWriteStream } from "node:fs";
 /**
  * The qworker side of the benchmark, shared by bench/engines/qworker.ts (Redis transport) and
  * bench/engines/qworker-sqlite.ts (embedded SQLite transport).
@@ -64,10 +65,7 @@ export interface QworkerFlavor {
   createTransport(url: string): Promise<Transport>;
 }
 
-type WorkerCtor = new (opts: WorkerOptions) => {
-  start(): Promise<void>;
-  stop(opts?: { cold?: boolean }) : Promise<void>;
-};
+type WorkerCtor = new (opts: WorkerOptions) => import("../../src/worker/worker.ts").Worker;
 
 /**
  * The real worker (src/worker/worker.ts) with its default async pool, one registered task BENCH_TASK whose
@@ -84,7 +82,9 @@ async function createQworkerWorker(flavor: QworkerFlavor, opts: ChildOptions, sp
   const TaskRegistryCtor = (await importFromRepo("src/tasks/registry.ts", "TaskRegistry")) as new () => TaskRegistry;
   const define = (await importFromRepo("src/tasks/define.ts", "defineTask")) as typeof defineTask;
   const schema = (await importFromRepo("src/config/schema.ts", "configSchema")) as typeof configSchema;
-  const { pino } = await import("pino");
+  const createLogger = (await importFromRepo("src/log/logger.ts", "createLogger")) as typeof import("../../src/log/logger.ts").createLogger;
+  const leaseKeeperFor = (await importFromRepo("src/worker/lease-keeper.ts", "leaseKeeperFor")) as typeof import("../../src/worker/lease-keeper.ts").leaseKeeperFor;
+  const startObservers = (await importFromRepo("src/events/observe.ts", "startObservers")) as typeof import("../../src/events/observe.ts").startObservers;
 
   const url = flavor.brokerUrl(opts);
   const config = schema.parse({
@@ -114,15 +114,24 @@ async function createQworkerWorker(flavor: QworkerFlavor, opts: ChildOptions, sp
     },
   });
 
-  // The product's logger settings at the configured level; lines go to /dev/null, not the protocol's stdout.
-  const level = config.loglevel === "warning" ? "warn" : config.loglevel;
-  const logger = pino({ level }, pino.destination({ dest: "/dev/null", sync: false })); // as src/log/logger.ts (json)
-  const worker = new Worker({ transport, registry, config, logger });
+  // Wired as src/cli/worker.ts wires a real worker (the product's JSON logger, the lease-keeper thread,
+  // the events recorder), so the figures include what a deployed worker pays; log lines go to /dev/null.
+  const devNull = createWriteStream("/dev/null") as unknown as NodeJS.WriteStream;
+  const { logger } = createLogger(config.loglevel, "json", devNull);
+  const fullConfig = { ...config, broker_url: url };
+  const worker = new Worker({ transport, registry, config, logger, leaseKeeper: leaseKeeperFor(fullConfig, logger) });
+  let observers: { close(): Promise<void> } | undefined;
   return {
     run() {
-      worker.start().catch((err: unknown) => process.stderr.write(`worker.start: ${String(err)}\n`));
+      worker
+        .start()
+        .then(async () => {
+          observers = await startObservers({ worker, transport, registry, config, logger });
+        })
+        .catch((err: unknown) => process.stderr.write(`worker.start: ${String(err)}\n`));
     },
     async close() {
+      await observers?.close();
       await worker.stop({ cold: true });
       await inner.close();
     },

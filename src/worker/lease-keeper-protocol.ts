@@ -15,7 +15,9 @@ export type ToKeeper =
   | { type: "add"; ref: LeaseRef }
   | { type: "remove"; id: string; token: string }
   | { type: "info"; info: WorkerInfo }
-  | { type: "stop" };
+  | { type: "stop" }
+  /** Several of the above, in order (the worker posts at most once per event-loop turn). */
+  | { type: "batch"; messages: ToKeeper[] };
 
 export type FromKeeper =
   | { type: "ready" }

@@ -73,8 +73,11 @@ async function round(): Promise<void> {
   }
 }
 
-port.on("message", (m: ToKeeper) => {
+function handle(m: ToKeeper): void {
   switch (m.type) {
+    case "batch":
+      for (const inner of m.messages) handle(inner);
+      return;
     case "add":
       leases.set(m.ref.id, m.ref);
       return;
@@ -92,7 +95,9 @@ port.on("message", (m: ToKeeper) => {
       });
       return;
   }
-});
+}
+
+port.on("message", handle);
 
 try {
   transport = await createTransport(cfg.brokerUrl, { ...(cfg.redisPrefix ? { redisPrefix: cfg.redisPrefix } : {}) });

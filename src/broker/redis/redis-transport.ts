@@ -383,7 +383,13 @@ export class RedisTransport implements Transport {
     if (batch.events.length === 0 && batch.counters.length === 0) return;
     // Not a script: events and counters are observations, not state; a pipeline is one round trip.
     const pipe = this.redis.pipeline();
-    for (const e of batch.events) pipe.xadd(this.keys.events, "MAXLEN", "~", batch.eventsMaxLen, "*", "e", e);
+    if (batch.events.length > 0) {
+      // One stream entry per flush, with one `e` field per event (stream entries keep repeated fields in
+      // order): one XADD instead of three per task. The cap counts entries, so it is scaled by this
+      // batch's size to keep about eventsMaxLen events.
+      const maxEntries = Math.max(1, Math.ceil(batch.eventsMaxLen / batch.events.length));
+      pipe.xadd(this.keys.events, "MAXLEN", "~", maxEntries, "*", ...batch.events.flatMap((e) => ["e", e]));
+    }
     const minutes = new Set<number>();
     for (const c of batch.counters) {
       pipe.hincrby(this.keys.counters(c.minute), c.key, c.n);
@@ -395,8 +401,21 @@ export class RedisTransport implements Transport {
   }
 
   async readEvents(limit: number): Promise<StoredEvent[]> {
-    const entries = (await this.redis.xrevrange(this.keys.events, "+", "-", "COUNT", limit)) as [string, string[]][];
-    return entries.reverse().map(([id, fields]) => ({ id, data: fields[fields.indexOf("e") + 1] ?? "" }));
+    // Each entry holds one flush's events (see publishActivity); read entries until `limit` events.
+    const out: StoredEvent[] = [];
+    let end = "+";
+    while (out.length < limit) {
+      const entries = (await this.redis.xrevrange(this.keys.events, end, "-", "COUNT", 50)) as [string, string[]][];
+      for (const [id, fields] of entries) {
+        const events: StoredEvent[] = [];
+        for (let i = 0; i < fields.length; i += 2) if (fields[i] === "e") events.push({ id: `${id}#${i / 2}`, data: fields[i + 1] ?? "" });
+        out.unshift(...events.slice(Math.max(0, events.length - (limit - out.length))));
+        if (out.length >= limit) break;
+      }
+      if (entries.length < 50) break;
+      end = `(${entries[entries.length - 1]![0]}`;
+    }
+    return out;
   }
 
   async readCounters(sinceMinute: number): Promise<CounterRow[]> {
