@@ -59,14 +59,22 @@ describe("a new user's first session: worker, send, inspect, stop", () => {
     const ranAt = (JSON.parse(ok) as { time: number }).time;
     expect(ranAt - before).toBeGreaterThanOrEqual(2000);
 
-    const inspected = await runCli(["inspect", "--json"], { cwd: ROOT, env });
-    expect(inspected.code).toBe(0);
-    const report = JSON.parse(inspected.stdout) as {
+    type Report = {
       queues: { name: string; ready: number; delayed: number; active: number; dead: number }[];
       workers: { id: string; pid: number; concurrency: number; processed: number; host: string; startedAt: number }[];
     };
-    expect(report.queues).toContainEqual({ name: "default", ready: 0, delayed: 0, active: 0, dead: 0 });
-    const me = report.workers.find((w) => w.pid === worker.pid);
+    // Worker counts travel with the heartbeat (every heartbeat_interval, 2 s), so ask until the latest
+    // beat carries both tasks, for at most a few beats.
+    let report: Report | undefined;
+    for (let i = 0; i < 12; i++) {
+      const inspected = await runCli(["inspect", "--json"], { cwd: ROOT, env });
+      expect(inspected.code).toBe(0);
+      report = JSON.parse(inspected.stdout) as Report;
+      if (report.workers.find((w) => w.pid === worker.pid)?.processed === 2) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(report!.queues).toContainEqual({ name: "default", ready: 0, delayed: 0, active: 0, dead: 0 });
+    const me = report!.workers.find((w) => w.pid === worker.pid);
     expect(me).toMatchObject({ concurrency: 10, processed: 2 });
 
     const table = await runCli(["inspect"], { cwd: ROOT, env });
