@@ -1,9 +1,11 @@
 import type { Logger } from "pino";
 import type { CounterRow, Transport } from "../broker/transport.ts";
 import type { TaskMessage } from "../protocol/message.ts";
-import { argsPreview } from "../results/args.ts";
+import { messageArgsPreview } from "../results/args.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
-import type { WorkerEvents } from "../worker/events.ts";
+import type { WorkerEventMap, WorkerEvents } from "../worker/events.ts";
+
+type Listeners = { [K in keyof WorkerEventMap]?: (...args: WorkerEventMap[K]) => void };
 import { preview } from "../worker/format.ts";
 import { EVENT_VERSION, encodeEvent, type TaskEvent } from "./format.ts";
 
@@ -43,53 +45,42 @@ export class ActivityRecorder {
 
   constructor(private readonly opts: RecorderOptions) {
     const { events } = opts;
-    const on = {
-      received: (msg: TaskMessage, deliveries: number) => {
+    const on: Listeners = {
+      "task:received": (msg: TaskMessage, deliveries: number) => {
         const dueAt = Math.max(msg.sentAt, msg.eta ?? 0);
         this.push(msg, "task-received", {
           deliveries,
           retries: msg.retries,
-          args: argsPreview(msg.args, msg.kwargs, this.secret(msg), PREVIEW_MAX),
+          args: messageArgsPreview(msg, this.secret(msg), PREVIEW_MAX),
           waitMs: Math.max(0, Date.now() - dueAt),
         });
         this.count("received", msg.task);
       },
-      started: (msg: TaskMessage) => this.push(msg, "task-started", {}),
-      succeeded: (msg: TaskMessage, value: unknown, runtimeMs: number) => {
+      "task:started": (msg: TaskMessage) => this.push(msg, "task-started", {}),
+      "task:succeeded": (msg: TaskMessage, value: unknown, runtimeMs: number) => {
         this.push(msg, "task-succeeded", { runtimeMs: round(runtimeMs), ...(this.secret(msg) ? {} : { result: preview(value, PREVIEW_MAX) }) });
         this.count("succeeded", msg.task);
         this.count("runtime_ms", msg.task, Math.round(runtimeMs));
       },
-      failed: (msg: TaskMessage, error: Error, runtimeMs: number, final: boolean) => {
+      "task:failed": (msg: TaskMessage, error: Error, runtimeMs: number, final: boolean) => {
         this.push(msg, "task-failed", { runtimeMs: round(runtimeMs), error: { type: error.name || "Error", message: error.message.slice(0, PREVIEW_MAX) }, final });
         if (final) this.count("failed", msg.task);
       },
-      retry: (msg: TaskMessage, _error: Error, delaySec: number) => {
+      "task:retry": (msg: TaskMessage, _error: Error, delaySec: number) => {
         this.push(msg, "task-retried", { retries: msg.retries + 1, delaySec });
         this.count("retried", msg.task);
       },
-      expired: (msg: TaskMessage) => this.push(msg, "task-expired", {}),
-      revoked: (msg: TaskMessage) => this.push(msg, "task-revoked", {}),
-      poisoned: (id: string, queue: string, reason: string) =>
+      "task:expired": (msg: TaskMessage) => this.push(msg, "task-expired", {}),
+      "task:revoked": (msg: TaskMessage) => this.push(msg, "task-revoked", {}),
+      "task:poisoned": (id: string, queue: string, reason: string) =>
         this.add({ v: EVENT_VERSION, type: "task-poisoned", id, queue, reason: reason.slice(0, PREVIEW_MAX), ts: Date.now(), worker: opts.workerId }),
     };
-    events.on("task:received", on.received);
-    events.on("task:started", on.started);
-    events.on("task:succeeded", on.succeeded);
-    events.on("task:failed", on.failed);
-    events.on("task:retry", on.retry);
-    events.on("task:expired", on.expired);
-    events.on("task:revoked", on.revoked);
-    events.on("task:poisoned", on.poisoned);
+    // One table drives both subscribing and unsubscribing, so the two cannot drift apart.
+    const entries = Object.entries(on) as [keyof WorkerEventMap, (...args: unknown[]) => void][];
+    const emitter = events as unknown as NodeJS.EventEmitter;
+    for (const [event, fn] of entries) emitter.on(event, fn);
     this.detach = () => {
-      events.off("task:received", on.received);
-      events.off("task:started", on.started);
-      events.off("task:succeeded", on.succeeded);
-      events.off("task:failed", on.failed);
-      events.off("task:retry", on.retry);
-      events.off("task:expired", on.expired);
-      events.off("task:revoked", on.revoked);
-      events.off("task:poisoned", on.poisoned);
+      for (const [event, fn] of entries) emitter.off(event, fn);
     };
     this.timer = setInterval(() => void this.flush(), FLUSH_EVERY_MS);
     this.timer.unref();

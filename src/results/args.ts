@@ -1,3 +1,4 @@
+import type { TaskMessage } from "../protocol/message.ts";
 import type { TaskOptions } from "../tasks/definition.ts";
 
 /** Stored previews stay small: results and events are kept by the thousand. */
@@ -27,4 +28,20 @@ export function argsPreview(
     text = "[unserializable]";
   }
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+const byMessage = new WeakMap<TaskMessage, string>();
+
+/**
+ * The preview of a task message's arguments, built once per message: the received event and the stored
+ * result both show it, and each would otherwise JSON-encode the arguments again on the per-task path.
+ * A shorter `max` is cut from the full preview, which is already masked, so the mask-before-cap rule holds.
+ */
+export function messageArgsPreview(msg: TaskMessage, secret: TaskOptions["secretArgs"], max = ARGS_PREVIEW_MAX): string {
+  let full = byMessage.get(msg);
+  if (full === undefined) {
+    full = argsPreview(msg.args, msg.kwargs, secret);
+    byMessage.set(msg, full);
+  }
+  return full.length > max ? `${full.slice(0, max - 1)}…` : full;
 }

@@ -5,7 +5,7 @@ import type { LeaseRef, Reservation, SettleItem, TaskProgress, Transport, Worker
 import type { QWorkerConfig } from "../config/schema.ts";
 import { NotRegisteredError, TaskRevokedError, type QWorkerError } from "../errors.ts";
 import { decodeMessage, encodeMessage, type TaskMessage } from "../protocol/message.ts";
-import { argsPreview } from "../results/args.ts";
+import { messageArgsPreview } from "../results/args.ts";
 import { clampProgress, progressOf } from "../results/progress.ts";
 import { encodeResult, errorInfo, type TaskResult } from "../results/record.ts";
 import type { TaskDefinition } from "../tasks/definition.ts";
@@ -378,7 +378,7 @@ export class Worker {
       sentAt: msg.sentAt,
       startedAt: running.startedAt,
       finishedAt: Date.now(),
-      argsPreview: argsPreview(msg.args, msg.kwargs, (def ?? this.registry.get(msg.task))?.options.secretArgs),
+      argsPreview: messageArgsPreview(msg, (def ?? this.registry.get(msg.task))?.options.secretArgs),
       ...extra,
     };
     const item: SettleItem = {
