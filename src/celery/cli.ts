@@ -1,5 +1,6 @@
 import { ResultTimeoutError, UsageError } from "../errors.ts";
 import { parseJsonOption, parseNumberOption } from "../cli/json-option.ts";
+import { parseWait } from "../cli/result.ts";
 import type { DecodedCeleryResult } from "../protocol/celery/index.ts";
 import { createCeleryClient, type CeleryClientOptions, type CelerySendCallOptions } from "./client.ts";
 
@@ -31,13 +32,6 @@ export interface CeleryResultFlags {
   config?: string;
 }
 
-const WAIT_DEFAULT_SEC = 86_400;
-
-function waitSeconds(raw: string | boolean | undefined): number | undefined {
-  if (raw === undefined || raw === false) return undefined;
-  if (raw === true) return WAIT_DEFAULT_SEC;
-  return parseNumberOption(raw, "--wait", { min: 0 });
-}
 
 function clientOptions(flags: { broker?: string; config?: string }): CeleryClientOptions {
   return { ...(flags.broker ? { brokerUrl: flags.broker } : {}), ...(flags.config ? { configPath: flags.config } : {}) };
@@ -75,7 +69,7 @@ function asJson(id: string, r: DecodedCeleryResult | null): Record<string, unkno
 export async function celerySend(task: string, flags: CelerySendFlags): Promise<void> {
   const args = parseJsonOption(flags.args ?? "[]", "--args", "array");
   const options = sendOptionsFromFlags(flags);
-  const waitSec = waitSeconds(flags.wait);
+  const waitSec = parseWait(flags.wait);
   const client = await createCeleryClient(clientOptions(flags));
   try {
     const ref = await client.send(task, args, options);
@@ -94,7 +88,7 @@ export async function celerySend(task: string, flags: CelerySendFlags): Promise<
 
 export async function celeryResult(id: string, flags: CeleryResultFlags): Promise<void> {
   if (id.trim() === "") throw new UsageError("give the Celery task id, e.g. qworker result --celery 6f1c2d4e-…");
-  const waitSec = waitSeconds(flags.wait);
+  const waitSec = parseWait(flags.wait);
   const client = await createCeleryClient(clientOptions(flags));
   try {
     const ref = client.result(id);
