@@ -30,6 +30,84 @@ import { checkRedisSettings } from "./server-check.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
 
+/** reserve.lua's six-value rows (id, queue, payload, token, deliveries, leaseUntil) from index `from`. */
+function parseLeaseRows(out: (string | number)[], from: number): Reservation[] {
+  const tasks: Reservation[] = [];
+  for (let i = from; i + 5 < out.length; i += 6) {
+    tasks.push({
+      id: String(out[i]),
+      queue: String(out[i + 1]),
+      payload: String(out[i + 2]),
+      token: String(out[i + 3]),
+      deliveries: Number(out[i + 4]),
+      leaseUntil: Number(out[i + 5]),
+    });
+  }
+  return tasks;
+}
+
+/** reserve.lua's compact reply: leaseUntil at [2], then per queue: name, count, count x (id, payload, deliveries). */
+function parseCompactLeases(out: (string | number)[], tokenPrefix: string): Reservation[] {
+  const leaseUntil = Number(out[2]);
+  const tasks: Reservation[] = [];
+  let k = 0;
+  let i = 3;
+  while (i + 1 < out.length) {
+    const queue = String(out[i]);
+    const end = i + 2 + Number(out[i + 1]) * 3;
+    for (i += 2; i < end && i + 2 < out.length; i += 3) {
+      k += 1;
+      tasks.push({
+        id: String(out[i]),
+        queue,
+        payload: String(out[i + 1]),
+        token: tokenPrefix + k,
+        deliveries: Number(out[i + 2]),
+        leaseUntil,
+      });
+    }
+  }
+  return tasks;
+}
+
+/**
+ * settle.lua's arguments: plain tasks (no result, dead reason or unique key, the bulk of a busy drain)
+ * as two values each, grouped by queue; the rest as full 'F' records. `order` is the tasks in the order
+ * sent, which the positions settle.lua returns refer to.
+ */
+function encodeSettle(prefix: string, items: SettleItem[]): { args: (string | number)[]; order: SettleItem[] } {
+  const plain = new Map<string, SettleItem[]>();
+  const full: SettleItem[] = [];
+  for (const it of items) {
+    if (!it.result && !it.deadReason && !it.uniqueKey) {
+      const group = plain.get(it.queue);
+      if (group) group.push(it);
+      else plain.set(it.queue, [it]);
+    } else {
+      full.push(it);
+    }
+  }
+  const args: (string | number)[] = [prefix];
+  // One group and nothing else (the usual case) keeps the caller's order, so no reordering is needed.
+  const order: SettleItem[] = plain.size === 1 && full.length === 0 ? items : [];
+  for (const [queue, group] of plain) {
+    args.push("P", queue, group.length);
+    for (const it of group) args.push(it.id, it.token);
+    if (order !== items) for (const it of group) order.push(it);
+  }
+  for (const it of full) {
+    args.push("F", it.id, it.token, it.queue, it.result ?? "", it.resultTtlMs, it.deadReason ?? "", it.uniqueKey ?? "");
+    order.push(it);
+  }
+  return { args, order };
+}
+
+function inputOrderIds(items: SettleItem[], refused: Set<SettleItem>): string[] {
+  const ids: string[] = [];
+  for (const it of items) if (!refused.has(it)) ids.push(it.id);
+  return ids;
+}
+
 export interface RedisTransportOptions {
   /** Key prefix; use a hash tag such as "{qw}:" on Redis Cluster so every key shares one slot. */
   prefix?: string;
@@ -120,36 +198,34 @@ export class RedisTransport implements Transport {
 
   private async reserveNow(req: ReserveRequest): Promise<{ tasks: Reservation[]; nextDue: number; now: number }> {
     const tokenPrefix = `${randomBytes(6).toString("base64url")}.`;
+    // A negative max asks reserve.lua for its compact reply (see its header): half the reply elements.
+    const compact = req.max > 0;
     const out = (await runScript(this.redis, "reserve", [
       this.keys.prefix,
       req.workerId,
-      req.max,
+      compact ? -req.max : req.max,
       req.leaseMs,
       tokenPrefix,
       req.resultTtlMs ?? DEFAULT_RESULT_TTL_MS,
       ...req.queues,
     ])) as (string | number)[];
-    const tasks: Reservation[] = [];
-    for (let i = 2; i < out.length; i += 6) {
-      tasks.push({
-        id: String(out[i]),
-        queue: String(out[i + 1]),
-        payload: String(out[i + 2]),
-        token: String(out[i + 3]),
-        deliveries: Number(out[i + 4]),
-        leaseUntil: Number(out[i + 5]),
-      });
-    }
-    return { tasks, nextDue: Number(out[0]), now: Number(out[1]) };
+    const nextDue = Number(out[0]);
+    const now = Number(out[1]);
+    if (compact && Number(out[2]) >= 0) return { tasks: parseCompactLeases(out, tokenPrefix), nextDue, now };
+    return { tasks: parseLeaseRows(out, compact ? 3 : 2), nextDue, now };
   }
 
   async settle(items: SettleItem[]): Promise<string[]> {
     if (items.length === 0) return [];
-    const args: (string | number)[] = [this.keys.prefix];
-    for (const it of items) {
-      args.push(it.id, it.token, it.queue, it.result ?? "", it.resultTtlMs, it.deadReason ?? "", it.uniqueKey ?? "");
+    const { args, order } = encodeSettle(this.keys.prefix, items);
+    const rejected = (await runScript(this.redis, "settle", args)) as number[];
+    if (rejected.length === 0) return items.map((it) => it.id);
+    const refused = new Set<SettleItem>();
+    for (const pos of rejected) {
+      const it = order[Number(pos)];
+      if (it) refused.add(it);
     }
-    return ((await runScript(this.redis, "settle", args)) as string[]).map(String);
+    return inputOrderIds(items, refused);
   }
 
   async retry(item: RetryItem): Promise<boolean> {

@@ -1,31 +1,47 @@
 -- reserve: lease up to `max` ready tasks to one worker.
 -- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
--- ARGV[1] prefix, ARGV[2] workerId, ARGV[3] max, ARGV[4] leaseMs, ARGV[5] token prefix (unique per call),
---   ARGV[6] resultTtlMs (for tasks found revoked), ARGV[7..] queue names, most important first.
+-- ARGV[1] prefix, ARGV[2] workerId, ARGV[3] max (negative: lease -max and answer in the compact form below),
+--   ARGV[4] leaseMs, ARGV[5] token prefix (unique per call), ARGV[6] resultTtlMs (for tasks found revoked),
+--   ARGV[7..] queue names, most important first.
 -- Guarantees: atomically, each returned task leaves <q>:ready, enters <q>:active with score = lease deadline
 --   (Redis server time), gets a fresh token and its delivery count incremented, and is recorded in the
 --   worker's set <p>w:<worker>:jobs; so a task is either ready or leased to exactly one token. Due delayed
 --   tasks of these queues are promoted first. A revoked task is never returned: it is finished as REVOKED.
---   A ready id whose task hash is missing or unreadable is moved to <q>:dead with a reason, never returned.
---   If ready tasks remain, the wake marker is kept so another blocked consumer wakes. Idempotent per
---   token prefix: a re-sent call (lost reply) returns the first call's leases, recorded in <p>w:<worker>:last.
--- Returns: {nextDueMs (-1 if nothing delayed), now, id, queue, payload, token, deliveries, leaseUntil, ...}
+--   A ready id whose task hash is missing or unreadable is moved to <q>:dead with a reason, never returned;
+--   a delivery count that is not a number counts as 0. If ready tasks remain, the wake marker is kept so
+--   another blocked consumer wakes. Idempotent per token prefix: a re-sent call (lost reply) returns the
+--   first call's leases, recorded in <p>w:<worker>:last.
+-- Returns: {nextDueMs (-1 if nothing delayed), now, id, queue, payload, token, deliveries, leaseUntil, ...}.
+--   Compact form (fewer reply elements to parse): {nextDueMs, now, leaseUntil, then per queue with leases:
+--   queue, count, count x (id, payload, deliveries)}; the k-th task returned (from 1, across queues) holds
+--   token <token prefix>k, and every lease ends at leaseUntil. A re-sent compact call is answered with
+--   leaseUntil = -1 followed by the full six-value rows, since those leases need not be numbered in order.
 local p, worker = ARGV[1], ARGV[2]
 local max, leaseMs, tokenPrefix, resultTtl = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local compact = max < 0
+if compact then max = -max end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local leaseUntil = now + leaseMs
 local out = {-1, now}
+if compact then out[3] = leaseUntil end
 local n = 0
 local nextDue = -1
 local workerJobs = p .. 'w:' .. worker .. ':jobs'
 local revokedKey = p .. 'revoked'
 local anyRevoked = redis.call('ZCARD', revokedKey) > 0
+-- Set and sorted-set writes are sent once per batch (one command is far cheaper than one per task); unpack
+-- in chunks stays below Lua's limit on the number of values it can pass to a call.
+local CHUNK = 1000
+local function many(cmd, key, list)
+  for i = 1, #list, CHUNK do redis.call(cmd, key, unpack(list, i, math.min(i + CHUNK - 1, #list))) end
+end
 
 -- A reply lost with a dropped connection makes the client re-send this exact call (same token prefix).
 -- Answer it with what the first run leased, instead of leasing more and stranding those until expiry.
 local lastKey = p .. 'w:' .. worker .. ':last'
 if redis.call('GET', lastKey) == tokenPrefix then
+  if compact then out[3] = -1 end
   for _, id in ipairs(redis.call('SMEMBERS', workerJobs)) do
     local f = redis.call('HMGET', p .. 'j:' .. id, 't', 'q', 'p', 'd')
     if f[1] and f[2] and f[3] and string.sub(f[1], 1, #tokenPrefix) == tokenPrefix then
@@ -36,6 +52,7 @@ if redis.call('GET', lastKey) == tokenPrefix then
   return out
 end
 
+local leased = {}
 for qi = 7, #ARGV do
   local q = ARGV[qi]
   local qk = p .. 'q:' .. q
@@ -53,13 +70,16 @@ for qi = 7, #ARGV do
     if nextDue < 0 or d < nextDue then nextDue = d end
   end
 
+  local active = {}
+  local countAt
   while n < max do
     local popped = redis.pcall('ZPOPMIN', qk .. ':ready', max - n)
     if popped.err or #popped == 0 then break end
     for i = 1, #popped, 2 do
       local id = popped[i]
       local jk = p .. 'j:' .. id
-      local payload = redis.pcall('HGET', jk, 'p')
+      local f = redis.pcall('HMGET', jk, 'p', 'd')
+      local payload = f.err and f or f[1]
       if type(payload) ~= 'string' then
         -- Poisoned entry: the id has no readable task behind it. Park it in dead-letter with the reason.
         local why = 'task data missing'
@@ -77,25 +97,43 @@ for qi = 7, #ARGV do
       else
         n = n + 1
         local token = tokenPrefix .. n
-        local d = redis.call('HINCRBY', jk, 'd', 1)
-        redis.call('HSET', jk, 't', token, 'w', worker, 's', now)
-        redis.call('ZADD', qk .. ':active', leaseUntil, id)
-        redis.call('SADD', workerJobs, id)
-        out[#out + 1] = id
-        out[#out + 1] = q
-        out[#out + 1] = payload
-        out[#out + 1] = token
-        out[#out + 1] = d
-        out[#out + 1] = leaseUntil
+        -- One HSET instead of HINCRBY + HSET: the count just read is the one being raised, in this same step.
+        local d = tonumber(f[2])
+        if not (d and d >= 0 and d < 1e15) then d = 0 end
+        d = math.floor(d) + 1
+        redis.call('HSET', jk, 'd', d, 't', token, 'w', worker, 's', now)
+        active[#active + 1] = leaseUntil
+        active[#active + 1] = id
+        leased[#leased + 1] = id
+        if compact then
+          if not countAt then
+            out[#out + 1] = q
+            out[#out + 1] = 0
+            countAt = #out
+          end
+          out[#out + 1] = id
+          out[#out + 1] = payload
+          out[#out + 1] = d
+        else
+          out[#out + 1] = id
+          out[#out + 1] = q
+          out[#out + 1] = payload
+          out[#out + 1] = token
+          out[#out + 1] = d
+          out[#out + 1] = leaseUntil
+        end
       end
     end
   end
+  if #active > 0 then many('ZADD', qk .. ':active', active) end
+  if countAt then out[countAt] = #active / 2 end
   if n >= max then
     if (tonumber(redis.pcall('ZCARD', qk .. ':ready')) or 0) > 0 and redis.pcall('LLEN', qk .. ':wake') == 0 then
       redis.call('LPUSH', qk .. ':wake', '1')
     end
   end
 end
+if #leased > 0 then many('SADD', workerJobs, leased) end
 out[1] = nextDue
 if n > 0 then redis.call('SET', lastKey, tokenPrefix, 'PX', leaseMs) end
 return out

@@ -1,42 +1,108 @@
 -- settle: finish leased tasks (success, failure, revoked, expired), optionally dead-lettering them.
 -- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
--- ARGV[1] prefix; then 7 per task: id, token, queue, result ('' = store none), resultTtlMs (<= 0: no expiry),
---   deadReason ('' = not dead), uniqueKey ('' = none).
+-- ARGV[1] prefix; then records, each led by its kind:
+--   'P', queue, n, then n x (id, token): plain tasks of that queue (no result to store, not dead, no
+--     unique key named by the caller; a unique key kept in the task hash is still released);
+--   'F', id, token, queue, result ('' = store none), resultTtlMs (<= 0: no expiry), deadReason ('' = not
+--     dead), uniqueKey ('' = none).
 -- Guarantees: only the holder of the task's current token can settle it, so a worker whose lease was
---   recovered cannot finish the task twice. In one step the task leaves <q>:active and the worker's set,
---   its result (if any) is stored with its TTL and published on channel <p>r:<id>, its unique key is
---   released, and it is either deleted or kept in <q>:dead with reason and time.
--- Returns: the ids that were settled (token valid).
+--   recovered cannot finish the task twice (nor can an id repeated in one call). In one step the task
+--   leaves <q>:active and the worker's set, its result (if any) is stored with its TTL and published on
+--   channel <p>r:<id>, its unique key is released, and it is either deleted or kept in <q>:dead with
+--   reason and time. Tokens are all checked before anything is written, and the set and sorted-set
+--   removals and deletes are one command per key for the whole call (far cheaper than one per task).
+-- Returns: the 0-based positions (counting tasks in the order sent) of the tasks NOT settled (token no
+--   longer valid, or an id already settled earlier in this call); empty when all were settled.
 local p = ARGV[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local done = {}
-for i = 2, #ARGV, 7 do
-  local id, token, q, result = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local ttl, deadReason, uniq = tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
+local argc = #ARGV
+local seen, rejected = {}, {}
+local active, queues = {}, {}
+local held, workers = {}, {}
+local gone, extra = {}, {}
+local pos = -1
+
+local function take(id, token, q, result, ttl, deadReason, uniq)
+  pos = pos + 1
   local jk = p .. 'j:' .. id
-  local fields = redis.call('HMGET', jk, 't', 'w', 'u')
-  if fields[1] == token then
-    if uniq == '' and fields[3] then uniq = fields[3] end
-    local qk = p .. 'q:' .. q
-    redis.call('ZREM', qk .. ':active', id)
-    if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end
-    if deadReason ~= '' then
-      redis.call('HDEL', jk, 't', 'w', 's')
-      redis.call('HSET', jk, 'dr', deadReason, 'da', now)
-      redis.call('ZADD', qk .. ':dead', now, id)
-    else
-      redis.call('DEL', jk)
+  local f = not seen[id] and redis.call('HMGET', jk, 't', 'w', 'u')
+  if not f or f[1] ~= token then
+    rejected[#rejected + 1] = pos
+    return
+  end
+  seen[id] = true
+  local a = active[q]
+  if not a then
+    a = {}
+    active[q] = a
+    queues[#queues + 1] = q
+  end
+  a[#a + 1] = id
+  local w = f[2]
+  if w then
+    local h = held[w]
+    if not h then
+      h = {}
+      held[w] = h
+      workers[#workers + 1] = w
     end
-    if result ~= '' then
-      local rk = p .. 'r:' .. id
-      if ttl > 0 then redis.call('SET', rk, result, 'PX', ttl) else redis.call('SET', rk, result) end
-      redis.call('PUBLISH', rk, result)
-    end
-    if uniq ~= '' and redis.call('GET', p .. 'u:' .. uniq) == id then
-      redis.call('DEL', p .. 'u:' .. uniq)
-    end
-    done[#done + 1] = id
+    h[#h + 1] = id
+  end
+  if uniq == '' and f[3] then uniq = f[3] end
+  if deadReason == '' then gone[#gone + 1] = jk end
+  if result ~= '' or deadReason ~= '' or uniq ~= '' then
+    extra[#extra + 1] = {id, q, result, ttl, deadReason, uniq}
   end
 end
-return done
+
+-- Pass 1 only reads, so a malformed call fails before anything changed.
+local i = 2
+while i <= argc do
+  local kind = ARGV[i]
+  if kind == 'P' then
+    local q, n = ARGV[i + 1], tonumber(ARGV[i + 2])
+    if not n or i + 2 + 2 * n > argc then return redis.error_reply('ERR settle: truncated P record') end
+    for j = i + 3, i + 2 + 2 * n, 2 do take(ARGV[j], ARGV[j + 1], q, '', 0, '', '') end
+    i = i + 3 + 2 * n
+  elseif kind == 'F' then
+    if i + 7 > argc then return redis.error_reply('ERR settle: truncated F record') end
+    take(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5]) or 0, ARGV[i + 6], ARGV[i + 7])
+    i = i + 8
+  else
+    return redis.error_reply('ERR settle: unknown record kind ' .. tostring(kind))
+  end
+end
+
+-- Pass 2: unpack in chunks stays below Lua's limit on the number of values it can pass to a call.
+local CHUNK = 1000
+local function many(cmd, key, list)
+  for k = 1, #list, CHUNK do
+    local last = math.min(k + CHUNK - 1, #list)
+    if key then redis.call(cmd, key, unpack(list, k, last)) else redis.call(cmd, unpack(list, k, last)) end
+  end
+end
+for _, q in ipairs(queues) do many('ZREM', p .. 'q:' .. q .. ':active', active[q]) end
+for _, w in ipairs(workers) do many('SREM', p .. 'w:' .. w .. ':jobs', held[w]) end
+if #gone > 0 then many('DEL', nil, gone) end
+local now
+for _, e in ipairs(extra) do
+  local id, q, result, ttl, deadReason, uniq = e[1], e[2], e[3], e[4], e[5], e[6]
+  if deadReason ~= '' then
+    if not now then
+      local t = redis.call('TIME')
+      now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    local jk = p .. 'j:' .. id
+    redis.call('HDEL', jk, 't', 'w', 's')
+    redis.call('HSET', jk, 'dr', deadReason, 'da', now)
+    redis.call('ZADD', p .. 'q:' .. q .. ':dead', now, id)
+  end
+  if result ~= '' then
+    local rk = p .. 'r:' .. id
+    if ttl > 0 then redis.call('SET', rk, result, 'PX', ttl) else redis.call('SET', rk, result) end
+    redis.call('PUBLISH', rk, result)
+  end
+  if uniq ~= '' and redis.call('GET', p .. 'u:' .. uniq) == id then
+    redis.call('DEL', p .. 'u:' .. uniq)
+  end
+end
+return rejected
