@@ -48,6 +48,7 @@ export function taskContext(): TaskContext {
   return ctx;
 }
 
-export function runInContext<T>(ctx: TaskContext, fn: () => T): T {
-  return storage.run(ctx, fn);
+/** Call `fn(...args)` with `ctx` as the task context (extra arguments spare the caller a closure per task). */
+export function runInContext<A extends unknown[], T>(ctx: TaskContext, fn: (...args: A) => T, ...args: A): T {
+  return storage.run(ctx, fn, ...args);
 }

@@ -12,6 +12,8 @@ import type { FromKeeper, KeeperConfig, ToKeeper } from "./lease-keeper-protocol
 export interface LeaseKeeper {
   start(): Promise<void>;
   add(ref: LeaseRef): void;
+  /** Post what add/remove/beat queued now, instead of at the next microtask checkpoint. */
+  flush(): void;
   remove(ref: LeaseRef): void;
   /** The worker info the next heartbeats carry (post it whenever the worker's loop is free). */
   beat(info: WorkerInfo): void;
@@ -89,6 +91,10 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
       this.flushScheduled = true;
       queueMicrotask(this.flushPosts);
     }
+  }
+
+  flush(): void {
+    this.flushPosts();
   }
 
   private readonly flushPosts = (): void => {

@@ -1,12 +1,17 @@
 import type { Logger } from "pino";
 import type { TaskMessage } from "../protocol/message.ts";
 import type { TaskDefinition } from "../tasks/definition.ts";
-import { executeInline, type ExecLimits, type ExecOutcome } from "./executor.ts";
+import { executeInline, executeInlineNow, type ExecLimits, type ExecOutcome } from "./executor.ts";
 
 /** Where a task's code runs. The worker owns leases, retries and settling; a pool only runs the handler. */
 export interface Pool {
   readonly kind: string;
   run(job: PoolJob): Promise<ExecOutcome>;
+  /**
+   * Optional callback form of run() for pools that can start the handler at once: `done` is called exactly
+   * once, and a synchronous handler finishes without allocating a promise (the worker's hot path).
+   */
+  runNow?(job: PoolJob, done: (outcome: ExecOutcome) => void): void;
   close(): Promise<void>;
 }
 
@@ -27,6 +32,10 @@ export class AsyncPool implements Pool {
   readonly kind = "async";
   run(job: PoolJob): Promise<ExecOutcome> {
     return executeInline(job);
+  }
+  runNow(job: PoolJob, done: (outcome: ExecOutcome) => void): void {
+    if (job.limits.timeLimitMs || job.limits.softTimeLimitMs) void executeInline(job).then(done);
+    else executeInlineNow(job, done);
   }
   async close(): Promise<void> {}
 }

@@ -16,8 +16,8 @@ export class Settler {
   constructor(
     private readonly transport: Transport,
     private readonly logger: Logger,
-    /** Called with the ids once the broker has them settled (or knows they were lost). */
-    private readonly onSettled: (ids: string[]) => void,
+    /** Called with the items once the broker has them settled (or knows they were lost). */
+    private readonly onSettled: (items: readonly SettleItem[]) => void,
   ) {}
 
   get size(): number {
@@ -41,12 +41,16 @@ export class Settler {
     let delay = 100;
     for (;;) {
       try {
-        const settled = new Set(await this.transport.settle(batch));
-        const lost = batch.filter((b) => !settled.has(b.id));
-        for (const item of lost) {
-          this.logger.warn(`task ${item.id}: lease was lost before its outcome was recorded; another worker may run it again`);
+        const settledIds = await this.transport.settle(batch);
+        // The usual case, every lease still held, needs no bookkeeping.
+        if (settledIds.length !== batch.length) {
+          const settled = new Set(settledIds);
+          for (const item of batch) {
+            if (settled.has(item.id)) continue;
+            this.logger.warn(`task ${item.id}: lease was lost before its outcome was recorded; another worker may run it again`);
+          }
         }
-        this.onSettled(batch.map((b) => b.id));
+        this.onSettled(batch);
         break;
       } catch (err) {
         this.logger.debug({ err }, "settle failed; retrying");

@@ -11,9 +11,9 @@ import { encodeResult, errorInfo, type TaskResult } from "../results/record.ts";
 import type { TaskDefinition } from "../tasks/definition.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
 import { VERSION } from "../version.ts";
-import type { ExecOutcome } from "./executor.ts";
+import type { ExecLimits, ExecOutcome } from "./executor.ts";
 import { WorkerEvents } from "./events.ts";
-import { AsyncPool, type Pool } from "./pool.ts";
+import { AsyncPool, type Pool, type PoolJob } from "./pool.ts";
 import { ms, preview } from "./format.ts";
 import { decideRetry, effectivePolicy } from "./retry-policy.ts";
 import { LazyAbortController } from "./lazy-abort.ts";
@@ -36,8 +36,10 @@ export interface WorkerOptions {
   leaseKeeper?: LeaseKeeper;
 }
 
+/** One leased task, from reservation to settlement: the only per-task record the worker keeps. */
 interface Running {
   ref: LeaseRef;
+  res: Reservation;
   controller: AbortController;
   msg?: TaskMessage;
   startedAt: number;
@@ -66,9 +68,20 @@ export class Worker {
   private readonly leased = new Map<string, Running>();
   private running = 0;
   private stopping = false;
-  private slotWaiter: (() => void) | undefined;
+  /** Fetch lanes waiting for a free slot (or for a backlog, lane 1). */
+  private slotWaiters: (() => void)[] = [];
+  /** Tasks that reserve calls now in flight may return. */
+  private requested = 0;
+  /** The last reserve came back full: the queue has a backlog, so the second lane fetches ahead. */
+  private backlog = false;
+  private backlogWaiter: (() => void) | undefined;
   /** Reserved beyond the free slots (prefetch), oldest first; also in `leased`. */
-  private readonly prefetched: Reservation[] = [];
+  private readonly prefetched: Running[] = [];
+  /** Tasks whose start was asked for while another start was on the stack (see startTask). */
+  private readonly startQueue: Running[] = [];
+  private starting = false;
+  /** Time limits per task definition, for the common message that sets none of its own. */
+  private readonly defLimits = new WeakMap<TaskDefinition, ExecLimits>();
   private readonly autoPrefetch: AutoPrefetch;
   private loopDone: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -90,12 +103,13 @@ export class Worker {
     this.logger = opts.logger;
     this.pool = opts.pool ?? new AsyncPool();
     this.id = opts.id ?? `${hostname()}.${process.pid}.${randomBytes(3).toString("hex")}`;
-    this.settler = new Settler(this.transport, this.logger, (ids) => {
-      for (const id of ids) {
-        const l = this.leased.get(id);
+    this.settler = new Settler(this.transport, this.logger, (items) => {
+      for (const item of items) {
+        const l = this.leased.get(item.id);
         if (l) this.keeper?.remove(l.ref);
-        this.leased.delete(id);
+        this.leased.delete(item.id);
       }
+      this.lastProgress = Date.now();
     });
     this.keeper = opts.leaseKeeper;
     this.rateLimiter = new RateLimiter(this.transport, this.logger, this.events);
@@ -144,7 +158,7 @@ export class Worker {
     this.unsubscribeTerminate = await this.transport.onTerminate((ids) => this.terminate(ids));
     this.timer = setInterval(() => void this.tick(), 250);
     this.timer.unref();
-    this.loopDone = this.fetchLoop();
+    this.loopDone = Promise.all([this.fetchLoop(0), this.fetchLoop(1)]).then(() => {});
   }
 
   /** Time of the last successful broker exchange or finished task (for health checks). */
@@ -152,22 +166,36 @@ export class Worker {
     return this.lastProgress;
   }
 
-  private async fetchLoop(): Promise<void> {
+  /**
+   * Two lanes reserve tasks. Lane 0 always runs and, when nothing is ready, blocks in the broker until
+   * something is. Lane 1 runs only while there is a backlog (the last batch came back full) and never
+   * blocks: it asks for the next batch while this process is still running the current one, so Redis
+   * and this worker work at the same time instead of taking turns (short tasks finish within the turn
+   * that started them, so one lane alone would always leave one side idle). Each asks for at most half
+   * of the slots plus prefetch, and what both have in flight never exceeds that budget.
+   */
+  private async fetchLoop(lane: 0 | 1): Promise<void> {
     while (!this.stopping) {
-      const free = this.config.concurrency - this.running;
-      const want = free + (this.config.prefetch ?? this.autoPrefetch.target()) - this.prefetched.length;
-      if (want <= 0) {
-        await new Promise<void>((resolve) => (this.slotWaiter = resolve));
+      const budget = this.config.concurrency + (this.config.prefetch ?? this.autoPrefetch.target());
+      const want = budget - this.running - this.prefetched.length - this.requested;
+      if (lane === 1 && !this.backlog) {
+        await new Promise<void>((resolve) => (this.backlogWaiter = resolve));
         continue;
       }
+      if (want <= 0) {
+        await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+        continue;
+      }
+      const ask = budget > 1 && (lane === 1 || this.backlog) ? Math.min(want, Math.ceil(budget / 2)) : want;
       let got: Reservation[];
+      this.requested += ask;
       try {
         got = await this.transport.reserve({
           queues: this.config.queues,
-          max: want,
+          max: ask,
           leaseMs: this.leaseMs,
           workerId: this.id,
-          waitMs: 1000,
+          waitMs: lane === 0 ? 1000 : 0,
           resultTtlMs: this.config.result_expires * 1000,
         });
         this.brokerOk();
@@ -175,18 +203,52 @@ export class Worker {
         this.brokerDown(err);
         await new Promise((r) => setTimeout(r, 250));
         continue;
+      } finally {
+        this.requested -= ask;
       }
       if (this.stopping) {
         await this.transport.release(got.map(({ id, token, queue }) => ({ id, token, queue }))).catch(() => {});
         break;
       }
-      for (const r of got) {
-        this.leased.set(r.id, { ref: { id: r.id, token: r.token, queue: r.queue }, controller: new LazyAbortController(), startedAt: Date.now() });
-        this.keeper?.add({ id: r.id, token: r.token, queue: r.queue });
-        if (this.running < this.config.concurrency) this.startTask(r);
-        else this.prefetched.push(r); // leased (and renewed) like a running task; started when a slot frees
-      }
+      const wasBacklog = this.backlog;
+      this.backlog = got.length === ask && ask > 0;
+      if (this.backlog && !wasBacklog) this.wakeBacklogLane();
+      this.accept(got);
     }
+  }
+
+  /** Lease bookkeeping for a reserved batch, then start what fits in the free slots. */
+  private accept(got: Reservation[]): void {
+    if (got.length === 0) return;
+    const now = Date.now();
+    const batch: Running[] = new Array<Running>(got.length);
+    for (let i = 0; i < got.length; i++) {
+      const r = got[i]!;
+      const t: Running = { ref: { id: r.id, token: r.token, queue: r.queue }, res: r, controller: new LazyAbortController(), startedAt: now };
+      batch[i] = t;
+      this.leased.set(r.id, t);
+      this.keeper?.add(t.ref);
+    }
+    // Handlers start synchronously below: the batch's leases must reach the keeper thread first, or a
+    // handler that blocks the event loop at once would keep it from ever hearing of its lease.
+    this.keeper?.flush();
+    for (const t of batch) {
+      if (this.running < this.config.concurrency) this.startTask(t);
+      else this.prefetched.push(t); // leased (and renewed) like a running task; started when a slot frees
+    }
+  }
+
+  private wakeBacklogLane(): void {
+    const w = this.backlogWaiter;
+    this.backlogWaiter = undefined;
+    w?.();
+  }
+
+  private wakeLanes(): void {
+    if (this.slotWaiters.length === 0) return;
+    const waiters = this.slotWaiters;
+    this.slotWaiters = [];
+    for (const w of waiters) w();
   }
 
   private brokerOk(): void {
@@ -208,9 +270,32 @@ export class Worker {
     }
   }
 
-  private startTask(r: Reservation): void {
+  /**
+   * Start a task now. Synchronous handlers finish inside this call and free their slot, which starts the
+   * next prefetched task; a start asked for while another is on the stack is queued and run by the
+   * outermost call, so a long prefetch list is a loop, never deep recursion.
+   */
+  private startTask(t: Running): void {
     this.running++;
-    this.handle(r).catch((err: unknown) => this.internalError(r, err));
+    if (this.starting) {
+      this.startQueue.push(t);
+      return;
+    }
+    this.starting = true;
+    try {
+      this.begin(t);
+      for (let next = this.startQueue.shift(); next; next = this.startQueue.shift()) this.begin(next);
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private begin(t: Running): void {
+    try {
+      this.handle(t);
+    } catch (err) {
+      this.internalError(t, err);
+    }
   }
 
   private slotFreed(): void {
@@ -218,14 +303,11 @@ export class Worker {
     // A prefetched task takes the slot at once; on shutdown it stays leased here and is handed back.
     const next = this.stopping ? undefined : this.prefetched.shift();
     if (next) this.startTask(next);
-    const w = this.slotWaiter;
-    this.slotWaiter = undefined;
-    w?.();
+    this.wakeLanes();
   }
 
-  private async handle(r: Reservation): Promise<void> {
-    const running = this.leased.get(r.id)!;
-    const ref = running.ref;
+  private handle(t: Running): void {
+    const r = t.res;
     let msg: TaskMessage;
     try {
       if (r.payload.length > this.config.max_payload_bytes) {
@@ -233,90 +315,133 @@ export class Worker {
       }
       msg = decodeMessage(r.payload);
     } catch (err) {
-      const reason = `undecodable message: ${(err as Error).message}`;
-      this.logger.error(`task ${r.id} in queue ${r.queue} dead-lettered: ${reason}`);
-      this.events.safeEmit("task:poisoned", r.id, r.queue, reason);
-      this.failed++;
-      await this.transport.deadLetter([{ ...ref, reason }]).catch((e) => this.logger.debug({ err: e }, "dead-letter failed"));
-      this.leased.delete(r.id);
-      this.slotFreed();
+      this.poisoned(t, err);
       return;
     }
-    running.msg = msg;
-    const label = `${msg.task}[${msg.id}]`;
+    t.msg = msg;
     const def = this.registry.get(msg.task);
     if (!def) {
       const err = new NotRegisteredError(msg.task);
-      this.logger.error(`task ${label} failed: ${err.message} (registered: ${this.registry.names().join(", ") || "none"})`);
-      this.finish(msg, r, running, "FAILURE", { error: errorInfo(err) }, `not registered: ${msg.task}`);
+      this.logger.error(`task ${msg.task}[${msg.id}] failed: ${err.message} (registered: ${this.registry.names().join(", ") || "none"})`);
+      this.finish(msg, t, "FAILURE", { error: errorInfo(err) }, `not registered: ${msg.task}`);
       this.failed++;
       this.slotFreed();
       return;
     }
     if (msg.expires !== undefined && Date.now() > msg.expires) {
-      this.logger.warn(`task ${label} expired at ${new Date(msg.expires).toISOString()}; not run`);
+      this.logger.warn(`task ${msg.task}[${msg.id}] expired at ${new Date(msg.expires).toISOString()}; not run`);
       this.events.safeEmit("task:expired", msg);
-      this.finish(msg, r, running, "EXPIRED", {});
+      this.finish(msg, t, "EXPIRED", {});
       this.slotFreed();
       return;
     }
-    if (def.options.rateLimit !== undefined && (await this.rateLimiter.deferred(def, msg, running.ref))) {
-      this.keeper?.remove(running.ref);
-      this.leased.delete(r.id);
+    if (def.options.rateLimit !== undefined) {
+      this.rateLimited(t, def, msg).catch((err: unknown) => this.internalError(t, err));
+      return;
+    }
+    this.run(t, def, msg);
+  }
+
+  private poisoned(t: Running, err: unknown): void {
+    const r = t.res;
+    const reason = `undecodable message: ${(err as Error).message}`;
+    this.logger.error(`task ${r.id} in queue ${r.queue} dead-lettered: ${reason}`);
+    this.events.safeEmit("task:poisoned", r.id, r.queue, reason);
+    this.failed++;
+    this.transport
+      .deadLetter([{ ...t.ref, reason }])
+      .catch((e: unknown) => this.logger.debug({ err: e }, "dead-letter failed"))
+      .finally(() => {
+        this.leased.delete(r.id);
+        this.slotFreed();
+      });
+  }
+
+  private async rateLimited(t: Running, def: TaskDefinition, msg: TaskMessage): Promise<void> {
+    if (await this.rateLimiter.deferred(def, msg, t.ref)) {
+      this.keeper?.remove(t.ref);
+      this.leased.delete(t.ref.id);
       this.slotFreed();
       return;
     }
+    this.run(t, def, msg);
+  }
+
+  private run(t: Running, def: TaskDefinition, msg: TaskMessage): void {
     // Issue 2 asks for one line per event at info (received, started, then succeeded/failed), as an
     // operator tailing the log expects; at `warning` they cost nothing (bench/README.md has the figures).
     const infoOn = this.logger.isLevelEnabled("info");
-    if (infoOn) this.logger.info(`task ${label} received${r.deliveries > 1 ? ` (delivery ${r.deliveries})` : ""}`);
-    this.events.safeEmit("task:received", msg, r.deliveries);
-    running.startedAt = Date.now();
-    if (infoOn) this.logger.info(`task ${label} started`);
+    const deliveries = t.res.deliveries;
+    if (infoOn) this.logger.info(`task ${msg.task}[${msg.id}] received${deliveries > 1 ? ` (delivery ${deliveries})` : ""}`);
+    this.events.safeEmit("task:received", msg, deliveries);
+    t.startedAt = Date.now();
+    if (infoOn) this.logger.info(`task ${msg.task}[${msg.id}] started`);
     this.events.safeEmit("task:started", msg);
-    const outcome = await this.execute(def, msg, r.deliveries, running.controller);
-    this.autoPrefetch.observe(outcome.runtimeMs);
-    await this.conclude(def, msg, r, running, outcome);
-    this.lastProgress = Date.now();
-    this.slotFreed();
+    const job: PoolJob = {
+      def,
+      msg,
+      deliveries,
+      controller: t.controller,
+      logger: this.logger,
+      limits: this.limitsFor(def, msg),
+      progress: (fraction, note) => {
+        t.progress = clampProgress(fraction, note);
+        this.events.safeEmit("task:progress", msg, fraction, note);
+      },
+    };
+    const done = (outcome: ExecOutcome): void => this.completed(t, def, msg, outcome);
+    if (this.pool.runNow) this.pool.runNow(job, done);
+    else this.pool.run(job).then(done, (err: unknown) => this.internalError(t, err));
   }
 
-  private execute(def: TaskDefinition, msg: TaskMessage, deliveries: number, controller: AbortController): Promise<ExecOutcome> {
+  private limitsFor(def: TaskDefinition, msg: TaskMessage): ExecLimits {
+    if (msg.timeLimitMs === undefined && msg.softTimeLimitMs === undefined) {
+      let limits = this.defLimits.get(def);
+      if (!limits) this.defLimits.set(def, (limits = this.computeLimits(def, msg)));
+      return limits;
+    }
+    return this.computeLimits(def, msg);
+  }
+
+  private computeLimits(def: TaskDefinition, msg: TaskMessage): ExecLimits {
     const limit = (own: number | undefined, task: number | undefined, dflt: number | undefined) =>
       own ?? (task !== undefined ? task * 1000 : dflt !== undefined ? dflt * 1000 : undefined);
     const timeLimitMs = limit(msg.timeLimitMs, def.options.timeLimit, this.config.time_limit);
     const softTimeLimitMs = limit(msg.softTimeLimitMs, def.options.softTimeLimit, this.config.soft_time_limit);
-    return this.pool.run({
-      def,
-      msg,
-      deliveries,
-      controller,
-      logger: this.logger,
-      limits: {
-        ...(timeLimitMs ? { timeLimitMs } : {}),
-        ...(softTimeLimitMs ? { softTimeLimitMs } : {}),
-      },
-      progress: (fraction, note) => {
-        const running = this.leased.get(msg.id);
-        if (running) running.progress = clampProgress(fraction, note);
-        this.events.safeEmit("task:progress", msg, fraction, note);
-      },
-    });
+    return {
+      ...(timeLimitMs ? { timeLimitMs } : {}),
+      ...(softTimeLimitMs ? { softTimeLimitMs } : {}),
+    };
   }
 
-  private async conclude(def: TaskDefinition, msg: TaskMessage, r: Reservation, running: Running, outcome: ExecOutcome): Promise<void> {
-    const label = `${msg.task}[${msg.id}]`;
-    if (outcome.kind === "success") {
-      this.processed++;
-      if (this.logger.isLevelEnabled("info")) this.logger.info(`task ${label} succeeded in ${ms(outcome.runtimeMs)}: ${preview(outcome.value)}`);
-      this.events.safeEmit("task:succeeded", msg, outcome.value, outcome.runtimeMs);
-      this.finish(msg, r, running, "SUCCESS", { result: outcome.value, runtimeMs: outcome.runtimeMs }, undefined, def);
+  /** The handler is done: record the outcome and free the slot (at once for a success). */
+  private completed(t: Running, def: TaskDefinition, msg: TaskMessage, outcome: ExecOutcome): void {
+    try {
+      this.autoPrefetch.observe(outcome.runtimeMs);
+      if (outcome.kind === "success") {
+        this.processed++;
+        if (this.logger.isLevelEnabled("info")) this.logger.info(`task ${msg.task}[${msg.id}] succeeded in ${ms(outcome.runtimeMs)}: ${preview(outcome.value)}`);
+        this.events.safeEmit("task:succeeded", msg, outcome.value, outcome.runtimeMs);
+        this.finish(msg, t, "SUCCESS", { result: outcome.value, runtimeMs: outcome.runtimeMs }, undefined, def);
+        this.slotFreed();
+        return;
+      }
+    } catch (err) {
+      this.internalError(t, err);
       return;
     }
+    this.concludeUnsuccessful(def, msg, t, outcome).then(
+      () => this.slotFreed(),
+      (err: unknown) => this.internalError(t, err),
+    );
+  }
+
+  private async concludeUnsuccessful(def: TaskDefinition, msg: TaskMessage, running: Running, outcome: Exclude<ExecOutcome, { kind: "success" }>): Promise<void> {
+    const label = `${msg.task}[${msg.id}]`;
     if (running.controller.signal.reason instanceof TaskRevokedError) {
       this.logger.warn(`task ${label} revoked: terminated after ${ms(outcome.runtimeMs)}`);
       this.events.safeEmit("task:revoked", msg);
-      this.finish(msg, r, running, "REVOKED", { runtimeMs: outcome.runtimeMs }, undefined, def);
+      this.finish(msg, running, "REVOKED", { runtimeMs: outcome.runtimeMs }, undefined, def);
       return;
     }
     const policy = effectivePolicy(this.config.retry, def.options, msg.maxRetries);
@@ -337,6 +462,7 @@ export class Worker {
           dueAt: Date.now() + decision.delaySec * 1000,
         });
         // Keyed by lease id, which differs from the task id for Celery messages (src/celery).
+        this.keeper?.remove(running.ref);
         this.leased.delete(running.ref.id);
       } catch (err) {
         // The task stays leased; when the lease lapses it is delivered again, so the retry is not lost.
@@ -353,13 +479,12 @@ export class Worker {
     );
     this.events.safeEmit("task:failed", msg, err, outcome.runtimeMs, true);
     const reason = msg.retries > 0 ? `failed after ${msg.retries} retries: ${err.message}` : `failed: ${err.message}`;
-    this.finish(msg, r, running, "FAILURE", { error: errorInfo(err), runtimeMs: outcome.runtimeMs }, reason, def);
+    this.finish(msg, running, "FAILURE", { error: errorInfo(err), runtimeMs: outcome.runtimeMs }, reason, def);
   }
 
   /** Record the outcome: result (unless ignored) and settle, batched with others finishing now. */
   private finish(
     msg: TaskMessage,
-    r: Reservation,
     running: Running,
     state: TaskResult["state"],
     extra: Partial<TaskResult>,
@@ -381,28 +506,30 @@ export class Worker {
       argsPreview: messageArgsPreview(msg, (def ?? this.registry.get(msg.task))?.options.secretArgs),
       ...extra,
     };
-    const item: SettleItem = {
-      ...running.ref,
+    const ref = running.ref;
+    // One object shape for every item: the settle path stays monomorphic.
+    this.settler.add({
+      id: ref.id,
+      token: ref.token,
+      queue: ref.queue,
       outcome: state === "SUCCESS" ? "SUCCESS" : state === "EXPIRED" ? "EXPIRED" : state === "REVOKED" ? "REVOKED" : "FAILURE",
       resultTtlMs: this.config.result_expires * 1000,
-      ...(record ? { result: safeEncodeResult(record) } : {}),
-      ...(deadReason ? { deadReason } : {}),
-      ...(msg.uniqueKey ? { uniqueKey: msg.uniqueKey } : {}),
-    };
-    void r;
-    this.settler.add(item);
+      result: record ? safeEncodeResult(record) : undefined,
+      deadReason,
+      uniqueKey: msg.uniqueKey,
+    });
   }
 
   /**
    * A bug or an unexpected throw while handling a reservation must not crash the daemon (an unhandled
    * rejection would) nor strand the slot: log it and hand the task back so it is not lost.
    */
-  private internalError(r: Reservation, err: unknown): void {
-    this.logger.error({ err }, `internal error while handling task ${r.id}: ${(err as Error).message}; handing it back`);
-    const running = this.leased.get(r.id);
-    if (running) {
-      this.leased.delete(r.id);
-      this.transport.release([running.ref]).catch(() => {});
+  private internalError(t: Running, err: unknown): void {
+    this.logger.error({ err }, `internal error while handling task ${t.ref.id}: ${(err as Error).message}; handing it back`);
+    if (this.leased.get(t.ref.id) === t) {
+      this.leased.delete(t.ref.id);
+      this.keeper?.remove(t.ref);
+      this.transport.release([t.ref]).catch(() => {});
     }
     this.slotFreed();
   }
@@ -467,7 +594,8 @@ export class Worker {
   async stop(opts: { cold?: boolean } = {}): Promise<void> {
     this.stopping = true;
     this.events.safeEmit("worker:stopping");
-    this.slotWaiter?.();
+    this.wakeLanes();
+    this.wakeBacklogLane();
     const deadline = Date.now() + (opts.cold ? 0 : this.config.shutdown_timeout * 1000);
     while (this.running > 0 && Date.now() < deadline && !this.coldRequested) {
       await new Promise((r) => setTimeout(r, 50));
