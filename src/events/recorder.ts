@@ -4,15 +4,21 @@ import type { TaskMessage } from "../protocol/message.ts";
 import { messageArgsPreview } from "../results/args.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
 import type { WorkerEventMap, WorkerEvents } from "../worker/events.ts";
+import { preview } from "../worker/format.ts";
+import { EVENT_VERSION } from "./format.ts";
 
 type Listeners = { [K in keyof WorkerEventMap]?: (...args: WorkerEventMap[K]) => void };
-import { preview } from "../worker/format.ts";
-import { EVENT_VERSION, encodeEvent, type TaskEvent } from "./format.ts";
 
 /** Counters are kept this long; `inspect stats` looks back at most an hour. */
 export const COUNTERS_TTL_MS = 2 * 60 * 60 * 1000;
 export const COUNTER_KINDS = ["received", "succeeded", "failed", "retried", "runtime_ms"] as const;
 export type CounterKind = (typeof COUNTER_KINDS)[number];
+// Positions in a task's per-minute counts, in COUNTER_KINDS order.
+const RECEIVED = 0;
+const SUCCEEDED = 1;
+const FAILED = 2;
+const RETRIED = 3;
+const RUNTIME_MS = 4;
 
 const FLUSH_EVERY_MS = 250;
 const FLUSH_AT = 1000;
@@ -20,9 +26,26 @@ const FLUSH_AT = 1000;
 const BUFFER_MAX = 20_000;
 const PREVIEW_MAX = 256;
 
+// Each event is written as JSON text with its fields in the order JSON.stringify gave them when events were
+// built as objects ({v, type, id, task, queue, ts, worker, ...}), so the stream holds the same bytes as
+// before; test/unit/events-recorder.test.ts compares the two.
+const open = (type: string): string => `{"v":${EVENT_VERSION},"type":"${type}","id":`;
+const RECEIVED_OPEN = open("task-received");
+const STARTED_OPEN = open("task-started");
+const SUCCEEDED_OPEN = open("task-succeeded");
+const FAILED_OPEN = open("task-failed");
+const RETRIED_OPEN = open("task-retried");
+const EXPIRED_OPEN = open("task-expired");
+const REVOKED_OPEN = open("task-revoked");
+const POISONED_OPEN = open("task-poisoned");
+
 export interface RecorderOptions {
   workerId: string;
-  events: WorkerEvents;
+  /**
+   * The worker's events to listen to. Without it nothing is subscribed and the worker reports by calling
+   * the task* methods itself (one direct call instead of an emit per lifecycle step).
+   */
+  events?: WorkerEvents;
   transport: Transport;
   registry: TaskRegistry;
   logger: Logger;
@@ -34,98 +57,159 @@ export interface RecorderOptions {
  * Turns a worker's lifecycle events into task events on the broker's stream and per-minute counters for
  * `inspect stats`. Nothing is written per task: everything that happens within one flush interval goes in
  * one publishActivity call (one pipeline on Redis, one transaction on SQLite).
+ *
+ * This runs three times per task on the worker's hot path, so events are written straight to JSON text
+ * from cached fragments (no intermediate object, no spread), and counters are one small array per task
+ * name and minute instead of a string key per increment.
  */
 export class ActivityRecorder {
-  private buffer: TaskEvent[] = [];
-  private counters = new Map<string, number>();
+  /** Encoded events, oldest first. */
+  private buffer: string[] = [];
+  /** The minute `counts` belongs to. */
+  private minute = -1;
+  /** Per task name: increments of the current minute, in COUNTER_KINDS order. */
+  private counts = new Map<string, number[]>();
+  /** Rows of earlier minutes, and rows handed back by a failed publish. */
+  private rows: CounterRow[] = [];
   private dropped = 0;
   private flushing: Promise<void> | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly detach: () => void;
+  /** `,"worker":"…"}`: closes the common part of every event. */
+  private readonly workerJson: string;
+  // `,"task":…,"queue":…,"ts":` of the last task seen: a worker mostly runs one kind of task in a row.
+  private headTask: string | undefined;
+  private headQueue: string | undefined;
+  private head = "";
 
   constructor(private readonly opts: RecorderOptions) {
-    const { events } = opts;
+    this.workerJson = `,"worker":${JSON.stringify(opts.workerId)}`;
     const on: Listeners = {
-      "task:received": (msg: TaskMessage, deliveries: number) => {
-        const dueAt = Math.max(msg.sentAt, msg.eta ?? 0);
-        this.push(msg, "task-received", {
-          deliveries,
-          retries: msg.retries,
-          args: messageArgsPreview(msg, this.secret(msg), PREVIEW_MAX),
-          waitMs: Math.max(0, Date.now() - dueAt),
-        });
-        this.count("received", msg.task);
-      },
-      "task:started": (msg: TaskMessage) => this.push(msg, "task-started", {}),
-      "task:succeeded": (msg: TaskMessage, value: unknown, runtimeMs: number) => {
-        this.push(msg, "task-succeeded", { runtimeMs: round(runtimeMs), ...(this.secret(msg) ? {} : { result: preview(value, PREVIEW_MAX) }) });
-        this.count("succeeded", msg.task);
-        this.count("runtime_ms", msg.task, Math.round(runtimeMs));
-      },
-      "task:failed": (msg: TaskMessage, error: Error, runtimeMs: number, final: boolean) => {
-        this.push(msg, "task-failed", { runtimeMs: round(runtimeMs), error: { type: error.name || "Error", message: error.message.slice(0, PREVIEW_MAX) }, final });
-        if (final) this.count("failed", msg.task);
-      },
-      "task:retry": (msg: TaskMessage, _error: Error, delaySec: number) => {
-        this.push(msg, "task-retried", { retries: msg.retries + 1, delaySec });
-        this.count("retried", msg.task);
-      },
-      "task:expired": (msg: TaskMessage) => this.push(msg, "task-expired", {}),
-      "task:revoked": (msg: TaskMessage) => this.push(msg, "task-revoked", {}),
-      "task:poisoned": (id: string, queue: string, reason: string) =>
-        this.add({ v: EVENT_VERSION, type: "task-poisoned", id, queue, reason: reason.slice(0, PREVIEW_MAX), ts: Date.now(), worker: opts.workerId }),
+      "task:received": (msg, deliveries) => this.taskReceived(msg, deliveries),
+      "task:started": (msg) => this.taskStarted(msg),
+      "task:succeeded": (msg, value, runtimeMs) => this.taskSucceeded(msg, value, runtimeMs),
+      "task:failed": (msg, error, runtimeMs, final) => this.taskFailed(msg, error, runtimeMs, final),
+      "task:retry": (msg, _error, delaySec) => this.taskRetried(msg, delaySec),
+      "task:expired": (msg) => this.taskExpired(msg),
+      "task:revoked": (msg) => this.taskRevoked(msg),
+      "task:poisoned": (id, queue, reason) => this.taskPoisoned(id, queue, reason),
     };
     // One table drives both subscribing and unsubscribing, so the two cannot drift apart.
     const entries = Object.entries(on) as [keyof WorkerEventMap, (...args: unknown[]) => void][];
-    const emitter = events as unknown as NodeJS.EventEmitter;
-    for (const [event, fn] of entries) emitter.on(event, fn);
+    const emitter = opts.events as unknown as NodeJS.EventEmitter | undefined;
+    if (emitter) for (const [event, fn] of entries) emitter.on(event, fn);
     this.detach = () => {
-      for (const [event, fn] of entries) emitter.off(event, fn);
+      if (emitter) for (const [event, fn] of entries) emitter.off(event, fn);
     };
     this.timer = setInterval(() => void this.flush(), FLUSH_EVERY_MS);
     this.timer.unref();
+  }
+
+  taskReceived(msg: TaskMessage, deliveries: number): void {
+    const now = Date.now();
+    const args = messageArgsPreview(msg, this.secret(msg), PREVIEW_MAX);
+    const waitMs = Math.max(0, now - Math.max(msg.sentAt, msg.eta ?? 0));
+    this.add(
+      `${RECEIVED_OPEN}${str(msg.id)}${this.headOf(msg)}${now}${this.workerJson},"deliveries":${num(deliveries)},"retries":${num(msg.retries)},"args":${JSON.stringify(args)},"waitMs":${num(waitMs)}}`,
+    );
+    this.countsOf(msg.task, now)[RECEIVED]! += 1;
+  }
+
+  taskStarted(msg: TaskMessage): void {
+    this.add(`${STARTED_OPEN}${str(msg.id)}${this.headOf(msg)}${Date.now()}${this.workerJson}}`);
+  }
+
+  taskSucceeded(msg: TaskMessage, value: unknown, runtimeMs: number): void {
+    const now = Date.now();
+    const result = this.secret(msg) ? "" : `,"result":${JSON.stringify(preview(value, PREVIEW_MAX))}`;
+    this.add(`${SUCCEEDED_OPEN}${str(msg.id)}${this.headOf(msg)}${now}${this.workerJson},"runtimeMs":${num(round(runtimeMs))}${result}}`);
+    const c = this.countsOf(msg.task, now);
+    c[SUCCEEDED]! += 1;
+    c[RUNTIME_MS]! += Math.round(runtimeMs);
+  }
+
+  taskFailed(msg: TaskMessage, error: Error, runtimeMs: number, final: boolean): void {
+    const now = Date.now();
+    const err = JSON.stringify({ type: error.name || "Error", message: error.message.slice(0, PREVIEW_MAX) });
+    this.add(`${FAILED_OPEN}${str(msg.id)}${this.headOf(msg)}${now}${this.workerJson},"runtimeMs":${num(round(runtimeMs))},"error":${err},"final":${final}}`);
+    if (final) this.countsOf(msg.task, now)[FAILED]! += 1;
+  }
+
+  taskRetried(msg: TaskMessage, delaySec: number): void {
+    const now = Date.now();
+    this.add(`${RETRIED_OPEN}${str(msg.id)}${this.headOf(msg)}${now}${this.workerJson},"retries":${num(msg.retries + 1)},"delaySec":${num(delaySec)}}`);
+    this.countsOf(msg.task, now)[RETRIED]! += 1;
+  }
+
+  taskExpired(msg: TaskMessage): void {
+    this.add(`${EXPIRED_OPEN}${str(msg.id)}${this.headOf(msg)}${Date.now()}${this.workerJson}}`);
+  }
+
+  taskRevoked(msg: TaskMessage): void {
+    this.add(`${REVOKED_OPEN}${str(msg.id)}${this.headOf(msg)}${Date.now()}${this.workerJson}}`);
+  }
+
+  /** An undecodable message: no task name, and `reason` comes before `ts`. */
+  taskPoisoned(id: string, queue: string, reason: string): void {
+    this.add(`${POISONED_OPEN}${str(id)},"queue":${str(queue)},"reason":${JSON.stringify(reason.slice(0, PREVIEW_MAX))},"ts":${Date.now()}${this.workerJson}}`);
   }
 
   private secret(msg: TaskMessage) {
     return this.opts.registry.get(msg.task)?.options.secretArgs;
   }
 
-  private push(msg: TaskMessage, type: TaskEvent["type"], extra: Partial<TaskEvent>): void {
-    this.add({ v: EVENT_VERSION, type, id: msg.id, task: msg.task, queue: msg.queue, ts: Date.now(), worker: this.opts.workerId, ...extra });
+  private headOf(msg: TaskMessage): string {
+    if (msg.task !== this.headTask || msg.queue !== this.headQueue) {
+      this.headTask = msg.task;
+      this.headQueue = msg.queue;
+      this.head = `,"task":${JSON.stringify(msg.task)},"queue":${JSON.stringify(msg.queue)},"ts":`;
+    }
+    return this.head;
   }
 
-  private add(e: TaskEvent): void {
+  private countsOf(task: string, now: number): number[] {
+    const minute = Math.floor(now / 60_000);
+    if (minute !== this.minute) {
+      this.closeMinute();
+      this.minute = minute;
+    }
+    let c = this.counts.get(task);
+    if (c === undefined) {
+      c = [0, 0, 0, 0, 0];
+      this.counts.set(task, c);
+    }
+    return c;
+  }
+
+  /** Move the current minute's counts to `rows`. */
+  private closeMinute(): void {
+    if (this.counts.size === 0) return;
+    for (const [task, c] of this.counts) {
+      for (let k = 0; k < COUNTER_KINDS.length; k++) {
+        if (c[k] !== 0) this.rows.push({ minute: this.minute, key: `${COUNTER_KINDS[k]}:${task}`, n: c[k]! });
+      }
+    }
+    this.counts = new Map();
+  }
+
+  private add(e: string): void {
     this.buffer.push(e);
     if (this.buffer.length > BUFFER_MAX) this.dropped += this.buffer.splice(0, this.buffer.length - BUFFER_MAX).length;
     if (this.buffer.length >= FLUSH_AT) void this.flush();
   }
 
-  private count(kind: CounterKind, task: string, by = 1): void {
-    const key = `${Math.floor(Date.now() / 60_000)}|${kind}:${task}`;
-    this.counters.set(key, (this.counters.get(key) ?? 0) + by);
-  }
-
   /** Send what has accumulated; one call in flight at a time. */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing;
-    if (this.buffer.length === 0 && this.counters.size === 0) return Promise.resolve();
+    this.closeMinute();
+    if (this.buffer.length === 0 && this.rows.length === 0) return Promise.resolve();
     const events = this.buffer;
-    const counters = this.counters;
+    const counters = this.rows;
     this.buffer = [];
-    this.counters = new Map();
-    const rows: CounterRow[] = [];
-    for (const [k, n] of counters) {
-      const bar = k.indexOf("|");
-      rows.push({ minute: Number(k.slice(0, bar)), key: k.slice(bar + 1), n });
-    }
+    this.rows = [];
     this.flushing = (async () => {
       try {
-        await this.opts.transport.publishActivity?.({
-          events: events.map(encodeEvent),
-          eventsMaxLen: this.opts.eventsMaxLen,
-          counters: rows,
-          countersTtlMs: COUNTERS_TTL_MS,
-        });
+        await this.opts.transport.publishActivity?.({ events, eventsMaxLen: this.opts.eventsMaxLen, counters, countersTtlMs: COUNTERS_TTL_MS });
         if (this.dropped > 0) {
           this.opts.logger.warn(`${this.dropped} task event(s) were dropped while the broker was unreachable (stats undercount them)`);
           this.dropped = 0;
@@ -136,7 +220,7 @@ export class ActivityRecorder {
         const kept = [...events, ...this.buffer];
         this.dropped += Math.max(0, kept.length - BUFFER_MAX);
         this.buffer = kept.slice(-BUFFER_MAX);
-        for (const [k, n] of counters) this.counters.set(k, (this.counters.get(k) ?? 0) + n);
+        this.rows = mergeRows([...counters, ...this.rows]);
       } finally {
         this.flushing = undefined;
       }
@@ -153,6 +237,32 @@ export class ActivityRecorder {
   }
 }
 
+/** One row per minute and key, so rows kept across failed publishes do not pile up. */
+function mergeRows(rows: CounterRow[]): CounterRow[] {
+  const byKey = new Map<string, CounterRow>();
+  for (const r of rows) {
+    const k = `${r.minute}|${r.key}`;
+    const seen = byKey.get(k);
+    if (seen) seen.n += r.n;
+    else byKey.set(k, { ...r });
+  }
+  return [...byKey.values()];
+}
+
 function round(n: number): number {
   return Math.round(n * 10) / 10;
+}
+
+// Characters JSON.stringify escapes (any surrogate is checked too: lone ones are escaped).
+// eslint-disable-next-line no-control-regex -- control characters are exactly what JSON escapes
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+/** A string as JSON.stringify writes it; ids and names rarely need escaping, and this is cheaper. */
+function str(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+/** A number as JSON.stringify writes it (non-finite ones become null). */
+function num(n: number): string {
+  return Number.isFinite(n) ? `${n}` : "null";
 }

@@ -16,18 +16,32 @@ export function argsPreview(
   secret: TaskOptions["secretArgs"],
   max = ARGS_PREVIEW_MAX,
 ): string {
-  if (secret === true) return args.length === 0 && Object.keys(kwargs).length === 0 ? "[]" : MASK;
-  const hidden = new Set(secret ?? []);
-  const shownArgs = args.map((a, i) => (hidden.has(i) ? MASK : a));
-  const shownKwargs: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(kwargs)) shownKwargs[k] = hidden.has(k) ? MASK : v;
+  if (secret === true) return args.length === 0 && !hasKeys(kwargs) ? "[]" : MASK;
+  let shown: unknown[];
+  if (secret === undefined || secret.length === 0) {
+    // Nothing to mask (the common case, once per task): encode the arguments as they are, no copies.
+    shown = hasKeys(kwargs) ? [...args, kwargs] : args;
+  } else {
+    const hidden = new Set(secret);
+    shown = args.map((a, i) => (hidden.has(i) ? MASK : a));
+    if (hasKeys(kwargs)) {
+      const shownKwargs: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(kwargs)) shownKwargs[k] = hidden.has(k) ? MASK : v;
+      shown.push(shownKwargs);
+    }
+  }
   let text: string;
   try {
-    text = JSON.stringify(Object.keys(kwargs).length > 0 ? [...shownArgs, shownKwargs] : shownArgs) ?? "[]";
+    text = JSON.stringify(shown) ?? "[]";
   } catch {
     text = "[unserializable]";
   }
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+function hasKeys(o: Record<string, unknown>): boolean {
+  for (const k in o) if (Object.hasOwn(o, k)) return true;
+  return false;
 }
 
 const byMessage = new WeakMap<TaskMessage, string>();

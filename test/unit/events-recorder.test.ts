@@ -1,0 +1,126 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { ActivityBatch, Transport } from "../../src/broker/transport.ts";
+import { decodeEvent } from "../../src/events/format.ts";
+import { ActivityRecorder } from "../../src/events/recorder.ts";
+import type { TaskMessage } from "../../src/protocol/message.ts";
+import { argsPreview, MASK } from "../../src/results/args.ts";
+import { defineTask } from "../../src/tasks/define.ts";
+import { TaskRegistry } from "../../src/tasks/registry.ts";
+import { WorkerEvents } from "../../src/worker/events.ts";
+import { preview } from "../../src/worker/format.ts";
+import type { Logger } from "pino";
+
+const NOW = Date.UTC(2030, 0, 1, 12, 0, 59, 900);
+const WORKER = 'h"ost.1.a';
+const logger = { warn() {}, debug() {} } as unknown as Logger;
+
+const msg = (extra: Partial<TaskMessage> = {}): TaskMessage => ({
+  v: 1,
+  id: "3951a6f5-e145-45db-9577-cb6abefa805b",
+  task: "demo.add",
+  args: [2, 3],
+  kwargs: {},
+  queue: "default",
+  priority: 0,
+  retries: 0,
+  sentAt: NOW - 40,
+  ...extra,
+});
+
+/** The events as the recorder used to build them: objects, then JSON.stringify (docs/events.md). */
+const base = (m: TaskMessage, type: string) => ({ v: 1, type, id: m.id, task: m.task, queue: m.queue, ts: Date.now(), worker: WORKER });
+
+describe("ActivityRecorder", () => {
+  let batches: ActivityBatch[];
+  let fail: boolean;
+  let rec: ActivityRecorder;
+  let events: WorkerEvents;
+  const registry = new TaskRegistry();
+  registry.register("demo.add", defineTask("demo.add", (a: number, b: number) => a + b) as never, "t");
+  registry.register("demo.login", defineTask({ name: "demo.login", secretArgs: [1] }, (_u: string, _p: string) => true) as never, "t");
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: NOW });
+    batches = [];
+    fail = false;
+    const transport = {
+      publishActivity: async (b: ActivityBatch) => {
+        if (fail) throw new Error("down");
+        batches.push(b);
+      },
+    } as unknown as Transport;
+    events = new WorkerEvents();
+    rec = new ActivityRecorder({ workerId: WORKER, events, transport, registry, logger, eventsMaxLen: 100 });
+  });
+  afterEach(async () => {
+    await rec.close();
+    vi.useRealTimers();
+  });
+
+  it("writes the same JSON text as JSON.stringify of the event objects", async () => {
+    const odd = msg({ id: 'a"b\\c\nd\u2028😀\ud800', task: 'x"y', queue: "q\\", retries: 2, eta: NOW - 10, args: ["z".repeat(300)] });
+    const plain = msg();
+    const secret = msg({ task: "demo.login", args: ["ann", "hunter2"], kwargs: { k: 1 } });
+    const expected: unknown[] = [];
+    for (const m of [plain, odd, secret]) {
+      const isSecret = m === secret ? [1] : undefined;
+      events.safeEmit("task:received", m, 3);
+      expected.push({ ...base(m, "task-received"), deliveries: 3, retries: m.retries, args: argsPreview(m.args, m.kwargs, isSecret, 256), waitMs: Math.max(0, Date.now() - Math.max(m.sentAt, m.eta ?? 0)) });
+      events.safeEmit("task:started", m);
+      expected.push(base(m, "task-started"));
+      vi.advanceTimersByTime(7);
+      events.safeEmit("task:succeeded", m, { big: "r".repeat(400) }, 12.345);
+      expected.push({ ...base(m, "task-succeeded"), runtimeMs: 12.3, ...(isSecret ? {} : { result: preview({ big: "r".repeat(400) }, 256) }) });
+      events.safeEmit("task:failed", m, new TypeError('bad "x"'), Number.NaN, false);
+      expected.push({ ...base(m, "task-failed"), runtimeMs: Number.NaN, error: { type: "TypeError", message: 'bad "x"' }, final: false });
+      events.safeEmit("task:retry", m, new Error("e"), 1.5);
+      expected.push({ ...base(m, "task-retried"), retries: m.retries + 1, delaySec: 1.5 });
+      events.safeEmit("task:expired", m);
+      expected.push(base(m, "task-expired"));
+      events.safeEmit("task:revoked", m);
+      expected.push(base(m, "task-revoked"));
+    }
+    events.safeEmit("task:poisoned", 'p"1', "default", "not JSON: \u0001");
+    expected.push({ v: 1, type: "task-poisoned", id: 'p"1', queue: "default", reason: "not JSON: \u0001", ts: Date.now(), worker: WORKER });
+    await rec.flush();
+    const got = batches.flatMap((b) => b.events);
+    expect(got).toEqual(expected.map((e) => JSON.stringify(e)));
+    // A NaN run time is written as null (as JSON.stringify does), which the reader rejects; the rest must read back.
+    for (const e of got.filter((x) => !x.includes('"runtimeMs":null'))) expect(decodeEvent(e)).not.toBeNull();
+    expect(got.join("\n")).not.toContain("hunter2");
+    expect(got[2 * 7]).toContain(`"args":${JSON.stringify(`["ann","${MASK}",{"k":1}]`)}`);
+  });
+
+  it("counts per task and minute, and keeps counts and events across a failed publish", async () => {
+    const m = msg();
+    events.safeEmit("task:received", m, 1);
+    events.safeEmit("task:succeeded", m, 5, 2.6);
+    vi.advanceTimersByTime(200); // the next minute
+    events.safeEmit("task:received", m, 1);
+    events.safeEmit("task:failed", m, new Error("x"), 1, false);
+    events.safeEmit("task:retry", m, new Error("x"), 1);
+    fail = true;
+    await rec.flush();
+    expect(batches).toHaveLength(0);
+    events.safeEmit("task:failed", m, new Error("x"), 1, true);
+    events.safeEmit("task:received", msg({ task: "demo.login" }), 1);
+    fail = false;
+    await rec.flush();
+    const minute = Math.floor(NOW / 60_000);
+    const rows = batches.flatMap((b) => b.counters).map((r) => `${r.minute - minute} ${r.key} ${r.n}`);
+    expect(rows.sort()).toEqual(["0 received:demo.add 1", "0 runtime_ms:demo.add 3", "0 succeeded:demo.add 1", "1 failed:demo.add 1", "1 received:demo.add 1", "1 received:demo.login 1", "1 retried:demo.add 1"]);
+    expect(batches.flatMap((b) => b.events).map((e) => decodeEvent(e)?.type)).toEqual([
+      "task-received", "task-succeeded", "task-received", "task-failed", "task-retried", "task-failed", "task-received",
+    ]);
+  });
+
+  it("records through direct calls when not given the worker's events", async () => {
+    const transport = { publishActivity: async (b: ActivityBatch) => void batches.push(b) } as unknown as Transport;
+    const direct = new ActivityRecorder({ workerId: WORKER, transport, registry, logger, eventsMaxLen: 100 });
+    direct.taskReceived(msg(), 1);
+    direct.taskStarted(msg());
+    direct.taskSucceeded(msg(), 5, 1);
+    await direct.close();
+    expect(batches.flatMap((b) => b.events).map((e) => decodeEvent(e)?.type)).toEqual(["task-received", "task-started", "task-succeeded"]);
+  });
+});
