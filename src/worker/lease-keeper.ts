@@ -21,6 +21,13 @@ export interface LeaseKeeper {
   stop(): Promise<void>;
 }
 
+/**
+ * The keeper holds a map of lease refs and makes a few calls a second, yet a thread's young generation
+ * grows like the main thread's (tens of MB) under the churn of lease messages at high throughput. A small
+ * young generation caps that at a few MB; old space stays at V8's default so a huge pool cannot starve it.
+ */
+const KEEPER_LIMITS = { maxYoungGenerationSizeMb: 4 };
+
 const FROM_SOURCE = import.meta.url.endsWith(".ts");
 const ENTRY = new URL(`./lease-keeper-thread.${FROM_SOURCE ? "ts" : "js"}`, import.meta.url);
 
@@ -46,9 +53,9 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
       ? new Thread(
           `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})` +
             `.then((m) => { m.register(); return import(${JSON.stringify(ENTRY.href)}); });`,
-          { eval: true, workerData },
+          { eval: true, workerData, resourceLimits: KEEPER_LIMITS },
         )
-      : new Thread(ENTRY, { workerData });
+      : new Thread(ENTRY, { workerData, resourceLimits: KEEPER_LIMITS });
     this.thread = thread;
     thread.unref();
     return new Promise<void>((resolve, reject) => {
