@@ -23,6 +23,8 @@ if compact then max = -max end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local leaseUntil = now + leaseMs
+-- Numbers passed to redis.call are formatted with sprintf each time; format the per-batch ones once.
+local nowS, leaseS = tostring(now), tostring(leaseUntil)
 local out = {-1, now}
 if compact then out[3] = leaseUntil end
 local n = 0
@@ -57,14 +59,17 @@ for qi = 7, #ARGV do
   local q = ARGV[qi]
   local qk = p .. 'q:' .. q
   -- pcall: a queue key of the wrong type is skipped here and set aside by recover.lua within a second.
-  local due = redis.pcall('ZRANGEBYSCORE', qk .. ':delayed', '-inf', now, 'LIMIT', 0, 1000)
-  if due.err then due = {} end
-  for _, id in ipairs(due) do
-    local pr = tonumber(redis.pcall('HGET', p .. 'j:' .. id, 'pr')) or 0
-    redis.call('ZADD', qk .. ':ready', (9 - pr) * 1e14 + redis.call('INCR', p .. 'seq'), id)
-    redis.call('ZREM', qk .. ':delayed', id)
-  end
+  -- The earliest delayed entry alone tells whether anything is due: one call when nothing is.
   local first = redis.pcall('ZRANGE', qk .. ':delayed', 0, 0, 'WITHSCORES')
+  if first[2] and tonumber(first[2]) <= now then
+    local due = redis.call('ZRANGEBYSCORE', qk .. ':delayed', '-inf', now, 'LIMIT', 0, 1000)
+    for _, id in ipairs(due) do
+      local pr = tonumber(redis.pcall('HGET', p .. 'j:' .. id, 'pr')) or 0
+      redis.call('ZADD', qk .. ':ready', (9 - pr) * 1e14 + redis.call('INCR', p .. 'seq'), id)
+      redis.call('ZREM', qk .. ':delayed', id)
+    end
+    first = redis.call('ZRANGE', qk .. ':delayed', 0, 0, 'WITHSCORES')
+  end
   if first[2] then
     local d = tonumber(first[2])
     if nextDue < 0 or d < nextDue then nextDue = d end
@@ -73,10 +78,12 @@ for qi = 7, #ARGV do
   local active = {}
   local countAt
   while n < max do
-    local popped = redis.pcall('ZPOPMIN', qk .. ':ready', max - n)
+    -- ZRANGE + ZREMRANGEBYRANK rather than ZPOPMIN: the same lowest entries, without formatting a score
+    -- per task into the reply only to throw it away.
+    local popped = redis.pcall('ZRANGE', qk .. ':ready', 0, max - n - 1)
     if popped.err or #popped == 0 then break end
-    for i = 1, #popped, 2 do
-      local id = popped[i]
+    redis.call('ZREMRANGEBYRANK', qk .. ':ready', 0, #popped - 1)
+    for _, id in ipairs(popped) do
       local jk = p .. 'j:' .. id
       local f = redis.pcall('HMGET', jk, 'p', 'd')
       local payload = f.err and f or f[1]
@@ -101,8 +108,8 @@ for qi = 7, #ARGV do
         local d = tonumber(f[2])
         if not (d and d >= 0 and d < 1e15) then d = 0 end
         d = math.floor(d) + 1
-        redis.call('HSET', jk, 'd', d, 't', token, 'w', worker, 's', now)
-        active[#active + 1] = leaseUntil
+        redis.call('HSET', jk, 'd', d == 1 and '1' or d, 't', token, 'w', worker, 's', nowS)
+        active[#active + 1] = leaseS
         active[#active + 1] = id
         leased[#leased + 1] = id
         if compact then
