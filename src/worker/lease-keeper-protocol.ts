@@ -12,12 +12,14 @@ export interface KeeperConfig {
 }
 
 export type ToKeeper =
-  | { type: "add"; ref: LeaseRef }
-  | { type: "remove"; id: string; token: string }
-  | { type: "info"; info: WorkerInfo }
-  | { type: "stop" }
-  /** Several of the above, in order (the worker posts at most once per event-loop turn). */
-  | { type: "batch"; messages: ToKeeper[] };
+  /**
+   * What changed since the last post. Leases travel as flat string arrays (add: id, token, queue, ...;
+   * remove: id, token, ...) because a busy worker posts thousands a second and cloning flat strings is far
+   * cheaper than cloning an object per lease. The thread applies the adds before the removes, which is
+   * right in every order they can have happened in (tokens are never reused).
+   */
+  | { type: "leases"; add: string[]; remove: string[]; info?: WorkerInfo }
+  | { type: "stop" };
 
 export type FromKeeper =
   | { type: "ready" }

@@ -75,18 +75,13 @@ async function round(): Promise<void> {
 
 function handle(m: ToKeeper): void {
   switch (m.type) {
-    case "batch":
-      for (const inner of m.messages) handle(inner);
+    case "leases": {
+      const { add, remove } = m;
+      for (let i = 0; i + 2 < add.length; i += 3) leases.set(add[i]!, { id: add[i]!, token: add[i + 1]!, queue: add[i + 2]! });
+      for (let i = 0; i + 1 < remove.length; i += 2) if (leases.get(remove[i]!)?.token === remove[i + 1]) leases.delete(remove[i]!);
+      if (m.info) info = m.info;
       return;
-    case "add":
-      leases.set(m.ref.id, m.ref);
-      return;
-    case "remove":
-      if (leases.get(m.id)?.token === m.token) leases.delete(m.id);
-      return;
-    case "info":
-      info = m.info;
-      return;
+    }
     case "stop":
       if (timer) clearInterval(timer);
       void (transport?.close() ?? Promise.resolve()).finally(() => {

@@ -82,46 +82,51 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
     });
   }
 
-  private pending: ToKeeper[] = [];
+  private adds: string[] = [];
+  private removes: string[] = [];
+  private info: WorkerInfo | undefined;
   private flushScheduled = false;
 
   /**
-   * Messages are queued and posted together at the next microtask checkpoint: a busy worker adds and
+   * Changes are queued and posted together at the next microtask checkpoint: a busy worker adds and
    * removes a lease per task, and one postMessage per change cost about 5 % of its CPU in the bench
-   * profile. A microtask, not setImmediate: a reserved batch's leases must reach the thread before any
-   * of its handlers runs (they start in later microtasks), or a handler that blocks the event loop at
-   * once would keep the keeper from ever hearing of its lease.
+   * profile. A microtask, not setImmediate, so a lease reaches the thread before the event loop can be
+   * blocked by a handler; the worker also calls flush() itself before starting a reserved batch.
    */
-  private post(m: ToKeeper): void {
-    this.pending.push(m);
+  private schedule(): void {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(this.flushPosts);
     }
   }
 
+  private readonly flushPosts = (): void => {
+    this.flushScheduled = false;
+    if (this.adds.length === 0 && this.removes.length === 0 && !this.info) return;
+    const m: ToKeeper = { type: "leases", add: this.adds, remove: this.removes, ...(this.info ? { info: this.info } : {}) };
+    this.adds = [];
+    this.removes = [];
+    this.info = undefined;
+    this.thread?.postMessage(m);
+  };
+
   flush(): void {
     this.flushPosts();
   }
 
-  private readonly flushPosts = (): void => {
-    this.flushScheduled = false;
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    this.thread?.postMessage(batch.length === 1 ? batch[0] : { type: "batch", messages: batch });
-  };
-
   add(ref: LeaseRef): void {
-    this.post({ type: "add", ref });
+    this.adds.push(ref.id, ref.token, ref.queue);
+    this.schedule();
   }
 
   remove(ref: LeaseRef): void {
-    this.post({ type: "remove", id: ref.id, token: ref.token });
+    this.removes.push(ref.id, ref.token);
+    this.schedule();
   }
 
   beat(info: WorkerInfo): void {
-    this.post({ type: "info", info });
+    this.info = info;
+    this.schedule();
   }
 
   onLost(listener: (refs: LeaseRef[]) => void): void {
@@ -137,7 +142,8 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
         clearTimeout(done);
         resolve();
       });
-      this.post({ type: "stop" });
+      this.flushPosts();
+      thread.postMessage({ type: "stop" } satisfies ToKeeper);
     });
     return this.stopped;
   }
