@@ -100,17 +100,24 @@ async function createQworkerWorker(flavor: QworkerFlavor, opts: ChildOptions, sp
 
   const inner = await flavor.createTransport(url);
   await inner.connect();
+  // Bound methods are made once: the worker calls the transport per batch, and a fresh bind per call
+  // would bill the harness's allocations to qworker.
+  const settle = async (items: SettleItem[]) => {
+    const ids = await inner.settle(items);
+    for (let i = 0; i < ids.length; i++) spec.onCompleted();
+    return ids;
+  };
+  const bound = new Map<PropertyKey, unknown>();
   const transport: Transport = new Proxy(inner, {
     get(target, prop, receiver) {
-      if (prop === "settle") {
-        return async (items: SettleItem[]) => {
-          const ids = await target.settle(items);
-          for (let i = 0; i < ids.length; i++) spec.onCompleted();
-          return ids;
-        };
-      }
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      if (prop === "settle") return settle;
+      let v = bound.get(prop);
+      if (v !== undefined) return v;
+      v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== "function") return v;
+      v = (v as (...a: unknown[]) => unknown).bind(target);
+      bound.set(prop, v);
+      return v;
     },
   });
 
