@@ -2,18 +2,35 @@
 -- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] leaseMs; then 3 per task: id, token, queue.
 -- Guarantees: a lease is pushed to now + leaseMs (Redis server time) only while the caller still holds
---   the task's current token; a lease that was already recovered is reported lost, never revived.
+--   the task's current token; a lease that was already recovered is reported lost, never revived. The
+--   renewals are one ZADD XX per queue for the whole call.
 -- Returns: the ids whose lease was lost.
 local p, leaseMs = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = tostring(now + leaseMs)
 local lost = {}
+local held, queues = {}, {}
 for i = 3, #ARGV, 3 do
   local id, token, q = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('HGET', p .. 'j:' .. id, 't') == token then
-    redis.call('ZADD', p .. 'q:' .. q .. ':active', 'XX', now + leaseMs, id)
+    local h = held[q]
+    if not h then
+      h = {}
+      held[q] = h
+      queues[#queues + 1] = q
+    end
+    h[#h + 1] = deadline
+    h[#h + 1] = id
   else
     lost[#lost + 1] = id
+  end
+end
+-- Chunks stay below Lua's limit on the number of values unpack can pass to a call.
+for _, q in ipairs(queues) do
+  local h = held[q]
+  for k = 1, #h, 1000 do
+    redis.call('ZADD', p .. 'q:' .. q .. ':active', 'XX', unpack(h, k, math.min(k + 999, #h)))
   end
 end
 return lost
