@@ -4,7 +4,7 @@ import type { TaskMessage } from "../protocol/message.ts";
 import { messageArgsPreview } from "../results/args.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
 import type { WorkerEventMap, WorkerEvents } from "../worker/events.ts";
-import { preview } from "../worker/format.ts";
+import { jsonString as str, preview } from "../worker/format.ts";
 import { EVENT_VERSION } from "./format.ts";
 
 type Listeners = { [K in keyof WorkerEventMap]?: (...args: WorkerEventMap[K]) => void };
@@ -251,15 +251,6 @@ function mergeRows(rows: CounterRow[]): CounterRow[] {
 
 function round(n: number): number {
   return Math.round(n * 10) / 10;
-}
-
-// Characters JSON.stringify escapes (any surrogate is checked too: lone ones are escaped).
-// eslint-disable-next-line no-control-regex -- control characters are exactly what JSON escapes
-const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
-
-/** A string as JSON.stringify writes it; ids and names rarely need escaping, and this is cheaper. */
-function str(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
 /** A number as JSON.stringify writes it (non-finite ones become null). */

@@ -1,4 +1,5 @@
 import pino, { type Logger } from "pino";
+import { jsonString } from "../worker/format.ts";
 import { prettyStream } from "./pretty.ts";
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -25,7 +26,7 @@ export function createLogger(level: LogLevel, format: LogFormat = "auto", stream
   const options: pino.LoggerOptions = {
     level: pinoLevel(level),
     base: undefined,
-    formatters: { level: (label, number) => ({ level: number, levelName: label === "warn" ? "warning" : label }) },
+    formatters: { level: levelFields },
   };
   if (pretty) {
     const color = stream.isTTY === true && !process.env.NO_COLOR;
@@ -34,7 +35,38 @@ export function createLogger(level: LogLevel, format: LogFormat = "auto", stream
   const dest = new TickBatchedDestination(stream);
   // Lines of the last turn must not vanish when the process exits without calling flush().
   process.once("exit", dest.flush);
-  return { logger: pino(options, dest), flush: () => dest.flush() };
+  const logger = pino(options, dest);
+  writePlainLinesDirectly(logger, dest);
+  return { logger, flush: () => dest.flush() };
+}
+
+function levelFields(label: string, number: number): { level: number; levelName: string } {
+  return { level: number, levelName: label === "warn" ? "warning" : label };
+}
+
+const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
+
+/**
+ * A worker logs a few lines per task, each a plain message (`logger.info("task …[id] received")`), and pino
+ * spends more on such a line than the task itself costs: rest arguments, format(), an empty bindings
+ * object, the key loop. For exactly that call (one string argument, on this logger, not a child) the line
+ * pino would produce, `{"level":30,"levelName":"info","time":…,"msg":"…"}`, is written directly; any other
+ * call goes to pino. Changing the level later makes pino reinstall its own methods, which stays correct.
+ */
+function writePlainLinesDirectly(logger: Logger, dest: TickBatchedDestination): void {
+  for (const label of LEVELS) {
+    if (!logger.isLevelEnabled(label)) continue;
+    const viaPino = logger[label] as (...args: unknown[]) => void;
+    // What pino puts before the time for this level (its genLsCache), then its epoch time key.
+    const head = `${JSON.stringify(levelFields(label, logger.levels.values[label]!)).slice(0, -1)},"time":`;
+    logger[label] = function (this: Logger, msg: unknown, ...more: unknown[]): void {
+      if (this === logger && more.length === 0 && typeof msg === "string") {
+        dest.write(`${head}${Date.now()},"msg":${jsonString(msg)}}\n`);
+      } else {
+        viaPino.call(this, msg, ...more);
+      }
+    } as Logger[typeof label];
+  }
 }
 
 /**
