@@ -351,6 +351,26 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         const got = await drain(t, q, 7);
         expect(got.map((r) => r.id)).toEqual(items.map((i) => i.id));
       });
+
+      it("one large enqueue call mixing queues, priorities and due times keeps each queue's order", async () => {
+        const qa = freshQueue("a");
+        const qb = freshQueue("b");
+        const later = Date.now() + 60_000;
+        // 3000 tasks: past the Redis script's variadic chunk, interleaved across two queues.
+        const items = Array.from({ length: 3000 }, (_, i) =>
+          item(i % 2 === 0 ? qa : qb, freshId(`m${i}`), { priority: i % 3 === 0 ? 7 : 2, ...(i % 10 === 9 ? { dueAt: later } : {}) }),
+        );
+        const res = await t.enqueue(items);
+        expect(res.every((r) => !r.duplicate)).toBe(true);
+        for (const q of [qa, qb]) {
+          const mine = items.map((x, i) => ({ x, i })).filter((e) => e.x.queue === q && e.x.dueAt === undefined);
+          const expected = mine.sort((a, b) => b.x.priority - a.x.priority || a.i - b.i).map((e) => e.x.id);
+          const got = await drain(t, q, 500);
+          expect(got.map((r) => r.id)).toEqual(expected);
+          const counts = (await t.stats([q]))[0]!;
+          expect(counts.delayed).toBe(items.filter((x) => x.queue === q && x.dueAt !== undefined).length);
+        }
+      });
     });
 
     describe("dead letters", () => {

@@ -7,13 +7,22 @@
 --   <p>q:<queue>:ready (zset, score = (9-priority)*1e14 + seq), <p>q:<queue>:delayed (zset, score = dueAt),
 --   <p>q:<queue>:wake (list, at most one marker), <p>u:<uniqueKey> (string), <p>seq (counter).
 -- Guarantees: each task is stored and queued in one step, or not at all when its id is already stored
---   (a re-sent id never makes a second copy of a queued or running task) or its unique key is held by a
---   task that still exists; then the existing id is returned. One wake marker wakes a blocked consumer.
+--   (a re-sent id, or the same id twice in one call, never makes a second copy of a queued or running
+--   task) or its unique key is held by a task that still exists; then the existing id is returned. Ready
+--   tasks keep the order they were sent in within their priority. One wake marker wakes a blocked
+--   consumer. The per-queue writes (queue set, ready and delayed sorted sets, wake marker, sequence) are
+--   one command per key for the whole call, not one per task: bulk sends cost Redis little more than
+--   storing each task's hash.
 -- Returns: flat list {id, duplicate(0|1), ...} in input order.
 local p = ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
+-- Per queue: ready = {priority, id, ...} in send order, delayed = {dueAt, id, ...}.
+local ready, delayed, touched = {}, {}, {}
+local queueNames = {}
+local readyCount = 0
+
 for i = 2, #ARGV, 7 do
   local id, q, pr, payload = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local due, uniq, uniqFor = tonumber(ARGV[i + 4]), ARGV[i + 5], tonumber(ARGV[i + 6])
@@ -35,20 +44,60 @@ for i = 2, #ARGV, 7 do
     out[#out + 1] = existing
     out[#out + 1] = 1
   else
-    local qk = p .. 'q:' .. q
-    redis.call('SADD', p .. 'queues', q)
     redis.call('HSET', p .. 'j:' .. id, 'p', payload, 'q', q, 'pr', pr, 'd', 0, 'u', uniq)
-    if due > now then
-      redis.call('ZADD', qk .. ':delayed', due, id)
-    else
-      redis.call('ZADD', qk .. ':ready', (9 - pr) * 1e14 + redis.call('INCR', p .. 'seq'), id)
+    if not touched[q] then
+      touched[q] = true
+      queueNames[#queueNames + 1] = q
+      ready[q] = {}
+      delayed[q] = {}
     end
-    -- Delayed tasks wake a sleeper too, so it can shorten its wait to the new due time.
-    if redis.call('LLEN', qk .. ':wake') == 0 then
-      redis.call('LPUSH', qk .. ':wake', '1')
+    if due > now then
+      local d = delayed[q]
+      d[#d + 1] = due
+      d[#d + 1] = id
+    else
+      local r = ready[q]
+      r[#r + 1] = pr
+      r[#r + 1] = id
+      readyCount = readyCount + 1
     end
     out[#out + 1] = id
     out[#out + 1] = 0
+  end
+end
+
+if #queueNames == 0 then return out end
+
+-- Variadic writes in chunks: unpack() is bounded by Lua's C stack (about 8000 values).
+local CHUNK = 4000
+local function variadic(cmd, key, list)
+  for s = 1, #list, CHUNK do
+    redis.call(cmd, key, unpack(list, s, math.min(s + CHUNK - 1, #list)))
+  end
+end
+
+-- One sequence range for the whole call; scores are given out in send order, so FIFO within a priority
+-- holds across and within calls.
+local seq = 0
+if readyCount > 0 then seq = redis.call('INCRBY', p .. 'seq', readyCount) - readyCount end
+
+redis.call('SADD', p .. 'queues', unpack(queueNames))
+for _, q in ipairs(queueNames) do
+  local qk = p .. 'q:' .. q
+  local r = ready[q]
+  if #r > 0 then
+    local args = {}
+    for k = 1, #r, 2 do
+      seq = seq + 1
+      args[#args + 1] = (9 - r[k]) * 1e14 + seq
+      args[#args + 1] = r[k + 1]
+    end
+    variadic('ZADD', qk .. ':ready', args)
+  end
+  if #delayed[q] > 0 then variadic('ZADD', qk .. ':delayed', delayed[q]) end
+  -- Delayed tasks wake a sleeper too, so it can shorten its wait to the new due time.
+  if redis.call('LLEN', qk .. ':wake') == 0 then
+    redis.call('LPUSH', qk .. ':wake', '1')
   end
 end
 return out
