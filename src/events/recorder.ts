@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { CounterRow, Transport } from "../broker/transport.ts";
 import type { TaskMessage } from "../protocol/message.ts";
-import { messageArgsPreview } from "../results/args.ts";
+import { argsPreview, messageArgsPreview } from "../results/args.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
 import type { WorkerEventMap, WorkerEvents } from "../worker/events.ts";
 import { jsonString as str, preview } from "../worker/format.ts";
@@ -107,7 +107,13 @@ export class ActivityRecorder {
 
   taskReceived(msg: TaskMessage, deliveries: number): void {
     const now = Date.now();
-    const args = messageArgsPreview(msg, this.secret(msg), PREVIEW_MAX);
+    const options = this.opts.registry.get(msg.task)?.options;
+    // The worker reuses the preview for the stored result, unless a success stores none (then it is not
+    // worth keeping: a failure, which does store one, builds it again).
+    const args =
+      (msg.ignoreResult ?? options?.ignoreResult)
+        ? argsPreview(msg.args, msg.kwargs, options?.secretArgs, PREVIEW_MAX)
+        : messageArgsPreview(msg, options?.secretArgs, PREVIEW_MAX);
     const waitMs = Math.max(0, now - Math.max(msg.sentAt, msg.eta ?? 0));
     this.add(
       `${RECEIVED_OPEN}${str(msg.id)}${this.headOf(msg)}${now}${this.workerJson},"deliveries":${num(deliveries)},"retries":${num(msg.retries)},"args":${JSON.stringify(args)},"waitMs":${num(waitMs)}}`,
