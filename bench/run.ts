@@ -237,6 +237,10 @@ async function runDrains(st: RunState, engine: string, run: number): Promise<boo
     if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) metrics.record(`b1-c${c}`, engine, run, num(d, "rate"));
     const costAtC = d.cost as Record<string, unknown> | undefined;
     if (measureCost && costAtC && cfg.concurrency.includes(c)) metrics.record(`cost-rt-c${c}`, engine, run, num(costAtC, "roundTripsPerJob"));
+    if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) {
+      metrics.record(`cpu-worker-c${c}`, engine, run, num(d, "cpuUsPerJob"));
+      if (measureCost && costAtC) metrics.record(`cpu-redis-c${c}`, engine, run, num(costAtC, "redisCpuUsPerJob"));
+    }
     if (c === REFERENCE_CONCURRENCY) {
       if (cfg.cases.has("b3")) {
         metrics.record("b3-rss", engine, run, num(d, "peakRssMb"));
@@ -337,6 +341,12 @@ function defineMetrics(cfg: Config, metrics: Metrics): void {
   if (cfg.cases.has("b3")) {
     metrics.define("b3-rss", `B3 worker peak RSS (drain c=${REFERENCE_CONCURRENCY})`, "MB", "lower");
     metrics.define("b3-rss-base", "B3 worker RSS when ready, before the drain", "MB", "lower");
+  }
+  if (cfg.cases.has("b1")) {
+    for (const cc of cfg.concurrency) {
+      metrics.define(`cpu-worker-c${cc}`, `Worker process CPU per job, all threads (drain c=${cc})`, "us", "lower");
+      if (cfg.cases.has("cost")) metrics.define(`cpu-redis-c${cc}`, `Redis server CPU per job (drain c=${cc})`, "us", "lower");
+    }
   }
   if (cfg.cases.has("cost")) {
     for (const cc of cfg.concurrency) metrics.define(`cost-rt-c${cc}`, `Redis round trips per job (drain c=${cc})`, "per job", "lower");

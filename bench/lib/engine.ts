@@ -160,10 +160,13 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
   const before = probe ? await takeSnapshot(probe) : undefined;
   const rss = startRssSampler(opts.rssIntervalMs ?? 50);
   resetClientCounts();
+  const cpu0 = process.cpuUsage();
   const t0 = nowMs();
   worker.run();
   await withTimeout(done.promise, opts.timeoutMs ?? 300_000, `drain of ${n} tasks (${completed} done)`);
   const ms = nowMs() - t0;
+  // Every thread of the worker process (lease keeper, GC helpers, libuv pool), user and system.
+  const cpu = process.cpuUsage(cpu0);
   const client = readClientCounts();
   const after = probe ? await takeSnapshot(probe) : undefined;
   const mem = rss.stop();
@@ -176,6 +179,7 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
     started,
     peakRssMb: mem.peakMb,
     baseRssMb: mem.baseMb,
+    cpuUsPerJob: (cpu.user + cpu.system) / n,
   };
   if (before && after) {
     const delta = diffSnapshots(before, after);
@@ -184,6 +188,7 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
       .map(([name, calls]) => ({ name, perJob: calls / n }));
     data.cost = {
       serverCommandsPerJob: delta.total / n,
+      redisCpuUsPerJob: (delta.cpuSec * 1e6) / n,
       commandstatsCallsPerJob: Object.values(delta.calls).reduce((a, b) => a + b, 0) / n,
       scriptCallsPerJob: delta.scriptCalls / n,
       clientCommandsPerJob: client.commands / n,

@@ -12,6 +12,8 @@ import type { Redis } from "ioredis";
 
 export interface InfoSnapshot {
   totalCommands: number;
+  /** used_cpu_user + used_cpu_sys of the server, seconds. */
+  cpuSec: number;
   /** command name (lowercase, "config|get" style for subcommands) → calls */
   calls: Record<string, number>;
 }
@@ -39,25 +41,32 @@ export function parseCommandStats(text: string): Record<string, number> {
   return calls;
 }
 
-/** Two INFO calls on `probe`; the caller subtracts the probe's own commands (see diffSnapshots). */
+/** Three INFO calls on `probe`; the caller subtracts the probe's own commands (see diffSnapshots). */
 export async function takeSnapshot(probe: Redis): Promise<InfoSnapshot> {
   const stats = parseInfo(await probe.info("stats"));
   const cmd = parseCommandStats(await probe.info("commandstats"));
-  return { totalCommands: Number(stats.total_commands_processed ?? 0), calls: cmd };
+  const cpu = parseInfo(await probe.info("cpu"));
+  return {
+    totalCommands: Number(stats.total_commands_processed ?? 0),
+    cpuSec: Number(cpu.used_cpu_user ?? 0) + Number(cpu.used_cpu_sys ?? 0),
+    calls: cmd,
+  };
 }
 
 export interface CommandDelta {
   total: number;
+  /** Server CPU seconds (includes the probe's own INFO calls: microseconds). */
+  cpuSec: number;
   calls: Record<string, number>;
   scriptCalls: number;
 }
 
 /**
- * after − before, minus what the probe itself ran between the two snapshots: takeSnapshot sends two INFO
- * commands; a command's stats are recorded after it runs, so the "before" pair is inside the delta and the
- * "after" pair is not.
+ * after − before, minus what the probe itself ran between the two snapshots: takeSnapshot sends three INFO
+ * commands; a command's stats are recorded after it runs, so the "before" ones are inside the delta and the
+ * "after" ones are not.
  */
-export function diffSnapshots(before: InfoSnapshot, after: InfoSnapshot, probeInfoCalls = 2): CommandDelta {
+export function diffSnapshots(before: InfoSnapshot, after: InfoSnapshot, probeInfoCalls = 3): CommandDelta {
   const calls: Record<string, number> = {};
   for (const [name, n] of Object.entries(after.calls)) {
     const d = n - (before.calls[name] ?? 0);
@@ -69,7 +78,7 @@ export function diffSnapshots(before: InfoSnapshot, after: InfoSnapshot, probeIn
   }
   let scriptCalls = 0;
   for (const [name, n] of Object.entries(calls)) if (SCRIPT_COMMANDS.has(name)) scriptCalls += n;
-  return { total: after.totalCommands - before.totalCommands - probeInfoCalls, calls, scriptCalls };
+  return { total: after.totalCommands - before.totalCommands - probeInfoCalls, cpuSec: after.cpuSec - before.cpuSec, calls, scriptCalls };
 }
 
 export async function redisVersion(probe: Redis): Promise<string> {

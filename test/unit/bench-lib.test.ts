@@ -29,19 +29,20 @@ describe("bench/lib/redis-info", () => {
   const before = `# Stats\r\ntotal_commands_processed:100\r\n`;
   const cmdBefore = "# Commandstats\r\ncmdstat_info:calls=4,usec=1\r\ncmdstat_evalsha:calls=10,usec=5,usec_per_call=0.5\r\n";
   const cmdAfter =
-    "# Commandstats\r\ncmdstat_info:calls=6,usec=1\r\ncmdstat_evalsha:calls=20,usec=9\r\ncmdstat_zadd:calls=30,usec=1\r\ncmdstat_client|setname:calls=1,usec=1\r\n";
+    "# Commandstats\r\ncmdstat_info:calls=7,usec=1\r\ncmdstat_evalsha:calls=20,usec=9\r\ncmdstat_zadd:calls=30,usec=1\r\ncmdstat_client|setname:calls=1,usec=1\r\n";
 
   it("parses INFO sections", () => {
     expect(parseInfo(before).total_commands_processed).toBe("100");
-    expect(parseCommandStats(cmdAfter)).toEqual({ info: 6, evalsha: 20, zadd: 30, "client|setname": 1 });
+    expect(parseCommandStats(cmdAfter)).toEqual({ info: 7, evalsha: 20, zadd: 30, "client|setname": 1 });
   });
 
   it("diffs snapshots and removes the probe's own INFO calls", () => {
     const d = diffSnapshots(
-      { totalCommands: 100, calls: parseCommandStats(cmdBefore) },
-      { totalCommands: 143, calls: parseCommandStats(cmdAfter) },
+      { totalCommands: 100, cpuSec: 1.5, calls: parseCommandStats(cmdBefore) },
+      { totalCommands: 144, cpuSec: 1.75, calls: parseCommandStats(cmdAfter) },
     );
     expect(d.total).toBe(41);
+    expect(d.cpuSec).toBeCloseTo(0.25);
     expect(d.calls).toEqual({ evalsha: 10, zadd: 30, "client|setname": 1 });
     expect(d.scriptCalls).toBe(10);
   });
