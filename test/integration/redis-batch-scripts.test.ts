@@ -200,6 +200,30 @@ describe.skipIf(!redisServerAvailable())("redis reserve/settle batches", () => {
     await t.settle(got.slice(1).map((r) => done(r)));
   });
 
+  it("the same settle item twice in one call settles once and is reported once", async () => {
+    const q = freshQueue();
+    await t.enqueue([item(q), item(q)]);
+    const [r1, r2] = await t.reserve(req([q]));
+    const again = done(r1!);
+    expect(await t.settle([again, done(r2!, { result: "x" }), again])).toEqual([r1!.id, r2!.id]);
+    expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 0, dead: 0 }]);
+  });
+
+  it("a positive max gets the six-value rows (the Celery consumer reads reserve.lua that way)", async () => {
+    const q1 = freshQueue("a");
+    const q2 = freshQueue("b");
+    const a = item(q1);
+    const b = item(q2);
+    await t.enqueue([a, b]);
+    const out = (await runScript(raw, "reserve", ["qw:", "w-rows", 5, 30_000, "rows1.", 60_000, q1, q2])) as (string | number)[];
+    const leaseUntil = out[7];
+    expect(out.slice(2)).toEqual([a.id, q1, a.payload, "rows1.1", 1, leaseUntil, b.id, q2, b.payload, "rows1.2", 1, leaseUntil]);
+    expect(await t.settle([
+      { id: a.id, token: "rows1.1", queue: q1, outcome: "SUCCESS", resultTtlMs: 1 },
+      { id: b.id, token: "rows1.2", queue: q2, outcome: "SUCCESS", resultTtlMs: 1 },
+    ])).toEqual([a.id, b.id]);
+  });
+
   it("settle refuses a malformed call before changing anything", async () => {
     const q = freshQueue();
     await t.enqueue([item(q)]);

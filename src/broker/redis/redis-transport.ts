@@ -72,40 +72,38 @@ function parseCompactLeases(out: (string | number)[], tokenPrefix: string): Rese
 
 /**
  * settle.lua's arguments: plain tasks (no result, dead reason or unique key, the bulk of a busy drain)
- * as two values each, grouped by queue; the rest as full 'F' records. `order` is the tasks in the order
- * sent, which the positions settle.lua returns refer to.
+ * as two values each, grouped by queue; the rest as full 'F' records. `order[k]` is the index in `items`
+ * of the k-th task sent (the positions settle.lua returns count in that order); null when it is the
+ * identity (one queue, all plain: the usual case).
  */
-function encodeSettle(prefix: string, items: SettleItem[]): { args: (string | number)[]; order: SettleItem[] } {
-  const plain = new Map<string, SettleItem[]>();
-  const full: SettleItem[] = [];
-  for (const it of items) {
+function encodeSettle(prefix: string, items: SettleItem[]): { args: (string | number)[]; order: number[] | null } {
+  const plain = new Map<string, number[]>();
+  const full: number[] = [];
+  items.forEach((it, i) => {
     if (!it.result && !it.deadReason && !it.uniqueKey) {
       const group = plain.get(it.queue);
-      if (group) group.push(it);
-      else plain.set(it.queue, [it]);
+      if (group) group.push(i);
+      else plain.set(it.queue, [i]);
     } else {
-      full.push(it);
+      full.push(i);
     }
-  }
+  });
   const args: (string | number)[] = [prefix];
-  // One group and nothing else (the usual case) keeps the caller's order, so no reordering is needed.
-  const order: SettleItem[] = plain.size === 1 && full.length === 0 ? items : [];
+  const order: number[] | null = plain.size === 1 && full.length === 0 ? null : [];
   for (const [queue, group] of plain) {
     args.push("P", queue, group.length);
-    for (const it of group) args.push(it.id, it.token);
-    if (order !== items) for (const it of group) order.push(it);
+    for (const i of group) {
+      const it = items[i]!;
+      args.push(it.id, it.token);
+      order?.push(i);
+    }
   }
-  for (const it of full) {
+  for (const i of full) {
+    const it = items[i]!;
     args.push("F", it.id, it.token, it.queue, it.result ?? "", it.resultTtlMs, it.deadReason ?? "", it.uniqueKey ?? "");
-    order.push(it);
+    order?.push(i);
   }
   return { args, order };
-}
-
-function inputOrderIds(items: SettleItem[], refused: Set<SettleItem>): string[] {
-  const ids: string[] = [];
-  for (const it of items) if (!refused.has(it)) ids.push(it.id);
-  return ids;
 }
 
 export interface RedisTransportOptions {
@@ -220,12 +218,14 @@ export class RedisTransport implements Transport {
     const { args, order } = encodeSettle(this.keys.prefix, items);
     const rejected = (await runScript(this.redis, "settle", args)) as number[];
     if (rejected.length === 0) return items.map((it) => it.id);
-    const refused = new Set<SettleItem>();
-    for (const pos of rejected) {
-      const it = order[Number(pos)];
-      if (it) refused.add(it);
-    }
-    return inputOrderIds(items, refused);
+    // The ids settled, in the caller's order (as before the records were grouped).
+    const refused = new Set<number>();
+    for (const pos of rejected) refused.add(order ? order[Number(pos)]! : Number(pos));
+    const ids: string[] = [];
+    items.forEach((it, i) => {
+      if (!refused.has(i)) ids.push(it.id);
+    });
+    return ids;
   }
 
   async retry(item: RetryItem): Promise<boolean> {
@@ -262,6 +262,10 @@ export class RedisTransport implements Transport {
       ...items.flatMap((it) => [it.id, it.token, it.queue]),
     ])) as string[];
     return lost.map(String);
+  }
+
+  async extendWorkerLeases(workerId: string, leaseMs: number): Promise<string[]> {
+    return ((await runScript(this.redis, "extend_worker", [this.keys.prefix, workerId, leaseMs])) as string[]).map(String);
   }
 
   async recover(opts: RecoverOptions): Promise<RecoverReport> {
