@@ -231,6 +231,12 @@ export interface Transport {
   deadLetter(items: DeadLetterItem[]): Promise<void>;
   /** Renew leases; returns ids whose lease was lost (token no longer valid). */
   extendLeases(items: LeaseRef[], leaseMs: number): Promise<string[]>;
+  /**
+   * Renew every lease the broker has recorded for this worker (whatever the worker process remembers),
+   * and return their ids. A task recovered from the worker is no longer its lease, so it is neither
+   * renewed nor returned: an id the worker holds but does not find here was lost.
+   */
+  extendWorkerLeases(workerId: string, leaseMs: number): Promise<string[]>;
   /** Promote due delayed tasks, put back expired leases and dead workers' tasks. Safe to call from many workers. */
   recover(opts: RecoverOptions): Promise<RecoverReport>;
 

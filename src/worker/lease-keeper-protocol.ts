@@ -1,8 +1,10 @@
-import type { LeaseRef, WorkerInfo } from "../broker/transport.ts";
+import type { WorkerInfo } from "../broker/transport.ts";
 
 /** What the lease keeper's thread is started with. */
 export interface KeeperConfig {
   brokerUrl: string;
+  /** Whose leases to renew: the broker knows every task it leased to this worker. */
+  workerId: string;
   redisPrefix?: string;
   leaseMs: number;
   heartbeatIntervalMs: number;
@@ -11,20 +13,16 @@ export interface KeeperConfig {
   tickMs: number;
 }
 
-export type ToKeeper =
-  /**
-   * What changed since the last post. Leases travel as flat string arrays (add: id, token, queue, ...;
-   * remove: id, token, ...) because a busy worker posts thousands a second and cloning flat strings is far
-   * cheaper than cloning an object per lease. The thread applies the adds before the removes, which is
-   * right in every order they can have happened in (tokens are never reused).
-   */
-  | { type: "leases"; add: string[]; remove: string[]; info?: WorkerInfo }
-  | { type: "stop" };
+export type ToKeeper = { type: "info"; info: WorkerInfo } | { type: "stop" };
 
 export type FromKeeper =
   | { type: "ready" }
   | { type: "fatal"; message: string }
-  | { type: "lost"; refs: LeaseRef[] }
+  /**
+   * A renewal round: every lease the broker holds for this worker, as it stood at some moment after
+   * `startedAt` (the keeper's Date.now() when it sent the request).
+   */
+  | { type: "renewed"; startedAt: number; ids: string[] }
   | { type: "error"; message: string }
   | { type: "ok" }
   | { type: "stopped" };

@@ -1,17 +1,16 @@
 /**
  * The lease keeper's thread: renews the worker's leases and beats its heartbeat over a broker connection
  * of its own, so a task that blocks the worker's event loop (CPU-bound code in the async pool) costs
- * neither. It only knows what the main thread posts: leases as they are taken and given up (both happen
- * while the main loop is free) and the latest worker info.
+ * neither. It renews whatever the broker has leased to the worker, which includes a batch reserved a
+ * moment before the main loop blocked; the main thread only posts the latest worker info.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { createTransport } from "../broker/factory.ts";
-import type { LeaseRef, Transport, WorkerInfo } from "../broker/transport.ts";
+import type { Transport, WorkerInfo } from "../broker/transport.ts";
 import type { KeeperConfig, FromKeeper, ToKeeper } from "./lease-keeper-protocol.ts";
 
 const port = parentPort!;
 const cfg = workerData as KeeperConfig;
-const leases = new Map<string, LeaseRef>();
 let info: WorkerInfo | undefined;
 let transport: Transport | undefined;
 let timer: NodeJS.Timeout | undefined;
@@ -44,19 +43,10 @@ async function round(): Promise<void> {
   busy = true;
   roundStartedAt = now;
   try {
-    if (now >= nextRenew && leases.size > 0) {
+    if (now >= nextRenew) {
       nextRenew = now + cfg.leaseMs / 3;
-      const sent = [...leases.values()];
-      const lost = new Set(await transport.extendLeases(sent, cfg.leaseMs));
-      const gone: LeaseRef[] = [];
-      for (const ref of sent) {
-        // Only forget the lease we asked about: the task may have been leased again meanwhile (new token).
-        if (lost.has(ref.id) && leases.get(ref.id) === ref) {
-          leases.delete(ref.id);
-          gone.push(ref);
-        }
-      }
-      if (gone.length > 0) post({ type: "lost", refs: gone });
+      const ids = await transport.extendWorkerLeases(cfg.workerId, cfg.leaseMs);
+      post({ type: "renewed", startedAt: now, ids });
     }
     if (info && now >= nextBeat) {
       nextBeat = now + cfg.heartbeatIntervalMs;
@@ -75,13 +65,9 @@ async function round(): Promise<void> {
 
 function handle(m: ToKeeper): void {
   switch (m.type) {
-    case "leases": {
-      const { add, remove } = m;
-      for (let i = 0; i + 2 < add.length; i += 3) leases.set(add[i]!, { id: add[i]!, token: add[i + 1]!, queue: add[i + 2]! });
-      for (let i = 0; i + 1 < remove.length; i += 2) if (leases.get(remove[i]!)?.token === remove[i + 1]) leases.delete(remove[i]!);
-      if (m.info) info = m.info;
+    case "info":
+      info = m.info;
       return;
-    }
     case "stop":
       if (timer) clearInterval(timer);
       void (transport?.close() ?? Promise.resolve()).finally(() => {

@@ -1,30 +1,28 @@
 import { Worker as Thread } from "node:worker_threads";
 import type { Logger } from "pino";
-import type { LeaseRef, WorkerInfo } from "../broker/transport.ts";
+import type { WorkerInfo } from "../broker/transport.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
 import { BrokerError } from "../errors.ts";
 import type { FromKeeper, KeeperConfig, ToKeeper } from "./lease-keeper-protocol.ts";
 
 /**
- * Keeps a worker's leases and heartbeat alive independently of its event loop. The worker tells it which
- * leases it holds and what to beat with; the keeper tells the worker which leases the broker says are lost.
+ * Keeps a worker's leases and heartbeat alive independently of its event loop. It renews whatever the
+ * broker has leased to the worker (Transport.extendWorkerLeases), so the worker tells it nothing per task,
+ * only what to beat with; after each renewal it reports which leases the broker still holds for the
+ * worker, and the worker treats any older lease missing from that list as lost.
  */
 export interface LeaseKeeper {
-  start(): Promise<void>;
-  add(ref: LeaseRef): void;
-  /** Post what add/remove/beat queued now, instead of at the next microtask checkpoint. */
-  flush(): void;
-  remove(ref: LeaseRef): void;
+  start(workerId: string): Promise<void>;
   /** The worker info the next heartbeats carry (post it whenever the worker's loop is free). */
   beat(info: WorkerInfo): void;
-  onLost(listener: (refs: LeaseRef[]) => void): void;
+  onRenewed(listener: (startedAt: number, ids: string[]) => void): void;
   stop(): Promise<void>;
 }
 
 /**
- * The keeper holds a map of lease refs and makes a few calls a second, yet a thread's young generation
- * grows like the main thread's (tens of MB) under the churn of lease messages at high throughput. A small
- * young generation caps that at a few MB; old space stays at V8's default so a huge pool cannot starve it.
+ * The keeper makes a few broker calls a second and holds almost nothing, yet a thread's young generation
+ * grows like the main thread's (tens of MB) by default. A small young generation caps that at a few MB;
+ * old space stays at V8's default.
  */
 const KEEPER_LIMITS = { maxYoungGenerationSizeMb: 4 };
 
@@ -37,16 +35,16 @@ const ENTRY = new URL(`./lease-keeper-thread.${FROM_SOURCE ? "ts" : "js"}`, impo
  */
 export class ThreadLeaseKeeper implements LeaseKeeper {
   private thread: Thread | undefined;
-  private lostListener: ((refs: LeaseRef[]) => void) | undefined;
+  private renewedListener: ((startedAt: number, ids: string[]) => void) | undefined;
   private stopped: Promise<void> | undefined;
 
   constructor(
-    private readonly cfg: Omit<KeeperConfig, "tickMs"> & { tickMs?: number },
+    private readonly cfg: Omit<KeeperConfig, "tickMs" | "workerId"> & { tickMs?: number },
     private readonly logger: Logger,
   ) {}
 
-  start(): Promise<void> {
-    const workerData: KeeperConfig = { tickMs: 100, ...this.cfg };
+  start(workerId: string): Promise<void> {
+    const workerData: KeeperConfig = { tickMs: 100, ...this.cfg, workerId };
     // Under tsx (running from the TypeScript sources) a thread does not inherit the loader: register it
     // in the thread before importing the entry.
     const thread = FROM_SOURCE
@@ -65,8 +63,8 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
             return resolve();
           case "fatal":
             return reject(new BrokerError(`lease keeper could not reach the broker: ${m.message}`));
-          case "lost":
-            return this.lostListener?.(m.refs);
+          case "renewed":
+            return this.renewedListener?.(m.startedAt, m.ids);
           case "error":
             return this.logger.warn(`lease keeper: broker call failed (${m.message}); retrying`);
           case "ok":
@@ -82,55 +80,12 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
     });
   }
 
-  private adds: string[] = [];
-  private removes: string[] = [];
-  private info: WorkerInfo | undefined;
-  private flushScheduled = false;
-
-  /**
-   * Changes are queued and posted together at the next microtask checkpoint: a busy worker adds and
-   * removes a lease per task, and one postMessage per change cost about 5 % of its CPU in the bench
-   * profile. A microtask, not setImmediate, so a lease reaches the thread before the event loop can be
-   * blocked by a handler; the worker also calls flush() itself before starting a reserved batch.
-   */
-  private schedule(): void {
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(this.flushPosts);
-    }
-  }
-
-  private readonly flushPosts = (): void => {
-    this.flushScheduled = false;
-    if (this.adds.length === 0 && this.removes.length === 0 && !this.info) return;
-    const m: ToKeeper = { type: "leases", add: this.adds, remove: this.removes, ...(this.info ? { info: this.info } : {}) };
-    this.adds = [];
-    this.removes = [];
-    this.info = undefined;
-    this.thread?.postMessage(m);
-  };
-
-  flush(): void {
-    this.flushPosts();
-  }
-
-  add(ref: LeaseRef): void {
-    this.adds.push(ref.id, ref.token, ref.queue);
-    this.schedule();
-  }
-
-  remove(ref: LeaseRef): void {
-    this.removes.push(ref.id, ref.token);
-    this.schedule();
-  }
-
   beat(info: WorkerInfo): void {
-    this.info = info;
-    this.schedule();
+    this.thread?.postMessage({ type: "info", info } satisfies ToKeeper);
   }
 
-  onLost(listener: (refs: LeaseRef[]) => void): void {
-    this.lostListener = listener;
+  onRenewed(listener: (startedAt: number, ids: string[]) => void): void {
+    this.renewedListener = listener;
   }
 
   stop(): Promise<void> {
@@ -142,7 +97,6 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
         clearTimeout(done);
         resolve();
       });
-      this.flushPosts();
       thread.postMessage({ type: "stop" } satisfies ToKeeper);
     });
     return this.stopped;

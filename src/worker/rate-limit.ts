@@ -33,6 +33,8 @@ export class RateLimiter {
     private readonly transport: Transport,
     private readonly logger: Logger,
     private readonly events: WorkerEvents,
+    /** A lease that could not be handed back (broker unreachable): the worker hands it back later. */
+    private readonly strand: (ref: LeaseRef) => void,
   ) {}
 
   private interval(def: TaskDefinition, name: string): number | undefined {
@@ -68,15 +70,16 @@ export class RateLimiter {
       waitMs = await this.transport.rateLimit(msg.task, interval, msg.id);
     } catch (err) {
       this.logger.error(`task ${label}: rate limit check failed (${(err as Error).message}); handing it back`);
-      await this.transport.release([ref]).catch(() => {});
+      await this.transport.release([ref]).catch(() => this.strand(ref));
       return true;
     }
     if (waitMs <= 0) return false;
     try {
       await this.transport.retry({ ...ref, priority: msg.priority, payload: encodeMessage(msg), dueAt: Date.now() + waitMs });
     } catch (err) {
-      // Still leased to us: when the lease lapses it is delivered again and asks for its slot again.
+      // Still leased to us: handed back once the broker answers, it is delivered again and asks again.
       this.logger.error(`task ${label}: could not send it back to wait for its rate limit (${(err as Error).message}); it will be redelivered`);
+      this.strand(ref);
       return true;
     }
     this.logger.info(`task ${label} rate-limited (${def.options.rateLimit}): runs in ${(waitMs / 1000).toFixed(2)} s`);

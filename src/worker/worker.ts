@@ -42,6 +42,12 @@ interface Running {
   res: Reservation;
   controller: AbortController;
   msg?: TaskMessage;
+  /** When this process got the lease. */
+  acceptedAt: number;
+  /** Its handler was called (a prefetched task waits unstarted). */
+  started: boolean;
+  /** Its outcome is known and on its way to the broker. */
+  finished: boolean;
   startedAt: number;
   /** Latest ctx.progress() report; travels with the next heartbeat (that is the throttle). */
   progress?: TaskProgress;
@@ -82,6 +88,12 @@ export class Worker {
   private starting = false;
   /** Time limits per task definition, for the common message that sets none of its own. */
   private readonly defLimits = new WeakMap<TaskDefinition, ExecLimits>();
+  /**
+   * Leases this worker gave up on but could not hand back (the broker did not answer). The broker still
+   * lists them as this worker's, so the lease keeper would renew them for as long as it runs: the
+   * housekeeping timer hands them back once the broker answers, and they are delivered again.
+   */
+  private stranded: LeaseRef[] = [];
   private readonly autoPrefetch: AutoPrefetch;
   private loopDone: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -106,13 +118,12 @@ export class Worker {
     this.settler = new Settler(this.transport, this.logger, (items) => {
       for (const item of items) {
         const l = this.leased.get(item.id);
-        if (l) this.keeper?.remove(l.ref);
-        this.leased.delete(item.id);
+        if (l) this.leased.delete(item.id);
       }
       this.lastProgress = Date.now();
     });
     this.keeper = opts.leaseKeeper;
-    this.rateLimiter = new RateLimiter(this.transport, this.logger, this.events);
+    this.rateLimiter = new RateLimiter(this.transport, this.logger, this.events, (ref) => this.stranded.push(ref));
     this.counts = new ExecutionCounts(this.events);
     this.autoPrefetch = new AutoPrefetch(this.config.concurrency);
   }
@@ -144,15 +155,8 @@ export class Worker {
   async start(): Promise<void> {
     await this.transport.heartbeat(this.info(), this.config.heartbeat_ttl * 1000);
     if (this.keeper) {
-      this.keeper.onLost((refs) => {
-        for (const ref of refs) {
-          const l = this.leased.get(ref.id);
-          if (!l || l.ref.token !== ref.token) continue;
-          this.logger.warn(`task ${l.msg?.task ?? "?"}[${ref.id}]: lease lost (recovered by another worker); aborting this run`);
-          l.controller.abort(new Error("lease lost"));
-        }
-      });
-      await this.keeper.start();
+      this.keeper.onRenewed((startedAt, ids) => this.leasesRenewed(startedAt, ids));
+      await this.keeper.start(this.id);
       this.keeper.beat(this.info());
     }
     this.unsubscribeTerminate = await this.transport.onTerminate((ids) => this.terminate(ids));
@@ -224,14 +228,20 @@ export class Worker {
     const batch: Running[] = new Array<Running>(got.length);
     for (let i = 0; i < got.length; i++) {
       const r = got[i]!;
-      const t: Running = { ref: { id: r.id, token: r.token, queue: r.queue }, res: r, controller: new LazyAbortController(), startedAt: now };
+      const t: Running = {
+        ref: { id: r.id, token: r.token, queue: r.queue },
+        res: r,
+        controller: new LazyAbortController(),
+        acceptedAt: now,
+        started: false,
+        finished: false,
+        startedAt: now,
+      };
       batch[i] = t;
       this.leased.set(r.id, t);
-      this.keeper?.add(t.ref);
     }
-    // Handlers start synchronously below: the batch's leases must reach the keeper thread first, or a
-    // handler that blocks the event loop at once would keep it from ever hearing of its lease.
-    this.keeper?.flush();
+    // The lease keeper needs no word of these: it renews whatever the broker leased to this worker, so a
+    // handler below that blocks the event loop at once still keeps its lease.
     for (const t of batch) {
       if (this.running < this.config.concurrency) this.startTask(t);
       else this.prefetched.push(t); // leased (and renewed) like a running task; started when a slot frees
@@ -249,6 +259,27 @@ export class Worker {
     const waiters = this.slotWaiters;
     this.slotWaiters = [];
     for (const w of waiters) w();
+  }
+
+  /**
+   * The keeper renewed every lease the broker holds for this worker. A lease this process took before
+   * the renewal began and still needs, but the broker no longer lists, was recovered by another worker
+   * (this one looked dead, or its lease lapsed): abort that run, and drop it if it never started.
+   */
+  private leasesRenewed(startedAt: number, ids: string[]): void {
+    const held = new Set(ids);
+    // A margin for a reserve that crossed the renewal request on the way to the broker.
+    const before = startedAt - 1000;
+    for (const t of [...this.leased.values()]) {
+      if (t.finished || t.acceptedAt > before || held.has(t.ref.id)) continue;
+      this.logger.warn(`task ${t.msg?.task ?? "?"}[${t.ref.id}]: lease lost (recovered by another worker); aborting this run`);
+      t.controller.abort(new Error("lease lost"));
+      if (!t.started) {
+        const at = this.prefetched.indexOf(t);
+        if (at >= 0) this.prefetched.splice(at, 1);
+        this.leased.delete(t.ref.id);
+      }
+    }
   }
 
   private brokerOk(): void {
@@ -350,7 +381,10 @@ export class Worker {
     this.failed++;
     this.transport
       .deadLetter([{ ...t.ref, reason }])
-      .catch((e: unknown) => this.logger.debug({ err: e }, "dead-letter failed"))
+      .catch((e: unknown) => {
+        this.logger.debug({ err: e }, "dead-letter failed");
+        this.stranded.push(t.ref);
+      })
       .finally(() => {
         this.leased.delete(r.id);
         this.slotFreed();
@@ -359,7 +393,6 @@ export class Worker {
 
   private async rateLimited(t: Running, def: TaskDefinition, msg: TaskMessage): Promise<void> {
     if (await this.rateLimiter.deferred(def, msg, t.ref)) {
-      this.keeper?.remove(t.ref);
       this.leased.delete(t.ref.id);
       this.slotFreed();
       return;
@@ -370,6 +403,7 @@ export class Worker {
   private run(t: Running, def: TaskDefinition, msg: TaskMessage): void {
     // Issue 2 asks for one line per event at info (received, started, then succeeded/failed), as an
     // operator tailing the log expects; at `warning` they cost nothing (bench/README.md has the figures).
+    t.started = true;
     const infoOn = this.logger.isLevelEnabled("info");
     const deliveries = t.res.deliveries;
     if (infoOn) this.logger.info(`task ${msg.task}[${msg.id}] received${deliveries > 1 ? ` (delivery ${deliveries})` : ""}`);
@@ -462,11 +496,12 @@ export class Worker {
           dueAt: Date.now() + decision.delaySec * 1000,
         });
         // Keyed by lease id, which differs from the task id for Celery messages (src/celery).
-        this.keeper?.remove(running.ref);
         this.leased.delete(running.ref.id);
       } catch (err) {
-        // The task stays leased; when the lease lapses it is delivered again, so the retry is not lost.
+        // Handed back once the broker answers, so the attempt is delivered again and not lost.
         this.logger.error(`task ${label}: could not schedule its retry (${(err as Error).message}); it will be redelivered`);
+        this.leased.delete(running.ref.id);
+        this.stranded.push(running.ref);
       }
       return;
     }
@@ -507,6 +542,7 @@ export class Worker {
       ...extra,
     };
     const ref = running.ref;
+    running.finished = true;
     // One object shape for every item: the settle path stays monomorphic.
     this.settler.add({
       id: ref.id,
@@ -528,8 +564,7 @@ export class Worker {
     this.logger.error({ err }, `internal error while handling task ${t.ref.id}: ${(err as Error).message}; handing it back`);
     if (this.leased.get(t.ref.id) === t) {
       this.leased.delete(t.ref.id);
-      this.keeper?.remove(t.ref);
-      this.transport.release([t.ref]).catch(() => {});
+      this.transport.release([t.ref]).catch(() => this.stranded.push(t.ref));
     }
     this.slotFreed();
   }
@@ -559,6 +594,16 @@ export class Worker {
           this.logger.warn(`task ${l.msg?.task ?? "?"}[${id}]: lease lost (recovered by another worker); aborting this run`);
           l.controller.abort(new Error("lease lost"));
         }
+      }
+      if (this.stranded.length > 0) {
+        const refs = this.stranded;
+        this.stranded = [];
+        // Release ignores a lease that changed hands meanwhile, so handing back late is always safe.
+        await this.transport.release(refs).catch((err: unknown) => {
+          this.stranded.push(...refs);
+          throw err;
+        });
+        this.logger.warn(`handed back ${refs.length} task(s) that could not be handed back earlier`);
       }
       if (this.keeper) this.keeper.beat(this.info());
       else if (now >= this.nextBeat) {

@@ -506,6 +506,14 @@ export class SqliteTransport implements Transport {
     });
   }
 
+  async extendWorkerLeases(workerId: string, leaseMs: number): Promise<string[]> {
+    return this.write((now) =>
+      this.sql("UPDATE tasks SET lease_until = ? WHERE worker_id = ? AND state = 'active' RETURNING id")
+        .pluck()
+        .all(now + leaseMs, workerId) as string[],
+    );
+  }
+
   async recover(opts: RecoverOptions): Promise<RecoverReport> {
     const report = this.write((now) => {
       const promoted = this.promoteDue(now, PROMOTE_BATCH * 5);

@@ -264,6 +264,10 @@ export class RedisTransport implements Transport {
     return lost.map(String);
   }
 
+  async extendWorkerLeases(workerId: string, leaseMs: number): Promise<string[]> {
+    return ((await runScript(this.redis, "extend_worker", [this.keys.prefix, workerId, leaseMs])) as string[]).map(String);
+  }
+
   async recover(opts: RecoverOptions): Promise<RecoverReport> {
     const [promoted, recovered, deadLettered, poisoned] = (await runScript(this.redis, "recover", [
       this.keys.prefix,

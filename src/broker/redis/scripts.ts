@@ -13,6 +13,7 @@ const NAMES = [
   "retry",
   "release",
   "extend",
+  "extend_worker",
   "recover",
   "dead_letter",
   "requeue_dead",

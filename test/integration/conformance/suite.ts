@@ -219,6 +219,35 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(await t.settle([done(r!)])).toEqual([r!.id]);
       });
 
+      it("extendWorkerLeases renews exactly the leases the broker holds for that worker", async () => {
+        const q = freshQueue();
+        const me = `w-all-${uid()}`;
+        const other = `w-other-${uid()}`;
+        await t.heartbeat(workerInfo(me), 60_000);
+        await t.heartbeat(workerInfo(other), 60_000);
+        await t.enqueue([item(q), item(q), item(q), item(q)]);
+        const mine = await t.reserve(req(q, { max: 3, leaseMs: 250, workerId: me }));
+        const theirs = await t.reserve(req(q, { max: 1, leaseMs: 250, workerId: other }));
+        expect(mine).toHaveLength(3);
+        // One settled, one handed back: neither is this worker's lease any more.
+        expect(await t.settle([done(mine[0]!)])).toEqual([mine[0]!.id]);
+        await t.release([mine[1]!]);
+        await sleep(120);
+        expect(await t.extendWorkerLeases(me, 1000)).toEqual([mine[2]!.id]);
+        await sleep(250); // past the original leases, inside the renewed one
+        await t.recover(RECOVER);
+        const active = await t.listActive(10_000);
+        expect(active.find((a) => a.id === mine[2]!.id)?.leaseUntil).toBeGreaterThan(Date.now());
+        // The other worker's lease was not renewed: it lapsed and its task went back to the queue.
+        expect(active.some((a) => a.id === theirs[0]!.id)).toBe(false);
+        const again = await t.reserve(req(q, { max: 10, workerId: other }));
+        expect(again.map((r) => r.id).sort()).toEqual([mine[1]!.id, theirs[0]!.id].sort());
+        // Recovered from this worker: no longer renewed, no longer reported.
+        expect(await t.extendWorkerLeases(other, 1000)).toEqual(expect.arrayContaining([mine[1]!.id, theirs[0]!.id]));
+        expect(await t.extendWorkerLeases(`w-nobody-${uid()}`, 1000)).toEqual([]);
+        expect(await t.settle([done(mine[2]!), ...again.map((r) => done(r))])).toHaveLength(3);
+      });
+
       it("a dead worker's tasks are recovered before their lease expires; a live worker's are not", async () => {
         const q = freshQueue();
         await t.heartbeat(workerInfo("w-dies"), 60_000);

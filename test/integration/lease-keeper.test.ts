@@ -1,0 +1,95 @@
+/**
+ * The lease-keeper thread renews whatever the broker leased to the worker (no per-task messages), and the
+ * worker learns from each renewal which of its leases another worker took over.
+ */
+import { Writable } from "node:stream";
+import { Redis } from "ioredis";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRedisTransport } from "../../src/broker/redis/index.ts";
+import { configSchema } from "../../src/config/schema.ts";
+import { defineTask } from "../../src/tasks/define.ts";
+import { taskContext } from "../../src/tasks/context.ts";
+import { TaskRegistry } from "../../src/tasks/registry.ts";
+import { leaseKeeperFor } from "../../src/worker/lease-keeper.ts";
+import { Worker } from "../../src/worker/worker.ts";
+import { waitFor } from "../e2e/helpers.ts";
+import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
+
+let redis: RedisServerHandle;
+beforeAll(async () => {
+  if (redisServerAvailable()) redis = await startRedisServer();
+});
+afterAll(async () => {
+  await redis?.cleanup();
+});
+
+describe.skipIf(!redisServerAvailable())("lease keeper thread", () => {
+  it("keeps a long task's lease alive, and aborts a run whose lease another worker recovered", async () => {
+    const prefix = "lk1:";
+    const started: string[] = [];
+    const aborted: string[] = [];
+    const registry = new TaskRegistry();
+    const waits = defineTask("lk.waits", async () => {
+      const ctx = taskContext();
+      started.push(ctx.id);
+      await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+      aborted.push(ctx.id);
+      throw new Error("aborted");
+    });
+    registry.register("lk.waits", waits as never, "test");
+    // A 3 s lease renewed every second; the first task outlives its lease several times over.
+    const config = { ...configSchema.parse({ broker_url: redis.url, redis_prefix: prefix, concurrency: 2, lease_timeout: 3, heartbeat_interval: 0.5 }), broker_url: redis.url };
+    const logs: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const line of chunk.toString().split("\n")) if (line) logs.push((JSON.parse(line) as { msg: string }).msg);
+        cb();
+      },
+    });
+    const logger = pino({ level: "info" }, sink);
+    const transport = createRedisTransport(redis.url, { prefix });
+    await transport.connect();
+    const worker = new Worker({ transport, registry, config, logger, leaseKeeper: leaseKeeperFor(config, logger) });
+    const other = createRedisTransport(redis.url, { prefix });
+    await other.connect();
+    const raw = new Redis(redis.url);
+    try {
+      await worker.start();
+      await other.enqueue([
+        { id: "keep-1", queue: "default", priority: 0, payload: message("keep-1") },
+        { id: "lose-1", queue: "default", priority: 0, payload: message("lose-1") },
+      ]);
+      await waitFor("both tasks started", () => started.length === 2 || undefined, 5000);
+
+      // Past the original lease: both still held (renewed by the thread) and never recovered.
+      await new Promise((r) => setTimeout(r, 4000));
+      await other.recover({ maxDeliveries: 5, heartbeatTtlMs: 10_000, deadMax: 100, deadTtlMs: 60_000 });
+      const active = await other.listActive(100);
+      expect(active.map((a) => a.id).sort()).toEqual(["keep-1", "lose-1"]);
+      expect(active.every((a) => a.leaseUntil > Date.now())).toBe(true);
+
+      // Another party takes "lose-1" over (here: hands it back; recovery would do the same to this worker).
+      const token = await raw.hget(`${prefix}j:lose-1`, "t");
+      expect(token).toBeTruthy();
+      await other.release([{ id: "lose-1", token: token!, queue: "default" }]);
+      const [taken] = await other.reserve({ queues: ["default"], max: 1, leaseMs: 60_000, workerId: "someone-else", waitMs: 0 });
+      expect(taken?.id).toBe("lose-1");
+
+      await waitFor("the recovered run aborted", () => aborted.includes("lose-1") || undefined, 5000);
+      expect(aborted).toEqual(["lose-1"]);
+      expect(logs.some((l) => l.includes("lose-1") && l.includes("lease lost"))).toBe(true);
+      // The other worker's lease is untouched by this worker's failure.
+      expect(await other.settle([{ id: "lose-1", token: taken!.token, queue: "default", outcome: "SUCCESS", resultTtlMs: 1000 }])).toEqual(["lose-1"]);
+    } finally {
+      await worker.stop({ cold: true });
+      await transport.close();
+      await other.close();
+      raw.disconnect();
+    }
+  }, 30_000);
+});
+
+function message(id: string): string {
+  return JSON.stringify({ v: 1, id, task: "lk.waits", args: [], kwargs: {}, queue: "default", priority: 0, retries: 0, sentAt: Date.now() });
+}
