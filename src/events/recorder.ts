@@ -78,8 +78,10 @@ export class ActivityRecorder {
   /** `,"worker":"…"}`: closes the common part of every event. */
   private readonly workerJson: string;
   // `,"task":…,"queue":…,"ts":` of the last task seen: a worker mostly runs one kind of task in a row.
-  private headTask: string | undefined;
-  private headQueue: string | undefined;
+  private tqTask: string | undefined;
+  private tqQueue: string | undefined;
+  private tq = "";
+  private headMsg: TaskMessage | undefined;
   private head = "";
 
   constructor(private readonly opts: RecorderOptions) {
@@ -116,19 +118,19 @@ export class ActivityRecorder {
         : messageArgsPreview(msg, options?.secretArgs, PREVIEW_MAX);
     const waitMs = Math.max(0, now - Math.max(msg.sentAt, msg.eta ?? 0));
     this.add(
-      `${RECEIVED_OPEN}${str(msg.id)}${this.headOf(msg)}${now}${this.workerJson},"deliveries":${num(deliveries)},"retries":${num(msg.retries)},"args":${JSON.stringify(args)},"waitMs":${num(waitMs)}}`,
+      `${RECEIVED_OPEN}${this.headOf(msg)}${now}${this.workerJson},"deliveries":${num(deliveries)},"retries":${num(msg.retries)},"args":${JSON.stringify(args)},"waitMs":${num(waitMs)}}`,
     );
     this.countsOf(msg.task, now)[RECEIVED]! += 1;
   }
 
   taskStarted(msg: TaskMessage): void {
-    this.add(`${STARTED_OPEN}${str(msg.id)}${this.headOf(msg)}${Date.now()}${this.workerJson}}`);
+    this.add(`${STARTED_OPEN}${this.headOf(msg)}${Date.now()}${this.workerJson}}`);
   }
 
   taskSucceeded(msg: TaskMessage, value: unknown, runtimeMs: number): void {
     const now = Date.now();
     const result = this.secret(msg) ? "" : `,"result":${JSON.stringify(preview(value, PREVIEW_MAX))}`;
-    this.add(`${SUCCEEDED_OPEN}${str(msg.id)}${this.headOf(msg)}${now}${this.workerJson},"runtimeMs":${num(round(runtimeMs))}${result}}`);
+    this.add(`${SUCCEEDED_OPEN}${this.headOf(msg)}${now}${this.workerJson},"runtimeMs":${num(round(runtimeMs))}${result}}`);
     const c = this.countsOf(msg.task, now);
     c[SUCCEEDED]! += 1;
     c[RUNTIME_MS]! += Math.round(runtimeMs);
@@ -137,22 +139,22 @@ export class ActivityRecorder {
   taskFailed(msg: TaskMessage, error: Error, runtimeMs: number, final: boolean): void {
     const now = Date.now();
     const err = JSON.stringify({ type: error.name || "Error", message: error.message.slice(0, PREVIEW_MAX) });
-    this.add(`${FAILED_OPEN}${str(msg.id)}${this.headOf(msg)}${now}${this.workerJson},"runtimeMs":${num(round(runtimeMs))},"error":${err},"final":${final}}`);
+    this.add(`${FAILED_OPEN}${this.headOf(msg)}${now}${this.workerJson},"runtimeMs":${num(round(runtimeMs))},"error":${err},"final":${final}}`);
     if (final) this.countsOf(msg.task, now)[FAILED]! += 1;
   }
 
   taskRetried(msg: TaskMessage, delaySec: number): void {
     const now = Date.now();
-    this.add(`${RETRIED_OPEN}${str(msg.id)}${this.headOf(msg)}${now}${this.workerJson},"retries":${num(msg.retries + 1)},"delaySec":${num(delaySec)}}`);
+    this.add(`${RETRIED_OPEN}${this.headOf(msg)}${now}${this.workerJson},"retries":${num(msg.retries + 1)},"delaySec":${num(delaySec)}}`);
     this.countsOf(msg.task, now)[RETRIED]! += 1;
   }
 
   taskExpired(msg: TaskMessage): void {
-    this.add(`${EXPIRED_OPEN}${str(msg.id)}${this.headOf(msg)}${Date.now()}${this.workerJson}}`);
+    this.add(`${EXPIRED_OPEN}${this.headOf(msg)}${Date.now()}${this.workerJson}}`);
   }
 
   taskRevoked(msg: TaskMessage): void {
-    this.add(`${REVOKED_OPEN}${str(msg.id)}${this.headOf(msg)}${Date.now()}${this.workerJson}}`);
+    this.add(`${REVOKED_OPEN}${this.headOf(msg)}${Date.now()}${this.workerJson}}`);
   }
 
   /** An undecodable message: no task name, and `reason` comes before `ts`. */
@@ -164,12 +166,17 @@ export class ActivityRecorder {
     return this.opts.registry.get(msg.task)?.options.secretArgs;
   }
 
+  /** `"<id>","task":…,"queue":…,"ts":` for this message. */
   private headOf(msg: TaskMessage): string {
-    if (msg.task !== this.headTask || msg.queue !== this.headQueue) {
-      this.headTask = msg.task;
-      this.headQueue = msg.queue;
-      this.head = `,"task":${JSON.stringify(msg.task)},"queue":${JSON.stringify(msg.queue)},"ts":`;
+    // The worker reports received and started back to back, and often succeeded next: one entry is enough.
+    if (msg === this.headMsg) return this.head;
+    if (msg.task !== this.tqTask || msg.queue !== this.tqQueue) {
+      this.tqTask = msg.task;
+      this.tqQueue = msg.queue;
+      this.tq = `,"task":${JSON.stringify(msg.task)},"queue":${JSON.stringify(msg.queue)},"ts":`;
     }
+    this.headMsg = msg;
+    this.head = `${str(msg.id)}${this.tq}`;
     return this.head;
   }
 
