@@ -73,9 +73,9 @@ type WorkerCtor = new (opts: WorkerOptions) => import("../../src/worker/worker.t
  *
  * Completion = the broker recorded it: the worker's transport is wrapped so that every id returned by a
  * successful `settle` call counts as completed. That needs no worker event and is exact for both transports.
- * The worker has no separate "connect" step: createWorker connects the transport, run() calls start(),
- * whose heartbeat and control-channel subscription are therefore inside the drain's clock (a few round
- * trips, spread over N).
+ * createWorker connects the transport and awaits worker.ready() (registration, lease-keeper thread,
+ * control-channel subscription) and starts the events recorder, as BullMQ's engine awaits
+ * waitUntilReady(); run() calls start(), which only starts the fetch loop and the housekeeping timer.
  */
 async function createQworkerWorker(flavor: QworkerFlavor, opts: ChildOptions, spec: WorkerSpec): Promise<BenchWorker> {
   const Worker = (await importFromRepo("src/worker/worker.ts", "Worker")) as WorkerCtor;
@@ -127,18 +127,16 @@ async function createQworkerWorker(flavor: QworkerFlavor, opts: ChildOptions, sp
   const { logger } = createLogger(config.loglevel, "json", devNull);
   const fullConfig = { ...config, broker_url: url };
   const worker = new Worker({ transport, registry, config, logger, leaseKeeper: leaseKeeperFor(fullConfig, logger) });
-  let observers: { close(): Promise<void> } | undefined;
+  // Ready before the clock starts, as BullMQ's engine awaits waitUntilReady(): registration, the lease
+  // keeper thread and the control subscription are one-off start-up work, not per-job cost.
+  await worker.ready();
+  const observers = await startObservers({ worker, transport, registry, config, logger });
   return {
     run() {
-      worker
-        .start()
-        .then(async () => {
-          observers = await startObservers({ worker, transport, registry, config, logger });
-        })
-        .catch((err: unknown) => process.stderr.write(`worker.start: ${String(err)}\n`));
+      worker.start().catch((err: unknown) => process.stderr.write(`worker.start: ${String(err)}\n`));
     },
     async close() {
-      await observers?.close();
+      await observers.close();
       await worker.stop({ cold: true });
       await inner.close();
     },

@@ -151,15 +151,29 @@ export class Worker {
     };
   }
 
-  /** Register, then run the fetch loop in the background until stop() is called. */
+  private prepared: Promise<void> | undefined;
+
+  /**
+   * Everything before consuming: register the worker (first heartbeat), start the lease keeper, subscribe
+   * to control messages. start() calls it; calling it first (as the benchmark does, like BullMQ's
+   * waitUntilReady) only moves this one-off work earlier.
+   */
+  ready(): Promise<void> {
+    this.prepared ??= (async () => {
+      await this.transport.heartbeat(this.info(), this.config.heartbeat_ttl * 1000);
+      if (this.keeper) {
+        this.keeper.onRenewed((startedAt, ids) => this.leasesRenewed(startedAt, ids));
+        await this.keeper.start(this.id);
+        this.keeper.beat(this.info());
+      }
+      this.unsubscribeTerminate = await this.transport.onTerminate((ids) => this.terminate(ids));
+    })();
+    return this.prepared;
+  }
+
+  /** Register (see ready()), then run the fetch loop in the background until stop() is called. */
   async start(): Promise<void> {
-    await this.transport.heartbeat(this.info(), this.config.heartbeat_ttl * 1000);
-    if (this.keeper) {
-      this.keeper.onRenewed((startedAt, ids) => this.leasesRenewed(startedAt, ids));
-      await this.keeper.start(this.id);
-      this.keeper.beat(this.info());
-    }
-    this.unsubscribeTerminate = await this.transport.onTerminate((ids) => this.terminate(ids));
+    await this.ready();
     this.timer = setInterval(() => void this.tick(), 250);
     this.timer.unref();
     this.loopDone = Promise.all([this.fetchLoop(0), this.fetchLoop(1)]).then(() => {});
