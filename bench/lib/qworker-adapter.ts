@@ -1,4 +1,4 @@
-import { createWriteStream } from "node:fs";
+import { openSync, writeSync } from "node:fs";
 /**
  * The qworker side of the benchmark, shared by bench/engines/qworker.ts (Redis transport) and
  * bench/engines/qworker-sqlite.ts (embedded SQLite transport).
@@ -123,7 +123,10 @@ async function createQworkerWorker(flavor: QworkerFlavor, opts: ChildOptions, sp
 
   // Wired as src/cli/worker.ts wires a real worker (the product's JSON logger, the lease-keeper thread,
   // the events recorder), so the figures include what a deployed worker pays; log lines go to /dev/null.
-  const devNull = createWriteStream("/dev/null") as unknown as NodeJS.WriteStream;
+  // What process.stderr is when it points at a file or, on Linux, a pipe (`docker logs`, systemd): a
+  // stream whose write() is one synchronous write(2). The worker's logger writes once per event-loop turn.
+  const fd = openSync("/dev/null", "w");
+  const devNull = { isTTY: false, write: (chunk: string) => (writeSync(fd, chunk), true) } as unknown as NodeJS.WriteStream;
   const { logger } = createLogger(config.loglevel, "json", devNull);
   const fullConfig = { ...config, broker_url: url };
   const worker = new Worker({ transport, registry, config, logger, leaseKeeper: leaseKeeperFor(fullConfig, logger) });
