@@ -75,7 +75,7 @@ export class ActivityRecorder {
   private flushing: Promise<void> | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly detach: () => void;
-  /** `,"worker":"…"}`: closes the common part of every event. */
+  /** `,"worker":"…"`: ends the part every event has. */
   private readonly workerJson: string;
   // `,"task":…,"queue":…,"ts":` of the last task seen: a worker mostly runs one kind of task in a row.
   private tqTask: string | undefined;
@@ -106,6 +106,9 @@ export class ActivityRecorder {
     this.timer = setInterval(() => void this.flush(), FLUSH_EVERY_MS);
     this.timer.unref();
   }
+
+  // One method per lifecycle step, with the arguments of the matching worker event: the listeners above
+  // call them, and a worker that holds the recorder can call them instead of emitting.
 
   taskReceived(msg: TaskMessage, deliveries: number): void {
     const now = Date.now();
