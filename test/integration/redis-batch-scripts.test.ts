@@ -233,4 +233,17 @@ describe.skipIf(!redisServerAvailable())("redis reserve/settle batches", () => {
     expect((await t.stats([q]))[0]).toMatchObject({ active: 1 });
     expect(await t.settle([done(r!)])).toEqual([r!.id]);
   });
+
+  it("task events: one stream entry per flush with one `events` field; entries in the old one-field-per-event form still read", async () => {
+    const ev = (n: number) => JSON.stringify({ v: 1, type: "task-started", id: `ev-${n}`, task: "x", queue: "q", ts: n, worker: "w" });
+    // Written as a worker before 0.2 wrote them.
+    await raw.xadd("qw:events", "*", "e", ev(1), "e", ev(2));
+    await t.publishActivity!({ events: [ev(3), ev(4), ev(5)], eventsMaxLen: 1000, counters: [], countersTtlMs: 60_000 });
+    const entries = (await raw.xrange("qw:events", "-", "+")) as [string, string[]][];
+    expect(entries).toHaveLength(2);
+    expect(entries[1]![1]).toEqual(["events", [ev(3), ev(4), ev(5)].join("\n")]);
+    const read = await t.readEvents!(4);
+    expect(read.map((e) => (JSON.parse(e.data) as { id: string }).id)).toEqual(["ev-2", "ev-3", "ev-4", "ev-5"]);
+    expect(new Set(read.map((e) => e.id)).size).toBe(4);
+  });
 });

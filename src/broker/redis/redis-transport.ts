@@ -464,16 +464,12 @@ export class RedisTransport implements Transport {
     // Not a script: events and counters are observations, not state; a pipeline is one round trip.
     const pipe = this.redis.pipeline();
     if (batch.events.length > 0) {
-      // One stream entry per flush, with one `e` field per event (stream entries keep repeated fields in
-      // order): one XADD instead of three per task. The cap counts entries, so it is scaled by this
+      // One stream entry per flush, its events in one field `events`, one JSON event per line: one XADD
+      // with one large value is far cheaper to encode and send than a field per event (about half the
+      // client CPU per task, and a third of Redis's). The cap counts entries, so it is scaled by this
       // batch's size to keep about eventsMaxLen events.
       const maxEntries = Math.max(1, Math.ceil(batch.eventsMaxLen / batch.events.length));
-      const fields: string[] = new Array<string>(2 * batch.events.length);
-      for (let i = 0; i < batch.events.length; i++) {
-        fields[2 * i] = "e";
-        fields[2 * i + 1] = batch.events[i]!;
-      }
-      pipe.xadd(this.keys.events, "MAXLEN", "~", maxEntries, "*", ...fields);
+      pipe.xadd(this.keys.events, "MAXLEN", "~", maxEntries, "*", "events", batch.events.join("\n"));
     }
     const minutes = new Set<number>();
     for (const c of batch.counters) {
@@ -493,7 +489,11 @@ export class RedisTransport implements Transport {
       const entries = (await this.redis.xrevrange(this.keys.events, end, "-", "COUNT", 50)) as [string, string[]][];
       for (const [id, fields] of entries) {
         const events: StoredEvent[] = [];
-        for (let i = 0; i < fields.length; i += 2) if (fields[i] === "e") events.push({ id: `${id}#${i / 2}`, data: fields[i + 1] ?? "" });
+        // `events`: one JSON event per line. `e`: one event per field, as workers before 0.2 wrote them.
+        for (let i = 0; i < fields.length; i += 2) {
+          if (fields[i] === "events") for (const line of (fields[i + 1] ?? "").split("\n")) events.push({ id: `${id}#${events.length}`, data: line });
+          else if (fields[i] === "e") events.push({ id: `${id}#${events.length}`, data: fields[i + 1] ?? "" });
+        }
         out.unshift(...events.slice(Math.max(0, events.length - (limit - out.length))));
         if (out.length >= limit) break;
       }
