@@ -118,16 +118,16 @@ async function single(engine: BenchEngine, opts: ChildOptions): Promise<Record<s
 }
 
 function startRssSampler(intervalMs: number): { stop(): { peakMb: number; baseMb: number } } {
-  const base = process.memoryUsage().rss;
+  const base = process.memoryUsage.rss();
   let peak = base;
   const timer = setInterval(() => {
-    const rss = process.memoryUsage().rss;
+    const rss = process.memoryUsage.rss();
     if (rss > peak) peak = rss;
   }, intervalMs);
   return {
     stop() {
       clearInterval(timer);
-      const rss = process.memoryUsage().rss;
+      const rss = process.memoryUsage.rss();
       if (rss > peak) peak = rss;
       return { peakMb: peak / 2 ** 20, baseMb: base / 2 ** 20 };
     },
