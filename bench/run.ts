@@ -233,7 +233,7 @@ async function runDrains(st: RunState, engine: string, run: number): Promise<boo
     // Two INFO calls around the drain, outside its clock's hot path: cheap enough to take at every concurrency.
     const measureCost = cfg.cases.has("cost");
     const d = await runChild(engine, "drain", { ...opts, n: cfg.n, concurrency: c, measureCost, rssIntervalMs: 50 });
-    log(`  ${engine} drain c=${c}: ${fmt(num(d, "rate"))} jobs/s, peak RSS ${fmt(num(d, "peakRssMb"))} MB`);
+    log(`  ${engine} drain c=${c}: ${fmt(num(d, "rate"))} jobs/s, peak RSS ${fmt(num(d, "peakRssMb"))} MB, main thread busy ${Math.round(100 * num(d, "eventLoopUtilization"))}%`);
     if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) metrics.record(`b1-c${c}`, engine, run, num(d, "rate"));
     const costAtC = d.cost as Record<string, unknown> | undefined;
     if (measureCost && costAtC && cfg.concurrency.includes(c)) metrics.record(`cost-rt-c${c}`, engine, run, num(costAtC, "roundTripsPerJob"));

@@ -161,12 +161,16 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
   const rss = startRssSampler(opts.rssIntervalMs ?? 50);
   resetClientCounts();
   const cpu0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
   const t0 = nowMs();
   worker.run();
   await withTimeout(done.promise, opts.timeoutMs ?? 300_000, `drain of ${n} tasks (${completed} done)`);
   const ms = nowMs() - t0;
   // Every thread of the worker process (lease keeper, GC helpers, libuv pool), user and system.
   const cpu = process.cpuUsage(cpu0);
+  // Share of the drain the main thread was busy: near 1 means the worker's JavaScript is the limit, lower
+  // means it waited (for Redis, or for its own pipeline).
+  const elu = performance.eventLoopUtilization(elu0).utilization;
   const client = readClientCounts();
   const after = probe ? await takeSnapshot(probe) : undefined;
   const mem = rss.stop();
@@ -180,6 +184,7 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
     peakRssMb: mem.peakMb,
     baseRssMb: mem.baseMb,
     cpuUsPerJob: (cpu.user + cpu.system) / n,
+    eventLoopUtilization: elu,
   };
   if (before && after) {
     const delta = diffSnapshots(before, after);
