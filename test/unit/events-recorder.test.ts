@@ -85,6 +85,8 @@ describe("ActivityRecorder", () => {
     await rec.flush();
     const got = batches.flatMap((b) => b.events);
     expect(got).toEqual(expected.map((e) => JSON.stringify(e)));
+    // The Redis transport stores a flush's events as lines of one field: an event must never hold a raw newline.
+    expect(got.filter((e) => /[\n\r]/.test(e))).toEqual([]);
     // A NaN run time is written as null (as JSON.stringify does), which the reader rejects; the rest must read back.
     for (const e of got.filter((x) => !x.includes('"runtimeMs":null'))) expect(decodeEvent(e)).not.toBeNull();
     expect(got.join("\n")).not.toContain("hunter2");
