@@ -10,6 +10,12 @@
  * Prefetched tasks are leased and renewed like running ones, and handed back at shutdown.
  */
 export const WAIT_BUDGET_MS = 10;
+/**
+ * Upper bound of the automatic prefetch. Larger batches mean fewer broker calls per task, and the time
+ * budget above already keeps slow tasks from being held back; this only bounds what one worker can hold
+ * of a backlog of very short tasks (256 no-op tasks are well under a millisecond of work).
+ */
+export const PREFETCH_CAP = 256;
 /** Runtimes seen before the average is trusted. */
 const WARMUP = 8;
 /** Weight of the newest runtime in the moving average. */
@@ -28,10 +34,10 @@ export class AutoPrefetch {
     this.seen++;
   }
 
-  /** Tasks to hold beyond free slots now: at most max(concurrency, 64), and 0 for tasks of 10 ms or more. */
+  /** Tasks to hold beyond free slots now: at most max(concurrency, PREFETCH_CAP), and 0 for tasks of 10 ms or more. */
   target(): number {
     if (this.seen < WARMUP) return 0;
-    const cap = Math.max(this.concurrency, 64);
+    const cap = Math.max(this.concurrency, PREFETCH_CAP);
     const fits = Math.floor((this.concurrency * WAIT_BUDGET_MS) / Math.max(this.avgMs, 0.01)) - this.concurrency;
     return Math.max(0, Math.min(cap, fits));
   }
