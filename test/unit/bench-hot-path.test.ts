@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { MessageError } from "../../src/errors.ts";
 import { decodeMessage, taskMessageSchema } from "../../src/protocol/message.ts";
 import { LazyAbortController } from "../../src/worker/lazy-abort.ts";
-import { AutoPrefetch } from "../../src/worker/prefetch.ts";
+import { AutoPrefetch, PREFETCH_CAP } from "../../src/worker/prefetch.ts";
 
 const base = { v: 1, id: "t1", task: "demo.add", args: [1, 2], kwargs: {}, queue: "default", priority: 0, retries: 0, sentAt: 1700000000000 };
 
@@ -84,7 +84,7 @@ describe("AutoPrefetch", () => {
     for (let i = 0; i < 7; i++) p.observe(0.01);
     expect(p.target()).toBe(0);
     p.observe(0.01);
-    expect(p.target()).toBe(64);
+    expect(p.target()).toBe(PREFETCH_CAP);
   });
 
   it("sizes the prefetch by what the slots get through in about 10 ms", () => {
@@ -93,7 +93,13 @@ describe("AutoPrefetch", () => {
     expect(short.target()).toBe(4); // 1 slot x 10 ms / 2 ms = 5 tasks, one of them running
     const wide = new AutoPrefetch(100);
     for (let i = 0; i < 20; i++) wide.observe(0.001);
-    expect(wide.target()).toBe(100); // capped at the concurrency
+    expect(wide.target()).toBe(PREFETCH_CAP); // capped
+    const huge = new AutoPrefetch(1000);
+    for (let i = 0; i < 20; i++) huge.observe(0.001);
+    expect(huge.target()).toBe(1000); // a pool wider than the cap may hold one more round
+    const mid = new AutoPrefetch(100);
+    for (let i = 0; i < 20; i++) mid.observe(4);
+    expect(mid.target()).toBe(150); // 100 slots x 10 ms / 4 ms = 250 tasks, 100 of them running
   });
 
   it("turns itself off for slow tasks, also after fast ones", () => {
