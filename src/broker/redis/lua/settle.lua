@@ -21,6 +21,17 @@ local held, workers = {}, {}
 local gone, extra = {}, {}
 local pos = -1
 
+-- The list for `key` in `lists`, made (and its key appended to `order`) on first use.
+local function listFor(lists, order, key)
+  local l = lists[key]
+  if not l then
+    l = {}
+    lists[key] = l
+    order[#order + 1] = key
+  end
+  return l
+end
+
 local function take(id, token, q, result, ttl, deadReason, uniq)
   pos = pos + 1
   local jk = p .. 'j:' .. id
@@ -30,21 +41,11 @@ local function take(id, token, q, result, ttl, deadReason, uniq)
     return
   end
   seen[id] = true
-  local a = active[q]
-  if not a then
-    a = {}
-    active[q] = a
-    queues[#queues + 1] = q
-  end
+  local a = listFor(active, queues, q)
   a[#a + 1] = id
   local w = f[2]
   if w then
-    local h = held[w]
-    if not h then
-      h = {}
-      held[w] = h
-      workers[#workers + 1] = w
-    end
+    local h = listFor(held, workers, w)
     h[#h + 1] = id
   end
   if uniq == '' and f[3] then uniq = f[3] end
