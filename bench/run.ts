@@ -37,6 +37,8 @@ const HELP = `Usage: npm run bench -- [options]
   --single N            sequential single sends for the enqueue case (default 2000; --quick: 200)
   --latency N           measured sends for B2 (default 1000; --quick: 200)
   --warmup N            unmeasured sends before B2 (default 20)
+  --drain-warmup W      B1: run W more tasks before each drain's clock starts (default 0: a cold
+                        drain, as issue 7 defines B1; the results then say "after W warm-up tasks")
   --gap MS              pause between B2 sends (default 0)
   --batch N             tasks per bulk call (default 1000)
   --timeout S           per engine process (default 300)
@@ -58,6 +60,7 @@ interface Config {
   single: number;
   latency: number;
   warmup: number;
+  drainWarmup: number;
   gapMs: number;
   batch: number;
   timeoutMs: number;
@@ -94,6 +97,7 @@ function parseConfig(argv: string[]): Config {
       single: { type: "string" },
       latency: { type: "string" },
       warmup: { type: "string" },
+      "drain-warmup": { type: "string" },
       gap: { type: "string" },
       batch: { type: "string" },
       timeout: { type: "string" },
@@ -141,6 +145,7 @@ function parseConfig(argv: string[]): Config {
     single: parsePositiveInt(values.single, "single", quick ? 200 : 2000),
     latency: parsePositiveInt(values.latency, "latency", quick ? 200 : 1000),
     warmup: parsePositiveInt(values.warmup, "warmup", 20, true),
+    drainWarmup: parsePositiveInt(values["drain-warmup"], "drain-warmup", 0, true),
     gapMs: parsePositiveInt(values.gap, "gap", 0, true),
     batch: parsePositiveInt(values.batch, "batch", 1000),
     timeoutMs: parsePositiveInt(values.timeout, "timeout", 300) * 1000,
@@ -224,15 +229,15 @@ async function runDrains(st: RunState, engine: string, run: number): Promise<boo
   let bulkRecorded = false;
   for (const c of concs) {
     const opts = await freshScenario(st, engine);
-    const prod = await runChild(engine, "produce", { ...opts, n: cfg.n, batch: cfg.batch });
+    const prod = await runChild(engine, "produce", { ...opts, n: cfg.n + cfg.drainWarmup, batch: cfg.batch });
     noteVersion(st, engine, prod);
-    if (cfg.cases.has("enqueue") && !bulkRecorded) {
+    if (cfg.cases.has("enqueue") && !bulkRecorded && cfg.drainWarmup === 0) {
       metrics.record("enqueue-bulk", engine, run, num(prod, "rate"));
       bulkRecorded = true;
     }
     // Two INFO calls around the drain, outside its clock's hot path: cheap enough to take at every concurrency.
     const measureCost = cfg.cases.has("cost");
-    const d = await runChild(engine, "drain", { ...opts, n: cfg.n, concurrency: c, measureCost, rssIntervalMs: 50 });
+    const d = await runChild(engine, "drain", { ...opts, n: cfg.n, drainWarmup: cfg.drainWarmup, concurrency: c, measureCost, rssIntervalMs: 50 });
     log(`  ${engine} drain c=${c}: ${fmt(num(d, "rate"))} jobs/s, peak RSS ${fmt(num(d, "peakRssMb"))} MB, main thread busy ${Math.round(100 * num(d, "eventLoopUtilization"))}%`);
     if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) metrics.record(`b1-c${c}`, engine, run, num(d, "rate"));
     const costAtC = d.cost as Record<string, unknown> | undefined;
@@ -328,7 +333,7 @@ async function runEngine(st: RunState, engine: string, run: number): Promise<voi
 
 function defineMetrics(cfg: Config, metrics: Metrics): void {
   if (cfg.cases.has("b1")) {
-    for (const c of cfg.concurrency) metrics.define(`b1-c${c}`, `B1 drain ${cfg.n} tasks, concurrency ${c}`, "jobs/s", "higher");
+    for (const c of cfg.concurrency) metrics.define(`b1-c${c}`, `B1 drain ${cfg.n} tasks${cfg.drainWarmup > 0 ? ` after ${cfg.drainWarmup} warm-up tasks` : ""}, concurrency ${c}`, "jobs/s", "higher");
   }
   if (cfg.cases.has("enqueue")) {
     metrics.define("enqueue-bulk", `Enqueue bulk (${cfg.n} in batches of ${cfg.batch})`, "tasks/s", "higher");
@@ -408,7 +413,7 @@ function markdownReport(st: RunState, table: TableSpec, redisVer: string, starte
   const vers = cfg.engines.map((e) => `${e}: ${st.versions.get(e) ?? (e.startsWith("qworker") ? `qworker ${packageVersion()}` : "?")}`);
   lines.push(`- engines: ${vers.join("; ")}`);
   lines.push(
-    `- options: n=${cfg.n}, concurrency=${cfg.concurrency.join(",")}, cases=${[...cfg.cases].join(",")}, repeat=${cfg.repeat}, ` +
+    `- options: n=${cfg.n}${cfg.drainWarmup > 0 ? ` (after ${cfg.drainWarmup} warm-up tasks per drain)` : ""}, concurrency=${cfg.concurrency.join(",")}, cases=${[...cfg.cases].join(",")}, repeat=${cfg.repeat}, ` +
       `single=${cfg.single}, latency=${cfg.latency} (+${cfg.warmup} warm-up, gap ${cfg.gapMs} ms), batch=${cfg.batch}`,
   );
   lines.push(

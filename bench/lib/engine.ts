@@ -5,7 +5,7 @@
  */
 import { Redis } from "ioredis";
 import { installClientCounter, excludeFromCount, readClientCounts, resetClientCounts } from "./client-counter.ts";
-import { diffSnapshots, takeSnapshot } from "./redis-info.ts";
+import { diffSnapshots, takeSnapshot, type InfoSnapshot } from "./redis-info.ts";
 import { EXIT_NOT_IMPLEMENTED, type ChildCase, type ChildMessage, type ChildOptions } from "./protocol.ts";
 import { max, mean, percentile } from "./stats.ts";
 
@@ -137,34 +137,49 @@ function startRssSampler(intervalMs: number): { stop(): { peakMb: number; baseMb
 async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<string, unknown>> {
   const n = need(opts.n, "n");
   const concurrency = need(opts.concurrency, "concurrency");
+  const warm = opts.drainWarmup ?? 0;
   let completed = 0;
   let started = 0;
   const done = deferred();
+  // The measurement window opens at the warm-up's last completion (at once for a cold drain).
+  let t0 = 0;
+  let cpu0 = process.cpuUsage();
+  let elu0 = performance.eventLoopUtilization();
+  let before: Promise<InfoSnapshot> | undefined;
+  let probe: Redis | undefined;
+  const openWindow = (snapshot: boolean): void => {
+    // Warm drains take the "before" counters while the warm-up's last batch settles: a few commands of skew.
+    if (probe && snapshot) before = takeSnapshot(probe);
+    resetClientCounts();
+    cpu0 = process.cpuUsage();
+    elu0 = performance.eventLoopUtilization();
+    t0 = nowMs();
+  };
   const worker = await engine.createWorker(opts, {
     concurrency,
     onStart: () => {
       started++;
     },
     onCompleted: () => {
-      if (++completed === n) done.resolve();
+      ++completed;
+      if (completed === warm && warm > 0) openWindow(true);
+      if (completed === n + warm) done.resolve();
     },
   });
 
   const cost = opts.measureCost === true && engine.usesRedis;
-  let probe: Redis | undefined;
   if (cost) {
     probe = new Redis(opts.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
     excludeFromCount(probe);
     await probe.connect();
   }
-  const before = probe ? await takeSnapshot(probe) : undefined;
   const rss = startRssSampler(opts.rssIntervalMs ?? 50);
-  resetClientCounts();
-  const cpu0 = process.cpuUsage();
-  const elu0 = performance.eventLoopUtilization();
-  const t0 = nowMs();
+  if (warm === 0) {
+    if (probe) before = Promise.resolve(await takeSnapshot(probe));
+    openWindow(false);
+  }
   worker.run();
-  await withTimeout(done.promise, opts.timeoutMs ?? 300_000, `drain of ${n} tasks (${completed} done)`);
+  await withTimeout(done.promise, opts.timeoutMs ?? 300_000, `drain of ${n + warm} tasks (${completed} done)`);
   const ms = nowMs() - t0;
   // Every thread of the worker process (lease keeper, GC helpers, libuv pool), user and system.
   const cpu = process.cpuUsage(cpu0);
@@ -173,10 +188,12 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
   const elu = performance.eventLoopUtilization(elu0).utilization;
   const client = readClientCounts();
   const after = probe ? await takeSnapshot(probe) : undefined;
+  const beforeSnap = before ? await before : undefined;
   const mem = rss.stop();
 
   const data: Record<string, unknown> = {
     n,
+    warmup: warm,
     concurrency,
     ms,
     rate: (n / ms) * 1000,
@@ -186,8 +203,8 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
     cpuUsPerJob: (cpu.user + cpu.system) / n,
     eventLoopUtilization: elu,
   };
-  if (before && after) {
-    const delta = diffSnapshots(before, after);
+  if (beforeSnap && after) {
+    const delta = diffSnapshots(beforeSnap, after);
     const top = Object.entries(delta.calls)
       .sort((a, b) => b[1] - a[1])
       .map(([name, calls]) => ({ name, perJob: calls / n }));

@@ -33,6 +33,11 @@ export interface ChildOptions {
   /** latency-sender: pause between sends in ms (0: next send right after the previous one resolves). */
   gapMs?: number;
   concurrency?: number;
+  /**
+   * drain: tasks run before the clock starts (the producer enqueued n + drainWarmup); the clock, the CPU
+   * and the Redis counters cover the n that follow. 0: a cold drain, as issue 7 defines B1.
+   */
+  drainWarmup?: number;
   /** drain: take Redis counters around the drain. */
   measureCost?: boolean;
   rssIntervalMs?: number;
