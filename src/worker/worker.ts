@@ -116,10 +116,7 @@ export class Worker {
     this.pool = opts.pool ?? new AsyncPool();
     this.id = opts.id ?? `${hostname()}.${process.pid}.${randomBytes(3).toString("hex")}`;
     this.settler = new Settler(this.transport, this.logger, (items) => {
-      for (const item of items) {
-        const l = this.leased.get(item.id);
-        if (l) this.leased.delete(item.id);
-      }
+      for (const item of items) this.leased.delete(item.id);
       this.lastProgress = Date.now();
     });
     this.keeper = opts.leaseKeeper;
