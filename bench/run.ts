@@ -238,12 +238,20 @@ async function runDrains(st: RunState, engine: string, run: number): Promise<boo
     // Two INFO calls around the drain, outside its clock's hot path: cheap enough to take at every concurrency.
     const measureCost = cfg.cases.has("cost");
     const d = await runChild(engine, "drain", { ...opts, n: cfg.n, drainWarmup: cfg.drainWarmup, concurrency: c, measureCost, rssIntervalMs: 50 });
-    log(`  ${engine} drain c=${c}: ${fmt(num(d, "rate"))} jobs/s, peak RSS ${fmt(num(d, "peakRssMb"))} MB, main thread busy ${Math.round(100 * num(d, "eventLoopUtilization"))}%`);
+    const tenths = Array.isArray(d.tenthRates) ? (d.tenthRates as number[]) : [];
+    const gcShare = num(d, "gcPauseMs") / num(d, "ms");
+    log(
+      `  ${engine} drain c=${c}: ${fmt(num(d, "rate"))} jobs/s, peak RSS ${fmt(num(d, "peakRssMb"))} MB, main thread busy ${Math.round(100 * num(d, "eventLoopUtilization"))}%` +
+        `, GC ${Math.round(100 * gcShare)}%` +
+        (tenths.length === 10 ? `, first/last tenth ${fmt(tenths[0]!)}/${fmt(tenths[9]!)} jobs/s` : ""),
+    );
     if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) metrics.record(`b1-c${c}`, engine, run, num(d, "rate"));
     const costAtC = d.cost as Record<string, unknown> | undefined;
     if (measureCost && costAtC && cfg.concurrency.includes(c)) metrics.record(`cost-rt-c${c}`, engine, run, num(costAtC, "roundTripsPerJob"));
     if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) {
       metrics.record(`cpu-worker-c${c}`, engine, run, num(d, "cpuUsPerJob"));
+      metrics.record(`gc-c${c}`, engine, run, 100 * gcShare);
+      if (tenths.length === 10) metrics.record(`tenth-last-c${c}`, engine, run, tenths[9]!);
       if (measureCost && costAtC) metrics.record(`cpu-redis-c${c}`, engine, run, num(costAtC, "redisCpuUsPerJob"));
     }
     if (c === REFERENCE_CONCURRENCY) {
@@ -350,6 +358,8 @@ function defineMetrics(cfg: Config, metrics: Metrics): void {
   if (cfg.cases.has("b1")) {
     for (const cc of cfg.concurrency) {
       metrics.define(`cpu-worker-c${cc}`, `Worker process CPU per job, all threads (drain c=${cc})`, "us", "lower");
+      metrics.define(`gc-c${cc}`, `Worker main-thread GC pauses, share of the drain (c=${cc})`, "%", "lower");
+      metrics.define(`tenth-last-c${cc}`, `B1 last tenth of the drain, warmed up (c=${cc})`, "jobs/s", "higher");
       if (cfg.cases.has("cost")) metrics.define(`cpu-redis-c${cc}`, `Redis server CPU per job (drain c=${cc})`, "us", "lower");
     }
   }

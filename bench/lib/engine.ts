@@ -3,6 +3,7 @@
  * benchmark cases on top of it. The cases are written once here so every engine is measured the same way;
  * an engine file only says how to send tasks and how to run a worker, the way its users would.
  */
+import { PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import { Redis } from "ioredis";
 import { installClientCounter, excludeFromCount, readClientCounts, resetClientCounts } from "./client-counter.ts";
 import { diffSnapshots, takeSnapshot, type InfoSnapshot } from "./redis-info.ts";
@@ -141,6 +142,22 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
   let completed = 0;
   let started = 0;
   const done = deferred();
+  // When each tenth of the measured tasks was done: a cold drain's first tenths run before the JIT and the
+  // heap have warmed up, its last ones close to steady state.
+  const tenth = Math.max(1, Math.floor(n / 10));
+  const tenthsAt: number[] = [];
+  // The main thread's garbage-collection pauses inside the window (what they cost, next to where it goes).
+  let gcMs = 0;
+  let gcCount = 0;
+  const countGc = (entries: PerformanceEntry[]): void => {
+    for (const e of entries) {
+      if (performance.timeOrigin + e.startTime < t0) continue;
+      gcMs += e.duration;
+      gcCount++;
+    }
+  };
+  const gc = new PerformanceObserver((list) => countGc(list.getEntries()));
+  gc.observe({ entryTypes: ["gc"] });
   // The measurement window opens at the warm-up's last completion (at once for a cold drain).
   let t0 = 0;
   let cpu0 = process.cpuUsage();
@@ -162,6 +179,7 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
     },
     onCompleted: () => {
       ++completed;
+      if (completed > warm && (completed - warm) % tenth === 0 && tenthsAt.length < 10) tenthsAt.push(nowMs());
       if (completed === warm && warm > 0) openWindow(true);
       if (completed === n + warm) done.resolve();
     },
@@ -181,6 +199,8 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
   worker.run();
   await withTimeout(done.promise, opts.timeoutMs ?? 300_000, `drain of ${n + warm} tasks (${completed} done)`);
   const ms = nowMs() - t0;
+  countGc(gc.takeRecords());
+  gc.disconnect();
   // Every thread of the worker process (lease keeper, GC helpers, libuv pool), user and system.
   const cpu = process.cpuUsage(cpu0);
   // Share of the drain the main thread was busy: near 1 means the worker's JavaScript is the limit, lower
@@ -202,6 +222,9 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
     baseRssMb: mem.baseMb,
     cpuUsPerJob: (cpu.user + cpu.system) / n,
     eventLoopUtilization: elu,
+    gcPauseMs: gcMs,
+    gcCount,
+    tenthRates: tenthsAt.map((at, i) => Math.round((tenth / (at - (i === 0 ? t0 : tenthsAt[i - 1]!))) * 1000)),
   };
   if (beforeSnap && after) {
     const delta = diffSnapshots(beforeSnap, after);
