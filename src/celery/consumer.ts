@@ -45,7 +45,7 @@ export function leaseQueue(kombuQueue: string): string {
 }
 
 export interface CeleryConsumerOptions {
-  /** The worker's own transport: native queues, and the lease keeper when it is the same Redis. */
+  /** The worker's own transport: native queues (and the Celery leases when Celery uses the same Redis). */
   inner: Transport;
   celery: CeleryConfig;
   /** The worker's broker_url. */

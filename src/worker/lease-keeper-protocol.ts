@@ -3,6 +3,11 @@ import type { WorkerInfo } from "../broker/transport.ts";
 /** What the lease keeper's thread is started with. */
 export interface KeeperConfig {
   brokerUrl: string;
+  /**
+   * Other Redis servers holding leases of this worker under the same prefix (a Celery broker that is not
+   * the worker's own): renewed and beaten on as well.
+   */
+  extraBrokerUrls?: string[];
   /** Whose leases to renew: the broker knows every task it leased to this worker. */
   workerId: string;
   redisPrefix?: string;

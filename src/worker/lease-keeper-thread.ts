@@ -12,7 +12,8 @@ import type { KeeperConfig, FromKeeper, ToKeeper } from "./lease-keeper-protocol
 const port = parentPort!;
 const cfg = workerData as KeeperConfig;
 let info: WorkerInfo | undefined;
-let transport: Transport | undefined;
+/** The worker's broker first, then any other Redis holding its leases (see KeeperConfig.extraBrokerUrls). */
+let transports: Transport[] = [];
 let timer: NodeJS.Timeout | undefined;
 let busy = false;
 let nextRenew = 0;
@@ -28,15 +29,15 @@ function post(m: FromKeeper): void {
 }
 
 async function round(): Promise<void> {
-  if (!transport) return;
+  if (transports.length === 0) return;
   const now = Date.now();
   if (busy) {
     // The main thread's watchdog rebuilds only its own connections; this one needs the same care, or a
     // dead socket here would stop heartbeats and get this live worker declared dead (duplicate runs).
-    if (now - roundStartedAt > STUCK_MS && !rebuilding && transport.reconnect) {
+    if (now - roundStartedAt > STUCK_MS && !rebuilding) {
       rebuilding = true;
       roundStartedAt = now;
-      void transport.reconnect().catch(() => {}).finally(() => (rebuilding = false));
+      void Promise.all(transports.map((t) => t.reconnect?.().catch(() => {}))).finally(() => (rebuilding = false));
     }
     return;
   }
@@ -45,12 +46,13 @@ async function round(): Promise<void> {
   try {
     if (now >= nextRenew) {
       nextRenew = now + cfg.leaseMs / 3;
-      const ids = await transport.extendWorkerLeases(cfg.workerId, cfg.leaseMs);
+      const ids = (await Promise.all(transports.map((t) => t.extendWorkerLeases(cfg.workerId, cfg.leaseMs)))).flat();
       post({ type: "renewed", startedAt: now, ids });
     }
     if (info && now >= nextBeat) {
       nextBeat = now + cfg.heartbeatIntervalMs;
-      await transport.heartbeat({ ...info, lastBeat: now }, cfg.heartbeatTtlMs);
+      const beat = { ...info, lastBeat: now };
+      await Promise.all(transports.map((t) => t.heartbeat(beat, cfg.heartbeatTtlMs)));
     }
     if (failing) post({ type: "ok" });
     failing = false;
@@ -70,7 +72,7 @@ function handle(m: ToKeeper): void {
       return;
     case "stop":
       if (timer) clearInterval(timer);
-      void (transport?.close() ?? Promise.resolve()).finally(() => {
+      void Promise.all(transports.map((t) => t.close().catch(() => {}))).finally(() => {
         post({ type: "stopped" });
         port.close();
       });
@@ -81,8 +83,12 @@ function handle(m: ToKeeper): void {
 port.on("message", handle);
 
 try {
-  transport = await createTransport(cfg.brokerUrl, { ...(cfg.redisPrefix ? { redisPrefix: cfg.redisPrefix } : {}) });
-  await transport.connect();
+  const opts = cfg.redisPrefix ? { redisPrefix: cfg.redisPrefix } : {};
+  for (const url of [cfg.brokerUrl, ...(cfg.extraBrokerUrls ?? [])]) {
+    const t = await createTransport(url, opts);
+    transports.push(t);
+    await t.connect();
+  }
   timer = setInterval(() => void round(), cfg.tickMs);
   post({ type: "ready" });
 } catch (err) {

@@ -104,14 +104,17 @@ export class ThreadLeaseKeeper implements LeaseKeeper {
 }
 
 /**
- * The keeper a worker daemon uses: a thread with its own connection to the configured broker. None when
- * Celery interop wraps the transport (its leases live in Celery's keys, renewed by the wrapper in-loop).
+ * The keeper a worker daemon uses: a thread with its own connection to the configured broker. With Celery
+ * interop it covers the Celery leases too: celery_claim.lua leases kombu messages in the worker's own lease
+ * structures, so the per-worker renewal includes them; a Celery broker other than broker_url gets its own
+ * connection in the thread.
  */
-export function leaseKeeperFor(config: QWorkerConfig & { broker_url: string }, logger: Logger): LeaseKeeper | undefined {
-  if (config.celery) return undefined;
+export function leaseKeeperFor(config: QWorkerConfig & { broker_url: string }, logger: Logger): LeaseKeeper {
+  const celeryUrl = config.celery?.broker_url;
   return new ThreadLeaseKeeper(
     {
       brokerUrl: config.broker_url,
+      ...(celeryUrl !== undefined && celeryUrl !== config.broker_url ? { extraBrokerUrls: [celeryUrl] } : {}),
       redisPrefix: config.redis_prefix,
       leaseMs: config.lease_timeout * 1000,
       heartbeatIntervalMs: config.heartbeat_interval * 1000,

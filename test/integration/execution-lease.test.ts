@@ -39,4 +39,28 @@ describe.skipIf(!redisServerAvailable())("lease renewal off the event loop", () 
     expect(starts).toHaveLength(1);
     for (const w of workers) expect(w.stderr()).not.toMatch(/recovered \d+ task|lease lost/);
   });
+
+  // Celery messages are leased in the worker's own lease structures (celery_claim.lua), on the Redis that
+  // Celery uses: the keeper renews them there, whether that is the worker's broker or another server.
+  it.each([
+    ["the worker's own Redis", false],
+    ["a Redis of its own", true],
+  ])("the same holds for a task taken from a Celery (kombu) queue on %s", { timeout: 120_000 }, async (_where, separate) => {
+    const celeryRedis = separate ? await startRedisServer() : redis;
+    const celery = { queues: ["celery"], poll_interval: 0.05, ...(separate ? { broker_url: celeryRedis.url } : {}) };
+    const celeryEnv = new ExecEnv(redis.url, { tasks_dir: EXEC_TASKS, concurrency: 1, lease_timeout: 2, heartbeat_interval: 0.5, heartbeat_ttl: 2, celery });
+    const pair = [celeryEnv.worker(), celeryEnv.worker()];
+    try {
+      await Promise.all(pair.map((w) => w.waitForLog(/^tasks \(/, 60_000)));
+      const id = await celeryEnv.send("exec.cpu", ["--args", "[6000]", "--celery"]);
+      await waitUntil(async () => celeryEnv.runs().some((r) => r.id === id && r.phase === "end"), 60_000, "the CPU-bound Celery task to finish");
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(celeryEnv.runs().filter((r) => r.id === id && r.phase === "start")).toHaveLength(1);
+      for (const w of pair) expect(w.stderr()).not.toMatch(/recovered \d+ task|lease lost/);
+    } finally {
+      await Promise.all(pair.map((w) => w.stop()));
+      celeryEnv.cleanup();
+      if (separate) await celeryRedis.cleanup();
+    }
+  });
 });
