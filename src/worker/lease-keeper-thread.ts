@@ -13,7 +13,7 @@ const port = parentPort!;
 const cfg = workerData as KeeperConfig;
 let info: WorkerInfo | undefined;
 /** The worker's broker first, then any other Redis holding its leases (see KeeperConfig.extraBrokerUrls). */
-let transports: Transport[] = [];
+const transports: Transport[] = [];
 let timer: NodeJS.Timeout | undefined;
 let busy = false;
 let nextRenew = 0;
