@@ -204,6 +204,9 @@ export class Worker {
       const ask = budget > 1 && (lane === 1 || this.backlog) ? Math.min(want, Math.ceil(budget / 2)) : want;
       let got: Reservation[];
       this.requested += ask;
+      // Whether the event loop turned while reserve() was pending (see below).
+      let turned = false;
+      const probe = setImmediate(() => (turned = true));
       try {
         got = await this.transport.reserve({
           queues: this.config.queues,
@@ -229,6 +232,11 @@ export class Worker {
       this.backlog = got.length === ask && ask > 0;
       if (this.backlog && !wasBacklog) this.wakeBacklogLane();
       this.accept(got);
+      // A transport that answers without I/O (SQLite) resolves reserve() in a microtask, so with a backlog
+      // this loop alone would never let the event loop turn: no settle, timer or socket callback until the
+      // queue ran dry (every result recorded at the very end, every finished task leased until then).
+      if (!turned && got.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      clearImmediate(probe);
     }
   }
 
