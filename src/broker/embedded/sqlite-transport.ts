@@ -53,8 +53,21 @@ import { ChangeWatcher } from "./wait.ts";
  * - Non-positive TTLs (`resultTtlMs`, revoke `ttlMs`, `deadTtlMs`) mean "no expiry"; `deadMax` <= 0 means
  *   no bound. The dead-letter bounds (per queue) are applied by `recover`.
  */
+/** A write lock held longer than this is waited for asynchronously (see SqliteTransportOptions.busyTimeoutMs). */
+const SYNC_BUSY_MS = 2;
+const MAX_BUSY_PAUSE_MS = 4;
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (code === "SQLITE_BUSY" || code.startsWith("SQLITE_BUSY_"));
+}
+
 export interface SqliteTransportOptions {
-  /** How long a write waits for another process's transaction before failing (default 5000 ms). */
+  /**
+   * How long a write waits for another process's transaction before failing (default 5000 ms). Only the
+   * first few milliseconds are waited inside SQLite (blocking); the rest asynchronously, so the event loop
+   * keeps running while another process holds the write lock.
+   */
   busyTimeoutMs?: number;
   /**
    * Watch the database directory for writes by other processes (inotify on Linux) to wake blocked calls
@@ -120,6 +133,8 @@ export class SqliteTransport implements Transport {
   readonly displayUrl: string;
   private readonly file: string;
   private readonly busyTimeoutMs: number;
+  /** The part of busyTimeoutMs SQLite itself waits (blocking) before a write attempt reports SQLITE_BUSY. */
+  private readonly syncBusyMs: number;
   private readonly pollMs: number;
   private readonly safetyPollMs: number;
   private readonly watchFiles: boolean;
@@ -135,7 +150,8 @@ export class SqliteTransport implements Transport {
   constructor(location: SqliteLocation, opts: SqliteTransportOptions = {}) {
     this.file = location.path;
     this.displayUrl = location.displayUrl;
-    this.busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+    this.busyTimeoutMs = Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000));
+    this.syncBusyMs = Math.min(this.busyTimeoutMs, SYNC_BUSY_MS);
     this.pollMs = opts.pollMs ?? 15;
     this.safetyPollMs = opts.safetyPollMs ?? 250;
     this.watchFiles = opts.watchFiles ?? true;
@@ -149,12 +165,13 @@ export class SqliteTransport implements Transport {
     let db: Database.Database | undefined;
     try {
       mkdirSync(path.dirname(this.file), { recursive: true });
+      // Opening and migrating wait for the lock the whole busyTimeoutMs, blocking: it happens once.
       db = new Database(this.file, { timeout: this.busyTimeoutMs });
       const mode = db.pragma("journal_mode = WAL", { simple: true });
       if (String(mode).toLowerCase() !== "wal") throw new Error(`could not switch to WAL mode (got ${String(mode)})`);
       db.pragma("synchronous = NORMAL");
-      db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(this.busyTimeoutMs))}`);
       migrate(db);
+      db.pragma(`busy_timeout = ${this.syncBusyMs}`);
     } catch (err) {
       db?.close();
       if (err instanceof QWorkerError) throw err;
@@ -221,12 +238,22 @@ export class SqliteTransport implements Transport {
   }
 
   /** One BEGIN IMMEDIATE transaction; `now` is read after the write lock is taken. */
-  private write<T>(fn: (now: number) => T): T {
+  private async write<T>(fn: (now: number) => T): Promise<T> {
     const db = this.conn();
-    try {
-      return db.transaction(() => fn(Date.now())).immediate();
-    } catch (err) {
-      throw this.wrap(err);
+    const deadline = Date.now() + this.busyTimeoutMs;
+    for (let pause = 1; ; pause = Math.min(pause * 2, MAX_BUSY_PAUSE_MS)) {
+      let ran = false;
+      try {
+        return db.transaction(() => {
+          ran = true;
+          return fn(Date.now());
+        }).immediate();
+      } catch (err) {
+        // Another process holds the write lock (BEGIN IMMEDIATE failed, so fn never ran): wait for it
+        // here, off the event loop, rather than inside SQLite, which would block this process meanwhile.
+        if (ran || !isBusy(err) || Date.now() >= deadline) throw this.wrap(err);
+        await new Promise((r) => setTimeout(r, pause));
+      }
     }
   }
 
@@ -320,7 +347,7 @@ export class SqliteTransport implements Transport {
 
   async enqueue(items: EnqueueItem[]): Promise<EnqueueResult[]> {
     if (items.length === 0) return [];
-    const out = this.write((now) => {
+    const out = await this.write((now) => {
       const results: EnqueueResult[] = [];
       let seq = this.nextSeq(items.length);
       for (const item of items) {
@@ -379,7 +406,7 @@ export class SqliteTransport implements Transport {
       const watcher = this.watcher;
       if (!watcher || this.closed) return [];
       const since = watcher.snapshot();
-      const got = this.tryReserve(req);
+      const got = await this.tryReserve(req);
       if (got.length > 0 || req.waitMs <= 0) return got;
       const now = Date.now();
       if (now >= deadline) return [];
@@ -398,9 +425,9 @@ export class SqliteTransport implements Transport {
     });
   }
 
-  private tryReserve(req: ReserveRequest): Reservation[] {
+  private async tryReserve(req: ReserveRequest): Promise<Reservation[]> {
     if (!this.hasWork(req.queues, Date.now())) return [];
-    return this.write((now) => {
+    return await this.write((now) => {
       this.promoteDue(now, PROMOTE_BATCH);
       const out: Reservation[] = [];
       const pick = this.sql("SELECT * FROM tasks WHERE queue = ? AND state = 'ready' ORDER BY priority DESC, seq LIMIT ?");
@@ -432,7 +459,7 @@ export class SqliteTransport implements Transport {
   async settle(items: SettleItem[]): Promise<string[]> {
     if (items.length === 0) return [];
     let stored = false;
-    const ok = this.write((now) => {
+    const ok = await this.write((now) => {
       const valid: string[] = [];
       for (const item of items) {
         const row = this.leased(item.id, item.token);
@@ -452,7 +479,7 @@ export class SqliteTransport implements Transport {
   }
 
   async retry(item: RetryItem): Promise<boolean> {
-    const ok = this.write((now) => {
+    const ok = await this.write((now) => {
       if (!this.leased(item.id, item.token)) return false;
       const delayed = item.dueAt > now;
       this.sql(
@@ -468,7 +495,7 @@ export class SqliteTransport implements Transport {
 
   async release(items: LeaseRef[]): Promise<void> {
     if (items.length === 0) return;
-    const n = this.write(() => {
+    const n = await this.write(() => {
       const rows = items.map((it) => this.leased(it.id, it.token)).filter((r): r is TaskRow => r !== undefined);
       if (rows.length === 0) return 0;
       const seqs = this.frontSeqs(rows.length);
@@ -485,7 +512,7 @@ export class SqliteTransport implements Transport {
 
   async deadLetter(items: DeadLetterItem[]): Promise<void> {
     if (items.length === 0) return;
-    this.write((now) => {
+    await this.write((now) => {
       for (const item of items) {
         const row = this.leased(item.id, item.token);
         if (row) this.toDead(row, item.reason, item.error, now);
@@ -495,7 +522,7 @@ export class SqliteTransport implements Transport {
 
   async extendLeases(items: LeaseRef[], leaseMs: number): Promise<string[]> {
     if (items.length === 0) return [];
-    return this.write((now) => {
+    return await this.write((now) => {
       const lost: string[] = [];
       const extend = this.sql("UPDATE tasks SET lease_until = ? WHERE id = ?");
       for (const item of items) {
@@ -507,7 +534,7 @@ export class SqliteTransport implements Transport {
   }
 
   async extendWorkerLeases(workerId: string, leaseMs: number): Promise<string[]> {
-    return this.write((now) =>
+    return await this.write((now) =>
       this.sql("UPDATE tasks SET lease_until = ? WHERE worker_id = ? AND state = 'active' RETURNING id")
         .pluck()
         .all(now + leaseMs, workerId) as string[],
@@ -515,7 +542,7 @@ export class SqliteTransport implements Transport {
   }
 
   async recover(opts: RecoverOptions): Promise<RecoverReport> {
-    const report = this.write((now) => {
+    const report = await this.write((now) => {
       const promoted = this.promoteDue(now, PROMOTE_BATCH * 5);
 
       const staleBefore = now - opts.heartbeatTtlMs;
@@ -583,7 +610,7 @@ export class SqliteTransport implements Transport {
   // ---------------------------------------------------------------- workers
 
   async heartbeat(info: WorkerInfo, ttlMs: number): Promise<void> {
-    this.write((now) => {
+    await this.write((now) => {
       this.sql(
         `INSERT INTO workers (id, info, last_beat, expires_at) VALUES (?, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET info = excluded.info, last_beat = excluded.last_beat, expires_at = excluded.expires_at`,
@@ -592,7 +619,7 @@ export class SqliteTransport implements Transport {
   }
 
   async removeWorker(workerId: string): Promise<void> {
-    this.write(() => {
+    await this.write(() => {
       this.sql("DELETE FROM workers WHERE id = ?").run(workerId);
     });
   }
@@ -641,7 +668,7 @@ export class SqliteTransport implements Transport {
   }
 
   async requeueDead(ids: string[] | "all", queue?: string): Promise<number> {
-    const n = this.write((now) => {
+    const n = await this.write((now) => {
       let rows: DeadRow[];
       if (ids === "all") {
         rows =
@@ -690,7 +717,7 @@ export class SqliteTransport implements Transport {
   }
 
   async purge(queue: string, opts: { dead: boolean }): Promise<number> {
-    return this.write(() => {
+    return await this.write(() => {
       this.sql(
         "DELETE FROM uniques WHERE task_id IN (SELECT id FROM tasks WHERE queue = ? AND state IN ('ready', 'delayed'))",
       ).run(queue);
@@ -737,7 +764,7 @@ export class SqliteTransport implements Transport {
 
   async publishActivity(batch: ActivityBatch): Promise<void> {
     if (batch.events.length === 0 && batch.counters.length === 0) return;
-    this.write(() => {
+    await this.write(() => {
       const add = this.sql("INSERT INTO events (data) VALUES (?)");
       let last = 0;
       for (const e of batch.events) last = Number(add.run(e).lastInsertRowid);
@@ -763,7 +790,7 @@ export class SqliteTransport implements Transport {
 
   async revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<void> {
     if (ids.length === 0) return;
-    this.write((now) => {
+    await this.write((now) => {
       const until = expiry(now, ttlMs);
       for (const id of ids) {
         this.sql(
