@@ -29,11 +29,20 @@ import { migrate } from "./schema.ts";
 import type { SqliteLocation } from "./url.ts";
 import { ChangeWatcher } from "./wait.ts";
 
+/** A write lock held longer than this is waited for asynchronously (see SqliteTransportOptions.busyTimeoutMs). */
+const SYNC_BUSY_MS = 2;
+const MAX_BUSY_PAUSE_MS = 4;
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (code === "SQLITE_BUSY" || code.startsWith("SQLITE_BUSY_"));
+}
+
 /**
  * The embedded broker: every queue lives in one SQLite file that any number of processes on the same host
  * open at once (WAL mode; each write is one short BEGIN IMMEDIATE transaction, one per batch call).
  * better-sqlite3 is synchronous, so a call blocks the event loop for the length of its transaction,
- * which is kept to a few indexed statements.
+ * which is kept to a few indexed statements; waiting for another process's write lock does not (write()).
  *
  * Semantics worth knowing (the rest is the Transport contract):
  * - `deliveries` is counted when a task is reserved; `release` gives the delivery back, `retry` starts
@@ -53,15 +62,6 @@ import { ChangeWatcher } from "./wait.ts";
  * - Non-positive TTLs (`resultTtlMs`, revoke `ttlMs`, `deadTtlMs`) mean "no expiry"; `deadMax` <= 0 means
  *   no bound. The dead-letter bounds (per queue) are applied by `recover`.
  */
-/** A write lock held longer than this is waited for asynchronously (see SqliteTransportOptions.busyTimeoutMs). */
-const SYNC_BUSY_MS = 2;
-const MAX_BUSY_PAUSE_MS = 4;
-
-function isBusy(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && (code === "SQLITE_BUSY" || code.startsWith("SQLITE_BUSY_"));
-}
-
 export interface SqliteTransportOptions {
   /**
    * How long a write waits for another process's transaction before failing (default 5000 ms). Only the
