@@ -765,10 +765,13 @@ export class SqliteTransport implements Transport {
   async publishActivity(batch: ActivityBatch): Promise<void> {
     if (batch.events.length === 0 && batch.counters.length === 0) return;
     await this.write(() => {
-      const add = this.sql("INSERT INTO events (data) VALUES (?)");
-      let last = 0;
-      for (const e of batch.events) last = Number(add.run(e).lastInsertRowid);
-      if (last > 0) this.sql("DELETE FROM events WHERE seq <= ?").run(last - batch.eventsMaxLen);
+      if (batch.events.length > 0) {
+        // One row per flush, its events one JSON text per line (as one stream entry on Redis): a row per
+        // event was about a tenth of an embedded worker's CPU in a drain. The cap counts rows, so it is
+        // scaled by this batch's size to keep about eventsMaxLen events.
+        const last = Number(this.sql("INSERT INTO events (data) VALUES (?)").run(batch.events.join("\n")).lastInsertRowid);
+        this.sql("DELETE FROM events WHERE seq <= ?").run(last - Math.max(1, Math.ceil(batch.eventsMaxLen / batch.events.length)));
+      }
       const bump = this.sql(
         `INSERT INTO counters (minute, key, n, expires_at) VALUES (?, ?, ?, ?)
          ON CONFLICT(minute, key) DO UPDATE SET n = n + excluded.n`,
@@ -778,8 +781,23 @@ export class SqliteTransport implements Transport {
   }
 
   async readEvents(limit: number): Promise<StoredEvent[]> {
-    const rows = this.read(() => this.sql("SELECT seq, data FROM events ORDER BY seq DESC LIMIT ?").all(limit) as { seq: number; data: string }[]);
-    return rows.reverse().map((r) => ({ id: String(r.seq), data: r.data }));
+    // Newest rows first until `limit` events; a row holds one flush's events, one per line (rows written
+    // before that held one event each, which reads the same).
+    const out: StoredEvent[] = [];
+    const rows = this.sql("SELECT seq, data FROM events WHERE seq < ? ORDER BY seq DESC LIMIT 50");
+    let before = Number.MAX_SAFE_INTEGER;
+    while (out.length < limit) {
+      const page = this.read(() => rows.all(before) as { seq: number; data: string }[]);
+      for (const r of page) {
+        const lines = r.data.split("\n");
+        const events = lines.map((data, i) => ({ id: lines.length === 1 ? String(r.seq) : `${r.seq}#${i}`, data }));
+        out.unshift(...events.slice(Math.max(0, events.length - (limit - out.length))));
+        if (out.length >= limit) break;
+      }
+      if (page.length < 50) break;
+      before = page[page.length - 1]!.seq;
+    }
+    return out;
   }
 
   async readCounters(sinceMinute: number): Promise<CounterRow[]> {

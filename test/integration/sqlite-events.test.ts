@@ -1,0 +1,50 @@
+/**
+ * The embedded broker keeps each flush's task events in one row, one JSON text per line; rows written by
+ * earlier versions hold one event each. Readers see one list either way, newest `limit` events, oldest first.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { createSqliteTransport } from "../../src/broker/embedded/index.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const ev = (i: number) => JSON.stringify({ i });
+
+describe("embedded broker: task events", () => {
+  it("reads old one-event rows and new one-flush rows as one list, and caps by events", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qw-events-"));
+    dirs.push(dir);
+    const file = join(dir, "broker.db");
+    const t = createSqliteTransport(`sqlite://${file}`);
+    await t.connect();
+    try {
+      const db = new Database(file);
+      for (const i of [0, 1, 2]) db.prepare("INSERT INTO events (data) VALUES (?)").run(ev(i)); // as before
+      db.close();
+      await t.publishActivity!({ events: [3, 4, 5, 6].map(ev), eventsMaxLen: 1000, counters: [], countersTtlMs: 60_000 });
+      await t.publishActivity!({ events: [7, 8].map(ev), eventsMaxLen: 1000, counters: [], countersTtlMs: 60_000 });
+      const read = async (limit: number) => (await t.readEvents!(limit)).map((e) => (JSON.parse(e.data) as { i: number }).i);
+      expect(await read(100)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(await read(5)).toEqual([4, 5, 6, 7, 8]);
+      const ids = (await t.readEvents!(100)).map((e) => e.id);
+      expect(new Set(ids).size).toBe(ids.length);
+
+      // 200 flushes of 10 under a cap of 50: about 50 events are kept (whole rows), the newest.
+      for (let f = 0; f < 200; f++) {
+        await t.publishActivity!({ events: Array.from({ length: 10 }, (_, k) => ev(1000 + f * 10 + k)), eventsMaxLen: 50, counters: [], countersTtlMs: 60_000 });
+      }
+      const kept = await read(10_000);
+      expect(kept.length).toBeGreaterThanOrEqual(50);
+      expect(kept.length).toBeLessThanOrEqual(60);
+      expect(kept.at(-1)).toBe(2999);
+    } finally {
+      await t.close();
+    }
+  });
+});
