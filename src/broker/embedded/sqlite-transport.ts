@@ -461,11 +461,19 @@ export class SqliteTransport implements Transport {
     let stored = false;
     const ok = await this.write((now) => {
       const valid: string[] = [];
+      // The usual outcome: one statement checks the lease and deletes the task, without reading the row.
+      const done = this.sql("DELETE FROM tasks WHERE id = ? AND state = 'active' AND token = ? RETURNING unique_key");
       for (const item of items) {
-        const row = this.leased(item.id, item.token);
-        if (!row) continue;
-        if (item.deadReason !== undefined) this.toDead(row, item.deadReason, undefined, now);
-        else this.removeTask(row);
+        if (item.deadReason !== undefined) {
+          const row = this.leased(item.id, item.token);
+          if (!row) continue;
+          this.toDead(row, item.deadReason, undefined, now);
+        } else {
+          const gone = done.get(item.id, item.token) as { unique_key: string | null } | undefined;
+          if (!gone) continue;
+          // enqueue writes a uniques row exactly when it sets the task's unique_key.
+          if (gone.unique_key !== null) this.freeUnique(item.id);
+        }
         if (item.result !== undefined) {
           this.putResult(item.id, item.result, expiry(now, item.resultTtlMs));
           stored = true;
