@@ -16,22 +16,24 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function scratch(): string {
+/** A connected transport on a fresh file, and a second connection that holds the write lock. */
+async function lockedBroker(busyTimeoutMs: number) {
   const dir = mkdtempSync(join(tmpdir(), "qw-lock-"));
   dirs.push(dir);
-  return join(dir, "broker.db");
+  const file = join(dir, "broker.db");
+  const t = createSqliteTransport(`sqlite://${file}`, { busyTimeoutMs });
+  await t.connect();
+  const holder = new Database(file);
+  holder.exec("BEGIN IMMEDIATE");
+  return { t, holder };
 }
 
 const item = (n: number) => buildEnqueueItem("lock.t", [n], {}, { queue: "default", maxPayloadBytes: 1 << 20 });
 
 describe("embedded broker: waiting for the write lock", () => {
   it("keeps the event loop running while another connection holds the lock", async () => {
-    const file = scratch();
-    const t = createSqliteTransport(`sqlite://${file}`, { busyTimeoutMs: 5000 });
-    await t.connect();
+    const { t, holder } = await lockedBroker(5000);
     // The holder is in this process, so it can only let go if this process's timers still run.
-    const holder = new Database(file);
-    holder.exec("BEGIN IMMEDIATE");
     setTimeout(() => holder.exec("COMMIT"), 300);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 10);
@@ -50,11 +52,7 @@ describe("embedded broker: waiting for the write lock", () => {
   });
 
   it("still fails with a broker error once busyTimeoutMs has passed", async () => {
-    const file = scratch();
-    const t = createSqliteTransport(`sqlite://${file}`, { busyTimeoutMs: 200 });
-    await t.connect();
-    const holder = new Database(file);
-    holder.exec("BEGIN IMMEDIATE");
+    const { t, holder } = await lockedBroker(200);
     try {
       const started = Date.now();
       await expect(t.enqueue([item(2)])).rejects.toThrow(/database is locked/);

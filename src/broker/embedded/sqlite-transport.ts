@@ -797,8 +797,7 @@ export class SqliteTransport implements Transport {
     while (out.length < limit) {
       const page = this.read(() => rows.all(before) as { seq: number; data: string }[]);
       for (const r of page) {
-        const lines = r.data.split("\n");
-        const events = lines.map((data, i) => ({ id: lines.length === 1 ? String(r.seq) : `${r.seq}#${i}`, data }));
+        const events = r.data.split("\n").map((data, i) => ({ id: `${r.seq}#${i}`, data }));
         out.unshift(...events.slice(Math.max(0, events.length - (limit - out.length))));
         if (out.length >= limit) break;
       }
