@@ -7,8 +7,10 @@ import type { SettleItem, Transport } from "../broker/transport.ts";
  * kept and retried; the tasks stay leased (and renewed) meanwhile, so nothing is lost and nothing runs
  * twice because of the outage.
  */
-export class Settler {
+export class Settler<Owner> {
   private pending: SettleItem[] = [];
+  /** Who each pending item belongs to, by position: handed back with the items, so no lookup by id. */
+  private owners: Owner[] = [];
   private scheduled = false;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
@@ -16,16 +18,17 @@ export class Settler {
   constructor(
     private readonly transport: Transport,
     private readonly logger: Logger,
-    /** Called with the items once the broker has them settled (or knows they were lost). */
-    private readonly onSettled: (items: readonly SettleItem[]) => void,
+    /** Called with the items and their owners once the broker has them settled (or knows they were lost). */
+    private readonly onSettled: (items: readonly SettleItem[], owners: readonly Owner[]) => void,
   ) {}
 
   get size(): number {
     return this.pending.length + this.inFlight;
   }
 
-  add(item: SettleItem): void {
+  add(item: SettleItem, owner: Owner): void {
     this.pending.push(item);
+    this.owners.push(owner);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => void this.flush());
@@ -35,8 +38,10 @@ export class Settler {
   private async flush(): Promise<void> {
     this.scheduled = false;
     const batch = this.pending;
+    const owners = this.owners;
     if (batch.length === 0) return;
     this.pending = [];
+    this.owners = [];
     this.inFlight += batch.length;
     let delay = 100;
     for (;;) {
@@ -50,7 +55,7 @@ export class Settler {
             this.logger.warn(`task ${item.id}: lease was lost before its outcome was recorded; another worker may run it again`);
           }
         }
-        this.onSettled(batch);
+        this.onSettled(batch, owners);
         break;
       } catch (err) {
         this.logger.debug({ err }, "settle failed; retrying");

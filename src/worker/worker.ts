@@ -17,6 +17,7 @@ import { AsyncPool, type Pool, type PoolJob } from "./pool.ts";
 import { ms, preview } from "./format.ts";
 import { decideRetry, effectivePolicy } from "./retry-policy.ts";
 import { LazyAbortController } from "./lazy-abort.ts";
+import { LeaseTable } from "./lease-table.ts";
 import { AutoPrefetch } from "./prefetch.ts";
 import { Settler } from "./settler.ts";
 import { ExecutionCounts } from "./execution-counts.ts";
@@ -51,6 +52,8 @@ interface Running {
   startedAt: number;
   /** Latest ctx.progress() report; travels with the next heartbeat (that is the throttle). */
   progress?: TaskProgress;
+  /** Its place in the worker's LeaseTable; -1 once out of it. */
+  slot: number;
 }
 
 /**
@@ -67,11 +70,11 @@ export class Worker {
   private readonly registry: TaskRegistry;
   private readonly config: QWorkerConfig;
   private readonly logger: Logger;
-  private readonly settler: Settler;
+  private readonly settler: Settler<Running>;
   private readonly keeper: LeaseKeeper | undefined;
   private readonly rateLimiter: RateLimiter;
   private readonly counts: ExecutionCounts;
-  private readonly leased = new Map<string, Running>();
+  private readonly leased = new LeaseTable<Running>();
   private running = 0;
   private stopping = false;
   /** Fetch lanes waiting for a free slot (or for a backlog, lane 1). */
@@ -115,8 +118,8 @@ export class Worker {
     this.logger = opts.logger;
     this.pool = opts.pool ?? new AsyncPool();
     this.id = opts.id ?? `${hostname()}.${process.pid}.${randomBytes(3).toString("hex")}`;
-    this.settler = new Settler(this.transport, this.logger, (items) => {
-      for (const item of items) this.leased.delete(item.id);
+    this.settler = new Settler<Running>(this.transport, this.logger, (_items, owners) => {
+      for (const t of owners) this.leased.remove(t);
       this.lastProgress = Date.now();
     });
     this.keeper = opts.leaseKeeper;
@@ -255,9 +258,10 @@ export class Worker {
         started: false,
         finished: false,
         startedAt: now,
+        slot: -1,
       };
       batch[i] = t;
-      this.leased.set(r.id, t);
+      this.leased.add(t);
     }
     // The lease keeper needs no word of these: it renews whatever the broker leased to this worker, so a
     // handler below that blocks the event loop at once still keeps its lease.
@@ -289,14 +293,14 @@ export class Worker {
     const held = new Set(ids);
     // A margin for a reserve that crossed the renewal request on the way to the broker.
     const before = startedAt - 1000;
-    for (const t of [...this.leased.values()]) {
+    for (const t of this.leased.values()) {
       if (t.finished || t.acceptedAt > before || held.has(t.ref.id)) continue;
       this.logger.warn(`task ${t.msg?.task ?? "?"}[${t.ref.id}]: lease lost (recovered by another worker); aborting this run`);
       t.controller.abort(new Error("lease lost"));
       if (!t.started) {
         const at = this.prefetched.indexOf(t);
         if (at >= 0) this.prefetched.splice(at, 1);
-        this.leased.delete(t.ref.id);
+        this.leased.remove(t);
       }
     }
   }
@@ -405,14 +409,14 @@ export class Worker {
         this.stranded.push(t.ref);
       })
       .finally(() => {
-        this.leased.delete(r.id);
+        this.leased.remove(t);
         this.slotFreed();
       });
   }
 
   private async rateLimited(t: Running, def: TaskDefinition, msg: TaskMessage): Promise<void> {
     if (await this.rateLimiter.deferred(def, msg, t.ref)) {
-      this.leased.delete(t.ref.id);
+      this.leased.remove(t);
       this.slotFreed();
       return;
     }
@@ -514,12 +518,11 @@ export class Worker {
           payload: encodeMessage(next),
           dueAt: Date.now() + decision.delaySec * 1000,
         });
-        // Keyed by lease id, which differs from the task id for Celery messages (src/celery).
-        this.leased.delete(running.ref.id);
+        this.leased.remove(running);
       } catch (err) {
         // Handed back once the broker answers, so the attempt is delivered again and not lost.
         this.logger.error(`task ${label}: could not schedule its retry (${(err as Error).message}); it will be redelivered`);
-        this.leased.delete(running.ref.id);
+        this.leased.remove(running);
         this.stranded.push(running.ref);
       }
       return;
@@ -572,7 +575,7 @@ export class Worker {
       result: record ? safeEncodeResult(record) : undefined,
       deadReason,
       uniqueKey: msg.uniqueKey,
-    });
+    }, running);
   }
 
   /**
@@ -581,20 +584,20 @@ export class Worker {
    */
   private internalError(t: Running, err: unknown): void {
     this.logger.error({ err }, `internal error while handling task ${t.ref.id}: ${(err as Error).message}; handing it back`);
-    if (this.leased.get(t.ref.id) === t) {
-      this.leased.delete(t.ref.id);
+    if (this.leased.remove(t)) {
       this.transport.release([t.ref]).catch(() => this.stranded.push(t.ref));
     }
     this.slotFreed();
   }
 
   private terminate(ids: string[]): void {
-    for (const id of ids) {
-      const running = this.leased.get(id);
-      if (running?.msg) {
-        this.logger.warn(`task ${running.msg.task}[${id}] revoked with --terminate; aborting it`);
-        running.controller.abort(new TaskRevokedError(id));
-      }
+    // By lease id, which differs from the task id for Celery messages (src/celery).
+    const wanted = new Set(ids);
+    for (const running of this.leased.values()) {
+      const id = running.ref.id;
+      if (!wanted.has(id) || !running.msg) continue;
+      this.logger.warn(`task ${running.msg.task}[${id}] revoked with --terminate; aborting it`);
+      running.controller.abort(new TaskRevokedError(id));
     }
   }
 
@@ -606,11 +609,10 @@ export class Worker {
     try {
       if (!this.keeper && now >= this.nextRenew && this.leased.size > 0) {
         this.nextRenew = now + this.leaseMs / 3;
-        const lost = await this.transport.extendLeases([...this.leased.values()].map((l) => l.ref), this.leaseMs);
-        for (const id of lost) {
-          const l = this.leased.get(id);
-          if (!l) continue;
-          this.logger.warn(`task ${l.msg?.task ?? "?"}[${id}]: lease lost (recovered by another worker); aborting this run`);
+        const lost = new Set(await this.transport.extendLeases(this.leased.values().map((l) => l.ref), this.leaseMs));
+        for (const l of this.leased.values()) {
+          if (!lost.has(l.ref.id)) continue;
+          this.logger.warn(`task ${l.msg?.task ?? "?"}[${l.ref.id}]: lease lost (recovered by another worker); aborting this run`);
           l.controller.abort(new Error("lease lost"));
         }
       }
@@ -666,7 +668,7 @@ export class Worker {
     }
     await this.loopDone;
     await this.settler.drained();
-    const unfinished = [...this.leased.values()].map((l) => l.ref);
+    const unfinished = this.leased.values().map((l) => l.ref);
     if (unfinished.length > 0) {
       for (const l of this.leased.values()) l.controller.abort(new Error("worker shutting down"));
       await this.transport.release(unfinished).catch((err) => this.logger.error(`could not hand back ${unfinished.length} task(s): ${(err as Error).message}; they return when their lease expires`));
