@@ -1,7 +1,6 @@
 import type { Logger } from "pino";
 import type { Transport } from "../broker/transport.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
-import { createMetrics, serveMetrics } from "../metrics/prometheus.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
 import type { Worker } from "../worker/worker.ts";
 import { ActivityRecorder } from "./recorder.ts";
@@ -37,6 +36,8 @@ export async function startObservers(opts: {
     closers.push(() => recorder.close());
   }
   if (config.metrics_port !== undefined) {
+    // Loaded only when asked for: prom-client and its dependencies add about 5 MB to every worker's RSS.
+    const { createMetrics, serveMetrics } = await import("../metrics/prometheus.ts");
     const metrics = createMetrics({
       events: worker.events,
       transport,
