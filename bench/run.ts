@@ -222,50 +222,54 @@ function num(data: Record<string, unknown>, key: string): number {
   return typeof v === "number" ? v : Number.NaN;
 }
 
-async function runDrains(st: RunState, engine: string, run: number): Promise<boolean> {
-  const { cfg, metrics } = st;
+/** The concurrencies drained per repetition: B1's, plus the reference one when only B3 or cost asks for it. */
+function drainConcurrencies(cfg: Config): number[] {
   const concs = cfg.cases.has("b1") ? [...cfg.concurrency] : [];
   if ((cfg.cases.has("b3") || cfg.cases.has("cost")) && !concs.includes(REFERENCE_CONCURRENCY)) concs.push(REFERENCE_CONCURRENCY);
+  return concs;
+}
+
+/** One drain at concurrency `c`; returns whether its producer's rate was recorded as the bulk enqueue rate. */
+async function runDrain(st: RunState, engine: string, run: number, c: number, bulkWanted: boolean): Promise<boolean> {
+  const { cfg, metrics } = st;
   let bulkRecorded = false;
-  for (const c of concs) {
-    const opts = await freshScenario(st, engine);
-    const prod = await runChild(engine, "produce", { ...opts, n: cfg.n + cfg.drainWarmup, batch: cfg.batch });
-    noteVersion(st, engine, prod);
-    if (cfg.cases.has("enqueue") && !bulkRecorded && cfg.drainWarmup === 0) {
-      metrics.record("enqueue-bulk", engine, run, num(prod, "rate"));
-      bulkRecorded = true;
+  const opts = await freshScenario(st, engine);
+  const prod = await runChild(engine, "produce", { ...opts, n: cfg.n + cfg.drainWarmup, batch: cfg.batch });
+  noteVersion(st, engine, prod);
+  if (cfg.cases.has("enqueue") && bulkWanted && cfg.drainWarmup === 0) {
+    metrics.record("enqueue-bulk", engine, run, num(prod, "rate"));
+    bulkRecorded = true;
+  }
+  // Two INFO calls around the drain, outside its clock's hot path: cheap enough to take at every concurrency.
+  const measureCost = cfg.cases.has("cost");
+  const d = await runChild(engine, "drain", { ...opts, n: cfg.n, drainWarmup: cfg.drainWarmup, concurrency: c, measureCost, rssIntervalMs: 50 });
+  const tenths = Array.isArray(d.tenthRates) ? (d.tenthRates as number[]) : [];
+  const gcShare = num(d, "gcPauseMs") / num(d, "ms");
+  log(
+    `  ${engine} drain c=${c}: ${fmt(num(d, "rate"))} jobs/s, peak RSS ${fmt(num(d, "peakRssMb"))} MB, main thread busy ${Math.round(100 * num(d, "eventLoopUtilization"))}%` +
+      `, GC ${Math.round(100 * gcShare)}%` +
+      (tenths.length === 10 ? `, first/last tenth ${fmt(tenths[0]!)}/${fmt(tenths[9]!)} jobs/s` : ""),
+  );
+  if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) metrics.record(`b1-c${c}`, engine, run, num(d, "rate"));
+  const costAtC = d.cost as Record<string, unknown> | undefined;
+  if (measureCost && costAtC && cfg.concurrency.includes(c)) metrics.record(`cost-rt-c${c}`, engine, run, num(costAtC, "roundTripsPerJob"));
+  if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) {
+    metrics.record(`cpu-worker-c${c}`, engine, run, num(d, "cpuUsPerJob"));
+    metrics.record(`gc-c${c}`, engine, run, 100 * gcShare);
+    if (tenths.length === 10) metrics.record(`tenth-last-c${c}`, engine, run, tenths[9]!);
+    if (measureCost && costAtC) metrics.record(`cpu-redis-c${c}`, engine, run, num(costAtC, "redisCpuUsPerJob"));
+  }
+  if (c === REFERENCE_CONCURRENCY) {
+    if (cfg.cases.has("b3")) {
+      metrics.record("b3-rss", engine, run, num(d, "peakRssMb"));
+      metrics.record("b3-rss-base", engine, run, num(d, "baseRssMb"));
     }
-    // Two INFO calls around the drain, outside its clock's hot path: cheap enough to take at every concurrency.
-    const measureCost = cfg.cases.has("cost");
-    const d = await runChild(engine, "drain", { ...opts, n: cfg.n, drainWarmup: cfg.drainWarmup, concurrency: c, measureCost, rssIntervalMs: 50 });
-    const tenths = Array.isArray(d.tenthRates) ? (d.tenthRates as number[]) : [];
-    const gcShare = num(d, "gcPauseMs") / num(d, "ms");
-    log(
-      `  ${engine} drain c=${c}: ${fmt(num(d, "rate"))} jobs/s, peak RSS ${fmt(num(d, "peakRssMb"))} MB, main thread busy ${Math.round(100 * num(d, "eventLoopUtilization"))}%` +
-        `, GC ${Math.round(100 * gcShare)}%` +
-        (tenths.length === 10 ? `, first/last tenth ${fmt(tenths[0]!)}/${fmt(tenths[9]!)} jobs/s` : ""),
-    );
-    if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) metrics.record(`b1-c${c}`, engine, run, num(d, "rate"));
-    const costAtC = d.cost as Record<string, unknown> | undefined;
-    if (measureCost && costAtC && cfg.concurrency.includes(c)) metrics.record(`cost-rt-c${c}`, engine, run, num(costAtC, "roundTripsPerJob"));
-    if (cfg.cases.has("b1") && cfg.concurrency.includes(c)) {
-      metrics.record(`cpu-worker-c${c}`, engine, run, num(d, "cpuUsPerJob"));
-      metrics.record(`gc-c${c}`, engine, run, 100 * gcShare);
-      if (tenths.length === 10) metrics.record(`tenth-last-c${c}`, engine, run, tenths[9]!);
-      if (measureCost && costAtC) metrics.record(`cpu-redis-c${c}`, engine, run, num(costAtC, "redisCpuUsPerJob"));
-    }
-    if (c === REFERENCE_CONCURRENCY) {
-      if (cfg.cases.has("b3")) {
-        metrics.record("b3-rss", engine, run, num(d, "peakRssMb"));
-        metrics.record("b3-rss-base", engine, run, num(d, "baseRssMb"));
+    const cost = d.cost as Record<string, unknown> | undefined;
+    if (measureCost && cost) {
+      for (const k of ["serverCommandsPerJob", "clientCommandsPerJob", "scriptCallsPerJob", "scriptInternalPerJob"]) {
+        metrics.record(`cost-${k}`, engine, run, num(cost, k));
       }
-      const cost = d.cost as Record<string, unknown> | undefined;
-      if (measureCost && cost) {
-        for (const k of ["serverCommandsPerJob", "clientCommandsPerJob", "scriptCallsPerJob", "scriptInternalPerJob"]) {
-          metrics.record(`cost-${k}`, engine, run, num(cost, k));
-        }
-        st.costDetail.set(engine, cost);
-      }
+      st.costDetail.set(engine, cost);
     }
   }
   return bulkRecorded;
@@ -311,32 +315,48 @@ async function runLatency(st: RunState, engine: string, run: number): Promise<vo
   log(`  ${engine} latency: p50 ${fmt(num(w, "p50"))} ms, p99 ${fmt(num(w, "p99"))} ms`);
 }
 
-async function runEngine(st: RunState, engine: string, run: number): Promise<void> {
-  // A step whose engine part is not implemented yet is skipped from then on; the engine's other steps go on.
-  const step = async (what: string, fn: () => Promise<void>): Promise<void> => {
-    const key = `${engine}: ${what}`;
-    if (st.skipped.has(key)) return;
-    try {
-      await fn();
-    } catch (err) {
-      if (err instanceof ChildFailed && err.notImplemented) {
-        const first = (err.message.split("\n")[0] ?? err.message).replace(/^NotImplementedError: /, "");
-        st.skipped.set(key, first);
-        log(`  ${key} skipped: not implemented (${first})`);
-        return;
-      }
-      const msg = `${key} (run ${run + 1}): ${(err as Error).message}`;
-      st.failures.push(msg);
-      log(`  FAILED ${msg}`);
+/**
+ * One repetition. Every scenario runs for all engines back to back (the drains at one concurrency, then
+ * the next), so the two runs a ratio is taken from are seconds apart, not a whole engine's cases apart:
+ * on a shared machine whose speed drifts, that keeps the ratio about the engines. The engine order is
+ * reversed every other repetition, so neither always goes first.
+ */
+async function runRepetition(st: RunState, run: number): Promise<void> {
+  const { cfg } = st;
+  const order = run % 2 === 0 ? cfg.engines : [...cfg.engines].reverse();
+  const bulkRecorded = new Set<string>();
+  for (const c of drainConcurrencies(cfg)) {
+    for (const engine of order) {
+      await step(st, engine, run, "drain", async () => {
+        if (await runDrain(st, engine, run, c, !bulkRecorded.has(engine))) bulkRecorded.add(engine);
+      });
     }
-  };
-  const { cases } = st.cfg;
-  let bulkRecorded = false;
-  if (cases.has("b1") || cases.has("b3") || cases.has("cost")) {
-    await step("drain", async () => void (bulkRecorded = await runDrains(st, engine, run)));
   }
-  if (cases.has("enqueue")) await step("enqueue", () => runEnqueue(st, engine, run, bulkRecorded));
-  if (cases.has("b2")) await step("latency", () => runLatency(st, engine, run));
+  if (cfg.cases.has("enqueue")) {
+    for (const engine of order) await step(st, engine, run, "enqueue", () => runEnqueue(st, engine, run, bulkRecorded.has(engine)));
+  }
+  if (cfg.cases.has("b2")) {
+    for (const engine of order) await step(st, engine, run, "latency", () => runLatency(st, engine, run));
+  }
+}
+
+/** Run one engine's part of a scenario; a part not implemented yet is skipped from then on, the rest go on. */
+async function step(st: RunState, engine: string, run: number, what: string, fn: () => Promise<void>): Promise<void> {
+  const key = `${engine}: ${what}`;
+  if (st.skipped.has(key)) return;
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof ChildFailed && err.notImplemented) {
+      const first = (err.message.split("\n")[0] ?? err.message).replace(/^NotImplementedError: /, "");
+      st.skipped.set(key, first);
+      log(`  ${key} skipped: not implemented (${first})`);
+      return;
+    }
+    const msg = `${key} (run ${run + 1}): ${(err as Error).message}`;
+    st.failures.push(msg);
+    log(`  FAILED ${msg}`);
+  }
 }
 
 function defineMetrics(cfg: Config, metrics: Metrics): void {
@@ -506,12 +526,8 @@ async function main(): Promise<void> {
     redisVer = await redisVersion(admin);
     log(`bench: redis ${redisVer} at ${redis.url}; engines ${cfg.engines.join(", ")}; cases ${[...cfg.cases].join(", ")}; n=${cfg.n}; repeat=${cfg.repeat}`);
     for (let run = 0; run < cfg.repeat; run++) {
-      // Alternate the engine order so neither engine always runs on a warmer (or more tired) machine.
-      const order = run % 2 === 0 ? cfg.engines : [...cfg.engines].reverse();
-      for (const engine of order) {
-        log(`run ${run + 1}/${cfg.repeat} ${engine}`);
-        await runEngine(st, engine, run);
-      }
+      log(`run ${run + 1}/${cfg.repeat}`);
+      await runRepetition(st, run);
     }
   } finally {
     admin.disconnect();
