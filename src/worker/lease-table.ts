@@ -65,12 +65,6 @@ export class LeaseTable<T extends Slotted> {
     return out;
   }
 
-  /** The first record `match` accepts, by a scan. */
-  find(match: (record: T) => boolean): T | undefined {
-    for (const r of this.slots) if (r !== undefined && match(r)) return r;
-    return undefined;
-  }
-
   /** Once empty, drop the slots a burst (a large prefetch) left behind, so scans stay short. */
   private compact(): void {
     this.slots.length = 0;
