@@ -237,6 +237,14 @@ export interface Transport {
    * renewed nor returned: an id the worker holds but does not find here was lost.
    */
   extendWorkerLeases(workerId: string, leaseMs: number): Promise<string[]>;
+  /**
+   * Hand back leases the broker holds for `workerId` that the worker never received: a reserve that ran in
+   * the broker while its reply was lost (a connection dying in between). Each goes back to the front of its
+   * queue with that delivery taken back; an id whose lease no longer names the worker is left alone.
+   * Returns how many were handed back. Optional: only a broker reached over a connection can lose a reply
+   * (Redis); the embedded broker answers in-process.
+   */
+  releaseOrphans?(workerId: string, ids: string[]): Promise<number>;
   /** Promote due delayed tasks, put back expired leases and dead workers' tasks. Safe to call from many workers. */
   recover(opts: RecoverOptions): Promise<RecoverReport>;
 

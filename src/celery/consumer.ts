@@ -394,6 +394,16 @@ export class CeleryConsumer {
     return lost;
   }
 
+  /** Celery leases live on the Celery Redis (maybe not the worker's own): hand those back there. */
+  async releaseOrphans(workerId: string, ids: string[]): Promise<number> {
+    const mine = ids.filter((id) => this.owns(id));
+    const native = ids.filter((id) => !this.owns(id));
+    let n = 0;
+    if (mine.length > 0) n += Number(await runScript(this.cmd, "release_orphans", [this.opts.prefix, workerId, ...mine]));
+    if (native.length > 0) n += (await this.opts.inner.releaseOrphans?.(workerId, native)) ?? 0;
+    return n;
+  }
+
   /** The sweep also runs on the Celery Redis when it is not the worker's own broker. */
   async recover(opts: RecoverOptions): Promise<RecoverReport> {
     const rep = await this.opts.inner.recover(opts);
@@ -463,6 +473,7 @@ export function withCelery(inner: Transport, consumer: CeleryConsumer): Transpor
     release: (items: LeaseRef[]) => consumer.release(items),
     deadLetter: (items: DeadLetterItem[]) => consumer.deadLetter(items),
     extendLeases: (items: LeaseRef[], leaseMs: number) => consumer.extendLeases(items, leaseMs),
+    releaseOrphans: (workerId: string, ids: string[]) => consumer.releaseOrphans(workerId, ids),
     recover: (opts: RecoverOptions) => consumer.recover(opts),
     heartbeat: (info: WorkerInfo, ttlMs: number) => consumer.heartbeat(info, ttlMs),
     removeWorker: (id: string) => consumer.removeWorker(id),

@@ -97,6 +97,8 @@ export class Worker {
    * housekeeping timer hands them back once the broker answers, and they are delivered again.
    */
   private stranded: LeaseRef[] = [];
+  /** Ids the last lease renewal listed that this process does not hold (see leasesRenewed). */
+  private orphanSuspects = new Set<string>();
   private readonly autoPrefetch: AutoPrefetch;
   private loopDone: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -288,12 +290,20 @@ export class Worker {
    * The keeper renewed every lease the broker holds for this worker. A lease this process took before
    * the renewal began and still needs, but the broker no longer lists, was recovered by another worker
    * (this one looked dead, or its lease lapsed): abort that run, and drop it if it never started.
+   *
+   * The other way round, a lease the broker lists but this process does not hold is an orphan: a reserve
+   * that ran in the broker while its reply was lost (the connection died in between, or the client sent
+   * the call again after reconnecting). The keeper would renew it, and the task would wait, for as long as
+   * this worker lives. An id seen unheld in two renewals in a row is handed back: a renewal period (a third
+   * of lease_timeout) is far longer than any reply that is merely late.
    */
   private leasesRenewed(startedAt: number, ids: string[]): void {
     const held = new Set(ids);
+    const mine = new Set<string>();
     // A margin for a reserve that crossed the renewal request on the way to the broker.
     const before = startedAt - 1000;
     for (const t of this.leased.values()) {
+      mine.add(t.ref.id);
       if (t.finished || t.acceptedAt > before || held.has(t.ref.id)) continue;
       this.logger.warn(`task ${t.msg?.task ?? "?"}[${t.ref.id}]: lease lost (recovered by another worker); aborting this run`);
       t.controller.abort(new Error("lease lost"));
@@ -302,6 +312,23 @@ export class Worker {
         if (at >= 0) this.prefetched.splice(at, 1);
         this.leased.remove(t);
       }
+    }
+    const suspects = new Set<string>();
+    const orphans: string[] = [];
+    for (const id of ids) {
+      if (mine.has(id)) continue;
+      if (this.orphanSuspects.has(id)) orphans.push(id);
+      else suspects.add(id);
+    }
+    this.orphanSuspects = suspects;
+    if (orphans.length > 0 && this.transport.releaseOrphans) {
+      this.transport.releaseOrphans(this.id, orphans).then(
+        (n) => {
+          if (n > 0) this.logger.warn(`handed back ${n} task(s) the broker had leased to this worker without its hearing of it (a reply lost in a broker outage)`);
+        },
+        // The next renewal lists them again, and they are tried again.
+        (err: unknown) => this.logger.debug({ err }, "handing back orphaned leases failed"),
+      );
     }
   }
 

@@ -90,6 +90,54 @@ describe.skipIf(!redisServerAvailable())("lease keeper thread", () => {
   }, 30_000);
 });
 
-function message(id: string): string {
-  return JSON.stringify({ v: 1, id, task: "lk.waits", args: [], kwargs: {}, queue: "default", priority: 0, retries: 0, sentAt: Date.now() });
+function message(id: string, task = "lk.waits"): string {
+  return JSON.stringify({ v: 1, id, task, args: [], kwargs: {}, queue: "default", priority: 0, retries: 0, sentAt: Date.now() });
 }
+
+describe.skipIf(!redisServerAvailable())("orphaned leases", () => {
+  it("hands back and runs a task the broker leased to this worker without its hearing of it", async () => {
+    // What a Redis restart can leave behind: reserve.lua ran, its reply never reached the worker. Here the
+    // lease is taken in the worker's name before it starts; its keeper renews every lease in its name.
+    const prefix = "lk2:";
+    const workerId = "orphan-test-worker";
+    const ran: string[] = [];
+    const registry = new TaskRegistry();
+    const records = defineTask("lk.records", () => void ran.push(taskContext().id));
+    registry.register("lk.records", records as never, "test");
+    const config = { ...configSchema.parse({ broker_url: redis.url, redis_prefix: prefix, concurrency: 2, lease_timeout: 3, heartbeat_interval: 0.5 }), broker_url: redis.url };
+    const logs: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const line of chunk.toString().split("\n")) if (line) logs.push((JSON.parse(line) as { msg: string }).msg);
+        cb();
+      },
+    });
+    const logger = pino({ level: "info" }, sink);
+    const other = createRedisTransport(redis.url, { prefix });
+    await other.connect();
+    const transport = createRedisTransport(redis.url, { prefix });
+    await transport.connect();
+    const worker = new Worker({ id: workerId, transport, registry, config, logger, leaseKeeper: leaseKeeperFor(config, logger) });
+    try {
+      await other.enqueue(["orphan-1", "elsewhere-1"].map((id) => ({ id, queue: "default", priority: 0, payload: message(id, "lk.records") })));
+      const [orphan] = await other.reserve({ queues: ["default"], max: 1, leaseMs: 60_000, workerId, waitMs: 0 });
+      const [elsewhere] = await other.reserve({ queues: ["default"], max: 1, leaseMs: 60_000, workerId: "another-worker", waitMs: 0 });
+      expect([orphan?.id, elsewhere?.id]).toEqual(["orphan-1", "elsewhere-1"]);
+      // Only leases in the worker's own name are handed back.
+      expect(await other.releaseOrphans!(workerId, ["elsewhere-1"])).toBe(0);
+
+      await worker.start();
+      // Renewals every second: listed unheld twice, then handed back and run, long before its 60 s lease ends.
+      await waitFor("the orphaned task to run", () => ran.includes("orphan-1") || undefined, 8000);
+      expect(ran).toEqual(["orphan-1"]);
+      expect(logs.some((l) => l.includes("handed back 1 task(s) the broker had leased to this worker"))).toBe(true);
+      await waitFor("the run settled", async () => ((await other.stats(["default"]))[0]!.active === 1 ? true : undefined), 5000);
+      // The other worker's lease is untouched: still active, still its own.
+      expect(await other.settle([{ id: "elsewhere-1", token: elsewhere!.token, queue: "default", outcome: "SUCCESS", resultTtlMs: 1000 }])).toEqual(["elsewhere-1"]);
+    } finally {
+      await worker.stop({ cold: true });
+      await transport.close();
+      await other.close();
+    }
+  }, 30_000);
+});

@@ -268,6 +268,11 @@ export class RedisTransport implements Transport {
     return ((await runScript(this.redis, "extend_worker", [this.keys.prefix, workerId, leaseMs])) as string[]).map(String);
   }
 
+  async releaseOrphans(workerId: string, ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return Number(await runScript(this.redis, "release_orphans", [this.keys.prefix, workerId, ...ids]));
+  }
+
   async recover(opts: RecoverOptions): Promise<RecoverReport> {
     const [promoted, recovered, deadLettered, poisoned] = (await runScript(this.redis, "recover", [
       this.keys.prefix,

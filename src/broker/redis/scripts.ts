@@ -12,6 +12,7 @@ const NAMES = [
   "settle",
   "retry",
   "release",
+  "release_orphans",
   "extend",
   "extend_worker",
   "recover",
