@@ -4,6 +4,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { openConnection } from "../broker/redis/connection.ts";
 import { runScript } from "../broker/redis/scripts.ts";
+import { releaseOrphans } from "../broker/redis/orphans.ts";
 import type {
   DeadLetterItem,
   LeaseRef,
@@ -399,7 +400,7 @@ export class CeleryConsumer {
     const mine = ids.filter((id) => this.owns(id));
     const native = ids.filter((id) => !this.owns(id));
     let n = 0;
-    if (mine.length > 0) n += Number(await runScript(this.cmd, "release_orphans", [this.opts.prefix, workerId, ...mine]));
+    if (mine.length > 0) n += await releaseOrphans(this.cmd, this.opts.prefix, workerId, mine);
     if (native.length > 0) n += (await this.opts.inner.releaseOrphans?.(workerId, native)) ?? 0;
     return n;
   }

@@ -39,15 +39,8 @@ describe.skipIf(!redisServerAvailable())("lease keeper thread", () => {
     });
     registry.register("lk.waits", waits as never, "test");
     // A 3 s lease renewed every second; the first task outlives its lease several times over.
-    const config = { ...configSchema.parse({ broker_url: redis.url, redis_prefix: prefix, concurrency: 2, lease_timeout: 3, heartbeat_interval: 0.5 }), broker_url: redis.url };
-    const logs: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const line of chunk.toString().split("\n")) if (line) logs.push((JSON.parse(line) as { msg: string }).msg);
-        cb();
-      },
-    });
-    const logger = pino({ level: "info" }, sink);
+    const config = shortLeaseConfig(prefix);
+    const { logger, logs } = capturedLogger();
     const transport = createRedisTransport(redis.url, { prefix });
     await transport.connect();
     const worker = new Worker({ transport, registry, config, logger, leaseKeeper: leaseKeeperFor(config, logger) });
@@ -90,6 +83,23 @@ describe.skipIf(!redisServerAvailable())("lease keeper thread", () => {
   }, 30_000);
 });
 
+/** A 3 s lease, so the keeper renews every second. */
+function shortLeaseConfig(prefix: string) {
+  return { ...configSchema.parse({ broker_url: redis.url, redis_prefix: prefix, concurrency: 2, lease_timeout: 3, heartbeat_interval: 0.5 }), broker_url: redis.url };
+}
+
+/** An info logger whose messages land in `logs`. */
+function capturedLogger() {
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split("\n")) if (line) logs.push((JSON.parse(line) as { msg: string }).msg);
+      cb();
+    },
+  });
+  return { logger: pino({ level: "info" }, sink), logs };
+}
+
 function message(id: string, task = "lk.waits"): string {
   return JSON.stringify({ v: 1, id, task, args: [], kwargs: {}, queue: "default", priority: 0, retries: 0, sentAt: Date.now() });
 }
@@ -104,15 +114,8 @@ describe.skipIf(!redisServerAvailable())("orphaned leases", () => {
     const registry = new TaskRegistry();
     const records = defineTask("lk.records", () => void ran.push(taskContext().id));
     registry.register("lk.records", records as never, "test");
-    const config = { ...configSchema.parse({ broker_url: redis.url, redis_prefix: prefix, concurrency: 2, lease_timeout: 3, heartbeat_interval: 0.5 }), broker_url: redis.url };
-    const logs: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const line of chunk.toString().split("\n")) if (line) logs.push((JSON.parse(line) as { msg: string }).msg);
-        cb();
-      },
-    });
-    const logger = pino({ level: "info" }, sink);
+    const config = shortLeaseConfig(prefix);
+    const { logger, logs } = capturedLogger();
     const other = createRedisTransport(redis.url, { prefix });
     await other.connect();
     const transport = createRedisTransport(redis.url, { prefix });

@@ -25,6 +25,7 @@ import type {
 } from "../transport.ts";
 import { maskUrl, openConnection } from "./connection.ts";
 import { Keys } from "./keys.ts";
+import { releaseOrphans } from "./orphans.ts";
 import { runScript } from "./scripts.ts";
 import { checkRedisSettings } from "./server-check.ts";
 
@@ -268,9 +269,8 @@ export class RedisTransport implements Transport {
     return ((await runScript(this.redis, "extend_worker", [this.keys.prefix, workerId, leaseMs])) as string[]).map(String);
   }
 
-  async releaseOrphans(workerId: string, ids: string[]): Promise<number> {
-    if (ids.length === 0) return 0;
-    return Number(await runScript(this.redis, "release_orphans", [this.keys.prefix, workerId, ...ids]));
+  releaseOrphans(workerId: string, ids: string[]): Promise<number> {
+    return releaseOrphans(this.redis, this.keys.prefix, workerId, ids);
   }
 
   async recover(opts: RecoverOptions): Promise<RecoverReport> {

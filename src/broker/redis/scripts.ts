@@ -12,7 +12,6 @@ const NAMES = [
   "settle",
   "retry",
   "release",
-  "release_orphans",
   "extend",
   "extend_worker",
   "recover",
