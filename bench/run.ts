@@ -232,14 +232,11 @@ function drainConcurrencies(cfg: Config): number[] {
 /** One drain at concurrency `c`; returns whether its producer's rate was recorded as the bulk enqueue rate. */
 async function runDrain(st: RunState, engine: string, run: number, c: number, bulkWanted: boolean): Promise<boolean> {
   const { cfg, metrics } = st;
-  let bulkRecorded = false;
   const opts = await freshScenario(st, engine);
   const prod = await runChild(engine, "produce", { ...opts, n: cfg.n + cfg.drainWarmup, batch: cfg.batch });
   noteVersion(st, engine, prod);
-  if (cfg.cases.has("enqueue") && bulkWanted && cfg.drainWarmup === 0) {
-    metrics.record("enqueue-bulk", engine, run, num(prod, "rate"));
-    bulkRecorded = true;
-  }
+  const recordBulk = cfg.cases.has("enqueue") && bulkWanted && cfg.drainWarmup === 0;
+  if (recordBulk) metrics.record("enqueue-bulk", engine, run, num(prod, "rate"));
   // Two INFO calls around the drain, outside its clock's hot path: cheap enough to take at every concurrency.
   const measureCost = cfg.cases.has("cost");
   const d = await runChild(engine, "drain", { ...opts, n: cfg.n, drainWarmup: cfg.drainWarmup, concurrency: c, measureCost, rssIntervalMs: 50 });
@@ -272,7 +269,7 @@ async function runDrain(st: RunState, engine: string, run: number, c: number, bu
       st.costDetail.set(engine, cost);
     }
   }
-  return bulkRecorded;
+  return recordBulk;
 }
 
 async function runEnqueue(st: RunState, engine: string, run: number, bulkRecorded: boolean): Promise<void> {

@@ -326,7 +326,7 @@ export class Worker {
         (n) => {
           if (n > 0) this.logger.warn(`handed back ${n} task(s) the broker had leased to this worker without its hearing of it (a reply lost in a broker outage)`);
         },
-        // The next renewal lists them again, and they are tried again.
+        // Still listed by the broker: suspects again at the next renewal, handed back at the one after.
         (err: unknown) => this.logger.debug({ err }, "handing back orphaned leases failed"),
       );
     }
