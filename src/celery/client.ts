@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { openConnection } from "../broker/redis/connection.ts";
+import { isRedisUrl } from "../broker/redis/url.ts";
 import { loadConfig } from "../config/load.ts";
 import { ConfigError, ResultTimeoutError, UsageError } from "../errors.ts";
 import {
@@ -94,7 +95,7 @@ export function celeryBrokerUrl(options: CeleryClientOptions): string {
     const { config } = loadConfig(options.configPath ? { configPath: options.configPath } : {});
     url = config.celery?.broker_url ?? config.broker_url;
   }
-  if (!/^rediss?:\/\//.test(url)) {
+  if (!isRedisUrl(url)) {
     throw new ConfigError(`Celery interop needs the Redis broker your Celery app uses, got ${url}: pass --broker redis://host:6379/0 or set celery.broker_url`);
   }
   return url;

@@ -1,16 +1,8 @@
 import { z } from "zod";
+import { isRedisUrl } from "../broker/redis/url.ts";
 
 const seconds = z.number().nonnegative();
-const redisUrl = z.string().refine(
-  (s) => {
-    try {
-      return ["redis:", "rediss:"].includes(new URL(s).protocol);
-    } catch {
-      return false;
-    }
-  },
-  { message: "expected a redis:// or rediss:// URL (kombu's Redis broker)" },
-);
+const redisUrl = z.string().refine(isRedisUrl, { message: "expected a redis://, rediss:// or redis+sentinel:// URL (kombu's Redis broker)" });
 
 /**
  * The `celery:` section of the worker config: which kombu queues a worker also consumes, and how it

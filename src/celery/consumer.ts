@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { openConnection } from "../broker/redis/connection.ts";
+import { isRedisUrl } from "../broker/redis/url.ts";
 import { runScript } from "../broker/redis/scripts.ts";
 import { releaseOrphans } from "../broker/redis/orphans.ts";
 import type {
@@ -127,7 +128,7 @@ export class CeleryConsumer {
   }
 
   async connect(): Promise<void> {
-    if (!/^rediss?:/.test(this.url)) {
+    if (!isRedisUrl(this.url)) {
       throw new BrokerError(`celery needs a Redis broker, got ${this.url}: set celery.broker_url to the Redis your Celery app uses`);
     }
     this.redis ??= await openConnection(this.url, { connectTimeoutMs: 3000, failFast: false }, "qworker-celery");

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { z } from "zod";
 import { openConnection } from "../broker/redis/connection.ts";
+import { parseRedisUrl } from "../broker/redis/url.ts";
 import { fanoutChannel } from "../protocol/celery/index.ts";
 
 /**
@@ -48,11 +49,6 @@ export function parseRevoke(message: string): { ids: string[]; terminate: boolea
   return { ids, terminate: command.arguments?.terminate === true };
 }
 
-function dbOf(url: string): number {
-  const n = Number(new URL(url).pathname.replace(/^\//, "") || "0");
-  return Number.isInteger(n) ? n : 0;
-}
-
 /** Subscribe to the pidbox channel; resolves with a stop function. */
 export async function listenForRevokes(
   url: string,
@@ -60,7 +56,7 @@ export async function listenForRevokes(
   onRevoke: (ids: string[], terminate: boolean) => Promise<void>,
   keyPrefix = "",
 ): Promise<() => Promise<void>> {
-  const channel = fanoutChannel(dbOf(url), "celery.pidbox", undefined, keyPrefix);
+  const channel = fanoutChannel(parseRedisUrl(url).db, "celery.pidbox", undefined, keyPrefix);
   const sub = await openConnection(url, { connectTimeoutMs: 3000, failFast: false }, "qworker-celery-pidbox");
   sub.on("message", (ch: string, message: string) => {
     if (ch !== channel) return;

@@ -1,20 +1,38 @@
 import { z } from "zod";
+import { isRedisUrl, isSentinelUrl, parseRedisUrl } from "../broker/redis/url.ts";
 import { celeryConfigSchema } from "../celery/config.ts";
 
 /** Broker URLs qworker can open. */
-export const BROKER_SCHEMES = ["redis:", "rediss:", "sqlite:"] as const;
+export const BROKER_SCHEMES = ["redis:", "rediss:", "redis+sentinel:", "rediss+sentinel:", "sqlite:"] as const;
 
 const seconds = z.number().nonnegative();
-const brokerUrl = z.string().refine(
-  (s) => {
+const brokerUrl = z.string().superRefine((s, ctx) => {
+  const problem = brokerUrlProblem(s);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+/** Why a broker URL cannot be used, or undefined when it can. */
+function brokerUrlProblem(s: string): string | undefined {
+  if (/^sentinel:\/\//i.test(s)) {
+    return "kombu's sentinel:// form is not read: write redis+sentinel://host:26379[,host:26379…]/master-name[/db]";
+  }
+  // A Sentinel URL has more to get wrong (hosts, master name, options): say what at load, not at connect.
+  if (isSentinelUrl(s)) {
     try {
-      return (BROKER_SCHEMES as readonly string[]).includes(new URL(s).protocol);
-    } catch {
-      return false;
+      parseRedisUrl(s);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
     }
-  },
-  { message: "expected a URL starting with redis://, rediss:// or sqlite://" },
-);
+  }
+  if (isRedisUrl(s)) return undefined;
+  try {
+    if ((BROKER_SCHEMES as readonly string[]).includes(new URL(s).protocol)) return undefined;
+  } catch {
+    // not a URL at all: same message
+  }
+  return "expected a URL starting with redis://, rediss://, redis+sentinel:// or sqlite://";
+}
 
 export const retryPolicySchema = z
   .object({

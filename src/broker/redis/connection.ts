@@ -1,8 +1,10 @@
 import { Redis, type RedisOptions } from "ioredis";
-import { BrokerError } from "../../errors.ts";
+import { BrokerError, ConfigError } from "../../errors.ts";
+import { isSentinelUrl, maskSentinelUrl, parseRedisUrl } from "./url.ts";
 
 /** Show a broker URL without its password. */
 export function maskUrl(url: string): string {
+  if (isSentinelUrl(url)) return maskSentinelUrl(url);
   try {
     const u = new URL(url);
     if (u.password) u.password = "****";
@@ -38,8 +40,23 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
   };
   let redis: Redis;
   try {
-    redis = new Redis(url, options);
+    const target = parseRedisUrl(url);
+    redis =
+      target.kind === "url"
+        ? new Redis(target.url, options)
+        : new Redis({
+            ...options,
+            ...target.options,
+            // The same rule for the sentinels: give up on a first connect, keep trying once connected.
+            sentinelRetryStrategy: (times) => (connectedOnce ? Math.min(50 * times, 1000) : null),
+            // Reconnect as soon as a sentinel announces a new master, rather than when the old one drops us.
+            failoverDetector: true,
+            // A demoted master that keeps our connection answers writes with READONLY: reconnect, which
+            // asks the sentinels for the new master, and resend the command there (it did not run).
+            reconnectOnError: (err) => (err.message.includes("READONLY") ? 2 : false),
+          });
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new BrokerError(`invalid Redis URL ${maskUrl(url)}: ${(err as Error).message}`, { cause: err });
   }
   // Errors surface through commands and the reconnect loop; an unhandled 'error' event would crash.
@@ -55,8 +72,10 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     redis.disconnect();
     const cause = socketError ?? (err as NodeJS.ErrnoException);
     const reason = cause.code ?? cause.message;
-    throw new BrokerError(
-      `cannot reach Redis at ${maskUrl(url)} (${reason}): start redis-server or set broker_url / QWORKER_BROKER_URL`,
+    const [where, fix] = isSentinelUrl(url)
+      ? [`the Redis master through the sentinels of ${maskUrl(url)}`, "check that the sentinels run and monitor that master name"]
+      : [`Redis at ${maskUrl(url)}`, "start redis-server"];
+    throw new BrokerError(`cannot reach ${where} (${reason}): ${fix}, or set broker_url / QWORKER_BROKER_URL`,
       { cause: err },
     );
   }

@@ -1,0 +1,80 @@
+import type { RedisOptions } from "ioredis";
+import { ConfigError } from "../../errors.ts";
+
+/**
+ * Redis broker URLs. Besides ioredis's own `redis://` and `rediss://`, a Sentinel-managed Redis is named by
+ * its sentinels and master name, so one URL string (a config value, an env var, a CLI flag) reaches it:
+ *
+ *   redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/master-name[/db][?sentinel_password=…]
+ *
+ * The credentials are the master's (ACL user and password); `sentinel_password` / `sentinel_username`
+ * authenticate to the sentinels when they require it. `rediss+sentinel://` uses TLS for the master and the
+ * sentinels alike. Sentinel's default port is 26379.
+ */
+const SENTINEL = /^(rediss?)\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)(?:\/([^/?#]*))?(?:\/([^/?#]*))?\/?(?:\?([^#]*))?$/i;
+const SENTINEL_PORT = 26379;
+const FORM = "redis+sentinel://host:26379[,host:26379…]/master-name[/db]";
+
+/** Whether the URL names a Redis broker (plain, TLS, or through Sentinel). */
+export function isRedisUrl(url: string): boolean {
+  return /^rediss?(\+sentinel)?:\/\//i.test(url);
+}
+
+export function isSentinelUrl(url: string): boolean {
+  return /^rediss?\+sentinel:\/\//i.test(url);
+}
+
+/** What `new Redis(...)` needs: the URL itself for a plain Redis, options for one behind Sentinel. */
+export type RedisTarget = { kind: "url"; url: string; db: number } | { kind: "sentinel"; options: RedisOptions; db: number };
+
+export function parseRedisUrl(url: string): RedisTarget {
+  if (!isSentinelUrl(url)) return { kind: "url", url, db: plainDb(url) };
+  const m = SENTINEL.exec(url);
+  if (!m) throw new ConfigError(`invalid Sentinel URL ${maskSentinelUrl(url)}: expected ${FORM}`);
+  const [, scheme, username, password, hostList, name, dbText, query] = m;
+  if (!name) throw new ConfigError(`Sentinel URL ${maskSentinelUrl(url)} names no master: expected ${FORM}`);
+  const sentinels = hostList!.split(",").map((h) => sentinelAddress(h, url));
+  const db = dbText === undefined || dbText === "" ? 0 : Number(dbText);
+  if (!Number.isInteger(db) || db < 0) throw new ConfigError(`Sentinel URL ${maskSentinelUrl(url)}: database "${dbText}" is not a number: expected ${FORM}`);
+  const params = new URLSearchParams(query ?? "");
+  for (const key of params.keys()) {
+    if (key !== "sentinel_password" && key !== "sentinel_username") {
+      throw new ConfigError(`Sentinel URL ${maskSentinelUrl(url)}: unknown option "${key}" (known: sentinel_password, sentinel_username)`);
+    }
+  }
+  const tls = scheme!.toLowerCase() === "rediss";
+  const options: RedisOptions = {
+    sentinels,
+    name: decodeURIComponent(name),
+    db,
+    ...(username ? { username: decodeURIComponent(username) } : {}),
+    ...(password ? { password: decodeURIComponent(password) } : {}),
+    ...(params.get("sentinel_password") ? { sentinelPassword: params.get("sentinel_password")! } : {}),
+    ...(params.get("sentinel_username") ? { sentinelUsername: params.get("sentinel_username")! } : {}),
+    ...(tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+  };
+  return { kind: "sentinel", options, db };
+}
+
+function sentinelAddress(text: string, url: string): { host: string; port: number } {
+  // [::1]:26379 or host:26379 or host
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d+))?$/.exec(text.trim());
+  if (!m) throw new ConfigError(`Sentinel URL ${maskSentinelUrl(url)}: cannot read sentinel address "${text}": expected ${FORM}`);
+  const port = m[3] === undefined ? SENTINEL_PORT : Number(m[3]);
+  if (port < 1 || port > 65535) throw new ConfigError(`Sentinel URL ${maskSentinelUrl(url)}: port ${port} is out of range`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+function plainDb(url: string): number {
+  try {
+    const n = Number(new URL(url).pathname.replace(/^\//, "") || "0");
+    return Number.isInteger(n) ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** A Sentinel URL with its passwords (master's and sentinels') replaced. */
+export function maskSentinelUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:****@").replace(/(sentinel_password=)[^&#]*/i, "$1****");
+}

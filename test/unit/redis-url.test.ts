@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import { maskUrl } from "../../src/broker/redis/connection.ts";
+import { isRedisUrl, parseRedisUrl } from "../../src/broker/redis/url.ts";
+import { loadConfig } from "../../src/config/load.ts";
+import { ConfigError } from "../../src/errors.ts";
+
+describe("parseRedisUrl", () => {
+  it("passes plain redis:// and rediss:// URLs to ioredis as they are, with their db", () => {
+    expect(parseRedisUrl("redis://127.0.0.1:6379/3")).toEqual({ kind: "url", url: "redis://127.0.0.1:6379/3", db: 3 });
+    expect(parseRedisUrl("rediss://h:6380")).toEqual({ kind: "url", url: "rediss://h:6380", db: 0 });
+  });
+
+  it("reads sentinels, master name and db from a redis+sentinel:// URL", () => {
+    const t = parseRedisUrl("redis+sentinel://10.0.0.1:26379,10.0.0.2,[::1]:26380/mymaster/2");
+    expect(t).toEqual({
+      kind: "sentinel",
+      db: 2,
+      options: {
+        sentinels: [
+          { host: "10.0.0.1", port: 26379 },
+          { host: "10.0.0.2", port: 26379 },
+          { host: "::1", port: 26380 },
+        ],
+        name: "mymaster",
+        db: 2,
+      },
+    });
+  });
+
+  it("takes the master's credentials from the URL and the sentinels' from options; rediss+ means TLS", () => {
+    const t = parseRedisUrl("rediss+sentinel://app:p%40ss@s1:26379/prod?sentinel_password=sp&sentinel_username=su");
+    expect(t.kind).toBe("sentinel");
+    if (t.kind !== "sentinel") return;
+    expect(t.options).toMatchObject({
+      username: "app",
+      password: "p@ss",
+      sentinelPassword: "sp",
+      sentinelUsername: "su",
+      tls: {},
+      enableTLSForSentinelMode: true,
+      name: "prod",
+      db: 0,
+    });
+  });
+
+  it("rejects what it cannot read, naming the problem and the form", () => {
+    const msg = (u: string): string => {
+      try {
+        parseRedisUrl(u);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as Error).message;
+      }
+      throw new Error(`${u} was accepted`);
+    };
+    expect(msg("redis+sentinel://s1:26379")).toMatch(/names no master: expected redis\+sentinel:\/\/host:26379/);
+    expect(msg("redis+sentinel://s1:26379/m/x")).toMatch(/database "x" is not a number/);
+    expect(msg("redis+sentinel://s1:99999/m")).toMatch(/port 99999 is out of range/);
+    expect(msg("redis+sentinel://s1:26379/m?master=x")).toMatch(/unknown option "master"/);
+    expect(msg("redis+sentinel://s1:abc/m")).toMatch(/cannot read sentinel address "s1:abc"/);
+    // The password never shows in the message.
+    expect(msg("redis+sentinel://u:pw@s1/m?sentinel_password=hush&x=1")).not.toMatch(/pw|hush/);
+  });
+
+  it("recognises every Redis scheme, and masks Sentinel passwords for display", () => {
+    for (const u of ["redis://h", "rediss://h", "redis+sentinel://h/m", "REDISS+SENTINEL://h/m"]) expect(isRedisUrl(u)).toBe(true);
+    for (const u of ["sqlite://x.db", "sentinel://h:26379", "http://h"]) expect(isRedisUrl(u)).toBe(false);
+    expect(maskUrl("redis+sentinel://u:secret@s1,s2/m?sentinel_password=hush")).toBe("redis+sentinel://u:****@s1,s2/m?sentinel_password=****");
+  });
+
+  it("a bad Sentinel URL in the config fails at load, with the reason", () => {
+    expect(() => loadConfig({ cwd: "/nonexistent-dir", env: {}, overrides: { broker_url: "redis+sentinel://s1:26379" } })).toThrow(
+      /key "broker_url": Sentinel URL redis\+sentinel:\/\/s1:26379 names no master/,
+    );
+    expect(() => loadConfig({ cwd: "/nonexistent-dir", env: {}, overrides: { broker_url: "sentinel://s1:26379" } })).toThrow(
+      /kombu's sentinel:\/\/ form is not read: write redis\+sentinel:\/\//,
+    );
+    expect(loadConfig({ cwd: "/nonexistent-dir", env: {}, overrides: { broker_url: "redis+sentinel://s1/m" } }).config.broker_url).toBe("redis+sentinel://s1/m");
+  });
+});
