@@ -30,6 +30,11 @@ export interface RedisServerOptions {
   extraArgs?: string[];
   /** How long to wait for the server to answer PING (default 10 s). */
   startTimeoutMs?: number;
+  /**
+   * Run as a Sentinel with this config file (it must be writable: Sentinel rewrites it with what it
+   * learns). The file's `sentinel monitor` lines say what it watches.
+   */
+  sentinelConfig?: string;
 }
 
 export interface RedisServerHandle {
@@ -239,6 +244,7 @@ class RedisServer implements RedisServerHandle {
     installExitHook();
 
     const args = [
+      ...(this.opts.sentinelConfig ? [this.opts.sentinelConfig, "--sentinel"] : []),
       "--port", String(this.currentPort),
       "--bind", HOST,
       "--save", "",
