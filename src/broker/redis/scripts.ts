@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./connection.ts";
 
 /**
  * The Lua scripts, read once at start-up and run by SHA. A Redis restart (or failover) empties the script
@@ -41,13 +41,20 @@ const scripts = new Map<ScriptName, Script>(
   }),
 );
 
-export async function runScript(redis: Redis, name: ScriptName, args: (string | number)[]): Promise<unknown> {
+/**
+ * Run a script. `args[0]` is always the key prefix (every script takes it first and builds its keys from
+ * it). The call also names one key under that prefix as KEYS[1]: the scripts never read it, but Redis
+ * Cluster routes a script by its keys, so this sends every script to the node that holds the prefix's
+ * hash slot (where all of qworker's keys are, see RedisTransport). On a single Redis it changes nothing.
+ */
+export async function runScript(redis: RedisConnection, name: ScriptName, args: (string | number)[]): Promise<unknown> {
   const script = scripts.get(name)!;
+  const routeKey = `${args[0]}queues`;
   try {
-    return await redis.evalsha(script.sha, 0, ...args);
+    return await redis.evalsha(script.sha, 1, routeKey, ...args);
   } catch (err) {
     if (err instanceof Error && err.message.startsWith("NOSCRIPT")) {
-      return await redis.eval(script.source, 0, ...args);
+      return await redis.eval(script.source, 1, routeKey, ...args);
     }
     throw err;
   }
