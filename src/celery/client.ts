@@ -1,6 +1,5 @@
-import type { Redis } from "ioredis";
-import { openConnection } from "../broker/redis/connection.ts";
-import { isRedisUrl } from "../broker/redis/url.ts";
+import { openConnection, type RedisConnection } from "../broker/redis/connection.ts";
+import { isClusterUrl, isRedisUrl } from "../broker/redis/url.ts";
 import { loadConfig } from "../config/load.ts";
 import { ConfigError, ResultTimeoutError, UsageError } from "../errors.ts";
 import {
@@ -95,7 +94,7 @@ export function celeryBrokerUrl(options: CeleryClientOptions): string {
     const { config } = loadConfig(options.configPath ? { configPath: options.configPath } : {});
     url = config.celery?.broker_url ?? config.broker_url;
   }
-  if (!isRedisUrl(url)) {
+  if (!isRedisUrl(url) || isClusterUrl(url)) {
     throw new ConfigError(`Celery interop needs the Redis broker your Celery app uses, got ${url}: pass --broker redis://host:6379/0 or set celery.broker_url`);
   }
   return url;
@@ -108,11 +107,11 @@ export async function createCeleryClient(options: CeleryClientOptions = {}): Pro
 }
 
 class RedisCeleryClient implements CeleryClient {
-  private sub: Promise<Redis> | undefined;
+  private sub: Promise<RedisConnection> | undefined;
   private readonly listeners = new Map<string, Set<(message: string) => void>>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly url: string,
     private readonly keyPrefix: string,
   ) {}
@@ -141,7 +140,7 @@ class RedisCeleryClient implements CeleryClient {
     };
   }
 
-  private subscriber(): Promise<Redis> {
+  private subscriber(): Promise<RedisConnection> {
     this.sub ??= openConnection(this.url, { connectTimeoutMs: 3000, failFast: true }, "qworker-celery-sub").then((sub) => {
       sub.on("message", (channel: string, message: string) => {
         for (const fn of this.listeners.get(channel) ?? []) fn(message);

@@ -1,8 +1,10 @@
 import { z } from "zod";
-import { isRedisUrl } from "../broker/redis/url.ts";
+import { isClusterUrl, isRedisUrl } from "../broker/redis/url.ts";
 
 const seconds = z.number().nonnegative();
-const redisUrl = z.string().refine(isRedisUrl, { message: "expected a redis://, rediss:// or redis+sentinel:// URL (kombu's Redis broker)" });
+const redisUrl = z
+  .string()
+  .refine((s) => isRedisUrl(s) && !isClusterUrl(s), { message: "expected a redis://, rediss:// or redis+sentinel:// URL (kombu's Redis broker; kombu has no Cluster support)" });
 
 /**
  * The `celery:` section of the worker config: which kombu queues a worker also consumes, and how it

@@ -1,9 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { openConnection } from "../broker/redis/connection.ts";
-import { isRedisUrl } from "../broker/redis/url.ts";
+import { maskUrl, openConnection, type RedisConnection } from "../broker/redis/connection.ts";
+import { isClusterUrl, isRedisUrl } from "../broker/redis/url.ts";
 import { runScript } from "../broker/redis/scripts.ts";
 import { releaseOrphans } from "../broker/redis/orphans.ts";
 import type {
@@ -97,7 +96,7 @@ interface CelerySettle {
  * them every `poll_interval` (one Lua call), and waits on the native queues in between.
  */
 export class CeleryConsumer {
-  private redis?: Redis;
+  private redis?: RedisConnection;
   private readonly url: string;
   readonly sameBroker: boolean;
   private readonly leases = new Map<string, Lease>();
@@ -122,14 +121,15 @@ export class CeleryConsumer {
     return Math.round(this.opts.celery.result_expires);
   }
 
-  private get cmd(): Redis {
+  private get cmd(): RedisConnection {
     if (!this.redis) throw new BrokerError("Celery consumer used before connect()");
     return this.redis;
   }
 
   async connect(): Promise<void> {
-    if (!isRedisUrl(this.url)) {
-      throw new BrokerError(`celery needs a Redis broker, got ${this.url}: set celery.broker_url to the Redis your Celery app uses`);
+    if (!isRedisUrl(this.url) || isClusterUrl(this.url)) {
+      const what = isClusterUrl(this.url) ? "kombu has no Redis Cluster support, so Celery's broker is one Redis" : "celery needs a Redis broker";
+      throw new BrokerError(`${what}, got ${maskUrl(this.url)}: set celery.broker_url to the Redis your Celery app uses`);
     }
     this.redis ??= await openConnection(this.url, { connectTimeoutMs: 3000, failFast: false }, "qworker-celery");
     // kombu restores unacked messages through these bindings; a Celery worker declares the same.

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isRedisUrl, isSentinelUrl, parseRedisUrl } from "../broker/redis/url.ts";
+import { isClusterUrl, isRedisUrl, isSentinelUrl, parseRedisUrl } from "../broker/redis/url.ts";
 import { celeryConfigSchema } from "../celery/config.ts";
 
 /** Broker URLs qworker can open. */
@@ -16,8 +16,8 @@ function brokerUrlProblem(s: string): string | undefined {
   if (/^sentinel:\/\//i.test(s)) {
     return "kombu's sentinel:// form is not read: write redis+sentinel://host:26379[,host:26379…]/master-name[/db]";
   }
-  // A Sentinel URL has more to get wrong (hosts, master name, options): say what at load, not at connect.
-  if (isSentinelUrl(s)) {
+  // Sentinel and Cluster URLs have more to get wrong (hosts, master name, options): say what at load.
+  if (isSentinelUrl(s) || isClusterUrl(s)) {
     try {
       parseRedisUrl(s);
       return undefined;
@@ -31,7 +31,7 @@ function brokerUrlProblem(s: string): string | undefined {
   } catch {
     // not a URL at all: same message
   }
-  return "expected a URL starting with redis://, rediss://, redis+sentinel:// or sqlite://";
+  return "expected a URL starting with redis://, rediss://, redis+sentinel://, redis+cluster:// or sqlite://";
 }
 
 export const retryPolicySchema = z

@@ -128,7 +128,7 @@ describe("errors: one line naming the source, the key, what was found and what i
   it("bad broker URL, named by the flag that gave it", () => {
     const err = configError(() => loadConfig({ cwd, env: {}, overrides: { broker_url: "http://x" } }));
     expect(err.message).toBe(
-      'option --broker: key "broker_url": expected a URL starting with redis://, rediss://, redis+sentinel:// or sqlite://, found string "http://x"',
+      'option --broker: key "broker_url": expected a URL starting with redis://, rediss://, redis+sentinel://, redis+cluster:// or sqlite://, found string "http://x"',
     );
   });
 

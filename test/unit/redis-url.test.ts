@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { maskUrl } from "../../src/broker/redis/connection.ts";
-import { isRedisUrl, parseRedisUrl } from "../../src/broker/redis/url.ts";
+import { clusterPrefix } from "../../src/broker/redis/redis-transport.ts";
+import { isClusterUrl, isRedisUrl, parseRedisUrl } from "../../src/broker/redis/url.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { ConfigError } from "../../src/errors.ts";
 
@@ -57,13 +58,38 @@ describe("parseRedisUrl", () => {
     expect(msg("redis+sentinel://s1:26379/m/x")).toMatch(/database "x" is not a number/);
     expect(msg("redis+sentinel://s1:99999/m")).toMatch(/port 99999 is out of range/);
     expect(msg("redis+sentinel://s1:26379/m?master=x")).toMatch(/unknown option "master"/);
-    expect(msg("redis+sentinel://s1:abc/m")).toMatch(/cannot read sentinel address "s1:abc"/);
+    expect(msg("redis+sentinel://s1:abc/m")).toMatch(/cannot read address "s1:abc"/);
     // The password never shows in the message.
     expect(msg("redis+sentinel://u:pw@s1/m?sentinel_password=hush&x=1")).not.toMatch(/pw|hush/);
   });
 
+  it("reads a redis+cluster:// URL's start-up nodes and credentials; a cluster has no db", () => {
+    expect(parseRedisUrl("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001,10.0.0.3")).toEqual({
+      kind: "cluster",
+      db: 0,
+      nodes: [
+        { host: "10.0.0.1", port: 7000 },
+        { host: "10.0.0.2", port: 7001 },
+        { host: "10.0.0.3", port: 6379 },
+      ],
+      nodeOptions: { password: "pw" },
+    });
+    expect(parseRedisUrl("rediss+cluster://n1:7000")).toMatchObject({ kind: "cluster", nodeOptions: { tls: {} } });
+    expect(() => parseRedisUrl("redis+cluster://n1:7000/2")).toThrow(/a cluster has no database number/);
+    expect(isClusterUrl("redis+cluster://n1")).toBe(true);
+    expect(isClusterUrl("redis+sentinel://n1/m")).toBe(false);
+  });
+
+  it("gives a prefix without a hash tag one on a cluster, and keeps one that has it", () => {
+    expect(clusterPrefix("qw:")).toBe("{qw}:");
+    expect(clusterPrefix("myapp")).toBe("{myapp}");
+    expect(clusterPrefix("{shop}:qw:")).toBe("{shop}:qw:");
+    // "{}" is no hash tag for Redis (an empty tag hashes the whole key), so it gets one.
+    expect(clusterPrefix("{}:")).toBe("{{}}:");
+  });
+
   it("recognises every Redis scheme, and masks Sentinel passwords for display", () => {
-    for (const u of ["redis://h", "rediss://h", "redis+sentinel://h/m", "REDISS+SENTINEL://h/m"]) expect(isRedisUrl(u)).toBe(true);
+    for (const u of ["redis://h", "rediss://h", "redis+sentinel://h/m", "REDISS+SENTINEL://h/m", "redis+cluster://h:7000"]) expect(isRedisUrl(u)).toBe(true);
     for (const u of ["sqlite://x.db", "sentinel://h:26379", "http://h"]) expect(isRedisUrl(u)).toBe(false);
     expect(maskUrl("redis+sentinel://u:secret@s1,s2/m?sentinel_password=hush")).toBe("redis+sentinel://u:****@s1,s2/m?sentinel_password=****");
   });

@@ -1,10 +1,10 @@
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { BrokerError, ConfigError } from "../../errors.ts";
-import { isSentinelUrl, maskSentinelUrl, parseRedisUrl } from "./url.ts";
+import { isClusterUrl, isSentinelUrl, maskSentinelUrl, parseRedisUrl } from "./url.ts";
 
 /** Show a broker URL without its password. */
 export function maskUrl(url: string): string {
-  if (isSentinelUrl(url)) return maskSentinelUrl(url);
+  if (isSentinelUrl(url) || isClusterUrl(url)) return maskSentinelUrl(url);
   try {
     const u = new URL(url);
     if (u.password) u.password = "****";
@@ -21,12 +21,15 @@ export interface ConnectionOptions {
   failFast: boolean;
 }
 
+/** A connection to the broker's Redis: one server (plain or found through Sentinel), or a Cluster. */
+export type RedisConnection = Redis | Cluster;
+
 /**
  * One ioredis connection. The first connect fails fast with a one-line BrokerError so `qworker send`
  * never hangs on a wrong URL; once connected, the connection reconnects by itself forever with a short
  * capped backoff, so a worker rides out a Redis restart without exiting.
  */
-export async function openConnection(url: string, opts: ConnectionOptions, name: string): Promise<Redis> {
+export async function openConnection(url: string, opts: ConnectionOptions, name: string): Promise<RedisConnection> {
   let connectedOnce = false;
   const options: RedisOptions = {
     lazyConnect: true,
@@ -38,23 +41,46 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     enableOfflineQueue: true,
     retryStrategy: (times) => (connectedOnce ? Math.min(50 * times, 500) : null),
   };
-  let redis: Redis;
+  // The same rule for sentinels and cluster nodes: give up on a first connect, keep trying once connected.
+  const retry = (times: number): number | null => (connectedOnce ? Math.min(50 * times, 1000) : null);
+  let redis: RedisConnection;
+  let where: string;
+  let fix: string;
   try {
     const target = parseRedisUrl(url);
-    redis =
-      target.kind === "url"
-        ? new Redis(target.url, options)
-        : new Redis({
-            ...options,
-            ...target.options,
-            // The same rule for the sentinels: give up on a first connect, keep trying once connected.
-            sentinelRetryStrategy: (times) => (connectedOnce ? Math.min(50 * times, 1000) : null),
-            // Reconnect as soon as a sentinel announces a new master, rather than when the old one drops us.
-            failoverDetector: true,
-            // A demoted master that keeps our connection answers writes with READONLY: reconnect, which
-            // asks the sentinels for the new master, and resend the command there (it did not run).
-            reconnectOnError: (err) => (err.message.includes("READONLY") ? 2 : false),
-          });
+    switch (target.kind) {
+      case "url":
+        redis = new Redis(target.url, options);
+        [where, fix] = [`Redis at ${maskUrl(url)}`, "start redis-server"];
+        break;
+      case "sentinel":
+        redis = new Redis({
+          ...options,
+          ...target.options,
+          sentinelRetryStrategy: retry,
+          // Reconnect as soon as a sentinel announces a new master, rather than when the old one drops us.
+          failoverDetector: true,
+          // A demoted master that keeps our connection answers writes with READONLY: reconnect, which
+          // asks the sentinels for the new master, and resend the command there (it did not run).
+          reconnectOnError: (err) => (err.message.includes("READONLY") ? 2 : false),
+        });
+        [where, fix] = [`the Redis master through the sentinels of ${maskUrl(url)}`, "check that the sentinels run and monitor that master name"];
+        break;
+      case "cluster": {
+        const { retryStrategy: _perNode, ...nodeOptions } = options;
+        redis = new Cluster(target.nodes, {
+          lazyConnect: true,
+          enableReadyCheck: true,
+          enableOfflineQueue: true,
+          clusterRetryStrategy: retry,
+          // Cluster-level retries replace the per-node strategy: a node that goes away is found again
+          // through the slot map, and MOVED/ASK after a failover or resharding are followed.
+          redisOptions: { ...nodeOptions, ...target.nodeOptions },
+        });
+        [where, fix] = [`the Redis Cluster at ${maskUrl(url)}`, "check that its nodes run and the cluster is up (CLUSTER INFO)"];
+        break;
+      }
+    }
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw new BrokerError(`invalid Redis URL ${maskUrl(url)}: ${(err as Error).message}`, { cause: err });
@@ -72,12 +98,7 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     redis.disconnect();
     const cause = socketError ?? (err as NodeJS.ErrnoException);
     const reason = cause.code ?? cause.message;
-    const [where, fix] = isSentinelUrl(url)
-      ? [`the Redis master through the sentinels of ${maskUrl(url)}`, "check that the sentinels run and monitor that master name"]
-      : [`Redis at ${maskUrl(url)}`, "start redis-server"];
-    throw new BrokerError(`cannot reach ${where} (${reason}): ${fix}, or set broker_url / QWORKER_BROKER_URL`,
-      { cause: err },
-    );
+    throw new BrokerError(`cannot reach ${where} (${reason}): ${fix}, or set broker_url / QWORKER_BROKER_URL`, { cause: err });
   }
   connectedOnce = true;
   return redis;

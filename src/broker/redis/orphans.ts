@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./connection.ts";
 import { runScript } from "./scripts.ts";
 
 /**
@@ -7,7 +7,7 @@ import { runScript } from "./scripts.ts";
  * worker's name: release.lua acts only on the token it is given, so a lease that changed hands between the
  * read and the release is left alone. A rare path (after a broker outage), so one extra round trip is fine.
  */
-export async function releaseOrphans(redis: Redis, prefix: string, workerId: string, ids: string[]): Promise<number> {
+export async function releaseOrphans(redis: RedisConnection, prefix: string, workerId: string, ids: string[]): Promise<number> {
   if (ids.length === 0) return 0;
   const pipe = redis.pipeline();
   for (const id of ids) pipe.hmget(`${prefix}j:${id}`, "w", "t", "q");

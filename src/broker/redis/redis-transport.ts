@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
 import { BrokerError } from "../../errors.ts";
 import type {
   ActiveTask,
@@ -23,7 +22,8 @@ import type {
   Transport,
   WorkerInfo,
 } from "../transport.ts";
-import { maskUrl, openConnection } from "./connection.ts";
+import { maskUrl, openConnection, type RedisConnection } from "./connection.ts";
+import { isClusterUrl } from "./url.ts";
 import { Keys } from "./keys.ts";
 import { releaseOrphans } from "./orphans.ts";
 import { runScript } from "./scripts.ts";
@@ -107,6 +107,16 @@ function encodeSettle(prefix: string, items: SettleItem[]): { args: (string | nu
   return { args, order };
 }
 
+/**
+ * The key prefix on Redis Cluster. The scripts touch many keys in one atomic step, which a cluster allows
+ * only within one hash slot, so every key must carry the same hash tag: a prefix without one gets it
+ * (`qw:` becomes `{qw}:`). Every process applies the same rule, so they all find the same keys.
+ */
+export function clusterPrefix(prefix: string): string {
+  if (/\{[^}]+\}/.test(prefix)) return prefix;
+  return prefix.endsWith(":") ? `{${prefix.slice(0, -1)}}:` : `{${prefix}}`;
+}
+
 export interface RedisTransportOptions {
   /** Key prefix; use a hash tag such as "{qw}:" on Redis Cluster so every key shares one slot. */
   prefix?: string;
@@ -124,10 +134,10 @@ export class RedisTransport implements Transport {
   readonly kind = "redis";
   readonly displayUrl: string;
   private readonly keys: Keys;
-  private cmd?: Redis;
-  private blocker?: Redis;
-  private sub?: Redis;
-  private subReady?: Promise<Redis>;
+  private cmd?: RedisConnection;
+  private blocker?: RedisConnection;
+  private sub?: RedisConnection;
+  private subReady?: Promise<RedisConnection>;
   private readonly channelListeners = new Map<string, Set<(message: string) => void>>();
   private closed = false;
 
@@ -136,7 +146,8 @@ export class RedisTransport implements Transport {
     private readonly opts: RedisTransportOptions = {},
   ) {
     this.displayUrl = maskUrl(url);
-    this.keys = new Keys(opts.prefix ?? "qw:");
+    const prefix = opts.prefix ?? "qw:";
+    this.keys = new Keys(isClusterUrl(url) ? clusterPrefix(prefix) : prefix);
   }
 
   private connOpts() {
@@ -147,14 +158,14 @@ export class RedisTransport implements Transport {
     if (!this.cmd) this.cmd = await openConnection(this.url, this.connOpts(), "qworker");
   }
 
-  private get redis(): Redis {
+  private get redis(): RedisConnection {
     if (!this.cmd) throw new BrokerError("Redis transport used before connect()");
     return this.cmd;
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    const conns = [this.cmd, this.blocker, this.sub].filter((c): c is Redis => c !== undefined);
+    const conns = [this.cmd, this.blocker, this.sub].filter((c): c is RedisConnection => c !== undefined);
     await Promise.all(
       conns.map(async (c) => {
         try {
@@ -532,7 +543,7 @@ export class RedisTransport implements Transport {
     return checkRedisSettings(this.redis);
   }
 
-  private async subscriber(): Promise<Redis> {
+  private async subscriber(): Promise<RedisConnection> {
     this.subReady ??= openConnection(this.url, this.connOpts(), "qworker-sub").then((sub) => {
       this.sub = sub;
       sub.on("message", (channel: string, message: string) => {

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./connection.ts";
 
 /** The Redis settings that decide whether queued tasks survive memory pressure and restarts. */
 export interface RedisSettings {
@@ -37,7 +37,7 @@ export function settingsWarnings(s: RedisSettings): string[] {
  * Read the settings with CONFIG GET, falling back to INFO where CONFIG is disabled (many managed Redis
  * services rename it). A setting that cannot be read is not warned about.
  */
-export async function readRedisSettings(redis: Redis): Promise<RedisSettings> {
+export async function readRedisSettings(redis: RedisConnection): Promise<RedisSettings> {
   try {
     const pairs = (await redis.call("CONFIG", "GET", "maxmemory-policy", "appendonly", "save")) as string[];
     const map = new Map<string, string>();
@@ -57,6 +57,6 @@ export async function readRedisSettings(redis: Redis): Promise<RedisSettings> {
   }
 }
 
-export async function checkRedisSettings(redis: Redis): Promise<string[]> {
+export async function checkRedisSettings(redis: RedisConnection): Promise<string[]> {
   return settingsWarnings(await readRedisSettings(redis));
 }

@@ -10,24 +10,43 @@ import { ConfigError } from "../../errors.ts";
  * The credentials are the master's (ACL user and password); `sentinel_password` / `sentinel_username`
  * authenticate to the sentinels when they require it. `rediss+sentinel://` uses TLS for the master and the
  * sentinels alike. Sentinel's default port is 26379.
+ *
+ * A Redis Cluster is named by some of its nodes (the client discovers the rest):
+ *
+ *   redis+cluster://[[user]:password@]host[:port][,host[:port]…]
+ *
+ * A cluster has only database 0, so the URL has no db. `rediss+cluster://` uses TLS.
  */
 const SENTINEL = /^(rediss?)\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)(?:\/([^/?#]*))?(?:\/([^/?#]*))?\/?(?:\?([^#]*))?$/i;
+const CLUSTER = /^(rediss?)\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)\/?$/i;
 const SENTINEL_PORT = 26379;
 const FORM = "redis+sentinel://host:26379[,host:26379…]/master-name[/db]";
+const CLUSTER_FORM = "redis+cluster://host:6379[,host:6379…]";
 
-/** Whether the URL names a Redis broker (plain, TLS, or through Sentinel). */
+/** Whether the URL names a Redis broker (plain, TLS, through Sentinel, or a Cluster). */
 export function isRedisUrl(url: string): boolean {
-  return /^rediss?(\+sentinel)?:\/\//i.test(url);
+  return /^rediss?(\+sentinel|\+cluster)?:\/\//i.test(url);
 }
 
 export function isSentinelUrl(url: string): boolean {
   return /^rediss?\+sentinel:\/\//i.test(url);
 }
 
-/** What `new Redis(...)` needs: the URL itself for a plain Redis, options for one behind Sentinel. */
-export type RedisTarget = { kind: "url"; url: string; db: number } | { kind: "sentinel"; options: RedisOptions; db: number };
+export function isClusterUrl(url: string): boolean {
+  return /^rediss?\+cluster:\/\//i.test(url);
+}
+
+/**
+ * What ioredis needs: the URL itself for a plain Redis, options for one behind Sentinel, start-up nodes
+ * and per-node options for a Cluster.
+ */
+export type RedisTarget =
+  | { kind: "url"; url: string; db: number }
+  | { kind: "sentinel"; options: RedisOptions; db: number }
+  | { kind: "cluster"; nodes: { host: string; port: number }[]; nodeOptions: RedisOptions; db: 0 };
 
 export function parseRedisUrl(url: string): RedisTarget {
+  if (isClusterUrl(url)) return parseClusterUrl(url);
   if (!isSentinelUrl(url)) return { kind: "url", url, db: plainDb(url) };
   const m = SENTINEL.exec(url);
   if (!m) throw new ConfigError(`invalid Sentinel URL ${maskSentinelUrl(url)}: expected ${FORM}`);
@@ -56,12 +75,29 @@ export function parseRedisUrl(url: string): RedisTarget {
   return { kind: "sentinel", options, db };
 }
 
+function parseClusterUrl(url: string): RedisTarget {
+  const m = CLUSTER.exec(url);
+  if (!m) throw new ConfigError(`invalid Cluster URL ${maskSentinelUrl(url)}: expected ${CLUSTER_FORM} (a cluster has no database number or options)`);
+  const [, scheme, username, password, hostList] = m;
+  const nodes = hostList!.split(",").map((h) => hostAddress(h, 6379, `Cluster URL ${maskSentinelUrl(url)}`, CLUSTER_FORM));
+  const nodeOptions: RedisOptions = {
+    ...(username ? { username: decodeURIComponent(username) } : {}),
+    ...(password ? { password: decodeURIComponent(password) } : {}),
+    ...(scheme!.toLowerCase() === "rediss" ? { tls: {} } : {}),
+  };
+  return { kind: "cluster", nodes, nodeOptions, db: 0 };
+}
+
 function sentinelAddress(text: string, url: string): { host: string; port: number } {
+  return hostAddress(text, SENTINEL_PORT, `Sentinel URL ${maskSentinelUrl(url)}`, FORM);
+}
+
+function hostAddress(text: string, defaultPort: number, what: string, form: string): { host: string; port: number } {
   // [::1]:26379 or host:26379 or host
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d+))?$/.exec(text.trim());
-  if (!m) throw new ConfigError(`Sentinel URL ${maskSentinelUrl(url)}: cannot read sentinel address "${text}": expected ${FORM}`);
-  const port = m[3] === undefined ? SENTINEL_PORT : Number(m[3]);
-  if (port < 1 || port > 65535) throw new ConfigError(`Sentinel URL ${maskSentinelUrl(url)}: port ${port} is out of range`);
+  if (!m) throw new ConfigError(`${what}: cannot read address "${text}": expected ${form}`);
+  const port = m[3] === undefined ? defaultPort : Number(m[3]);
+  if (port < 1 || port > 65535) throw new ConfigError(`${what}: port ${port} is out of range`);
   return { host: (m[1] ?? m[2])!, port };
 }
 
@@ -74,7 +110,7 @@ function plainDb(url: string): number {
   }
 }
 
-/** A Sentinel URL with its passwords (master's and sentinels') replaced. */
+/** A Sentinel or Cluster URL with its passwords (the nodes' and the sentinels') replaced. */
 export function maskSentinelUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:****@").replace(/(sentinel_password=)[^&#]*/i, "$1****");
 }
