@@ -133,6 +133,11 @@ export interface WorkerInfo {
   version: string;
   /** Progress reported by running tasks (ctx.progress), by task id; sent with each heartbeat. */
   progress?: Record<string, TaskProgress>;
+  /**
+   * Tasks leased to this worker that have not started yet (prefetched, waiting for a free slot), as of this
+   * heartbeat; the broker sees them as active like running ones. At most PROGRESS_MAX_TASKS ids.
+   */
+  waiting?: string[];
   /** Execution outcomes since start: retried, time_limited, expired, revoked, rate_limited, … */
   counts?: Record<string, number>;
 }

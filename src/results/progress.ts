@@ -11,6 +11,12 @@ export function clampProgress(fraction: number, note?: string): TaskProgress {
   return { fraction: f, ...(n ? { note: n } : {}), at: Date.now() };
 }
 
+/** The ids of prefetched tasks a worker sends with its heartbeat; undefined when none waits. */
+export function waitingIds(prefetched: readonly { ref: { id: string } }[]): string[] | undefined {
+  if (prefetched.length === 0) return undefined;
+  return prefetched.slice(0, PROGRESS_MAX_TASKS).map((t) => t.ref.id);
+}
+
 /** The progress map a worker sends with its heartbeat; undefined when no running task reported any. */
 export function progressOf(running: Iterable<{ ref: { id: string }; progress?: TaskProgress }>): Record<string, TaskProgress> | undefined {
   let out: Record<string, TaskProgress> | undefined;

@@ -18,19 +18,28 @@ export interface TaskStatus extends TaskResult {
  *   no record anywhere    PENDING (unknown ids look the same, as in Celery)
  *   ready                 PENDING (RETRY if it already failed once)
  *   delayed               PENDING with dueAt (RETRY with dueAt after a failure)
- *   active                STARTED, with the worker and the latest progress from its heartbeat
+ *   active                STARTED, with the worker and the latest progress from its heartbeat;
+ *                         RECEIVED if that heartbeat lists it as prefetched, not started yet
  *   dead-lettered         FAILURE with the dead-letter reason (only when no result was stored)
- * RECEIVED is only seen in the events stream: a worker starts what it receives at once.
+ * The worker's view is as of its last heartbeat (heartbeat_interval), so a task that started since still
+ * shows RECEIVED for up to that long.
  */
 export async function taskStatus(transport: Transport, id: string): Promise<TaskStatus> {
   const raw = await transport.getResult(id);
   if (raw !== null) return decodeResult(raw);
   const where = transport.describeTask ? await transport.describeTask(id) : null;
   if (!where) return { id, state: "PENDING" };
-  return fromLocation(where, await progressOf(transport, where));
+  return fromLocation(where, await holderOf(transport, where));
 }
 
-export function fromLocation(where: TaskLocation, progress?: TaskProgress): TaskStatus {
+/** What the holding worker's last heartbeat says about an active task. */
+export interface HolderView {
+  progress?: TaskProgress;
+  /** Leased but not started: waiting in the worker's prefetch. */
+  waiting?: boolean;
+}
+
+export function fromLocation(where: TaskLocation, holder: HolderView = {}): TaskStatus {
   const msg = taskMessageSchema.partial().safeParse(safeJson(where.payload));
   const m = msg.success ? msg.data : {};
   const retries = m.retries ?? 0;
@@ -48,22 +57,25 @@ export function fromLocation(where: TaskLocation, progress?: TaskProgress): Task
     case "delayed":
       return { ...base, ...(where.dueAt ? { dueAt: where.dueAt } : {}) };
     case "active":
+      // A prefetched task is leased (so "active" to the broker) but nothing has run yet.
+      if (holder.waiting) return { ...base, state: "RECEIVED", ...(where.workerId ? { worker: where.workerId } : {}) };
       return {
         ...base,
         state: "STARTED",
         ...(where.workerId ? { worker: where.workerId } : {}),
         ...(where.startedAt ? { startedAt: where.startedAt } : {}),
-        ...(progress ? { progress } : {}),
+        ...(holder.progress ? { progress: holder.progress } : {}),
       };
     case "dead":
       return { ...base, state: "FAILURE", ...(where.reason ? { deadReason: where.reason } : {}) };
   }
 }
 
-async function progressOf(transport: Transport, where: TaskLocation): Promise<TaskProgress | undefined> {
-  if (where.state !== "active" || !where.workerId) return undefined;
+async function holderOf(transport: Transport, where: TaskLocation): Promise<HolderView> {
+  if (where.state !== "active" || !where.workerId) return {};
   const worker = (await transport.workers()).find((w) => w.id === where.workerId);
-  return worker?.progress?.[where.id];
+  const progress = worker?.progress?.[where.id];
+  return { ...(progress ? { progress } : {}), ...(worker?.waiting?.includes(where.id) ? { waiting: true } : {}) };
 }
 
 function safeJson(text: string): unknown {

@@ -6,7 +6,7 @@ import type { QWorkerConfig } from "../config/schema.ts";
 import { NotRegisteredError, TaskRevokedError, type QWorkerError } from "../errors.ts";
 import { decodeMessage, encodeMessage, type TaskMessage } from "../protocol/message.ts";
 import { messageArgsPreview } from "../results/args.ts";
-import { clampProgress, progressOf } from "../results/progress.ts";
+import { clampProgress, progressOf, waitingIds } from "../results/progress.ts";
 import { encodeResult, errorInfo, type TaskResult } from "../results/record.ts";
 import type { TaskDefinition } from "../tasks/definition.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
@@ -135,7 +135,7 @@ export class Worker {
   }
 
   info(): WorkerInfo {
-    return {
+    const info: WorkerInfo = {
       id: this.id,
       host: hostname(),
       pid: process.pid,
@@ -151,6 +151,9 @@ export class Worker {
       progress: progressOf(this.leased.values()),
       counts: this.counts.snapshot(),
     };
+    const waiting = waitingIds(this.prefetched);
+    if (waiting) info.waiting = waiting;
+    return info;
   }
 
   private prepared: Promise<void> | undefined;

@@ -29,6 +29,8 @@ afterEach(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let release: (() => void) | undefined;
+let openGate: (() => void) | undefined;
+let gate: Promise<void> = Promise.resolve();
 let failuresLeft = 0;
 const tasks = [
   defineTask({ name: "t.add" }, (x: number, y: number) => x + y),
@@ -38,6 +40,7 @@ const tasks = [
     if (failuresLeft-- > 0) throw new Error("not yet");
     return "ok";
   }),
+  defineTask({ name: "t.gate" }, async () => gate),
   defineTask({ name: "t.hold" }, async () => {
     taskContext().progress(0.75, "almost");
     await new Promise<void>((r) => (release = r));
@@ -46,9 +49,9 @@ const tasks = [
 ];
 
 let seq = 0;
-async function setup() {
+async function setup(overrides: Record<string, unknown> = {}) {
   const url = `sqlite://${join(dir, `b${++seq}.db`)}`;
-  const config = { ...configSchema.parse({ broker_url: url, concurrency: 4, heartbeat_interval: 0.1, events_max_len: 1000 }), broker_url: url };
+  const config = { ...configSchema.parse({ broker_url: url, concurrency: 4, heartbeat_interval: 0.1, events_max_len: 1000, ...overrides }), broker_url: url };
   const registry = new TaskRegistry();
   for (const t of tasks) registry.register(t.name!, t as never, "test");
   const transport = createSqliteTransport(url);
@@ -68,6 +71,7 @@ async function setup() {
   await clientT.connect();
   cleanups.push(async () => {
     release?.();
+    openGate?.();
     await worker.stop();
     await observers.close();
     await transport.close();
@@ -93,6 +97,27 @@ describe("task state on the embedded broker", () => {
     release!();
     expect(await held.get({ timeout: 5 })).toBe("held");
     expect(await taskStatus(transport, held.id)).toMatchObject({ state: "SUCCESS", result: "held", argsPreview: "[]", runtimeMs: expect.any(Number) });
+  });
+
+  it("RECEIVED, not STARTED, for a task waiting in the worker's prefetch; STARTED once it runs", async () => {
+    gate = new Promise<void>((r) => (openGate = r));
+    const { client, transport } = await setup({ concurrency: 1, prefetch: 2 });
+    const first = await client.send("t.gate");
+    await waitFor("the first to start", async () => ((await taskStatus(transport, first.id)).state === "STARTED" ? true : undefined), 5000);
+    const next = [await client.send("t.gate"), await client.send("t.gate")];
+    // Both are leased to the worker (active in the broker) but only one slot exists, and it is taken.
+    for (const ref of next) {
+      const s = await waitFor("RECEIVED", async () => {
+        const st = await taskStatus(transport, ref.id);
+        return st.state === "RECEIVED" ? st : undefined;
+      }, 5000);
+      expect(s).toMatchObject({ task: "t.gate", worker: expect.any(String) });
+      expect(s.startedAt).toBeUndefined();
+    }
+    expect((await taskStatus(transport, first.id)).state).toBe("STARTED");
+    openGate!();
+    for (const ref of [first, ...next]) await ref.get({ timeout: 5 });
+    expect((await taskStatus(transport, next[1]!.id)).state).toBe("SUCCESS");
   });
 
   it("RETRY with the due time while a retry waits", async () => {

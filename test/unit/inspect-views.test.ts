@@ -61,6 +61,19 @@ describe("renderers", () => {
     expect(renderActive({ active: [] }, NOW, plain)).toBe("no running tasks\n");
   });
 
+  it("active: a prefetched task is shown as such, with no runtime (its lease began when it was fetched)", () => {
+    const task = (id: string) => ({ id, queue: "default", payload: JSON.stringify({ task: "img.resize" }), workerId: "h.1.a", leaseUntil: NOW + 1000, startedAt: NOW - 9000, deliveries: 1 });
+    const rows = activeRows([task("run"), task("wait")], [worker({ waiting: ["wait"] })], NOW);
+    expect(rows[0]).toMatchObject({ id: "run", runtimeMs: 9000 });
+    expect(rows[0]!.waiting).toBeUndefined();
+    expect(rows[1]).toMatchObject({ id: "wait", runtimeMs: 0, waiting: true });
+    const out = renderActive({ active: rows }, NOW, plain);
+    expect(out).toMatch(/run .*9\.0 s/);
+    expect(out).toMatch(/wait .*prefetched/);
+    expect(workerRow(worker({ waiting: ["wait", "w2"] }), NOW, 10_000)).toMatchObject({ prefetched: 2 });
+    expect("waiting" in workerRow(worker({ waiting: ["wait"] }), NOW, 10_000)).toBe(false);
+  });
+
   it("scheduled: due time absolute and relative, retries marked", () => {
     const out = renderScheduled({ scheduled: [{ id: "t2", task: "x", queue: "q", dueAt: NOW + 90_000, retries: 2 }] }, NOW, plain);
     expect(out).toContain("2030-01-01T12:02:00.000Z");
@@ -140,12 +153,16 @@ describe("args previews, progress, state derivation, events", () => {
     const payload = (retries: number) => JSON.stringify({ v: 1, id: "t", task: "demo.add", retries, sentAt: 5 });
     expect(fromLocation({ id: "t", queue: "q", state: "ready", payload: payload(0), deliveries: 0 })).toMatchObject({ state: "PENDING", task: "demo.add", sentAt: 5 });
     expect(fromLocation({ id: "t", queue: "q", state: "delayed", payload: payload(2), deliveries: 0, dueAt: 99 })).toMatchObject({ state: "RETRY", dueAt: 99, retries: 2 });
-    expect(fromLocation({ id: "t", queue: "q", state: "active", payload: payload(0), deliveries: 1, workerId: "w", startedAt: 7 }, { fraction: 0.5, at: 1 })).toMatchObject({
+    expect(fromLocation({ id: "t", queue: "q", state: "active", payload: payload(0), deliveries: 1, workerId: "w", startedAt: 7 }, { progress: { fraction: 0.5, at: 1 } })).toMatchObject({
       state: "STARTED",
       worker: "w",
       progress: { fraction: 0.5 },
     });
     expect(fromLocation({ id: "t", queue: "q", state: "dead", payload: "not json", deliveries: 5, reason: "crashed" })).toMatchObject({ state: "FAILURE", deadReason: "crashed" });
+    // Leased but waiting in the worker's prefetch: received, not started, so no start time either.
+    const waiting = fromLocation({ id: "t", queue: "q", state: "active", payload: payload(0), deliveries: 1, workerId: "w", startedAt: 7 }, { waiting: true });
+    expect(waiting).toMatchObject({ state: "RECEIVED", worker: "w" });
+    expect(waiting.startedAt).toBeUndefined();
   });
 
   it("events round-trip; unknown versions and junk are skipped", () => {

@@ -44,7 +44,9 @@ export function renderQueues(d: QueuesData, now: number, c: ChalkInstance): stri
 
 // ------------------------------------------------------------------ workers
 
-export interface WorkerRow extends Omit<WorkerInfo, "progress"> {
+export interface WorkerRow extends Omit<WorkerInfo, "progress" | "waiting"> {
+  /** Tasks leased and waiting in its prefetch (their ids are in `inspect active`). */
+  prefetched: number;
   alive: boolean;
   uptimeMs: number;
   /** active / concurrency */
@@ -59,9 +61,9 @@ export const workersView = (o: ViewOptions): View<{ workers: WorkerRow[] }> => (
 });
 
 export function workerRow(w: WorkerInfo, now: number, heartbeatTtlMs: number): WorkerRow {
-  const { progress: _p, ...info } = w;
+  const { progress: _p, waiting, ...info } = w;
   void _p;
-  return { ...info, alive: now - w.lastBeat <= heartbeatTtlMs, uptimeMs: Math.max(0, now - w.startedAt), load: w.concurrency > 0 ? Math.round((w.active / w.concurrency) * 100) / 100 : 0 };
+  return { ...info, prefetched: waiting?.length ?? 0, alive: now - w.lastBeat <= heartbeatTtlMs, uptimeMs: Math.max(0, now - w.startedAt), load: w.concurrency > 0 ? Math.round((w.active / w.concurrency) * 100) / 100 : 0 };
 }
 
 export function renderWorkers(d: { workers: WorkerRow[] }, now: number, c: ChalkInstance): string {
@@ -93,6 +95,8 @@ export interface ActiveRow {
   deliveries: number;
   leaseUntil: number;
   progress?: TaskProgress;
+  /** Leased but not started: waiting in its worker's prefetch (as of that worker's last heartbeat). */
+  waiting?: boolean;
 }
 
 export const activeView = (o: ViewOptions): View<{ active: ActiveRow[] }> => ({
@@ -105,20 +109,27 @@ export const activeView = (o: ViewOptions): View<{ active: ActiveRow[] }> => ({
 
 export function activeRows(active: ActiveTask[], workers: WorkerInfo[], now: number): ActiveRow[] {
   const progress = new Map<string, TaskProgress>();
-  for (const w of workers) for (const [id, p] of Object.entries(w.progress ?? {})) progress.set(id, p);
+  const waiting = new Set<string>();
+  for (const w of workers) {
+    for (const [id, p] of Object.entries(w.progress ?? {})) progress.set(id, p);
+    for (const id of w.waiting ?? []) waiting.add(id);
+  }
   return active.map((a) => {
     const p = progress.get(a.id);
     const { task } = peekPayload(a.payload);
+    const isWaiting = waiting.has(a.id);
     return {
       id: a.id,
       ...(task ? { task } : {}),
       queue: a.queue,
       workerId: a.workerId,
       startedAt: a.startedAt,
-      runtimeMs: a.startedAt ? Math.max(0, now - a.startedAt) : 0,
+      // A prefetched task's lease started when it was fetched; it has not run at all.
+      runtimeMs: a.startedAt && !isWaiting ? Math.max(0, now - a.startedAt) : 0,
       deliveries: a.deliveries,
       leaseUntil: a.leaseUntil,
       ...(p ? { progress: p } : {}),
+      ...(isWaiting ? { waiting: true } : {}),
     };
   });
 }
@@ -130,7 +141,7 @@ export function renderActive(d: { active: ActiveRow[] }, _now: number, c: ChalkI
     a.task ?? "?",
     a.queue,
     truncate(a.workerId, 40),
-    duration(a.runtimeMs),
+    a.waiting ? c.dim("prefetched") : duration(a.runtimeMs),
     a.progress ? c.cyan(progressText(a.progress)) : "-",
     a.deliveries > 1 ? c.yellow(String(a.deliveries)) : a.deliveries,
   ]);
