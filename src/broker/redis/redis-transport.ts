@@ -183,9 +183,10 @@ export class RedisTransport implements Transport {
     for (const it of items) {
       args.push(it.id, it.queue, it.priority, it.payload, it.dueAt ?? 0, it.uniqueKey ?? "", it.uniqueForMs ?? 0);
     }
-    const out = (await runScript(this.redis, "enqueue", args)) as (string | number)[];
-    const results: EnqueueResult[] = [];
-    for (let i = 0; i < out.length; i += 2) results.push({ id: String(out[i]), duplicate: out[i + 1] === 1 });
+    // The script answers with the duplicates only (position, id that will run); the rest ran as sent.
+    const dups = (await runScript(this.redis, "enqueue", args)) as (string | number)[];
+    const results: EnqueueResult[] = items.map((it) => ({ id: it.id, duplicate: false }));
+    for (let i = 0; i < dups.length; i += 2) results[Number(dups[i]) - 1] = { id: String(dups[i + 1]), duplicate: true };
     return results;
   }
 

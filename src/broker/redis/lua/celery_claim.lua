@@ -1,5 +1,6 @@
 -- celery_claim: move Celery messages from kombu's Redis lists into qworker leases, atomically.
--- KEYS: none declared. qworker keys are built from the prefix ARGV[1] (see enqueue.lua); kombu's list
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- qworker keys are built from the prefix ARGV[1] (see enqueue.lua); kombu's list
 --   keys have their own naming (no prefix, 0x06 0x16 priority suffix) and are passed in ARGV.
 -- ARGV[1] prefix, ARGV[2] workerId, ARGV[3] max, ARGV[4] leaseMs, ARGV[5] lease-id prefix (unique per
 --   call, also used for tokens), then 3 per list: kombuListKey, qworkerQueue, priority (0..9, qworker's

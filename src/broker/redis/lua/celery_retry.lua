@@ -1,5 +1,6 @@
 -- celery_retry: retry a leased Celery message the way a Celery worker does.
--- KEYS: none declared; qworker keys are built from the prefix ARGV[1] (see enqueue.lua); kombu's list
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- qworker keys are built from the prefix ARGV[1] (see enqueue.lua); kombu's list
 --   key and Celery's result key are passed in ARGV.
 -- ARGV[1] prefix, ARGV[2] leaseId, ARGV[3] token, ARGV[4] queue, ARGV[5] kombuListKey,
 --   ARGV[6] new envelope (same task id, retries + 1, eta), ARGV[7] resultKey, ARGV[8] RETRY metaJson,

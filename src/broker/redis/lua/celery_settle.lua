@@ -1,5 +1,6 @@
 -- celery_settle: finish leased Celery messages, storing their result in Celery's format.
--- KEYS: none declared; qworker keys are built from the prefix ARGV[1] (see enqueue.lua); Celery's result
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- qworker keys are built from the prefix ARGV[1] (see enqueue.lua); Celery's result
 --   keys (celery-task-meta-<id>, unprefixed) are passed in ARGV.
 -- ARGV[1] prefix; then 7 per message: leaseId, token, queue, resultKey ('' = store nothing),
 --   metaJson, ttlSeconds (0 = no expiry), deadReason ('' = delete the message).

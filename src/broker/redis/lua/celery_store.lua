@@ -1,5 +1,6 @@
 -- celery_store: store an intermediate Celery state (STARTED) for a message while keeping its lease.
--- KEYS: none declared; qworker keys are built from the prefix ARGV[1] (see enqueue.lua); Celery's result
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- qworker keys are built from the prefix ARGV[1] (see enqueue.lua); Celery's result
 --   key is passed in ARGV.
 -- ARGV[1] prefix, ARGV[2] leaseId, ARGV[3] token, ARGV[4] resultKey, ARGV[5] metaJson,
 --   ARGV[6] ttlSeconds (0 = no expiry).

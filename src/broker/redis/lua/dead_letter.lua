@@ -1,5 +1,6 @@
 -- dead_letter: move leased tasks that must not run (undecodable, oversized, poisoned) to dead-letter.
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix; then 5 per task: id, token, queue, reason, error ('' = none).
 -- Guarantees: only the current token holder can do it; in one step the task leaves <q>:active and the
 --   worker's set and is kept in <q>:dead with reason, error and time, for `qworker dead` to show; its

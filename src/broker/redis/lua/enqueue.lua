@@ -1,6 +1,7 @@
 -- enqueue: add tasks to their queues (ready, or delayed when due later).
--- KEYS: none declared; every key is built from the prefix in ARGV[1] (a hash-tagged prefix such as
---   "{qw}:" keeps them all in one Cluster slot).
+-- KEYS[1]: not read. runScript (scripts.ts) names one key under the prefix only so that Redis Cluster
+--   routes the call to the prefix's slot. Every key is built from the prefix in ARGV[1]; on a Cluster the
+--   transport makes it hash-tagged (such as "{qw}:"), which keeps them all in that one slot.
 -- ARGV[1] prefix; then 7 per task: id, queue, priority (0..9), payload, dueAt (ms, 0 = now),
 --   uniqueKey ('' = none), uniqueForMs (0 = until settled).
 -- Keys touched: <p>queues (set), <p>j:<id> (hash: p payload, q queue, pr priority, d deliveries),
@@ -13,7 +14,9 @@
 --   consumer. The per-queue writes (queue set, ready and delayed sorted sets, wake marker, sequence) are
 --   one command per key for the whole call, not one per task: bulk sends cost Redis little more than
 --   storing each task's hash.
--- Returns: flat list {id, duplicate(0|1), ...} in input order.
+-- Returns: the duplicates only, as a flat list {position (1-based, in input order), id that will run, ...};
+--   every other task was stored under its own id. (Echoing every id back cost Redis and the client more
+--   than a tenth of a bulk send.)
 local p = ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -26,8 +29,9 @@ local readyCount = 0
 for i = 2, #ARGV, 7 do
   local id, q, pr, payload = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local due, uniq, uniqFor = tonumber(ARGV[i + 4]), ARGV[i + 5], tonumber(ARGV[i + 6])
+  local jk = p .. 'j:' .. id
   local existing = false
-  if redis.call('EXISTS', p .. 'j:' .. id) == 1 then
+  if redis.call('EXISTS', jk) == 1 then
     existing = id
   elseif uniq ~= '' then
     local uk = p .. 'u:' .. uniq
@@ -41,10 +45,15 @@ for i = 2, #ARGV, 7 do
     end
   end
   if existing then
+    out[#out + 1] = (i - 2) / 7 + 1
     out[#out + 1] = existing
-    out[#out + 1] = 1
   else
-    redis.call('HSET', p .. 'j:' .. id, 'p', payload, 'q', q, 'pr', pr, 'd', 0, 'u', uniq)
+    -- No 'u' field without a unique key: readers take a missing one as none.
+    if uniq == '' then
+      redis.call('HSET', jk, 'p', payload, 'q', q, 'pr', pr, 'd', 0)
+    else
+      redis.call('HSET', jk, 'p', payload, 'q', q, 'pr', pr, 'd', 0, 'u', uniq)
+    end
     if not touched[q] then
       touched[q] = true
       queueNames[#queueNames + 1] = q
@@ -61,8 +70,6 @@ for i = 2, #ARGV, 7 do
       r[#r + 1] = id
       readyCount = readyCount + 1
     end
-    out[#out + 1] = id
-    out[#out + 1] = 0
   end
 end
 

@@ -1,5 +1,6 @@
 -- extend: renew the leases a worker holds.
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] leaseMs; then 3 per task: id, token, queue.
 -- Guarantees: a lease is pushed to now + leaseMs (Redis server time) only while the caller still holds
 --   the task's current token; a lease that was already recovered is reported lost, never revived. The

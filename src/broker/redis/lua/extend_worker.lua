@@ -1,5 +1,6 @@
 -- extend_worker: renew every lease recorded for one worker.
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] workerId, ARGV[3] leaseMs.
 -- Guarantees: every task in the worker's set <p>w:<worker>:jobs whose hash still names this worker gets
 --   its lease pushed to now + leaseMs (Redis server time), atomically. reserve.lua adds a task to the set in

@@ -1,5 +1,6 @@
 -- heartbeat: record that a worker is alive, stamped with Redis server time.
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] workerId, ARGV[3] info JSON, ARGV[4] ttlMs.
 -- Guarantees: every worker's liveness is judged by one clock (the Redis server's), so a worker with a
 --   skewed clock is neither declared dead early nor kept alive late by recover.lua. The info key lives

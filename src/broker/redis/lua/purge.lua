@@ -1,5 +1,6 @@
 -- purge: empty a queue's ready and delayed tasks (and its dead-letter set when asked).
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] queue, ARGV[3] '1' to purge dead-letter too.
 -- Guarantees: running (leased) tasks are left alone, so purging never strands a worker's lease; each
 --   removed task's data goes with it in the same step.

@@ -1,6 +1,7 @@
 -- rate_limit: a global rate limit shared by every worker, as one run slot per interval (a token bucket of
 --   capacity 1, like Celery's per-worker limit, but counted in Redis so all workers share it).
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua):
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua):
 --   <p>rl:<name>          the next free slot time (ms, Redis server time)
 --   <p>rl:<name>:s:<id>   the slot reserved for task <id>, which its worker sent back to wait for it
 -- ARGV[1] prefix, ARGV[2] limit name (the task name), ARGV[3] interval ms, ARGV[4] task id.

@@ -1,5 +1,6 @@
 -- recover: the sweeper any live worker runs every few seconds.
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] maxDeliveries, ARGV[3] heartbeatTtlMs, ARGV[4] deadMax, ARGV[5] deadTtlMs.
 
 -- Guarantees, each step atomic with the others (one script):

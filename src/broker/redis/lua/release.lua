@@ -1,5 +1,6 @@
 -- release: hand leased tasks back unstarted or unfinished (warm/cold shutdown, unused prefetch).
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix; then 3 per task: id, token, queue.
 -- Guarantees: only the current token holder can release; the task goes back to the FRONT of its priority
 --   in <q>:ready at once (no waiting for lease expiry) and the delivery this lease counted is taken back,

@@ -1,5 +1,6 @@
 -- requeue_dead: put dead-lettered tasks back on their queue.
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] queue, ARGV[3..] ids ('*' alone = all of that queue's dead tasks).
 -- Guarantees: each task leaves <q>:dead and enters <q>:ready in one step, with its delivery count and
 --   dead-letter reason cleared, so it gets a full set of deliveries again. Ids with no stored task

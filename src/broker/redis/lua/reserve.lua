@@ -1,5 +1,6 @@
 -- reserve: lease up to `max` ready tasks to one worker.
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] workerId, ARGV[3] max (negative: lease -max and answer in the compact form below),
 --   ARGV[4] leaseMs, ARGV[5] token prefix (unique per call), ARGV[6] resultTtlMs (for tasks found revoked),
 --   ARGV[7..] queue names, most important first.

@@ -1,5 +1,6 @@
 -- retry: schedule the next attempt of a leased task.
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] id, ARGV[3] token, ARGV[4] queue, ARGV[5] priority, ARGV[6] new payload,
 --   ARGV[7] dueAt (ms).
 -- Guarantees: only the current token holder can retry; in one step the task leaves <q>:active and the

@@ -1,5 +1,6 @@
 -- revoke: make tasks never start, durably.
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] ttlMs (how long the revoke is remembered), ARGV[3] resultTtlMs (<= 0: no expiry);
 --   ARGV[4..] task ids.
 -- Guarantees: each id is recorded in <p>revoked until now + ttlMs, so a task enqueued or recovered later

@@ -1,5 +1,6 @@
 -- settle: finish leased tasks (success, failure, revoked, expired), optionally dead-lettering them.
--- KEYS: none declared; keys are built from the prefix ARGV[1] (see enqueue.lua).
+-- KEYS[1]: not read (only routes the call on Redis Cluster).
+-- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix; then records, each led by its kind:
 --   'P', queue, n, then n x (id, token): plain tasks of that queue (no result to store, not dead, no
 --     unique key named by the caller; a unique key kept in the task hash is still released);
