@@ -1,10 +1,10 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { BrokerError, ConfigError } from "../../errors.ts";
-import { isClusterUrl, isSentinelUrl, maskSentinelUrl, parseRedisUrl } from "./url.ts";
+import { isClusterUrl, isSentinelUrl, maskUrlCredentials, parseRedisUrl } from "./url.ts";
 
 /** Show a broker URL without its password. */
 export function maskUrl(url: string): string {
-  if (isSentinelUrl(url) || isClusterUrl(url)) return maskSentinelUrl(url);
+  if (isSentinelUrl(url) || isClusterUrl(url)) return maskUrlCredentials(url);
   try {
     const u = new URL(url);
     if (u.password) u.password = "****";

@@ -49,16 +49,16 @@ export function parseRedisUrl(url: string): RedisTarget {
   if (isClusterUrl(url)) return parseClusterUrl(url);
   if (!isSentinelUrl(url)) return { kind: "url", url, db: plainDb(url) };
   const m = SENTINEL.exec(url);
-  if (!m) throw new ConfigError(`invalid Sentinel URL ${maskSentinelUrl(url)}: expected ${FORM}`);
+  if (!m) throw new ConfigError(`invalid Sentinel URL ${maskUrlCredentials(url)}: expected ${FORM}`);
   const [, scheme, username, password, hostList, name, dbText, query] = m;
-  if (!name) throw new ConfigError(`Sentinel URL ${maskSentinelUrl(url)} names no master: expected ${FORM}`);
+  if (!name) throw new ConfigError(`Sentinel URL ${maskUrlCredentials(url)} names no master: expected ${FORM}`);
   const sentinels = hostList!.split(",").map((h) => sentinelAddress(h, url));
   const db = dbText === undefined || dbText === "" ? 0 : Number(dbText);
-  if (!Number.isInteger(db) || db < 0) throw new ConfigError(`Sentinel URL ${maskSentinelUrl(url)}: database "${dbText}" is not a number: expected ${FORM}`);
+  if (!Number.isInteger(db) || db < 0) throw new ConfigError(`Sentinel URL ${maskUrlCredentials(url)}: database "${dbText}" is not a number: expected ${FORM}`);
   const params = new URLSearchParams(query ?? "");
   for (const key of params.keys()) {
     if (key !== "sentinel_password" && key !== "sentinel_username") {
-      throw new ConfigError(`Sentinel URL ${maskSentinelUrl(url)}: unknown option "${key}" (known: sentinel_password, sentinel_username)`);
+      throw new ConfigError(`Sentinel URL ${maskUrlCredentials(url)}: unknown option "${key}" (known: sentinel_password, sentinel_username)`);
     }
   }
   const tls = scheme!.toLowerCase() === "rediss";
@@ -77,9 +77,9 @@ export function parseRedisUrl(url: string): RedisTarget {
 
 function parseClusterUrl(url: string): RedisTarget {
   const m = CLUSTER.exec(url);
-  if (!m) throw new ConfigError(`invalid Cluster URL ${maskSentinelUrl(url)}: expected ${CLUSTER_FORM} (a cluster has no database number or options)`);
+  if (!m) throw new ConfigError(`invalid Cluster URL ${maskUrlCredentials(url)}: expected ${CLUSTER_FORM} (a cluster has no database number or options)`);
   const [, scheme, username, password, hostList] = m;
-  const nodes = hostList!.split(",").map((h) => hostAddress(h, 6379, `Cluster URL ${maskSentinelUrl(url)}`, CLUSTER_FORM));
+  const nodes = hostList!.split(",").map((h) => hostAddress(h, 6379, `Cluster URL ${maskUrlCredentials(url)}`, CLUSTER_FORM));
   const nodeOptions: RedisOptions = {
     ...(username ? { username: decodeURIComponent(username) } : {}),
     ...(password ? { password: decodeURIComponent(password) } : {}),
@@ -89,7 +89,7 @@ function parseClusterUrl(url: string): RedisTarget {
 }
 
 function sentinelAddress(text: string, url: string): { host: string; port: number } {
-  return hostAddress(text, SENTINEL_PORT, `Sentinel URL ${maskSentinelUrl(url)}`, FORM);
+  return hostAddress(text, SENTINEL_PORT, `Sentinel URL ${maskUrlCredentials(url)}`, FORM);
 }
 
 function hostAddress(text: string, defaultPort: number, what: string, form: string): { host: string; port: number } {
@@ -111,6 +111,6 @@ function plainDb(url: string): number {
 }
 
 /** A Sentinel or Cluster URL with its passwords (the nodes' and the sentinels') replaced. */
-export function maskSentinelUrl(url: string): string {
+export function maskUrlCredentials(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:****@").replace(/(sentinel_password=)[^&#]*/i, "$1****");
 }
