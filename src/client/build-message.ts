@@ -47,21 +47,24 @@ export function buildEnqueueItem(
     retries: 0,
     sentAt: now,
     origin,
-    ...(eta !== undefined ? { eta } : {}),
-    ...(expires !== undefined ? { expires } : {}),
-    ...(options.timeLimit !== undefined ? { timeLimitMs: options.timeLimit * 1000 } : {}),
-    ...(options.softTimeLimit !== undefined ? { softTimeLimitMs: options.softTimeLimit * 1000 } : {}),
-    ...(options.maxRetries !== undefined ? { maxRetries: options.maxRetries } : {}),
-    ...(options.uniqueKey !== undefined ? { uniqueKey: options.uniqueKey } : {}),
-    ...(options.ignoreResult ? { ignoreResult: true } : {}),
   };
+  // Assigned, not spread from conditional literals: a bulk send builds thousands of these, and the
+  // spreads cost more than the rest of the message. Same keys in the same order, so the same JSON.
+  if (eta !== undefined) msg.eta = eta;
+  if (expires !== undefined) msg.expires = expires;
+  if (options.timeLimit !== undefined) msg.timeLimitMs = options.timeLimit * 1000;
+  if (options.softTimeLimit !== undefined) msg.softTimeLimitMs = options.softTimeLimit * 1000;
+  if (options.maxRetries !== undefined) msg.maxRetries = options.maxRetries;
+  if (options.uniqueKey !== undefined) msg.uniqueKey = options.uniqueKey;
+  if (options.ignoreResult) msg.ignoreResult = true;
   let payload: string;
   try {
     payload = encodeMessage(msg);
   } catch (err) {
     throw new UsageError(`arguments of ${task} cannot be sent as JSON: ${(err as Error).message}`);
   }
-  const bytes = Buffer.byteLength(payload);
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most payloads are clearly small enough without counting.
+  const bytes = payload.length * 3 <= defaults.maxPayloadBytes ? 0 : Buffer.byteLength(payload);
   if (bytes > defaults.maxPayloadBytes) {
     throw new UsageError(
       `payload of ${task} is ${bytes} bytes, over max_payload_bytes (${defaults.maxPayloadBytes}): pass a reference (a URL, a row id) instead of the data, or raise max_payload_bytes`,
