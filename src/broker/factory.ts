@@ -21,11 +21,11 @@ export async function createTransport(url: string, opts: TransportOptions = {}):
   try {
     scheme = new URL(url).protocol;
   } catch {
-    throw new BrokerError(`invalid broker URL "${url}": expected redis://host:port or sqlite://path/to/file.db`);
+    throw new BrokerError(`invalid broker URL "${url}": expected redis://host:port, redis+sentinel://…, redis+cluster://… or sqlite://path/to/file.db`);
   }
   if (scheme === "sqlite:") {
     const { createSqliteTransport } = await import("./embedded/index.ts");
     return createSqliteTransport(url);
   }
-  throw new BrokerError(`unsupported broker URL scheme "${scheme}" in ${url}: use redis://, rediss://, redis+sentinel:// or sqlite://`);
+  throw new BrokerError(`unsupported broker URL scheme "${scheme}" in ${url}: use redis://, rediss://, redis+sentinel://, redis+cluster:// or sqlite://`);
 }

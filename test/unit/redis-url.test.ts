@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { maskUrl } from "../../src/broker/redis/connection.ts";
-import { clusterPrefix } from "../../src/broker/redis/redis-transport.ts";
+import { clusterPrefix } from "../../src/broker/redis/keys.ts";
 import { isClusterUrl, isRedisUrl, parseRedisUrl } from "../../src/broker/redis/url.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { ConfigError } from "../../src/errors.ts";

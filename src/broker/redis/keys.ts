@@ -49,3 +49,13 @@ export class Keys {
     return `${this.prefix}m:${minute}`;
   }
 }
+
+/**
+ * The key prefix on Redis Cluster. The scripts touch many keys in one atomic step, which a cluster allows
+ * only within one hash slot, so every key must carry the same hash tag: a prefix without one gets it
+ * (`qw:` becomes `{qw}:`). Every process applies the same rule, so they all find the same keys.
+ */
+export function clusterPrefix(prefix: string): string {
+  if (/\{[^}]+\}/.test(prefix)) return prefix;
+  return prefix.endsWith(":") ? `{${prefix.slice(0, -1)}}:` : `{${prefix}}`;
+}

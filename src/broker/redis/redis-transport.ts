@@ -24,7 +24,7 @@ import type {
 } from "../transport.ts";
 import { maskUrl, openConnection, type RedisConnection } from "./connection.ts";
 import { isClusterUrl } from "./url.ts";
-import { Keys } from "./keys.ts";
+import { clusterPrefix, Keys } from "./keys.ts";
 import { releaseOrphans } from "./orphans.ts";
 import { runScript } from "./scripts.ts";
 import { checkRedisSettings } from "./server-check.ts";
@@ -105,16 +105,6 @@ function encodeSettle(prefix: string, items: SettleItem[]): { args: (string | nu
     order?.push(i);
   }
   return { args, order };
-}
-
-/**
- * The key prefix on Redis Cluster. The scripts touch many keys in one atomic step, which a cluster allows
- * only within one hash slot, so every key must carry the same hash tag: a prefix without one gets it
- * (`qw:` becomes `{qw}:`). Every process applies the same rule, so they all find the same keys.
- */
-export function clusterPrefix(prefix: string): string {
-  if (/\{[^}]+\}/.test(prefix)) return prefix;
-  return prefix.endsWith(":") ? `{${prefix.slice(0, -1)}}:` : `{${prefix}}`;
 }
 
 export interface RedisTransportOptions {

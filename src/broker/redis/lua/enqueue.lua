@@ -4,7 +4,8 @@
 --   transport makes it hash-tagged (such as "{qw}:"), which keeps them all in that one slot.
 -- ARGV[1] prefix; then 7 per task: id, queue, priority (0..9), payload, dueAt (ms, 0 = now),
 --   uniqueKey ('' = none), uniqueForMs (0 = until settled).
--- Keys touched: <p>queues (set), <p>j:<id> (hash: p payload, q queue, pr priority, d deliveries),
+-- Keys touched: <p>queues (set), <p>j:<id> (hash: p payload, q queue, pr priority, d deliveries, and
+--   u unique key only when there is one),
 --   <p>q:<queue>:ready (zset, score = (9-priority)*1e14 + seq), <p>q:<queue>:delayed (zset, score = dueAt),
 --   <p>q:<queue>:wake (list, at most one marker), <p>u:<uniqueKey> (string), <p>seq (counter).
 -- Guarantees: each task is stored and queued in one step, or not at all when its id is already stored
