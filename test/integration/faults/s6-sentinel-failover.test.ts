@@ -45,12 +45,10 @@ describe.skipIf(!redisServerAvailable())("S6: Sentinel failover under a running 
     cleanups.push(() => w.kill9());
     await waitUntil("30 % of the tasks to finish", 60_000, () => recorded(out.dir).length >= N * 0.3);
 
-    const oldMaster = s.master.port;
     const beforeSwitch = recorded(out.dir).length;
     await s.failover();
     const duringSwitch = recorded(out.dir).length - beforeSwitch;
     expect(await s.masterPort()).toBe(s.replica.port);
-    expect(await s.masterPort()).not.toBe(oldMaster);
     const back = recorded(out.dir).length;
     await waitUntil("the worker to consume from the new master", 20_000, () => recorded(out.dir).length >= back + 20);
     await waitUntil("every task to finish", 90_000, () => new Set(recorded(out.dir)).size >= N);
