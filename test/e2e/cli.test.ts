@@ -152,6 +152,22 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     }
   });
 
+  it("Sentinel and Cluster URLs: unreachable ones fail at once, malformed ones at config load, each in one line", async () => {
+    const port = await freePort();
+    expectOneLineError(
+      await runCli(["send", "demo.add", "--args", "[1,2]", "--broker", `redis+sentinel://127.0.0.1:${port}/mymaster`], { cwd: tmp, timeoutMs: 20_000 }),
+      3,
+      /^qworker: error: cannot reach the Redis master through the sentinels of redis\+sentinel:\/\/127\.0\.0\.1:\d+\/mymaster .*check that the sentinels run/,
+    );
+    expectOneLineError(
+      await runCli(["send", "demo.add", "--args", "[1,2]", "--broker", `redis+cluster://127.0.0.1:${port}`], { cwd: tmp, timeoutMs: 20_000 }),
+      3,
+      /^qworker: error: cannot reach the Redis Cluster at redis\+cluster:\/\/127\.0\.0\.1:\d+ .*CLUSTER INFO/,
+    );
+    expectOneLineError(await runCli(["send", "demo.add", "--broker", `redis+sentinel://127.0.0.1:${port}`], { cwd: tmp }), 2, /names no master: expected redis\+sentinel:\/\//);
+    expectOneLineError(await runCli(["send", "demo.add", "--broker", "sentinel://127.0.0.1:26379"], { cwd: tmp }), 2, /kombu's sentinel:\/\/ form is not read/);
+  });
+
   it("a task module that throws, or a duplicate task name: the worker does not start", async () => {
     const fixtures = join(ROOT, "test", "fixtures");
     const env = { QWORKER_BROKER_URL: redis.url };
