@@ -13,8 +13,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createTransport } from "../../../src/broker/factory.ts";
 import type { Transport } from "../../../src/broker/transport.ts";
+import { finishAfterFailover } from "../../support/after-failover.ts";
 import { enqueueNumbered, numbered } from "../../support/fault-enqueue.ts";
-import { makeOutDir, recorded, tally } from "../../support/fault-outcomes.ts";
+import { makeOutDir, recorded } from "../../support/fault-outcomes.ts";
 import { spawnWorker, waitUntil } from "../../support/fault-worker.ts";
 import { redisServerAvailable } from "../../support/redis-server.ts";
 import { startSentinelSetup } from "../../support/redis-sentinel.ts";
@@ -49,27 +50,8 @@ describe.skipIf(!redisServerAvailable())("S6: Sentinel failover under a running 
     await s.failover();
     const duringSwitch = recorded(out.dir).length - beforeSwitch;
     expect(await s.masterPort()).toBe(s.replica.port);
-    const back = recorded(out.dir).length;
-    await waitUntil("the worker to consume from the new master", 20_000, () => recorded(out.dir).length >= back + 20);
-    await waitUntil("every task to finish", 90_000, () => new Set(recorded(out.dir)).size >= N);
-    expect(w.proc.exitCode).toBeNull();
-
-    // The producer's own connection followed the failover too: a task sent now runs.
-    const late = numbered("s6-late-", 5);
-    await enqueueNumbered(t, late, { ms: 1 });
-    await waitUntil("tasks sent after the failover to run", 20_000, () => late.every((id) => recorded(out.dir).includes(id)));
-    // Everything settles on the new master: nothing left ready, leased or delayed there.
-    await waitUntil("the new master's queue to empty", 30_000, async () => {
-      const [q] = await t.stats(["default"]);
-      return q !== undefined && q.ready === 0 && q.active === 0 && q.delayed === 0;
-    });
-
-    w.term();
-    expect(await w.exited).toBe(0);
-    const result = tally(out.dir, [...ids, ...late]);
+    const result = await finishAfterFailover({ t, w, outDir: out.dir, ids, latePrefix: "s6-late-" });
     if (process.env.FAULT_DEBUG) console.log({ extraRuns: result.extraRuns, duringSwitch }, w.stderr());
-    expect(result.lost).toEqual([]);
-    expect(result.unexpected).toEqual([]);
     // Runs again: at most what ran while the sentinel switched masters (the worker's connections leave the
     // old master when the sentinel announces the new one), plus what was in flight then (10 slots and their
     // prefetch); and no task more than once more.

@@ -9,8 +9,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createTransport } from "../../../src/broker/factory.ts";
 import type { Transport } from "../../../src/broker/transport.ts";
+import { finishAfterFailover } from "../../support/after-failover.ts";
 import { enqueueNumbered, numbered } from "../../support/fault-enqueue.ts";
-import { makeOutDir, recorded, tally } from "../../support/fault-outcomes.ts";
+import { makeOutDir, recorded } from "../../support/fault-outcomes.ts";
 import { spawnWorker, waitUntil } from "../../support/fault-worker.ts";
 import { redisCliAvailable, startRedisCluster } from "../../support/redis-cluster.ts";
 import { redisServerAvailable } from "../../support/redis-server.ts";
@@ -41,25 +42,8 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("S7: Redis Clus
     const { from, to } = await c.failover(slot);
     expect(await c.masterOf(slot)).toBe(to);
     expect(to).not.toBe(from);
-    const back = recorded(out.dir).length;
-    await waitUntil("the worker to consume after the failover", 20_000, () => recorded(out.dir).length >= back + 20);
-    await waitUntil("every task to finish", 90_000, () => new Set(recorded(out.dir)).size >= N);
-    expect(w.proc.exitCode).toBeNull();
-
-    const late = numbered("s7-late-", 5);
-    await enqueueNumbered(t, late, { ms: 1 });
-    await waitUntil("tasks sent after the failover to run", 20_000, () => late.every((id) => recorded(out.dir).includes(id)));
-    await waitUntil("the queue to empty", 30_000, async () => {
-      const [q] = await t.stats(["default"]);
-      return q !== undefined && q.ready === 0 && q.active === 0 && q.delayed === 0;
-    });
-
-    w.term();
-    expect(await w.exited).toBe(0);
-    const result = tally(out.dir, [...ids, ...late]);
+    const result = await finishAfterFailover({ t, w, outDir: out.dir, ids, latePrefix: "s7-late-" });
     if (process.env.FAULT_DEBUG) console.log({ from, to, extraRuns: result.extraRuns }, w.stderr());
-    expect(result.lost).toEqual([]);
-    expect(result.unexpected).toEqual([]);
     expect([...result.duplicates.keys()]).toEqual([]);
   }, 180_000);
 });
