@@ -87,7 +87,7 @@ export class ActivityRecorder {
   constructor(private readonly opts: RecorderOptions) {
     this.workerJson = `,"worker":${JSON.stringify(opts.workerId)}`;
     const on: Listeners = {
-      "task:received": (msg, deliveries) => this.taskReceived(msg, deliveries),
+      "task:received": (msg, deliveries, receivedAt) => this.taskReceived(msg, deliveries, receivedAt),
       "task:started": (msg) => this.taskStarted(msg),
       "task:succeeded": (msg, value, runtimeMs) => this.taskSucceeded(msg, value, runtimeMs),
       "task:failed": (msg, error, runtimeMs, final) => this.taskFailed(msg, error, runtimeMs, final),
@@ -110,8 +110,9 @@ export class ActivityRecorder {
   // One method per lifecycle step, with the arguments of the matching worker event: the listeners above
   // call them, and a worker that holds the recorder can call them instead of emitting.
 
-  taskReceived(msg: TaskMessage, deliveries: number): void {
-    const now = Date.now();
+  /** `receivedAt`: when the broker handed the task over (a prefetched task is received before it starts). */
+  taskReceived(msg: TaskMessage, deliveries: number, receivedAt = Date.now()): void {
+    const now = receivedAt;
     const options = this.opts.registry.get(msg.task)?.options;
     // The worker reuses the preview for the stored result, unless a success stores none (then it is not
     // worth keeping: a failure, which does store one, builds it again).

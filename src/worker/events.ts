@@ -7,7 +7,11 @@ import type { TaskMessage } from "../protocol/message.ts";
  * (a throwing listener is caught and logged by `safeEmit`, never allowed to break the worker).
  */
 export interface WorkerEventMap {
-  "task:received": [msg: TaskMessage, deliveries: number];
+  /**
+   * Emitted when the task starts (its message is decoded then), with the time the broker handed it over:
+   * earlier than now for a task that waited in the worker's prefetch.
+   */
+  "task:received": [msg: TaskMessage, deliveries: number, receivedAt: number];
   "task:started": [msg: TaskMessage];
   "task:succeeded": [msg: TaskMessage, value: unknown, runtimeMs: number];
   "task:failed": [msg: TaskMessage, error: Error, runtimeMs: number, final: boolean];

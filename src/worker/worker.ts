@@ -460,7 +460,7 @@ export class Worker {
     const infoOn = this.logger.isLevelEnabled("info");
     const deliveries = t.res.deliveries;
     if (infoOn) this.logger.info(`task ${msg.task}[${msg.id}] received${deliveries > 1 ? ` (delivery ${deliveries})` : ""}`);
-    this.events.safeEmit("task:received", msg, deliveries);
+    this.events.safeEmit("task:received", msg, deliveries, t.acceptedAt);
     t.startedAt = Date.now();
     if (infoOn) this.logger.info(`task ${msg.task}[${msg.id}] started`);
     this.events.safeEmit("task:started", msg);

@@ -118,6 +118,18 @@ describe("task state on the embedded broker", () => {
     openGate!();
     for (const ref of [first, ...next]) await ref.get({ timeout: 5 });
     expect((await taskStatus(transport, next[1]!.id)).state).toBe("SUCCESS");
+    // Its events say the same: received when leased into the prefetch, started only when the slot freed.
+    const [received, started] = await waitFor(
+      "the waiting task's events",
+      async () => {
+        const evs = (await transport.readEvents!(1000)).map((e) => decodeEvent(e.data)).filter((e) => e?.id === next[1]!.id);
+        const r = evs.find((e) => e?.type === "task-received");
+        const st = evs.find((e) => e?.type === "task-started");
+        return r && st ? ([r, st] as const) : undefined;
+      },
+      5000,
+    );
+    expect(started!.ts - received!.ts).toBeGreaterThanOrEqual(50);
   });
 
   it("RETRY with the due time while a retry waits", async () => {

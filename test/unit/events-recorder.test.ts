@@ -64,7 +64,7 @@ describe("ActivityRecorder", () => {
     const expected: unknown[] = [];
     for (const m of [plain, odd, secret]) {
       const isSecret = m === secret ? [1] : undefined;
-      events.safeEmit("task:received", m, 3);
+      events.safeEmit("task:received", m, 3, Date.now());
       expected.push({ ...base(m, "task-received"), deliveries: 3, retries: m.retries, args: argsPreview(m.args, m.kwargs, isSecret, 256), waitMs: Math.max(0, Date.now() - Math.max(m.sentAt, m.eta ?? 0)) });
       events.safeEmit("task:started", m);
       expected.push(base(m, "task-started"));
@@ -95,17 +95,17 @@ describe("ActivityRecorder", () => {
 
   it("counts per task and minute, and keeps counts and events across a failed publish", async () => {
     const m = msg();
-    events.safeEmit("task:received", m, 1);
+    events.safeEmit("task:received", m, 1, Date.now());
     events.safeEmit("task:succeeded", m, 5, 2.6);
     vi.advanceTimersByTime(200); // the next minute
-    events.safeEmit("task:received", m, 1);
+    events.safeEmit("task:received", m, 1, Date.now());
     events.safeEmit("task:failed", m, new Error("x"), 1, false);
     events.safeEmit("task:retry", m, new Error("x"), 1);
     fail = true;
     await rec.flush();
     expect(batches).toHaveLength(0);
     events.safeEmit("task:failed", m, new Error("x"), 1, true);
-    events.safeEmit("task:received", msg({ task: "demo.login" }), 1);
+    events.safeEmit("task:received", msg({ task: "demo.login" }), 1, Date.now());
     fail = false;
     await rec.flush();
     const minute = Math.floor(NOW / 60_000);
@@ -114,6 +114,14 @@ describe("ActivityRecorder", () => {
     expect(batches.flatMap((b) => b.events).map((e) => decodeEvent(e)?.type)).toEqual([
       "task-received", "task-succeeded", "task-received", "task-failed", "task-retried", "task-failed", "task-received",
     ]);
+  });
+
+  it("a task received into the prefetch and started later is stamped with when it was received", async () => {
+    const m = msg({ sentAt: NOW - 40 });
+    events.safeEmit("task:received", m, 1, NOW - 25);
+    await rec.close();
+    const received = batches.flatMap((b) => b.events).map((e) => decodeEvent(e)).find((e) => e?.type === "task-received");
+    expect(received).toMatchObject({ ts: NOW - 25, waitMs: 15 });
   });
 
   it("records through direct calls when not given the worker's events", async () => {
