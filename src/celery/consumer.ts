@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { maskUrl, openConnection, type RedisConnection } from "../broker/redis/connection.ts";
+import { parseLeaseRows } from "../broker/redis/lease-rows.ts";
 import { isClusterUrl, isRedisUrl } from "../broker/redis/url.ts";
 import { runScript } from "../broker/redis/scripts.ts";
 import { releaseOrphans } from "../broker/redis/orphans.ts";
@@ -65,15 +66,6 @@ interface Lease {
   queue: string;
   kombuQueue: string;
   req: CeleryTaskRequest;
-}
-
-interface Claimed {
-  id: string;
-  queue: string;
-  raw: string;
-  token: string;
-  deliveries: number;
-  leaseUntil: number;
 }
 
 interface CelerySettle {
@@ -213,8 +205,7 @@ export class CeleryConsumer {
       | string
       | number
     )[];
-    const claimed: Claimed[] = [];
-    for (let i = 2; i < parked.length; i += 6) claimed.push(this.row(parked, i));
+    const claimed = parseLeaseRows(parked, 2);
     let now = Number(parked[1]);
     const room = req.max - claimed.length;
     if (room > 0) {
@@ -223,33 +214,23 @@ export class CeleryConsumer {
         | number
       )[];
       now = Number(fresh[0]);
-      for (let i = 1; i < fresh.length; i += 6) claimed.push(this.row(fresh, i));
+      claimed.push(...parseLeaseRows(fresh, 1));
     }
     if (claimed.length === 0) return [];
     return this.admit(claimed, now);
   }
 
-  private row(out: (string | number)[], i: number): Claimed {
-    return {
-      id: String(out[i]),
-      queue: String(out[i + 1]),
-      raw: String(out[i + 2]),
-      token: String(out[i + 3]),
-      deliveries: Number(out[i + 4]),
-      leaseUntil: Number(out[i + 5]),
-    };
-  }
-
   /** Decode, then run, park until the ETA, finish as revoked, or dead-letter what cannot be read. */
-  private async admit(claimed: Claimed[], now: number): Promise<Reservation[]> {
-    const decoded: { c: Claimed; req: CeleryTaskRequest }[] = [];
+  /** `claimed`: lease rows whose payload is kombu's raw message. */
+  private async admit(claimed: Reservation[], now: number): Promise<Reservation[]> {
+    const decoded: { c: Reservation; req: CeleryTaskRequest }[] = [];
     const finals: CelerySettle[] = [];
     for (const c of claimed) {
       try {
-        decoded.push({ c, req: decodeCeleryMessage(c.raw) });
+        decoded.push({ c, req: decodeCeleryMessage(c.payload) });
       } catch (err) {
         const reason = `undecodable Celery message: ${(err as Error).message}`;
-        const { id, task } = peekCeleryIdentity(c.raw);
+        const { id, task } = peekCeleryIdentity(c.payload);
         this.opts.logger.error(`celery message ${task ?? "?"}[${id ?? "?"}] in ${c.queue} dead-lettered: ${reason}`);
         const meta = id ? metaText(failureMeta(id, err instanceof Error ? err : new MessageError(reason))) : undefined;
         finals.push({ leaseId: c.id, token: c.token, queue: c.queue, deadReason: reason, ...(id ? { taskId: id, meta } : {}) });
@@ -266,7 +247,7 @@ export class CeleryConsumer {
       }
       if (req.eta !== undefined && req.eta > now + 10) {
         // Wait in Redis (the lease queue's delayed set), not in this process: nothing is held in memory.
-        const ok = await runScript(this.cmd, "retry", [this.opts.prefix, c.id, c.token, c.queue, 9 - priorityStep(req.priority), c.raw, req.eta]);
+        const ok = await runScript(this.cmd, "retry", [this.opts.prefix, c.id, c.token, c.queue, 9 - priorityStep(req.priority), c.payload, req.eta]);
         if (ok !== 1) this.opts.logger.warn(`celery task ${req.task}[${req.id}]: lease lost before parking it until its ETA`);
         continue;
       }

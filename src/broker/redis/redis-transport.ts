@@ -25,27 +25,12 @@ import type {
 import { maskUrl, openConnection, type RedisConnection } from "./connection.ts";
 import { isClusterUrl } from "./url.ts";
 import { clusterPrefix, Keys } from "./keys.ts";
+import { parseLeaseRows } from "./lease-rows.ts";
 import { releaseOrphans } from "./orphans.ts";
 import { runScript } from "./scripts.ts";
 import { checkRedisSettings } from "./server-check.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
-
-/** reserve.lua's six-value rows (id, queue, payload, token, deliveries, leaseUntil) from index `from`. */
-function parseLeaseRows(out: (string | number)[], from: number): Reservation[] {
-  const tasks: Reservation[] = [];
-  for (let i = from; i + 5 < out.length; i += 6) {
-    tasks.push({
-      id: String(out[i]),
-      queue: String(out[i + 1]),
-      payload: String(out[i + 2]),
-      token: String(out[i + 3]),
-      deliveries: Number(out[i + 4]),
-      leaseUntil: Number(out[i + 5]),
-    });
-  }
-  return tasks;
-}
 
 /** reserve.lua's compact reply: leaseUntil at [2], then per queue: name, count, count x (id, payload, deliveries). */
 function parseCompactLeases(out: (string | number)[], tokenPrefix: string): Reservation[] {
