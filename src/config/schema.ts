@@ -1,9 +1,6 @@
 import { z } from "zod";
-import { isClusterUrl, isRedisUrl, isSentinelUrl, parseRedisUrl } from "../broker/redis/url.ts";
+import { isRedisUrl, parseRedisUrl } from "../broker/redis/url.ts";
 import { celeryConfigSchema } from "../celery/config.ts";
-
-/** Broker URLs qworker can open. */
-export const BROKER_SCHEMES = ["redis:", "rediss:", "redis+sentinel:", "rediss+sentinel:", "sqlite:"] as const;
 
 const seconds = z.number().nonnegative();
 const brokerUrl = z.string().superRefine((s, ctx) => {
@@ -16,8 +13,8 @@ function brokerUrlProblem(s: string): string | undefined {
   if (/^sentinel:\/\//i.test(s)) {
     return "kombu's sentinel:// form is not read: write redis+sentinel://host:26379[,host:26379…]/master-name[/db]";
   }
-  // Sentinel and Cluster URLs have more to get wrong (hosts, master name, options): say what at load.
-  if (isSentinelUrl(s) || isClusterUrl(s)) {
+  if (isRedisUrl(s)) {
+    // Sentinel and Cluster URLs have more to get wrong (hosts, master name, options): say what at load.
     try {
       parseRedisUrl(s);
       return undefined;
@@ -25,9 +22,8 @@ function brokerUrlProblem(s: string): string | undefined {
       return (err as Error).message;
     }
   }
-  if (isRedisUrl(s)) return undefined;
   try {
-    if ((BROKER_SCHEMES as readonly string[]).includes(new URL(s).protocol)) return undefined;
+    if (new URL(s).protocol === "sqlite:") return undefined;
   } catch {
     // not a URL at all: same message
   }
