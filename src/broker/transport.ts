@@ -165,14 +165,24 @@ export interface TaskLocation {
 
 /** What a worker flushes about its recent work in one call (one round trip on Redis). */
 export interface ActivityBatch {
-  /** Encoded task events (docs/events.md), oldest first. */
-  events: string[];
+  /** Task events (docs/events.md), oldest first. */
+  events: EventLines;
   /** The events stream keeps about this many entries (approximate trim). */
   eventsMaxLen: number;
   /** Per-minute counter increments. */
   counters: CounterRow[];
   /** How long a minute's counters are kept. */
   countersTtlMs: number;
+}
+
+/**
+ * Task events as they are stored: JSON texts (docs/events.md) in UTF-8, one per line, joined by "\n".
+ * Bytes rather than strings: a busy worker flushes hundreds of kilobytes at a time (src/events/event-lines.ts).
+ */
+export interface EventLines {
+  data: Buffer;
+  /** How many lines `data` holds. */
+  count: number;
 }
 
 export interface CounterRow {

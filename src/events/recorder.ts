@@ -5,6 +5,7 @@ import { argsPreview, messageArgsPreview } from "../results/args.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
 import type { WorkerEventMap, WorkerEvents } from "../worker/events.ts";
 import { jsonString as str, preview } from "../worker/format.ts";
+import { EventLineBuffer } from "./event-lines.ts";
 import { EVENT_VERSION } from "./format.ts";
 
 type Listeners = { [K in keyof WorkerEventMap]?: (...args: WorkerEventMap[K]) => void };
@@ -63,8 +64,8 @@ export interface RecorderOptions {
  * name and minute instead of a string key per increment.
  */
 export class ActivityRecorder {
-  /** Encoded events, oldest first. */
-  private buffer: string[] = [];
+  /** Events not yet published, oldest first. */
+  private lines = new EventLineBuffer();
   /** The minute `counts` belongs to. */
   private minute = -1;
   /** Per task name: increments of the current minute, in COUNTER_KINDS order. */
@@ -210,19 +211,18 @@ export class ActivityRecorder {
   }
 
   private add(e: string): void {
-    this.buffer.push(e);
-    if (this.buffer.length > BUFFER_MAX) this.dropped += this.buffer.splice(0, this.buffer.length - BUFFER_MAX).length;
-    if (this.buffer.length >= FLUSH_AT) void this.flush();
+    this.lines.push(e);
+    if (this.lines.count > BUFFER_MAX) this.dropped += this.lines.dropOldest(BUFFER_MAX);
+    if (this.lines.count >= FLUSH_AT) void this.flush();
   }
 
   /** Send what has accumulated; one call in flight at a time. */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing;
     this.closeMinute();
-    if (this.buffer.length === 0 && this.rows.length === 0) return Promise.resolve();
-    const events = this.buffer;
+    if (this.lines.count === 0 && this.rows.length === 0) return Promise.resolve();
+    const events = this.lines.take();
     const counters = this.rows;
-    this.buffer = [];
     this.rows = [];
     this.flushing = (async () => {
       try {
@@ -234,9 +234,8 @@ export class ActivityRecorder {
       } catch (err) {
         // Keep them for the next flush (bounded by BUFFER_MAX); counters merge back in.
         this.opts.logger.debug({ err }, "publishing task events failed; will retry");
-        const kept = [...events, ...this.buffer];
-        this.dropped += Math.max(0, kept.length - BUFFER_MAX);
-        this.buffer = kept.slice(-BUFFER_MAX);
+        this.lines.putBack(events);
+        this.dropped += this.lines.dropOldest(BUFFER_MAX);
         this.rows = mergeRows([...counters, ...this.rows]);
       } finally {
         this.flushing = undefined;

@@ -11,6 +11,7 @@ import { createRedisTransport } from "../../src/broker/redis/index.ts";
 import { runScript } from "../../src/broker/redis/scripts.ts";
 import type { EnqueueItem, Reservation, ReserveRequest, SettleItem, Transport } from "../../src/broker/transport.ts";
 import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
+import { eventLinesOf } from "../../src/events/event-lines.ts";
 
 const uid = () => randomUUID().replaceAll("-", "").slice(0, 12);
 const freshQueue = (label = "q") => `batch-${label}-${uid()}`;
@@ -238,7 +239,7 @@ describe.skipIf(!redisServerAvailable())("redis reserve/settle batches", () => {
     const ev = (n: number) => JSON.stringify({ v: 1, type: "task-started", id: `ev-${n}`, task: "x", queue: "q", ts: n, worker: "w" });
     // Written as a worker before 0.2 wrote them.
     await raw.xadd("qw:events", "*", "e", ev(1), "e", ev(2));
-    await t.publishActivity!({ events: [ev(3), ev(4), ev(5)], eventsMaxLen: 1000, counters: [], countersTtlMs: 60_000 });
+    await t.publishActivity!({ events: eventLinesOf([ev(3), ev(4), ev(5)]), eventsMaxLen: 1000, counters: [], countersTtlMs: 60_000 });
     const entries = (await raw.xrange("qw:events", "-", "+")) as [string, string[]][];
     expect(entries).toHaveLength(2);
     expect(entries[1]![1]).toEqual(["events", [ev(3), ev(4), ev(5)].join("\n")]);

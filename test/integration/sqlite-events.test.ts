@@ -8,6 +8,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { createSqliteTransport } from "../../src/broker/embedded/index.ts";
+import { eventLinesOf } from "../../src/events/event-lines.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -27,8 +28,8 @@ describe("embedded broker: task events", () => {
       const db = new Database(file);
       for (const i of [0, 1, 2]) db.prepare("INSERT INTO events (data) VALUES (?)").run(ev(i)); // as before
       db.close();
-      await t.publishActivity!({ events: [3, 4, 5, 6].map(ev), eventsMaxLen: 1000, counters: [], countersTtlMs: 60_000 });
-      await t.publishActivity!({ events: [7, 8].map(ev), eventsMaxLen: 1000, counters: [], countersTtlMs: 60_000 });
+      await t.publishActivity!({ events: eventLinesOf([3, 4, 5, 6].map(ev)), eventsMaxLen: 1000, counters: [], countersTtlMs: 60_000 });
+      await t.publishActivity!({ events: eventLinesOf([7, 8].map(ev)), eventsMaxLen: 1000, counters: [], countersTtlMs: 60_000 });
       const read = async (limit: number) => (await t.readEvents!(limit)).map((e) => (JSON.parse(e.data) as { i: number }).i);
       expect(await read(100)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
       expect(await read(5)).toEqual([4, 5, 6, 7, 8]);
@@ -37,7 +38,7 @@ describe("embedded broker: task events", () => {
 
       // 200 flushes of 10 under a cap of 50: about 50 events are kept (whole rows), the newest.
       for (let f = 0; f < 200; f++) {
-        await t.publishActivity!({ events: Array.from({ length: 10 }, (_, k) => ev(1000 + f * 10 + k)), eventsMaxLen: 50, counters: [], countersTtlMs: 60_000 });
+        await t.publishActivity!({ events: eventLinesOf(Array.from({ length: 10 }, (_, k) => ev(1000 + f * 10 + k))), eventsMaxLen: 50, counters: [], countersTtlMs: 60_000 });
       }
       const kept = await read(10_000);
       expect(kept.length).toBeGreaterThanOrEqual(50);

@@ -9,6 +9,7 @@ import { TaskRegistry } from "../../src/tasks/registry.ts";
 import { WorkerEvents } from "../../src/worker/events.ts";
 import { preview } from "../../src/worker/format.ts";
 import type { Logger } from "pino";
+import { eventTexts } from "../../src/events/event-lines.ts";
 
 const NOW = Date.UTC(2030, 0, 1, 12, 0, 59, 900);
 const WORKER = 'h"ost.1.a';
@@ -83,9 +84,9 @@ describe("ActivityRecorder", () => {
     events.safeEmit("task:poisoned", 'p"1', "default", "not JSON: \u0001");
     expected.push({ v: 1, type: "task-poisoned", id: 'p"1', queue: "default", reason: "not JSON: \u0001", ts: Date.now(), worker: WORKER });
     await rec.flush();
-    const got = batches.flatMap((b) => b.events);
+    const got = batches.flatMap((b) => eventTexts(b.events));
+    // A flush's events go out as lines of one field: an event must never hold a raw newline (it would split here).
     expect(got).toEqual(expected.map((e) => JSON.stringify(e)));
-    // The Redis transport stores a flush's events as lines of one field: an event must never hold a raw newline.
     expect(got.filter((e) => /[\n\r]/.test(e))).toEqual([]);
     // A NaN run time is written as null (as JSON.stringify does), which the reader rejects; the rest must read back.
     for (const e of got.filter((x) => !x.includes('"runtimeMs":null'))) expect(decodeEvent(e)).not.toBeNull();
@@ -111,7 +112,7 @@ describe("ActivityRecorder", () => {
     const minute = Math.floor(NOW / 60_000);
     const rows = batches.flatMap((b) => b.counters).map((r) => `${r.minute - minute} ${r.key} ${r.n}`);
     expect(rows.sort()).toEqual(["0 received:demo.add 1", "0 runtime_ms:demo.add 3", "0 succeeded:demo.add 1", "1 failed:demo.add 1", "1 received:demo.add 1", "1 received:demo.login 1", "1 retried:demo.add 1"]);
-    expect(batches.flatMap((b) => b.events).map((e) => decodeEvent(e)?.type)).toEqual([
+    expect(batches.flatMap((b) => eventTexts(b.events)).map((e) => decodeEvent(e)?.type)).toEqual([
       "task-received", "task-succeeded", "task-received", "task-failed", "task-retried", "task-failed", "task-received",
     ]);
   });
@@ -120,7 +121,7 @@ describe("ActivityRecorder", () => {
     const m = msg({ sentAt: NOW - 40 });
     events.safeEmit("task:received", m, 1, NOW - 25);
     await rec.close();
-    const received = batches.flatMap((b) => b.events).map((e) => decodeEvent(e)).find((e) => e?.type === "task-received");
+    const received = batches.flatMap((b) => eventTexts(b.events)).map((e) => decodeEvent(e)).find((e) => e?.type === "task-received");
     expect(received).toMatchObject({ ts: NOW - 25, waitMs: 15 });
   });
 
@@ -131,6 +132,6 @@ describe("ActivityRecorder", () => {
     direct.taskStarted(msg());
     direct.taskSucceeded(msg(), 5, 1);
     await direct.close();
-    expect(batches.flatMap((b) => b.events).map((e) => decodeEvent(e)?.type)).toEqual(["task-received", "task-started", "task-succeeded"]);
+    expect(batches.flatMap((b) => eventTexts(b.events)).map((e) => decodeEvent(e)?.type)).toEqual(["task-received", "task-started", "task-succeeded"]);
   });
 });

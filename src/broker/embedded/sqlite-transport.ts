@@ -771,14 +771,15 @@ export class SqliteTransport implements Transport {
   }
 
   async publishActivity(batch: ActivityBatch): Promise<void> {
-    if (batch.events.length === 0 && batch.counters.length === 0) return;
+    if (batch.events.count === 0 && batch.counters.length === 0) return;
+    const text = batch.events.count > 0 ? batch.events.data.toString("utf8") : "";
     await this.write(() => {
-      if (batch.events.length > 0) {
+      if (batch.events.count > 0) {
         // One row per flush, its events one JSON text per line (as one stream entry on Redis): a row per
         // event was about a tenth of an embedded worker's CPU in a drain. The cap counts rows, so it is
         // scaled by this batch's size to keep about eventsMaxLen events.
-        const last = Number(this.sql("INSERT INTO events (data) VALUES (?)").run(batch.events.join("\n")).lastInsertRowid);
-        this.sql("DELETE FROM events WHERE seq <= ?").run(last - Math.max(1, Math.ceil(batch.eventsMaxLen / batch.events.length)));
+        const last = Number(this.sql("INSERT INTO events (data) VALUES (?)").run(text).lastInsertRowid);
+        this.sql("DELETE FROM events WHERE seq <= ?").run(last - Math.max(1, Math.ceil(batch.eventsMaxLen / batch.events.count)));
       }
       const bump = this.sql(
         `INSERT INTO counters (minute, key, n, expires_at) VALUES (?, ?, ?, ?)

@@ -452,16 +452,16 @@ export class RedisTransport implements Transport {
   }
 
   async publishActivity(batch: ActivityBatch): Promise<void> {
-    if (batch.events.length === 0 && batch.counters.length === 0) return;
+    if (batch.events.count === 0 && batch.counters.length === 0) return;
     // Not a script: events and counters are observations, not state; a pipeline is one round trip.
     const pipe = this.redis.pipeline();
-    if (batch.events.length > 0) {
+    if (batch.events.count > 0) {
       // One stream entry per flush, its events in one field `events`, one JSON event per line: one XADD
       // with one large value is far cheaper to encode and send than a field per event (about half the
       // client CPU per task, and a third of Redis's). The cap counts entries, so it is scaled by this
       // batch's size to keep about eventsMaxLen events.
-      const maxEntries = Math.max(1, Math.ceil(batch.eventsMaxLen / batch.events.length));
-      pipe.xadd(this.keys.events, "MAXLEN", "~", maxEntries, "*", "events", batch.events.join("\n"));
+      const maxEntries = Math.max(1, Math.ceil(batch.eventsMaxLen / batch.events.count));
+      pipe.xadd(this.keys.events, "MAXLEN", "~", maxEntries, "*", "events", batch.events.data);
     }
     const minutes = new Set<number>();
     for (const c of batch.counters) {

@@ -21,6 +21,7 @@ import type {
   Transport,
   WorkerInfo,
 } from "../../../src/broker/transport.ts";
+import { eventLinesOf } from "../../../src/events/event-lines.ts";
 
 export type TransportFactory = () => Promise<{ transport: Transport; cleanup: () => Promise<void> }>;
 
@@ -694,8 +695,8 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         const tag = uid();
         const minute = Math.floor(Date.now() / 60_000);
         const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ tag, i: from + i }));
-        await t.publishActivity({ events: batch(0, 30), eventsMaxLen: 50, counters: [{ minute, key: `succeeded:${tag}`, n: 2 }], countersTtlMs: 60_000 });
-        await t.publishActivity({ events: batch(30, 30), eventsMaxLen: 50, counters: [{ minute, key: `succeeded:${tag}`, n: 3 }], countersTtlMs: 60_000 });
+        await t.publishActivity({ events: eventLinesOf(batch(0, 30)), eventsMaxLen: 50, counters: [{ minute, key: `succeeded:${tag}`, n: 2 }], countersTtlMs: 60_000 });
+        await t.publishActivity({ events: eventLinesOf(batch(30, 30)), eventsMaxLen: 50, counters: [{ minute, key: `succeeded:${tag}`, n: 3 }], countersTtlMs: 60_000 });
         const mine = (await other.readEvents(10)).map((e) => JSON.parse(e.data) as { tag?: string; i: number });
         expect(mine.map((e) => e.i)).toEqual(Array.from({ length: 10 }, (_, i) => 50 + i)); // newest, oldest first
         const all = await other.readEvents(1000);
