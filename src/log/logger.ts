@@ -76,15 +76,22 @@ function writePlainLinesDirectly(logger: Logger, dest: TickBatchedDestination): 
  * (pino's own async destination re-measured its whole pending buffer on every line: about 12 % of a busy
  * worker's CPU in the bench profile.)
  */
+const CHUNK_CHARS = 32 * 1024;
+
 class TickBatchedDestination {
   private lines: string[] = [];
+  private chars = 0;
   private scheduled = false;
 
   constructor(private readonly stream: NodeJS.WritableStream) {}
 
   write(line: string): void {
     this.lines.push(line);
-    if (!this.scheduled) {
+    this.chars += line.length;
+    // A busy turn can log hundreds of lines: write them out in pieces well below the 128 KB at which V8
+    // puts a string in large-object space (see src/events/event-lines.ts).
+    if (this.chars >= CHUNK_CHARS) this.flush();
+    else if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);
     }
@@ -95,6 +102,7 @@ class TickBatchedDestination {
     if (this.lines.length === 0) return;
     const out = this.lines.length === 1 ? this.lines[0]! : this.lines.join("");
     this.lines = [];
+    this.chars = 0;
     this.stream.write(out);
   };
 }

@@ -55,6 +55,16 @@ describe("createLogger (json)", () => {
     expect(s.lines().filter((l) => !l.includes("lone"))).toEqual(expected.filter((l) => !l.includes("lone")));
   });
 
+  it("writes a busy turn's lines in pieces that never reach V8's large-string size, all of them in order", () => {
+    const s = sink();
+    const { logger, flush } = createLogger("info", "json", s.stream);
+    for (let i = 0; i < 3000; i++) logger.info(`task bench.noop[${i}] ${"x".repeat(80)}`);
+    flush();
+    expect(s.out.length).toBeGreaterThan(3); // ~330 KB in one turn: not one write
+    for (const piece of s.out) expect(piece.length).toBeLessThan(64 * 1024);
+    expect(s.lines().map((l) => (JSON.parse(l) as { msg: string }).msg.split(" ")[1])).toEqual(Array.from({ length: 3000 }, (_, i) => `bench.noop[${i}]`));
+  });
+
   it("keeps pino's behaviour when the level changes later", () => {
     const s = sink();
     const { logger, flush } = createLogger("info", "json", s.stream);
