@@ -1,23 +1,28 @@
 import type { EventLines } from "../broker/transport.ts";
 
 /**
- * Lines are joined and encoded in chunks of about this many characters. A V8 string above 128 KB lives in
- * large-object space: a fresh mapping and page faults on first touch. Joining a busy worker's ~1,000 events
- * per flush into one 200-600 KB string, which ioredis then copied into a still larger command string, cost
- * 3-5 µs of worker CPU per task in a 20,000-task drain (bench/README.md); 32 KB chunks stay young and cheap.
+ * Lines are joined in chunks of about this many characters. A V8 string above 128 KB lives in large-object
+ * space: a fresh mapping and page faults on first touch. Joining a busy worker's ~1,000 events per flush
+ * into one 200-600 KB string, which ioredis then copied into a still larger command string, cost 3-5 µs of
+ * worker CPU per task in a 20,000-task drain (bench/README.md); 32 KB chunks stay young and cheap.
  */
 const CHUNK_CHARS = 32 * 1024;
-const NEWLINE = Buffer.from("\n");
+
+interface Chunk {
+  /** Lines joined by "\n". */
+  text: string;
+  count: number;
+}
 
 /**
- * Task events waiting to be published, kept as they go on the wire (UTF-8 JSON lines joined by "\n"),
- * encoded a chunk at a time so no large string is ever built.
+ * Task events waiting to be published. They are joined a chunk at a time and encoded once, straight into
+ * the payload's buffer, so no large string is ever built and the bytes are not copied on the way.
  */
 export class EventLineBuffer {
   private open: string[] = [];
   private openChars = 0;
-  /** Encoded chunks, oldest first. */
-  private sealed: EventLines[] = [];
+  /** Joined chunks, oldest first. */
+  private sealed: Chunk[] = [];
   /** Lines held, open and sealed. */
   count = 0;
 
@@ -31,17 +36,27 @@ export class EventLineBuffer {
   /** Everything held, as one payload; the buffer is empty afterwards. */
   take(): EventLines {
     this.seal();
-    const parts = this.sealed;
+    const chunks = this.sealed;
+    const count = this.count;
     this.sealed = [];
     this.count = 0;
-    return concatEventLines(parts);
+    if (count === 0) return { data: Buffer.alloc(0), count: 0 };
+    let bytes = chunks.length - 1; // the newlines between chunks
+    for (const c of chunks) bytes += Buffer.byteLength(c.text);
+    const data = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    for (const c of chunks) {
+      if (at > 0) data[at++] = 0x0a;
+      at += data.write(c.text, at);
+    }
+    return { data, count };
   }
 
   /** Put a payload that could not be published back in front (it goes out first next time). */
   putBack(lines: EventLines): void {
     if (lines.count === 0) return;
     this.seal();
-    this.sealed.unshift(lines);
+    this.sealed.unshift({ text: lines.data.toString("utf8"), count: lines.count });
     this.count += lines.count;
   }
 
@@ -58,8 +73,8 @@ export class EventLineBuffer {
         continue;
       }
       let at = 0;
-      for (let k = 0; k < left; k++) at = oldest.data.indexOf(0x0a, at) + 1;
-      this.sealed[0] = { data: oldest.data.subarray(at), count: oldest.count - left };
+      for (let k = 0; k < left; k++) at = oldest.text.indexOf("\n", at) + 1;
+      this.sealed[0] = { text: oldest.text.slice(at), count: oldest.count - left };
       left = 0;
     }
     if (left > 0) for (const line of this.open.splice(0, left)) this.openChars -= line.length;
@@ -69,7 +84,7 @@ export class EventLineBuffer {
 
   private seal(): void {
     if (this.open.length === 0) return;
-    this.sealed.push({ data: Buffer.from(this.open.join("\n")), count: this.open.length });
+    this.sealed.push({ text: this.open.join("\n"), count: this.open.length });
     this.open = [];
     this.openChars = 0;
   }
@@ -83,17 +98,4 @@ export function eventLinesOf(texts: readonly string[]): EventLines {
 /** The JSON texts of a payload. */
 export function eventTexts(lines: EventLines): string[] {
   return lines.count === 0 ? [] : lines.data.toString("utf8").split("\n");
-}
-
-function concatEventLines(parts: EventLines[]): EventLines {
-  if (parts.length === 1) return parts[0]!;
-  const buffers: Buffer[] = [];
-  let count = 0;
-  for (const p of parts) {
-    if (p.count === 0) continue;
-    if (buffers.length > 0) buffers.push(NEWLINE);
-    buffers.push(p.data);
-    count += p.count;
-  }
-  return { data: buffers.length === 0 ? Buffer.alloc(0) : Buffer.concat(buffers), count };
 }

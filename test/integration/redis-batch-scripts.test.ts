@@ -247,4 +247,17 @@ describe.skipIf(!redisServerAvailable())("redis reserve/settle batches", () => {
     expect(read.map((e) => (JSON.parse(e.data) as { id: string }).id)).toEqual(["ev-2", "ev-3", "ev-4", "ev-5"]);
     expect(new Set(read.map((e) => e.id)).size).toBe(4);
   });
+
+  it("task events: a failed XADD fails the publish (so the recorder keeps them) while the counters still land", async () => {
+    const minute = Math.floor(Date.now() / 60_000);
+    await raw.del("qw:events");
+    await raw.set("qw:events", "not a stream");
+    try {
+      const batch = { events: eventLinesOf(['{"v":1}']), eventsMaxLen: 1000, counters: [{ minute, key: "succeeded:fail.test", n: 2 }], countersTtlMs: 60_000 };
+      await expect(t.publishActivity!(batch)).rejects.toThrow(/cannot record task events: WRONGTYPE/);
+      expect(await raw.hget(`qw:m:${minute}`, "succeeded:fail.test")).toBe("2");
+    } finally {
+      await raw.del("qw:events");
+    }
+  });
 });

@@ -453,24 +453,35 @@ export class RedisTransport implements Transport {
 
   async publishActivity(batch: ActivityBatch): Promise<void> {
     if (batch.events.count === 0 && batch.counters.length === 0) return;
-    // Not a script: events and counters are observations, not state; a pipeline is one round trip.
-    const pipe = this.redis.pipeline();
+    // Not a script: events and counters are observations, not state.
+    const calls: Promise<unknown>[] = [];
     if (batch.events.count > 0) {
       // One stream entry per flush, its events in one field `events`, one JSON event per line: one XADD
       // with one large value is far cheaper to encode and send than a field per event (about half the
       // client CPU per task, and a third of Redis's). The cap counts entries, so it is scaled by this
-      // batch's size to keep about eventsMaxLen events.
+      // batch's size to keep about eventsMaxLen events. Sent on its own, not in the counters' pipeline:
+      // ioredis copies a pipeline's commands into one new buffer, a second copy of a value that can be
+      // hundreds of kilobytes.
       const maxEntries = Math.max(1, Math.ceil(batch.eventsMaxLen / batch.events.count));
-      pipe.xadd(this.keys.events, "MAXLEN", "~", maxEntries, "*", "events", batch.events.data);
+      calls.push(this.redis.xadd(this.keys.events, "MAXLEN", "~", maxEntries, "*", "events", batch.events.data));
     }
-    const minutes = new Set<number>();
-    for (const c of batch.counters) {
-      pipe.hincrby(this.keys.counters(c.minute), c.key, c.n);
-      minutes.add(c.minute);
+    if (batch.counters.length > 0) {
+      const pipe = this.redis.pipeline();
+      const minutes = new Set<number>();
+      for (const c of batch.counters) {
+        pipe.hincrby(this.keys.counters(c.minute), c.key, c.n);
+        minutes.add(c.minute);
+      }
+      for (const m of minutes) pipe.pexpire(this.keys.counters(m), batch.countersTtlMs);
+      calls.push(
+        pipe.exec().then((res) => {
+          const failed = (res ?? []).find(([err]) => err);
+          if (failed?.[0]) throw failed[0];
+        }),
+      );
     }
-    for (const m of minutes) pipe.pexpire(this.keys.counters(m), batch.countersTtlMs);
-    const failed = ((await pipe.exec()) ?? []).find(([err]) => err);
-    if (failed?.[0]) throw new BrokerError(`cannot record task events: ${failed[0].message}`);
+    const failed = (await Promise.allSettled(calls)).find((r) => r.status === "rejected");
+    if (failed) throw new BrokerError(`cannot record task events: ${(failed.reason as Error).message}`);
   }
 
   async readEvents(limit: number): Promise<StoredEvent[]> {
