@@ -115,6 +115,12 @@ export class RedisTransport implements Transport {
   private subReady?: Promise<RedisConnection>;
   private readonly channelListeners = new Map<string, Set<(message: string) => void>>();
   private closed = false;
+  /**
+   * reserve.lua needs a token prefix unique per call (it recognises a re-sent call by it): a random base
+   * per transport and a counter, rather than a call into the CSPRNG on every reserve.
+   */
+  private readonly tokenBase = randomBytes(6).toString("base64url");
+  private tokenSeq = 0;
 
   constructor(
     private readonly url: string,
@@ -183,7 +189,7 @@ export class RedisTransport implements Transport {
   }
 
   private async reserveNow(req: ReserveRequest): Promise<{ tasks: Reservation[]; nextDue: number; now: number }> {
-    const tokenPrefix = `${randomBytes(6).toString("base64url")}.`;
+    const tokenPrefix = `${this.tokenBase}${(this.tokenSeq++).toString(36)}.`;
     // A negative max asks reserve.lua for its compact reply (see its header): half the reply elements.
     const compact = req.max > 0;
     const out = (await runScript(this.redis, "reserve", [
