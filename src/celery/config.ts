@@ -1,10 +1,19 @@
 import { z } from "zod";
-import { isClusterUrl, isRedisUrl } from "../broker/redis/url.ts";
+import { isClusterUrl, isRedisUrl, parseRedisUrl } from "../broker/redis/url.ts";
 
 const seconds = z.number().nonnegative();
-const redisUrl = z
-  .string()
-  .refine((s) => isRedisUrl(s) && !isClusterUrl(s), { message: "expected a redis://, rediss:// or redis+sentinel:// URL (kombu's Redis broker; kombu has no Cluster support)" });
+const redisUrl = z.string().superRefine((s, ctx) => {
+  if (!isRedisUrl(s) || isClusterUrl(s)) {
+    ctx.addIssue({ code: "custom", message: "expected a redis://, rediss:// or redis+sentinel:// URL (kombu's Redis broker; kombu has no Cluster support)" });
+    return;
+  }
+  // As for broker_url: a Sentinel URL's hosts, master name and options are checked at load, not at connect.
+  try {
+    parseRedisUrl(s);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+  }
+});
 
 /**
  * The `celery:` section of the worker config: which kombu queues a worker also consumes, and how it

@@ -132,6 +132,17 @@ describe("errors: one line naming the source, the key, what was found and what i
     );
   });
 
+  it("a malformed Sentinel URL in celery.broker_url fails at load with the reason, as broker_url does", () => {
+    writeYaml("celery:\n  broker_url: redis+sentinel://s1:26379\n");
+    const err = configError(() => loadConfig({ cwd, env: {} }));
+    expect(err.message).toMatch(/key "celery\.broker_url": .*names no master: expected redis\+sentinel:\/\/host:26379/);
+    expect(err.message).not.toContain("\n");
+    writeYaml("celery:\n  broker_url: redis+cluster://n1:6379\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toMatch(/key "celery\.broker_url": .*kombu has no Cluster support/);
+    writeYaml("celery:\n  broker_url: redis+sentinel://s1:26379,s2/mymaster\n");
+    expect(loadConfig({ cwd, env: {} }).config.celery?.broker_url).toBe("redis+sentinel://s1:26379,s2/mymaster");
+  });
+
   it("a broker URL that does not parse at all", () => {
     writeYaml("broker_url: not a url\n");
     expect(configError(() => loadConfig({ cwd, env: {} })).message).toMatch(/key "broker_url": expected a URL/);
