@@ -163,7 +163,7 @@ export interface TaskLocation {
   reason?: string;
 }
 
-/** What a worker flushes about its recent work in one call (one round trip on Redis). */
+/** What a worker flushes about its recent work in one call (an XADD and one pipeline on Redis, sent together). */
 export interface ActivityBatch {
   /** Task events (docs/events.md), oldest first. */
   events: EventLines;

@@ -16,7 +16,7 @@ interface Chunk {
 
 /**
  * Task events waiting to be published. They are joined a chunk at a time and encoded once, straight into
- * the payload's buffer, so no large string is ever built and the bytes are not copied on the way.
+ * the payload's buffer, so no large string is ever built.
  */
 export class EventLineBuffer {
   private open: string[] = [];

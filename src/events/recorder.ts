@@ -57,7 +57,7 @@ export interface RecorderOptions {
 /**
  * Turns a worker's lifecycle events into task events on the broker's stream and per-minute counters for
  * `inspect stats`. Nothing is written per task: everything that happens within one flush interval goes in
- * one publishActivity call (one pipeline on Redis, one transaction on SQLite).
+ * one publishActivity call (on Redis an XADD and a pipeline of counters, sent together; one transaction on SQLite).
  *
  * This runs three times per task on the worker's hot path, so events are written straight to JSON text
  * from cached fragments (no intermediate object, no spread), and counters are one small array per task
