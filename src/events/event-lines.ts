@@ -89,13 +89,3 @@ export class EventLineBuffer {
     this.openChars = 0;
   }
 }
-
-/** Lines as a payload (tests, and callers that have the texts at hand). */
-export function eventLinesOf(texts: readonly string[]): EventLines {
-  return { data: Buffer.from(texts.join("\n")), count: texts.length };
-}
-
-/** The JSON texts of a payload. */
-export function eventTexts(lines: EventLines): string[] {
-  return lines.count === 0 ? [] : lines.data.toString("utf8").split("\n");
-}

@@ -11,7 +11,7 @@ import { createRedisTransport } from "../../src/broker/redis/index.ts";
 import { runScript } from "../../src/broker/redis/scripts.ts";
 import type { EnqueueItem, Reservation, ReserveRequest, SettleItem, Transport } from "../../src/broker/transport.ts";
 import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
-import { eventLinesOf } from "../../src/events/event-lines.ts";
+import { eventLinesOf } from "../support/event-lines.ts";
 
 const uid = () => randomUUID().replaceAll("-", "").slice(0, 12);
 const freshQueue = (label = "q") => `batch-${label}-${uid()}`;

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { createSqliteTransport } from "../../src/broker/embedded/index.ts";
-import { eventLinesOf } from "../../src/events/event-lines.ts";
+import { eventLinesOf } from "../support/event-lines.ts";
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { EventLineBuffer, eventLinesOf, eventTexts } from "../../src/events/event-lines.ts";
+import { EventLineBuffer } from "../../src/events/event-lines.ts";
+import { eventLinesOf, eventTexts } from "../support/event-lines.ts";
 
 const line = (i: number, pad = 0) => JSON.stringify({ i, pad: "x".repeat(pad) });
 

@@ -9,7 +9,7 @@ import { TaskRegistry } from "../../src/tasks/registry.ts";
 import { WorkerEvents } from "../../src/worker/events.ts";
 import { preview } from "../../src/worker/format.ts";
 import type { Logger } from "pino";
-import { eventTexts } from "../../src/events/event-lines.ts";
+import { eventTexts } from "../support/event-lines.ts";
 
 const NOW = Date.UTC(2030, 0, 1, 12, 0, 59, 900);
 const WORKER = 'h"ost.1.a';

@@ -21,7 +21,7 @@ import type {
   Transport,
   WorkerInfo,
 } from "../../../src/broker/transport.ts";
-import { eventLinesOf } from "../../../src/events/event-lines.ts";
+import { eventLinesOf } from "../../support/event-lines.ts";
 
 export type TransportFactory = () => Promise<{ transport: Transport; cleanup: () => Promise<void> }>;
 
