@@ -23,6 +23,7 @@ import { Settler } from "./settler.ts";
 import { ExecutionCounts } from "./execution-counts.ts";
 import type { LeaseKeeper } from "./lease-keeper.ts";
 import { RateLimiter } from "./rate-limit.ts";
+import { collectStartupGarbage } from "./startup-gc.ts";
 
 export interface WorkerOptions {
   transport: Transport;
@@ -160,8 +161,8 @@ export class Worker {
 
   /**
    * Everything before consuming: register the worker (first heartbeat), start the lease keeper, subscribe
-   * to control messages. start() calls it; calling it first (as the benchmark does, like BullMQ's
-   * waitUntilReady) only moves this one-off work earlier.
+   * to control messages, then collect start-up's garbage (startup-gc.ts). start() calls it; calling it
+   * first (as the benchmark does, like BullMQ's waitUntilReady) only moves this one-off work earlier.
    */
   ready(): Promise<void> {
     this.prepared ??= (async () => {
@@ -172,6 +173,8 @@ export class Worker {
         this.keeper.beat(this.info());
       }
       this.unsubscribeTerminate = await this.transport.onTerminate((ids) => this.terminate(ids));
+      const gcMs = collectStartupGarbage();
+      if (gcMs !== undefined) this.logger.debug(`start-up garbage collected in ${gcMs.toFixed(1)} ms`);
     })();
     return this.prepared;
   }
