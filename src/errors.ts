@@ -36,6 +36,20 @@ export class BrokerError extends QWorkerError {
   }
 }
 
+/**
+ * Publishing task events and counters failed in part or in whole. `landed` says which of the two the
+ * broker stored, so the caller re-sends only the rest: counters sent twice would count twice.
+ */
+export class ActivityPublishError extends BrokerError {
+  constructor(
+    message: string,
+    readonly landed: { events: boolean; counters: boolean },
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** A task module failed to load, or two modules registered the same task name. */
 export class TaskLoadError extends QWorkerError {
   constructor(message: string, options?: { cause?: unknown }) {

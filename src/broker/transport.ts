@@ -163,7 +163,7 @@ export interface TaskLocation {
   reason?: string;
 }
 
-/** What a worker flushes about its recent work in one call (an XADD and one pipeline on Redis, sent together). */
+/** What a worker flushes about its recent work in one call (an XADD and one MULTI on Redis, sent together). */
 export interface ActivityBatch {
   /** Task events (docs/events.md), oldest first. */
   events: EventLines;
@@ -287,7 +287,10 @@ export interface Transport {
   // Observability (optional: both built-in transports implement them; callers degrade without them).
   /** Where an unfinished task is, or null if the broker holds no such task (finished, unknown, expired). */
   describeTask?(id: string): Promise<TaskLocation | null>;
-  /** Append events (capped) and add counters, in one step. */
+  /**
+   * Append events (capped) and add counters. A failure that left one of the two stored throws
+   * ActivityPublishError saying which; any other failure means neither was.
+   */
   publishActivity?(batch: ActivityBatch): Promise<void>;
   /** The newest `limit` events, oldest first. */
   readEvents?(limit: number): Promise<StoredEvent[]>;

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { ActivityPublishError } from "../errors.ts";
 import type { CounterRow, Transport } from "../broker/transport.ts";
 import type { TaskMessage } from "../protocol/message.ts";
 import { argsPreview, messageArgsPreview } from "../results/args.ts";
@@ -57,7 +58,7 @@ export interface RecorderOptions {
 /**
  * Turns a worker's lifecycle events into task events on the broker's stream and per-minute counters for
  * `inspect stats`. Nothing is written per task: everything that happens within one flush interval goes in
- * one publishActivity call (on Redis an XADD and a pipeline of counters, sent together; one transaction on SQLite).
+ * one publishActivity call (on Redis an XADD and a MULTI of counters, sent together; one transaction on SQLite).
  *
  * This runs three times per task on the worker's hot path, so events are written straight to JSON text
  * from cached fragments (no intermediate object, no spread), and counters are one small array per task
@@ -232,11 +233,15 @@ export class ActivityRecorder {
           this.dropped = 0;
         }
       } catch (err) {
-        // Keep them for the next flush (bounded by BUFFER_MAX); counters merge back in.
+        // Keep what the broker did not store for the next flush (events bounded by BUFFER_MAX; counters
+        // merge back in). What it did store is not sent again: a counter sent twice counts twice.
         this.opts.logger.debug({ err }, "publishing task events failed; will retry");
-        this.lines.putBack(events);
-        this.dropped += this.lines.dropOldest(BUFFER_MAX);
-        this.rows = mergeRows([...counters, ...this.rows]);
+        const landed = err instanceof ActivityPublishError ? err.landed : { events: false, counters: false };
+        if (!landed.events) {
+          this.lines.putBack(events);
+          this.dropped += this.lines.dropOldest(BUFFER_MAX);
+        }
+        if (!landed.counters) this.rows = mergeRows([...counters, ...this.rows]);
       } finally {
         this.flushing = undefined;
       }

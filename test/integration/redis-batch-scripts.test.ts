@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisTransport } from "../../src/broker/redis/index.ts";
+import { ActivityPublishError } from "../../src/errors.ts";
 import { runScript } from "../../src/broker/redis/scripts.ts";
 import type { EnqueueItem, Reservation, ReserveRequest, SettleItem, Transport } from "../../src/broker/transport.ts";
 import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
@@ -248,16 +249,36 @@ describe.skipIf(!redisServerAvailable())("redis reserve/settle batches", () => {
     expect(new Set(read.map((e) => e.id)).size).toBe(4);
   });
 
-  it("task events: a failed XADD fails the publish (so the recorder keeps them) while the counters still land", async () => {
+  it("task events: a failed XADD fails the publish (so the recorder keeps them) while the counters still land, and the error says so", async () => {
     const minute = Math.floor(Date.now() / 60_000);
     await raw.del("qw:events");
     await raw.set("qw:events", "not a stream");
     try {
       const batch = { events: eventLinesOf(['{"v":1}']), eventsMaxLen: 1000, counters: [{ minute, key: "succeeded:fail.test", n: 2 }], countersTtlMs: 60_000 };
-      await expect(t.publishActivity!(batch)).rejects.toThrow(/cannot record task events: WRONGTYPE/);
+      const err = await t.publishActivity!(batch).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ActivityPublishError);
+      expect((err as ActivityPublishError).message).toMatch(/cannot record task events: WRONGTYPE/);
+      // The recorder re-sends only what did not land (the counters would otherwise count twice).
+      expect((err as ActivityPublishError).landed).toEqual({ events: false, counters: true });
       expect(await raw.hget(`qw:m:${minute}`, "succeeded:fail.test")).toBe("2");
     } finally {
       await raw.del("qw:events");
+    }
+  });
+
+  it("task events: a counter that cannot be incremented fails the publish, but the error says both parts were stored", async () => {
+    const minute = Math.floor(Date.now() / 60_000);
+    await raw.del("qw:events");
+    await raw.set(`qw:m:${minute}`, "not a hash");
+    try {
+      const batch = { events: eventLinesOf(['{"v":1,"n":1}']), eventsMaxLen: 1000, counters: [{ minute, key: "succeeded:x", n: 1 }], countersTtlMs: 60_000 };
+      const err = await t.publishActivity!(batch).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ActivityPublishError);
+      // EXEC ran: sending the counters again would fail again, and the events are on the stream.
+      expect((err as ActivityPublishError).landed).toEqual({ events: true, counters: true });
+      expect(await raw.xlen("qw:events")).toBe(1);
+    } finally {
+      await raw.del(`qw:m:${minute}`, "qw:events");
     }
   });
 });

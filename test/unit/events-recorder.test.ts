@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ActivityBatch, Transport } from "../../src/broker/transport.ts";
+import { ActivityPublishError } from "../../src/errors.ts";
 import { decodeEvent } from "../../src/events/format.ts";
 import { ActivityRecorder } from "../../src/events/recorder.ts";
 import type { TaskMessage } from "../../src/protocol/message.ts";
@@ -115,6 +116,37 @@ describe("ActivityRecorder", () => {
     expect(batches.flatMap((b) => eventTexts(b.events)).map((e) => decodeEvent(e)?.type)).toEqual([
       "task-received", "task-succeeded", "task-received", "task-failed", "task-retried", "task-failed", "task-received",
     ]);
+  });
+
+  it("re-sends only the part of a flush that did not land, so counters are not counted twice", async () => {
+    const m = msg();
+    let landed: { events: boolean; counters: boolean } | undefined = { events: false, counters: true };
+    const transport = {
+      publishActivity: async (b: ActivityBatch) => {
+        if (landed) {
+          const l = landed;
+          landed = undefined;
+          throw new ActivityPublishError("cannot record task events: x", l);
+        }
+        batches.push(b);
+      },
+    } as unknown as Transport;
+    const own = new WorkerEvents();
+    const r = new ActivityRecorder({ workerId: WORKER, events: own, transport, registry, logger, eventsMaxLen: 100 });
+    own.safeEmit("task:received", m, 1, Date.now());
+    await r.flush(); // the events fail, the counters land
+    await r.flush();
+    expect(batches.flatMap((b) => b.counters)).toEqual([]);
+    expect(batches.flatMap((b) => eventTexts(b.events)).map((e) => decodeEvent(e)?.type)).toEqual(["task-received"]);
+
+    batches.length = 0;
+    landed = { events: true, counters: false };
+    own.safeEmit("task:received", m, 1, Date.now());
+    await r.flush(); // the events land, the counters fail
+    await r.flush();
+    expect(batches.flatMap((b) => eventTexts(b.events))).toEqual([]);
+    expect(batches.flatMap((b) => b.counters).map((c) => `${c.key} ${c.n}`)).toEqual(["received:demo.add 1"]);
+    await r.close();
   });
 
   it("a task received into the prefetch and started later is stamped with when it was received", async () => {

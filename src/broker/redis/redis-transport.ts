@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { BrokerError } from "../../errors.ts";
+import { ActivityPublishError, BrokerError } from "../../errors.ts";
 import type {
   ActiveTask,
   ActivityBatch,
@@ -460,34 +460,42 @@ export class RedisTransport implements Transport {
   async publishActivity(batch: ActivityBatch): Promise<void> {
     if (batch.events.count === 0 && batch.counters.length === 0) return;
     // Not a script: events and counters are observations, not state.
-    const calls: Promise<unknown>[] = [];
+    let events: Promise<unknown> = Promise.resolve();
+    let counters: Promise<unknown> = Promise.resolve();
+    let countersApplied = batch.counters.length === 0;
     if (batch.events.count > 0) {
       // One stream entry per flush, its events in one field `events`, one JSON event per line: one XADD
       // with one large value is far cheaper to encode and send than a field per event (about half the
       // client CPU per task, and a third of Redis's). The cap counts entries, so it is scaled by this
-      // batch's size to keep about eventsMaxLen events. Sent on its own, not in the counters' pipeline:
-      // ioredis copies a pipeline's commands into one new buffer, a second copy of a value that can be
-      // hundreds of kilobytes.
+      // batch's size to keep about eventsMaxLen events. Sent on its own, not with the counters: ioredis
+      // copies a pipeline's commands into one new buffer, a second copy of a value that can be hundreds
+      // of kilobytes.
       const maxEntries = Math.max(1, Math.ceil(batch.eventsMaxLen / batch.events.count));
-      calls.push(this.redis.xadd(this.keys.events, "MAXLEN", "~", maxEntries, "*", "events", batch.events.data));
+      events = this.redis.xadd(this.keys.events, "MAXLEN", "~", maxEntries, "*", "events", batch.events.data);
     }
     if (batch.counters.length > 0) {
-      const pipe = this.redis.pipeline();
+      // MULTI, not a plain pipeline: Redis applies none of the increments unless EXEC arrives, so a
+      // connection lost part-way leaves nothing half-counted for the retry to count again.
+      const tx = this.redis.multi();
       const minutes = new Set<number>();
       for (const c of batch.counters) {
-        pipe.hincrby(this.keys.counters(c.minute), c.key, c.n);
+        tx.hincrby(this.keys.counters(c.minute), c.key, c.n);
         minutes.add(c.minute);
       }
-      for (const m of minutes) pipe.pexpire(this.keys.counters(m), batch.countersTtlMs);
-      calls.push(
-        pipe.exec().then((res) => {
-          const failed = (res ?? []).find(([err]) => err);
-          if (failed?.[0]) throw failed[0];
-        }),
-      );
+      for (const m of minutes) tx.pexpire(this.keys.counters(m), batch.countersTtlMs);
+      // Once EXEC ran, the increments are applied; one that failed on its own (a key of another type)
+      // would fail again, so it is reported, not retried.
+      counters = tx.exec().then((res) => {
+        countersApplied = true;
+        const failed = (res ?? []).find(([err]) => err);
+        if (failed?.[0]) throw failed[0];
+      });
     }
-    const failed = (await Promise.allSettled(calls)).find((r) => r.status === "rejected");
-    if (failed) throw new BrokerError(`cannot record task events: ${(failed.reason as Error).message}`);
+    const [ev, co] = await Promise.allSettled([events, counters]);
+    if (ev.status === "fulfilled" && co.status === "fulfilled") return;
+    const reason = (ev.status === "rejected" ? ev.reason : (co as PromiseRejectedResult).reason) as Error;
+    const landed = { events: ev.status === "fulfilled", counters: countersApplied };
+    throw new ActivityPublishError(`cannot record task events: ${reason.message}`, landed, { cause: reason });
   }
 
   async readEvents(limit: number): Promise<StoredEvent[]> {
