@@ -88,7 +88,9 @@ describe.skipIf(!redisServerAvailable())("S4: poisoned input and misbehaving tas
     const injectedAt = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
     await waitUntil("the bad key to be reported", 5000, async () => (await t.listDead("s4b")).length === 1);
     const [entry] = await t.listDead("s4b");
-    expect(entry!.deadAt - injectedAt).toBeLessThan(1000);
+    // Found by the recovery sweep, which runs once a second on the worker's 250 ms tick: up to 1.25 s
+    // after an injection that just missed one (1,027 ms was seen on a loaded CI box).
+    expect(entry!.deadAt - injectedAt).toBeLessThan(1500);
     expect(entry!.reason).toMatch(/qw:q:s4b:ready .*list.*zset/);
     expect(await raw.type("qw:q:s4b:ready")).not.toBe("list");
     await enqueueNumbered(t, ["s4b-ok"], { queue: "s4b" });
