@@ -281,8 +281,11 @@ export interface Transport {
 
   /** Durable revoke: tasks with these ids are never started; stored for ttlMs. */
   revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<void>;
-  /** Called with ids revoked with terminate=true, so a worker can abort them if it runs them. */
-  onTerminate(listener: (ids: string[]) => void): Promise<() => void>;
+  /**
+   * Called with the ids of every revoke (`terminate` as it was given), from any connection: a worker
+   * drops those it holds unstarted in its prefetch, and aborts those it runs when `terminate` is set.
+   */
+  onRevoke(listener: (ids: string[], terminate: boolean) => void): Promise<() => void>;
 
   // Observability (optional: both built-in transports implement them; callers degrade without them).
   /** Where an unfinished task is, or null if the broker holds no such task (finished, unknown, expired). */

@@ -94,7 +94,7 @@ export class CeleryConsumer {
   private readonly leases = new Map<string, Lease>();
   private readonly byTask = new Map<string, string>();
   private readonly retryErrors = new Map<string, Error>();
-  private readonly terminateListeners = new Set<(ids: string[]) => void>();
+  private readonly revokeListeners = new Set<(ids: string[], terminate: boolean) => void>();
   private stopRevokes: (() => Promise<void>) | undefined;
   private readonly listArgs: (string | number)[];
   private readonly leaseQueues: string[];
@@ -135,7 +135,7 @@ export class CeleryConsumer {
     for (const q of this.opts.celery.queues) pipe.sadd(bindingKey(q, this.opts.celery.key_prefix), bindingMember(q, q));
     await pipe.exec();
     if (this.opts.celery.revoke) {
-      this.stopRevokes = await listenForRevokes(this.url, this.opts.logger, (ids, terminate) => this.onRevoke(ids, terminate), this.opts.celery.key_prefix);
+      this.stopRevokes = await listenForRevokes(this.url, this.opts.logger, (ids, terminate) => this.celeryRevoked(ids, terminate), this.opts.celery.key_prefix);
     }
   }
 
@@ -420,24 +420,26 @@ export class CeleryConsumer {
     }
   }
 
-  async onTerminate(listener: (ids: string[]) => void): Promise<() => void> {
-    const unsubscribe = await this.opts.inner.onTerminate(listener);
-    this.terminateListeners.add(listener);
+  async onRevoke(listener: (ids: string[], terminate: boolean) => void): Promise<() => void> {
+    const unsubscribe = await this.opts.inner.onRevoke(listener);
+    this.revokeListeners.add(listener);
     return () => {
-      this.terminateListeners.delete(listener);
+      this.revokeListeners.delete(listener);
       unsubscribe();
     };
   }
 
-  /** A Celery revoke broadcast: remember the ids like `qworker revoke`; abort running ones on terminate. */
-  private async onRevoke(ids: string[], terminate: boolean): Promise<void> {
+  /**
+   * A Celery revoke broadcast: remember the ids like `qworker revoke`, and tell the worker, which drops
+   * them from its prefetch and, on terminate, aborts those it runs.
+   */
+  private async celeryRevoked(ids: string[], terminate: boolean): Promise<void> {
     if (ids.length === 0) return;
     const until = Date.now() + this.opts.celery.revoke_expires * 1000;
     await this.cmd.zadd(`${this.opts.prefix}revoked`, ...ids.flatMap((id) => [until, id]));
     this.opts.logger.info(`celery revoke for ${ids.join(", ")}${terminate ? " (terminate)" : ""}`);
-    if (!terminate) return;
     const leaseIds = ids.map((id) => this.byTask.get(id)).filter((l): l is string => l !== undefined);
-    if (leaseIds.length > 0) for (const fn of this.terminateListeners) fn(leaseIds);
+    if (leaseIds.length > 0) for (const fn of this.revokeListeners) fn(leaseIds, terminate);
   }
 }
 
@@ -466,7 +468,7 @@ export function withCelery(inner: Transport, consumer: CeleryConsumer): Transpor
     recover: (opts: RecoverOptions) => consumer.recover(opts),
     heartbeat: (info: WorkerInfo, ttlMs: number) => consumer.heartbeat(info, ttlMs),
     removeWorker: (id: string) => consumer.removeWorker(id),
-    onTerminate: (listener: (ids: string[]) => void) => consumer.onTerminate(listener),
+    onRevoke: (listener: (ids: string[], terminate: boolean) => void) => consumer.onRevoke(listener),
   } satisfies Partial<Transport>;
   return new Proxy(inner, {
     get(target, prop, receiver) {

@@ -48,6 +48,8 @@ interface Running {
   acceptedAt: number;
   /** Its handler was called (a prefetched task waits unstarted). */
   started: boolean;
+  /** Its `received` log line and event are out: at once for a task that went to the prefetch list. */
+  announced: boolean;
   /** Its outcome is known and on its way to the broker. */
   finished: boolean;
   startedAt: number;
@@ -112,7 +114,7 @@ export class Worker {
   private nextRenew = 0;
   private nextRecover = 0;
   private housekeeping = false;
-  private unsubscribeTerminate: (() => void) | undefined;
+  private unsubscribeRevoke: (() => void) | undefined;
 
   constructor(opts: WorkerOptions) {
     this.transport = opts.transport;
@@ -172,7 +174,7 @@ export class Worker {
         await this.keeper.start(this.id);
         this.keeper.beat(this.info());
       }
-      this.unsubscribeTerminate = await this.transport.onTerminate((ids) => this.terminate(ids));
+      this.unsubscribeRevoke = await this.transport.onRevoke((ids, terminate) => this.revoked(ids, terminate));
       const gcMs = collectStartupGarbage();
       if (gcMs !== undefined) this.logger.debug(`start-up garbage collected in ${gcMs.toFixed(1)} ms`);
     })();
@@ -264,6 +266,7 @@ export class Worker {
         controller: new LazyAbortController(),
         acceptedAt: now,
         started: false,
+        announced: false,
         finished: false,
         startedAt: now,
         slot: -1,
@@ -275,8 +278,38 @@ export class Worker {
     // handler below that blocks the event loop at once still keeps its lease.
     for (const t of batch) {
       if (this.running < this.config.concurrency) this.startTask(t);
-      else this.prefetched.push(t); // leased (and renewed) like a running task; started when a slot frees
+      else {
+        this.prefetched.push(t); // leased (and renewed) like a running task; started when a slot frees
+        this.announce(t);
+      }
     }
+  }
+
+  /**
+   * A prefetched task has been received even though it starts later, and says so now, as a Celery worker
+   * logs "received" for the messages it prefetches: a monitor sees it waiting here, not only once it
+   * runs. One that cannot be decoded or names an unknown task is left to handle(), which deals with it
+   * (dead-letter, not-registered failure) when its turn comes, with a slot to free.
+   */
+  private announce(t: Running): void {
+    const r = t.res;
+    if (r.payload.length > this.config.max_payload_bytes) return;
+    let msg: TaskMessage;
+    try {
+      msg = decodeMessage(r.payload);
+    } catch {
+      return;
+    }
+    if (!this.registry.get(msg.task)) return;
+    t.msg = msg;
+    this.received(t, msg);
+  }
+
+  private received(t: Running, msg: TaskMessage): void {
+    t.announced = true;
+    const deliveries = t.res.deliveries;
+    if (this.logger.isLevelEnabled("info")) this.logger.info(`task ${msg.task}[${msg.id}] received${deliveries > 1 ? ` (delivery ${deliveries})` : ""}`);
+    this.events.safeEmit("task:received", msg, deliveries, t.acceptedAt);
   }
 
   private wakeBacklogLane(): void {
@@ -395,17 +428,19 @@ export class Worker {
 
   private handle(t: Running): void {
     const r = t.res;
-    let msg: TaskMessage;
-    try {
-      if (r.payload.length > this.config.max_payload_bytes) {
-        throw new Error(`payload of ${r.payload.length} bytes exceeds max_payload_bytes (${this.config.max_payload_bytes})`);
+    let msg = t.msg; // decoded already if announce() told of it
+    if (!msg) {
+      try {
+        if (r.payload.length > this.config.max_payload_bytes) {
+          throw new Error(`payload of ${r.payload.length} bytes exceeds max_payload_bytes (${this.config.max_payload_bytes})`);
+        }
+        msg = decodeMessage(r.payload);
+      } catch (err) {
+        this.poisoned(t, err);
+        return;
       }
-      msg = decodeMessage(r.payload);
-    } catch (err) {
-      this.poisoned(t, err);
-      return;
+      t.msg = msg;
     }
-    t.msg = msg;
     const def = this.registry.get(msg.task);
     if (!def) {
       const err = new NotRegisteredError(msg.task);
@@ -460,10 +495,9 @@ export class Worker {
     // Issue 2 asks for one line per event at info (received, started, then succeeded/failed), as an
     // operator tailing the log expects; at `warning` they cost nothing (bench/README.md has the figures).
     t.started = true;
+    if (!t.announced) this.received(t, msg);
     const infoOn = this.logger.isLevelEnabled("info");
     const deliveries = t.res.deliveries;
-    if (infoOn) this.logger.info(`task ${msg.task}[${msg.id}] received${deliveries > 1 ? ` (delivery ${deliveries})` : ""}`);
-    this.events.safeEmit("task:received", msg, deliveries, t.acceptedAt);
     t.startedAt = Date.now();
     if (infoOn) this.logger.info(`task ${msg.task}[${msg.id}] started`);
     this.events.safeEmit("task:started", msg);
@@ -623,15 +657,32 @@ export class Worker {
     this.slotFreed();
   }
 
-  private terminate(ids: string[]): void {
+  /**
+   * A revoke was published. The broker leaves a leased task to its worker, so a task waiting here
+   * unstarted in the prefetch list is finished as REVOKED now and never runs, as a Celery worker skips
+   * revoked requests it has reserved; a running one is aborted only when the revoke says terminate.
+   */
+  private revoked(ids: string[], terminate: boolean): void {
     // By lease id, which differs from the task id for Celery messages (src/celery).
     const wanted = new Set(ids);
-    for (const running of this.leased.values()) {
-      const id = running.ref.id;
-      if (!wanted.has(id) || !running.msg) continue;
-      this.logger.warn(`task ${running.msg.task}[${id}] revoked with --terminate; aborting it`);
-      running.controller.abort(new TaskRevokedError(id));
+    let dropped = false;
+    for (const t of this.leased.values()) {
+      const id = t.ref.id;
+      if (!wanted.has(id) || !t.msg || t.finished) continue;
+      const waiting = this.prefetched.indexOf(t);
+      if (waiting >= 0) {
+        this.prefetched.splice(waiting, 1);
+        dropped = true;
+        this.logger.warn(`task ${t.msg.task}[${t.msg.id}] revoked while waiting in the prefetch; not run`);
+        this.events.safeEmit("task:revoked", t.msg);
+        this.finish(t.msg, t, "REVOKED", {});
+      } else if (terminate) {
+        this.logger.warn(`task ${t.msg.task}[${id}] revoked with --terminate; aborting it`);
+        t.controller.abort(new TaskRevokedError(id));
+      }
     }
+    // Room in the prefetch budget: the fetch loop may ask for more.
+    if (dropped) this.wakeLanes();
   }
 
   /** One shared timer for everything periodic, so nothing here costs a timer per task. */
@@ -708,7 +759,7 @@ export class Worker {
       this.logger.warn(`handed back ${unfinished.length} unfinished task(s) to the queue`);
     }
     if (this.timer) clearInterval(this.timer);
-    this.unsubscribeTerminate?.();
+    this.unsubscribeRevoke?.();
     await this.pool.close();
     await this.keeper?.stop();
     await this.transport.removeWorker(this.id).catch(() => {});

@@ -54,6 +54,38 @@ describe.skipIf(!redisServerAvailable())("revoke and expiry through the real CLI
     expect(worker!.logs().some((l) => l.msg.includes(`exec.sleepy[${id}] revoked: terminated after`))).toBe(true);
   });
 
+  it("tasks waiting in a worker's prefetch are received at once, and a revoke (plain or --terminate) finishes them unrun", { timeout: 120_000 }, async () => {
+    // Its own queue, so the worker of the tests above takes none of these.
+    const pfEnv = new ExecEnv(redis.url, { tasks_dir: EXEC_TASKS, concurrency: 1, prefetch: 3, queues: ["pf"] });
+    const pf = pfEnv.worker();
+    try {
+      const busy = (await client.send("exec.sleepy", [60_000], { queue: "pf" })).id;
+      await waitUntil(() => pfEnv.runs().some((x) => x.id === busy), 60_000, "the sleepy task to start");
+      const plain = (await client.send("exec.quick", [1], { queue: "pf" })).id;
+      const term = (await client.send("exec.quick", [2], { queue: "pf" })).id;
+      const kept = (await client.send("exec.quick", [3], { queue: "pf" })).id;
+      // The one slot is busy: these wait in the prefetch, and say they were received.
+      const received = (id: string) => pf.logs().some((l) => l.msg.includes(`[${id}] received`));
+      await waitUntil(() => [plain, term, kept].every(received), 10_000, "the three to be received into the prefetch");
+      expect(pfEnv.runs().map((x) => x.id)).toEqual([busy]);
+
+      expect((await pfEnv.cli(["revoke", plain])).code).toBe(0);
+      expect((await pfEnv.cli(["revoke", term, "--terminate"])).code).toBe(0);
+      const state = async (id: string) => (await client.ref(id).state())?.state;
+      await waitUntil(async () => (await state(plain)) === "REVOKED" && (await state(term)) === "REVOKED", 10_000, "both to be REVOKED");
+      // Free the slot: the kept one runs, the revoked ones never do.
+      expect((await pfEnv.cli(["revoke", busy, "--terminate"])).code).toBe(0);
+      await waitUntil(async () => (await state(kept)) === "SUCCESS", 10_000, "the kept task to run");
+      const ran = pfEnv.runs().map((x) => x.id);
+      expect(ran).not.toContain(plain);
+      expect(ran).not.toContain(term);
+      expect(pf.logs().filter((l) => l.msg.includes("revoked while waiting in the prefetch; not run"))).toHaveLength(2);
+    } finally {
+      await pf.stop();
+      pfEnv.cleanup();
+    }
+  });
+
   it("bad input gets a one-line usage error", { timeout: 60_000 }, async () => {
     const r = await env.cli(["revoke", "x", "--ttl", "abc"]);
     expect(r.code).toBe(2);

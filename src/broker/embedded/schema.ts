@@ -12,7 +12,7 @@ import { BrokerError } from "../../errors.ts";
  * Bump SCHEMA_VERSION with any change and add a step to `migrate`; a file written by a newer qworker is
  * refused rather than misread.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const DDL_V1 = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS revoked (
 );
 CREATE INDEX IF NOT EXISTS revoked_by_expiry ON revoked (expires_at);
 
--- Append-only log of revokes with terminate=true; onTerminate listeners read past their last seq.
+-- Append-only log of revokes (v3 adds whether each was terminate=true); onRevoke listeners read past
+-- their last seq.
 CREATE TABLE IF NOT EXISTS terminations (
   seq        INTEGER PRIMARY KEY AUTOINCREMENT,
   id         TEXT NOT NULL,
@@ -107,6 +108,11 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE INDEX IF NOT EXISTS counters_by_expiry ON counters (expires_at);
 `;
 
+// Every revoke is logged for the workers now, not only terminating ones (rows before v3 all were).
+const DDL_V3 = `
+ALTER TABLE terminations ADD COLUMN terminate INTEGER NOT NULL DEFAULT 1;
+`;
+
 /** Create or upgrade the schema; runs in one immediate transaction so concurrent openers serialize. */
 export function migrate(db: Database.Database): void {
   db.transaction(() => {
@@ -123,6 +129,7 @@ export function migrate(db: Database.Database): void {
       db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0)").run();
     }
     if (current < 2) db.exec(DDL_V2);
+    if (current < 3) db.exec(DDL_V3);
     db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(
       SCHEMA_VERSION,
     );

@@ -55,7 +55,7 @@ function isBusy(err: unknown): boolean {
  * - Revoke: a queued (ready or delayed) task is settled at once; a task enqueued later under a revoked id
  *   is settled when `reserve` meets it. Either way it is deleted, its unique key freed, and unless a
  *   result exists the result `{"id":…,"state":"REVOKED"}` is stored for the revoke's TTL. Running tasks
- *   are left alone (their worker learns through `onTerminate` when terminate=true).
+ *   are left to their worker, which hears of every revoke through `onRevoke`.
  * - Unique keys are freed whenever the holding task leaves the queue (settled, dead-lettered, revoked,
  *   purged), or when `uniqueForMs` runs out, whichever comes first.
  * - Enqueueing an id that is already queued or running is a no-op answered with `duplicate: true`.
@@ -142,7 +142,7 @@ export class SqliteTransport implements Transport {
   private db: Database.Database | undefined;
   private watcher: ChangeWatcher | undefined;
   private readonly statements = new Map<string, Database.Statement>();
-  private readonly terminateListeners = new Set<(ids: string[]) => void>();
+  private readonly terminateListeners = new Set<(ids: string[], terminate: boolean) => void>();
   private terminateCursor = 0;
   private unsubscribeTerminate: (() => void) | undefined;
   private closed = false;
@@ -822,7 +822,7 @@ export class SqliteTransport implements Transport {
         this.sql(
           "INSERT INTO revoked (id, expires_at) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
         ).run(id, until);
-        if (terminate) this.sql("INSERT INTO terminations (id, created_at) VALUES (?, ?)").run(id, now);
+        this.sql("INSERT INTO terminations (id, created_at, terminate) VALUES (?, ?, ?)").run(id, now, terminate ? 1 : 0);
         const row = this.getTask(id);
         if (row && row.state !== "active") this.settleRevoked(row, until, now);
       }
@@ -830,7 +830,7 @@ export class SqliteTransport implements Transport {
     this.notify();
   }
 
-  async onTerminate(listener: (ids: string[]) => void): Promise<() => void> {
+  async onRevoke(listener: (ids: string[], terminate: boolean) => void): Promise<() => void> {
     const watcher = this.watcher;
     if (!watcher) throw this.wrap(new Error("not connected; call connect() first"));
     if (this.terminateListeners.size === 0) {
@@ -849,18 +849,22 @@ export class SqliteTransport implements Transport {
 
   private pollTerminations(): void {
     if (this.closed || this.terminateListeners.size === 0) return;
-    let rows: { seq: number; id: string }[];
+    let rows: { seq: number; id: string; terminate: number }[];
     try {
-      rows = this.read(() => this.sql("SELECT seq, id FROM terminations WHERE seq > ? ORDER BY seq").all(this.terminateCursor) as { seq: number; id: string }[]);
+      rows = this.read(
+        () => this.sql("SELECT seq, id, terminate FROM terminations WHERE seq > ? ORDER BY seq").all(this.terminateCursor) as { seq: number; id: string; terminate: number }[],
+      );
     } catch {
       return; // transient (busy) or closing: the next change tries again
     }
     if (rows.length === 0) return;
     this.terminateCursor = rows[rows.length - 1]!.seq;
-    const ids = [...new Set(rows.map((r) => r.id))];
+    const plain = [...new Set(rows.filter((r) => r.terminate === 0).map((r) => r.id))];
+    const terminate = [...new Set(rows.filter((r) => r.terminate !== 0).map((r) => r.id))];
     for (const listener of [...this.terminateListeners]) {
       try {
-        listener(ids);
+        if (plain.length > 0) listener(plain, false);
+        if (terminate.length > 0) listener(terminate, true);
       } catch {
         // a listener's failure must not stop the others
       }

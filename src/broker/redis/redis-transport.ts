@@ -429,18 +429,20 @@ export class RedisTransport implements Transport {
   async revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<void> {
     if (ids.length === 0) return;
     await runScript(this.redis, "revoke", [this.keys.prefix, ttlMs, DEFAULT_RESULT_TTL_MS, ...ids]);
-    if (terminate) await this.redis.publish(this.keys.control, JSON.stringify({ type: "terminate", ids }));
+    // Workers drop these from their prefetch, and abort them if running on terminate. The type for a
+    // terminate stays "terminate", which workers before 0.2 (that knew no other) also follow.
+    await this.redis.publish(this.keys.control, JSON.stringify({ type: terminate ? "terminate" : "revoke", ids }));
   }
 
   async rateLimit(name: string, intervalMs: number, taskId: string): Promise<number> {
     return Number(await runScript(this.redis, "rate_limit", [this.keys.prefix, name, intervalMs, taskId]));
   }
 
-  async onTerminate(listener: (ids: string[]) => void): Promise<() => void> {
+  async onRevoke(listener: (ids: string[], terminate: boolean) => void): Promise<() => void> {
     return this.listen(this.keys.control, (message) => {
       try {
         const msg = JSON.parse(message) as { type?: string; ids?: unknown };
-        if (msg.type === "terminate" && Array.isArray(msg.ids)) listener(msg.ids.map(String));
+        if ((msg.type === "terminate" || msg.type === "revoke") && Array.isArray(msg.ids)) listener(msg.ids.map(String), msg.type === "terminate");
       } catch {
         // Control messages we do not understand are ignored: they may come from a newer version.
       }
