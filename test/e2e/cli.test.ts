@@ -157,7 +157,7 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expectOneLineError(
       await runCli(["send", "demo.add", "--args", "[1,2]", "--broker", `redis+sentinel://127.0.0.1:${port}/mymaster`], { cwd: tmp, timeoutMs: 20_000 }),
       3,
-      /^qworker: error: cannot reach the Redis master through the sentinels of redis\+sentinel:\/\/127\.0\.0\.1:\d+\/mymaster .*check that the sentinels run/,
+      /^qworker: error: cannot reach the Redis master through the sentinels of redis\+sentinel:\/\/127\.0\.0\.1:\d+\/mymaster \(no sentinel answered\): check that the sentinels run/,
     );
     expectOneLineError(
       await runCli(["send", "demo.add", "--args", "[1,2]", "--broker", `redis+cluster://127.0.0.1:${port}`], { cwd: tmp, timeoutMs: 20_000 }),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { maskUrl } from "../../src/broker/redis/connection.ts";
+import { maskUrl, sentinelReason } from "../../src/broker/redis/connection.ts";
 import { clusterPrefix } from "../../src/broker/redis/keys.ts";
 import { isClusterUrl, isRedisUrl, parseRedisUrl } from "../../src/broker/redis/url.ts";
 import { loadConfig } from "../../src/config/load.ts";
@@ -102,5 +102,15 @@ describe("parseRedisUrl", () => {
       /kombu's sentinel:\/\/ form is not read: write redis\+sentinel:\/\//,
     );
     expect(loadConfig({ cwd: "/nonexistent-dir", env: {}, overrides: { broker_url: "redis+sentinel://s1/m" } }).config.broker_url).toBe("redis+sentinel://s1/m");
+  });
+});
+
+describe("sentinelReason", () => {
+  it("says what a failed Sentinel lookup means instead of ioredis's 'Connection is closed.'", () => {
+    const all = "All sentinels are unreachable and retry is disabled. Last error: ";
+    expect(sentinelReason(`${all}Connection is closed.`)).toBe("no sentinel answered");
+    expect(sentinelReason(`${all}ERR No such master with that name`)).toBe("no sentinel monitors a master of that name");
+    expect(sentinelReason(`${all}NOAUTH Authentication required.`)).toBe("no sentinel answered: NOAUTH Authentication required.");
+    expect(sentinelReason("ECONNRESET")).toBe("ECONNRESET");
   });
 });

@@ -97,9 +97,24 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
   } catch (err) {
     redis.disconnect();
     const cause = socketError ?? (err as NodeJS.ErrnoException);
-    const reason = cause.code ?? cause.message;
+    const reason = cause.code ?? sentinelReason(cause.message);
     throw new BrokerError(`cannot reach ${where} (${reason}): ${fix}, or set broker_url / QWORKER_BROKER_URL`, { cause: err });
   }
   connectedOnce = true;
   return redis;
 }
+
+/**
+ * ioredis reports a failed Sentinel lookup as "All sentinels are unreachable and retry is disabled. Last
+ * error: …", whose last error is often its own "Connection is closed.": say what happened instead.
+ * Other messages are returned as they are.
+ */
+export function sentinelReason(message: string): string {
+  const m = /^All sentinels are unreachable.*Last error: (.*)$/s.exec(message);
+  if (!m) return message;
+  const last = m[1]!.trim();
+  if (/No such master/i.test(last)) return "no sentinel monitors a master of that name";
+  if (last === "" || /^Connection is closed\.?$/.test(last)) return "no sentinel answered";
+  return `no sentinel answered: ${last}`;
+}
+
