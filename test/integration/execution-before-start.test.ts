@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, type Client } from "../../src/client/client.ts";
 import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
@@ -55,35 +58,7 @@ describe.skipIf(!redisServerAvailable())("revoke and expiry through the real CLI
   });
 
   it("tasks waiting in a worker's prefetch are received at once, and a revoke (plain or --terminate) finishes them unrun", { timeout: 120_000 }, async () => {
-    // Its own queue, so the worker of the tests above takes none of these.
-    const pfEnv = new ExecEnv(redis.url, { tasks_dir: EXEC_TASKS, concurrency: 1, prefetch: 3, queues: ["pf"] });
-    const pf = pfEnv.worker();
-    try {
-      const busy = (await client.send("exec.sleepy", [60_000], { queue: "pf" })).id;
-      await waitUntil(() => pfEnv.runs().some((x) => x.id === busy), 60_000, "the sleepy task to start");
-      const plain = (await client.send("exec.quick", [1], { queue: "pf" })).id;
-      const term = (await client.send("exec.quick", [2], { queue: "pf" })).id;
-      const kept = (await client.send("exec.quick", [3], { queue: "pf" })).id;
-      // The one slot is busy: these wait in the prefetch, and say they were received.
-      const received = (id: string) => pf.logs().some((l) => l.msg.includes(`[${id}] received`));
-      await waitUntil(() => [plain, term, kept].every(received), 10_000, "the three to be received into the prefetch");
-      expect(pfEnv.runs().map((x) => x.id)).toEqual([busy]);
-
-      expect((await pfEnv.cli(["revoke", plain])).code).toBe(0);
-      expect((await pfEnv.cli(["revoke", term, "--terminate"])).code).toBe(0);
-      const state = async (id: string) => (await client.ref(id).state())?.state;
-      await waitUntil(async () => (await state(plain)) === "REVOKED" && (await state(term)) === "REVOKED", 10_000, "both to be REVOKED");
-      // Free the slot: the kept one runs, the revoked ones never do.
-      expect((await pfEnv.cli(["revoke", busy, "--terminate"])).code).toBe(0);
-      await waitUntil(async () => (await state(kept)) === "SUCCESS", 10_000, "the kept task to run");
-      const ran = pfEnv.runs().map((x) => x.id);
-      expect(ran).not.toContain(plain);
-      expect(ran).not.toContain(term);
-      expect(pf.logs().filter((l) => l.msg.includes("revoked while waiting in the prefetch; not run"))).toHaveLength(2);
-    } finally {
-      await pf.stop();
-      pfEnv.cleanup();
-    }
+    await prefetchedTasksAndRevokes(redis.url, client);
   });
 
   it("bad input gets a one-line usage error", { timeout: 60_000 }, async () => {
@@ -92,3 +67,59 @@ describe.skipIf(!redisServerAvailable())("revoke and expiry through the real CLI
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
   });
 });
+
+describe("prefetched tasks and revokes on the embedded broker", () => {
+  const dir = mkdtempSync(join(tmpdir(), "qw-prefetch-sqlite-"));
+  const url = `sqlite://${join(dir, "broker.db")}`;
+  let client: Client;
+
+  beforeAll(async () => {
+    client = await createClient({ brokerUrl: url });
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("tasks waiting in a worker's prefetch are received at once, and a revoke (plain or --terminate) finishes them unrun", { timeout: 120_000 }, async () => {
+    await prefetchedTasksAndRevokes(url, client);
+  });
+});
+
+/**
+ * A worker with one slot and `prefetch: 3` on its own queue: while the slot is busy, three more tasks wait in
+ * its prefetch and are logged as received at once; a plain revoke and a --terminate revoke of two of them
+ * finish those as REVOKED without running them, and the third runs once the slot frees.
+ */
+async function prefetchedTasksAndRevokes(brokerUrl: string, client: Client): Promise<void> {
+  // Its own queue, so no other worker on this broker (the Redis tests above start one) takes these.
+  const pfEnv = new ExecEnv(brokerUrl, { tasks_dir: EXEC_TASKS, concurrency: 1, prefetch: 3, queues: ["pf"] });
+  const pf = pfEnv.worker();
+  try {
+    const busy = (await client.send("exec.sleepy", [60_000], { queue: "pf" })).id;
+    await waitUntil(() => pfEnv.runs().some((x) => x.id === busy), 60_000, "the sleepy task to start");
+    const plain = (await client.send("exec.quick", [1], { queue: "pf" })).id;
+    const term = (await client.send("exec.quick", [2], { queue: "pf" })).id;
+    const kept = (await client.send("exec.quick", [3], { queue: "pf" })).id;
+    // The one slot is busy: these wait in the prefetch, and say they were received.
+    const received = (id: string) => pf.logs().some((l) => l.msg.includes(`[${id}] received`));
+    await waitUntil(() => [plain, term, kept].every(received), 10_000, "the three to be received into the prefetch");
+    expect(pfEnv.runs().map((x) => x.id)).toEqual([busy]);
+
+    expect((await pfEnv.cli(["revoke", plain])).code).toBe(0);
+    expect((await pfEnv.cli(["revoke", term, "--terminate"])).code).toBe(0);
+    const state = async (id: string) => (await client.ref(id).state())?.state;
+    await waitUntil(async () => (await state(plain)) === "REVOKED" && (await state(term)) === "REVOKED", 10_000, "both to be REVOKED");
+    // Free the slot: the kept one runs, the revoked ones never do.
+    expect((await pfEnv.cli(["revoke", busy, "--terminate"])).code).toBe(0);
+    await waitUntil(async () => (await state(kept)) === "SUCCESS", 10_000, "the kept task to run");
+    const ran = pfEnv.runs().map((x) => x.id);
+    expect(ran).not.toContain(plain);
+    expect(ran).not.toContain(term);
+    expect(pf.logs().filter((l) => l.msg.includes("revoked while waiting in the prefetch; not run"))).toHaveLength(2);
+  } finally {
+    await pf.stop();
+    pfEnv.cleanup();
+  }
+}
