@@ -292,17 +292,23 @@ export class Worker {
    * (dead-letter, not-registered failure) when its turn comes, with a slot to free.
    */
   private announce(t: Running): void {
-    const r = t.res;
-    if (r.payload.length > this.config.max_payload_bytes) return;
     let msg: TaskMessage;
     try {
-      msg = decodeMessage(r.payload);
+      msg = this.decode(t.res);
     } catch {
       return;
     }
     if (!this.registry.get(msg.task)) return;
     t.msg = msg;
     this.received(t, msg);
+  }
+
+  /** The task message of a reservation; throws (the reason to dead-letter it) if it is too large or malformed. */
+  private decode(r: Reservation): TaskMessage {
+    if (r.payload.length > this.config.max_payload_bytes) {
+      throw new Error(`payload of ${r.payload.length} bytes exceeds max_payload_bytes (${this.config.max_payload_bytes})`);
+    }
+    return decodeMessage(r.payload);
   }
 
   private received(t: Running, msg: TaskMessage): void {
@@ -427,14 +433,10 @@ export class Worker {
   }
 
   private handle(t: Running): void {
-    const r = t.res;
     let msg = t.msg; // decoded already if announce() told of it
     if (!msg) {
       try {
-        if (r.payload.length > this.config.max_payload_bytes) {
-          throw new Error(`payload of ${r.payload.length} bytes exceeds max_payload_bytes (${this.config.max_payload_bytes})`);
-        }
-        msg = decodeMessage(r.payload);
+        msg = this.decode(t.res);
       } catch (err) {
         this.poisoned(t, err);
         return;
