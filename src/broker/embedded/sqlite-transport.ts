@@ -142,9 +142,9 @@ export class SqliteTransport implements Transport {
   private db: Database.Database | undefined;
   private watcher: ChangeWatcher | undefined;
   private readonly statements = new Map<string, Database.Statement>();
-  private readonly terminateListeners = new Set<(ids: string[], terminate: boolean) => void>();
-  private terminateCursor = 0;
-  private unsubscribeTerminate: (() => void) | undefined;
+  private readonly revokeListeners = new Set<(ids: string[], terminate: boolean) => void>();
+  private revokeCursor = 0;
+  private unsubscribeRevokes: (() => void) | undefined;
   private closed = false;
 
   constructor(location: SqliteLocation, opts: SqliteTransportOptions = {}) {
@@ -206,8 +206,8 @@ export class SqliteTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.unsubscribeTerminate?.();
-    this.terminateListeners.clear();
+    this.unsubscribeRevokes?.();
+    this.revokeListeners.clear();
     this.fileWatcher?.close();
     this.fileWatcher = undefined;
     this.watcher?.close();
@@ -597,7 +597,7 @@ export class SqliteTransport implements Transport {
     return report;
   }
 
-  /** Expired results, revokes, unique keys and terminate notices; dead-letter bounds per queue. */
+  /** Expired results, revokes, unique keys and revoke notices; dead-letter bounds per queue. */
   private housekeep(now: number, opts: RecoverOptions): void {
     this.sql("DELETE FROM results WHERE expires_at <= ?").run(now);
     this.sql("DELETE FROM revoked WHERE expires_at <= ?").run(now);
@@ -833,35 +833,35 @@ export class SqliteTransport implements Transport {
   async onRevoke(listener: (ids: string[], terminate: boolean) => void): Promise<() => void> {
     const watcher = this.watcher;
     if (!watcher) throw this.wrap(new Error("not connected; call connect() first"));
-    if (this.terminateListeners.size === 0) {
-      this.terminateCursor = this.read(() => (this.sql("SELECT max(seq) FROM terminations").pluck().get() as number | null) ?? 0);
-      this.unsubscribeTerminate = watcher.subscribe(() => this.pollTerminations());
+    if (this.revokeListeners.size === 0) {
+      this.revokeCursor = this.read(() => (this.sql("SELECT max(seq) FROM terminations").pluck().get() as number | null) ?? 0);
+      this.unsubscribeRevokes = watcher.subscribe(() => this.pollRevokes());
     }
-    this.terminateListeners.add(listener);
+    this.revokeListeners.add(listener);
     return () => {
-      this.terminateListeners.delete(listener);
-      if (this.terminateListeners.size === 0) {
-        this.unsubscribeTerminate?.();
-        this.unsubscribeTerminate = undefined;
+      this.revokeListeners.delete(listener);
+      if (this.revokeListeners.size === 0) {
+        this.unsubscribeRevokes?.();
+        this.unsubscribeRevokes = undefined;
       }
     };
   }
 
-  private pollTerminations(): void {
-    if (this.closed || this.terminateListeners.size === 0) return;
+  private pollRevokes(): void {
+    if (this.closed || this.revokeListeners.size === 0) return;
     let rows: { seq: number; id: string; terminate: number }[];
     try {
       rows = this.read(
-        () => this.sql("SELECT seq, id, terminate FROM terminations WHERE seq > ? ORDER BY seq").all(this.terminateCursor) as { seq: number; id: string; terminate: number }[],
+        () => this.sql("SELECT seq, id, terminate FROM terminations WHERE seq > ? ORDER BY seq").all(this.revokeCursor) as { seq: number; id: string; terminate: number }[],
       );
     } catch {
       return; // transient (busy) or closing: the next change tries again
     }
     if (rows.length === 0) return;
-    this.terminateCursor = rows[rows.length - 1]!.seq;
+    this.revokeCursor = rows[rows.length - 1]!.seq;
     const plain = [...new Set(rows.filter((r) => r.terminate === 0).map((r) => r.id))];
     const terminate = [...new Set(rows.filter((r) => r.terminate !== 0).map((r) => r.id))];
-    for (const listener of [...this.terminateListeners]) {
+    for (const listener of [...this.revokeListeners]) {
       try {
         if (plain.length > 0) listener(plain, false);
         if (terminate.length > 0) listener(terminate, true);
