@@ -23,6 +23,7 @@ import { Settler } from "./settler.ts";
 import { ExecutionCounts } from "./execution-counts.ts";
 import type { LeaseKeeper } from "./lease-keeper.ts";
 import { RateLimiter } from "./rate-limit.ts";
+import { RecentRevokes } from "./recent-revokes.ts";
 import { collectStartupGarbage } from "./startup-gc.ts";
 
 export interface WorkerOptions {
@@ -102,6 +103,8 @@ export class Worker {
   private stranded: LeaseRef[] = [];
   /** Ids the last lease renewal listed that this process does not hold (see leasesRenewed). */
   private orphanSuspects = new Set<string>();
+  /** Revokes heard lately, for a task that was not in the prefetch when its revoke came (recent-revokes.ts). */
+  private readonly recentRevokes = new RecentRevokes();
   private readonly autoPrefetch: AutoPrefetch;
   private loopDone: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -274,9 +277,12 @@ export class Worker {
       batch[i] = t;
       this.leased.add(t);
     }
+    const revokes = this.recentRevokes.size > 0;
     // The lease keeper needs no word of these: it renews whatever the broker leased to this worker, so a
     // handler below that blocks the event loop at once still keeps its lease.
     for (const t of batch) {
+      // Revoked after the broker leased it to us, and the revoke was read before this reply.
+      if (revokes && this.recentRevokes.has(t.ref.id) && this.dropRevoked(t, "before it started")) continue;
       if (this.running < this.config.concurrency) this.startTask(t);
       else {
         this.prefetched.push(t); // leased (and renewed) like a running task; started when a slot frees
@@ -490,6 +496,11 @@ export class Worker {
       this.slotFreed();
       return;
     }
+    // Revoked while its rate-limit check was on its way to the broker.
+    if (this.recentRevokes.has(t.ref.id) && this.dropRevoked(t, "while it waited for its rate limit")) {
+      this.slotFreed();
+      return;
+    }
     this.run(t, def, msg);
   }
 
@@ -665,7 +676,9 @@ export class Worker {
    * revoked requests it has reserved; a running one is aborted only when the revoke says terminate.
    */
   private revoked(ids: string[], terminate: boolean): void {
+    this.logger.debug(`revoke heard for ${ids.length} task(s)${terminate ? " (terminate)" : ""}`);
     // By lease id, which differs from the task id for Celery messages (src/celery).
+    this.recentRevokes.note(ids);
     const wanted = new Set(ids);
     let dropped = false;
     for (const t of this.leased.values()) {
@@ -675,10 +688,8 @@ export class Worker {
       if (waiting >= 0) {
         this.prefetched.splice(waiting, 1);
         dropped = true;
-        this.logger.warn(`task ${t.msg.task}[${t.msg.id}] revoked while waiting in the prefetch; not run`);
-        this.events.safeEmit("task:revoked", t.msg);
-        this.finish(t.msg, t, "REVOKED", {});
-      } else if (terminate) {
+        this.dropRevoked(t, "while waiting in the prefetch");
+      } else if (terminate && t.started) {
         this.logger.warn(`task ${t.msg.task}[${id}] revoked with --terminate; aborting it`);
         t.controller.abort(new TaskRevokedError(id));
       }
@@ -687,11 +698,32 @@ export class Worker {
     if (dropped) this.wakeLanes();
   }
 
+  /**
+   * Finish a task revoked before it started as REVOKED, without running it. False when it has no message
+   * to finish it with (it cannot be decoded): handle() then dead-letters it as usual.
+   */
+  private dropRevoked(t: Running, when: string): boolean {
+    let msg = t.msg;
+    if (!msg) {
+      try {
+        msg = this.decode(t.res);
+      } catch {
+        return false;
+      }
+      t.msg = msg;
+    }
+    this.logger.warn(`task ${msg.task}[${msg.id}] revoked ${when}; not run`);
+    this.events.safeEmit("task:revoked", msg);
+    this.finish(msg, t, "REVOKED", {});
+    return true;
+  }
+
   /** One shared timer for everything periodic, so nothing here costs a timer per task. */
   private async tick(): Promise<void> {
     if (this.housekeeping) return;
     this.housekeeping = true;
     const now = Date.now();
+    this.recentRevokes.prune(now);
     try {
       if (!this.keeper && now >= this.nextRenew && this.leased.size > 0) {
         this.nextRenew = now + this.leaseMs / 3;

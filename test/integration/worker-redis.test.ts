@@ -46,14 +46,21 @@ const tasks = [
   defineTask("demo.declined", () => {
     throw new NonRetryableError("card declined");
   }),
+  defineTask({ name: "demo.limited", rateLimit: "100/s" }, () => {
+    noteRun("demo.limited");
+    return "ok";
+  }),
   defineTask({ name: "demo.flaky", retry: { max: 3, countdown: 0.05, jitter: false } }, () => {
     if (flakyFailures-- > 0) throw new Error("flaky dependency");
     return "ok";
   }),
 ];
 
-/** A worker and a client on their own key prefix, so tests never see each other's queues. */
-async function setup(overrides: Record<string, unknown> = {}): Promise<{ worker: Worker; client: Client; logs: string[]; transport: Transport }> {
+/**
+ * A worker and a client on their own key prefix, so tests never see each other's queues. `intercept` may
+ * replace methods of the worker's transport before the worker starts.
+ */
+async function setup(overrides: Record<string, unknown> = {}, intercept?: (transport: Transport) => void): Promise<{ worker: Worker; client: Client; logs: string[]; transport: Transport }> {
   const prefix = `wr${++prefixSeq}:`;
   const config = configSchema.parse({ broker_url: redis.url, redis_prefix: prefix, concurrency: 4, lease_timeout: 5, heartbeat_interval: 0.5, ...overrides });
   const logs: string[] = [];
@@ -67,6 +74,7 @@ async function setup(overrides: Record<string, unknown> = {}): Promise<{ worker:
   for (const t of tasks) registry.register(t.name!, t as never, "test");
   const transport = createRedisTransport(redis.url, { prefix });
   await transport.connect();
+  intercept?.(transport);
   const worker = new Worker({ transport, registry, config: { ...config, broker_url: redis.url }, logger: pino({ level: "debug" }, sink) });
   await worker.start();
   const clientTransport = createRedisTransport(redis.url, { prefix, failFast: true });
@@ -154,6 +162,74 @@ describe("Worker + RedisTransport", () => {
     cleanups.push(() => raw.quit());
     expect(await raw.xlen(`${prefix}events`)).toBeLessThan(300);
   }, 60_000);
+});
+
+/** A gate a test opens: `entered` resolves when the intercepted call reaches it. */
+function gate(): { entered: Promise<void>; reach: () => void; open: () => void; opened: Promise<void> } {
+  let reach!: () => void;
+  let open!: () => void;
+  const entered = new Promise<void>((r) => (reach = r));
+  const opened = new Promise<void>((r) => (open = r));
+  return { entered, reach, open, opened };
+}
+
+/**
+ * A revoke reaches the worker on its control channel while its tasks arrive on another connection, so the
+ * two can cross. Either way a task not yet started must end REVOKED without running.
+ */
+describe("revokes that cross a task on its way in", () => {
+  it("revoked while its rate-limit check is in flight: REVOKED, never run", async () => {
+    const g = gate();
+    const { client, logs, transport } = await setup({}, (t) => {
+      const check = t.rateLimit!.bind(t);
+      t.rateLimit = async (name, intervalMs, taskId) => {
+        const wait = await check(name, intervalMs, taskId);
+        g.reach();
+        await g.opened;
+        return wait;
+      };
+    });
+    runs.delete("demo.limited");
+    const ref = await client.send("demo.limited");
+    await g.entered;
+    await transport.revoke([ref.id], 60_000, false);
+    await waitFor("the worker to hear the revoke", () => (logs.some((l) => l.startsWith("revoke heard for 1 task")) ? true : undefined), 5000);
+    g.open();
+    await waitFor("the task to be REVOKED", async () => ((await ref.state())?.state === "REVOKED" ? true : undefined), 5000);
+    expect(logs.some((l) => l.includes(`[${ref.id}] revoked while it waited for its rate limit; not run`))).toBe(true);
+    // Another task of the same name still runs: the slot was freed.
+    const after = await client.send<string>("demo.limited");
+    expect(await after.get({ timeout: 5 })).toBe("ok");
+    expect(runs.get("demo.limited")).toHaveLength(1);
+  });
+
+  it("revoked after the broker leased it, the revoke read before the reserve reply: REVOKED, never run", async () => {
+    const g = gate();
+    let target = "";
+    const { client, logs, transport } = await setup({}, (t) => {
+      const reserve = t.reserve.bind(t);
+      t.reserve = async (req) => {
+        const got = await reserve(req);
+        if (target && got.some((r) => r.id === target)) {
+          g.reach();
+          await g.opened;
+        }
+        return got;
+      };
+    });
+    runs.delete("demo.add");
+    const id = "crossing-reserve-1";
+    target = id;
+    const ref = await client.send("demo.add", [1, 2], { id });
+    await g.entered;
+    await transport.revoke([id], 60_000, false);
+    await waitFor("the worker to hear the revoke", () => (logs.some((l) => l.startsWith("revoke heard for 1 task")) ? true : undefined), 5000);
+    g.open();
+    await waitFor("the task to be REVOKED", async () => ((await ref.state())?.state === "REVOKED" ? true : undefined), 5000);
+    expect(logs.some((l) => l.includes(`[${id}] revoked before it started; not run`))).toBe(true);
+    expect(runs.get("demo.add")).toBeUndefined();
+    expect(await (await client.send<number>("demo.add", [2, 2])).get({ timeout: 5 })).toBe(4);
+  });
 });
 
 describe("kill -9", () => {

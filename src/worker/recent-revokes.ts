@@ -1,0 +1,53 @@
+/** How long a worker remembers a revoke it heard: far longer than any reply or rate-limit check is in flight. */
+export const RECENT_REVOKE_MS = 60_000;
+/** At most this many ids are remembered; the oldest go first. */
+export const RECENT_REVOKE_MAX = 10_000;
+
+/**
+ * Lease ids revoked in the last minute, as a Celery worker keeps its `revoked` set. A revoke reaches a
+ * worker on its control channel, while its own tasks arrive on another connection, so the two can cross:
+ * a reserve reply read after the revoke that was published once the task was already leased, or a task
+ * whose rate-limit check was on its way to the broker. Neither is in the prefetch when the revoke is
+ * heard; the worker asks here before it runs such a task.
+ *
+ * Entries stay in insertion order, and each has the same lifetime, so expiry and the size cap both drop
+ * from the front.
+ */
+export class RecentRevokes {
+  private readonly until = new Map<string, number>();
+
+  constructor(
+    private readonly ttlMs = RECENT_REVOKE_MS,
+    private readonly max = RECENT_REVOKE_MAX,
+  ) {}
+
+  get size(): number {
+    return this.until.size;
+  }
+
+  note(ids: readonly string[], now = Date.now()): void {
+    const until = now + this.ttlMs;
+    for (const id of ids) {
+      this.until.delete(id); // to the back: it lives ttlMs from now
+      this.until.set(id, until);
+    }
+    for (const id of this.until.keys()) {
+      if (this.until.size <= this.max) break;
+      this.until.delete(id);
+    }
+  }
+
+  has(id: string, now = Date.now()): boolean {
+    if (this.until.size === 0) return false;
+    const until = this.until.get(id);
+    return until !== undefined && until > now;
+  }
+
+  /** Forget what has expired (the housekeeping tick calls this). */
+  prune(now = Date.now()): void {
+    for (const [id, until] of this.until) {
+      if (until > now) break;
+      this.until.delete(id);
+    }
+  }
+}

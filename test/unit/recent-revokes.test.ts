@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import { RecentRevokes } from "../../src/worker/recent-revokes.ts";
+
+describe("RecentRevokes", () => {
+  it("remembers ids for its lifetime, then forgets them", () => {
+    const r = new RecentRevokes(1000, 100);
+    expect(r.has("a", 0)).toBe(false);
+    r.note(["a", "b"], 0);
+    expect(r.has("a", 999)).toBe(true);
+    expect(r.has("c", 999)).toBe(false);
+    expect(r.has("a", 1000)).toBe(false);
+    r.note(["c"], 500);
+    r.prune(1000);
+    expect(r.size).toBe(1);
+    expect(r.has("c", 1000)).toBe(true);
+  });
+
+  it("a second revoke of an id renews it, and pruning stops at the first live entry", () => {
+    const r = new RecentRevokes(1000, 100);
+    r.note(["a", "b"], 0);
+    r.note(["a"], 800);
+    r.prune(1000);
+    expect(r.has("b", 1000)).toBe(false);
+    expect(r.has("a", 1700)).toBe(true);
+    expect(r.size).toBe(1);
+  });
+
+  it("keeps at most its cap, dropping the oldest", () => {
+    const r = new RecentRevokes(60_000, 3);
+    r.note(["a", "b", "c"], 0);
+    r.note(["d", "e"], 1);
+    expect(r.size).toBe(3);
+    expect(["a", "b", "c", "d", "e"].filter((id) => r.has(id, 2))).toEqual(["c", "d", "e"]);
+  });
+});
