@@ -284,29 +284,33 @@ export class Worker {
       // Revoked after the broker leased it to us, and the revoke was read before this reply.
       if (revokes && this.recentRevokes.has(t.ref.id) && this.dropRevoked(t, "before it started")) continue;
       if (this.running < this.config.concurrency) this.startTask(t);
-      else {
-        this.prefetched.push(t); // leased (and renewed) like a running task; started when a slot frees
-        this.announce(t);
-      }
+      // Leased (and renewed) like a running task; started when a slot frees.
+      else if (this.announce(t)) this.prefetched.push(t);
     }
   }
 
   /**
    * A prefetched task has been received even though it starts later, and says so now, as a Celery worker
    * logs "received" for the messages it prefetches: a monitor sees it waiting here, not only once it
-   * runs. One that cannot be decoded or names an unknown task is left to handle(), which deals with it
-   * (dead-letter, not-registered failure) when its turn comes, with a slot to free.
+   * runs. One that cannot be decoded is dead-lettered now, and one naming an unknown task fails now, as a
+   * Celery worker discards an unregistered task on receipt: neither waits for a slot it would never use.
+   * False for those two (they do not go into the prefetch list).
    */
-  private announce(t: Running): void {
+  private announce(t: Running): boolean {
     let msg: TaskMessage;
     try {
       msg = this.decode(t.res);
-    } catch {
-      return;
+    } catch (err) {
+      this.poisoned(t, err, false);
+      return false;
     }
-    if (!this.registry.get(msg.task)) return;
     t.msg = msg;
+    if (!this.registry.get(msg.task)) {
+      this.notRegistered(t, msg);
+      return false;
+    }
     this.received(t, msg);
+    return true;
   }
 
   /** The task message of a reservation; throws (the reason to dead-letter it) if it is too large or malformed. */
@@ -451,10 +455,7 @@ export class Worker {
     }
     const def = this.registry.get(msg.task);
     if (!def) {
-      const err = new NotRegisteredError(msg.task);
-      this.logger.error(`task ${msg.task}[${msg.id}] failed: ${err.message} (registered: ${this.registry.names().join(", ") || "none"})`);
-      this.finish(msg, t, "FAILURE", { error: errorInfo(err) }, `not registered: ${msg.task}`);
-      this.failed++;
+      this.notRegistered(t, msg);
       this.slotFreed();
       return;
     }
@@ -472,7 +473,15 @@ export class Worker {
     this.run(t, def, msg);
   }
 
-  private poisoned(t: Running, err: unknown): void {
+  private notRegistered(t: Running, msg: TaskMessage): void {
+    const err = new NotRegisteredError(msg.task);
+    this.logger.error(`task ${msg.task}[${msg.id}] failed: ${err.message} (registered: ${this.registry.names().join(", ") || "none"})`);
+    this.finish(msg, t, "FAILURE", { error: errorInfo(err) }, `not registered: ${msg.task}`);
+    this.failed++;
+  }
+
+  /** Dead-letter a reservation that cannot be decoded; `holdsSlot` when it had taken a slot to free. */
+  private poisoned(t: Running, err: unknown, holdsSlot = true): void {
     const r = t.res;
     const reason = `undecodable message: ${(err as Error).message}`;
     this.logger.error(`task ${r.id} in queue ${r.queue} dead-lettered: ${reason}`);
@@ -486,7 +495,7 @@ export class Worker {
       })
       .finally(() => {
         this.leased.remove(t);
-        this.slotFreed();
+        if (holdsSlot) this.slotFreed();
       });
   }
 

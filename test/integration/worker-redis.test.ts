@@ -38,6 +38,8 @@ function noteRun(name: string): void {
   runs.set(name, [...(runs.get(name) ?? []), Date.now()]);
 }
 let flakyFailures = 0;
+/** demo.hold runs until the test calls this. */
+let releaseHold: () => void = () => {};
 const tasks = [
   defineTask({ name: "demo.add", params: ["x", "y"] }, (x: number, y: number) => {
     noteRun("demo.add");
@@ -45,6 +47,11 @@ const tasks = [
   }),
   defineTask("demo.declined", () => {
     throw new NonRetryableError("card declined");
+  }),
+  defineTask("demo.hold", async () => {
+    noteRun("demo.hold");
+    await new Promise<void>((r) => (releaseHold = r));
+    return "held";
   }),
   defineTask({ name: "demo.limited", rateLimit: "100/s" }, () => {
     noteRun("demo.limited");
@@ -229,6 +236,26 @@ describe("revokes that cross a task on its way in", () => {
     expect(logs.some((l) => l.includes(`[${id}] revoked before it started; not run`))).toBe(true);
     expect(runs.get("demo.add")).toBeUndefined();
     expect(await (await client.send<number>("demo.add", [2, 2])).get({ timeout: 5 })).toBe(4);
+  });
+});
+
+describe("prefetch", () => {
+  it("an undecodable message and an unregistered task reserved into the prefetch are dealt with at once, not when a slot frees", async () => {
+    const { client, logs, transport } = await setup({ concurrency: 1, prefetch: 3 });
+    cleanups.push(async () => releaseHold()); // so a failed assertion does not leave the worker's stop waiting
+    runs.delete("demo.hold");
+    const busy = await client.send<string>("demo.hold");
+    await waitFor("the one slot to be taken", () => runs.get("demo.hold"), 5000);
+    await transport.enqueue([{ id: "prefetch-poison-1", queue: "default", priority: 0, payload: "{not json" }]);
+    const ghost = await client.send("billing.no_such_task", [1]);
+    await waitFor("the undecodable message to be dead-lettered", async () => ((await transport.listDead("default")).some((d) => d.id === "prefetch-poison-1") ? true : undefined), 5000);
+    await waitFor("the unregistered task to fail", async () => ((await ghost.state())?.state === "FAILURE" ? true : undefined), 5000);
+    expect((await ghost.state())?.error).toMatchObject({ code: "E_NOT_REGISTERED" });
+    expect(logs.some((l) => l.startsWith("task prefetch-poison-1 in queue default dead-lettered: undecodable message"))).toBe(true);
+    // Both while the slot was still busy.
+    expect((await busy.state())?.state).not.toBe("SUCCESS");
+    releaseHold();
+    expect(await busy.get({ timeout: 5 })).toBe("held");
   });
 });
 
