@@ -32,8 +32,8 @@ describe.skipIf(missing !== undefined)(`Python Celery client → qworker worker$
     await redis?.cleanup();
   });
 
-  async function worker(extra = ""): Promise<Proc> {
-    const w = startQworkerWorker(redis.url, outDir, extra);
+  async function worker(extra = "", slots: { concurrency?: number; prefetch?: number } = {}): Promise<Proc> {
+    const w = startQworkerWorker(redis.url, outDir, extra, slots);
     workers.push(w);
     await w.waitFor(/celery queues: celery/);
     return w;
@@ -88,6 +88,30 @@ describe.skipIf(missing !== undefined)(`Python Celery client → qworker worker$
     expect(w.output()).toContain(`celery revoke for ${id}`);
     await w.kill("SIGTERM");
   }, 30_000);
+
+  it("follows Celery's revoke broadcast for a task waiting in the worker's prefetch", async () => {
+    const w = await worker("", { concurrency: 1, prefetch: 3 });
+    const sent = await runCeleryClient(redis.url, {
+      no_wait: true,
+      send: [
+        { name: "tasks.slow", args: [4000, "pf-busy"] },
+        { name: "tasks.slow", args: [10, "pf-revoked"] },
+        { name: "tasks.slow", args: [10, "pf-kept"] },
+      ],
+    });
+    const [busy, revoked, kept] = sent.sent as [string, string, string];
+    // The one slot is busy: the other two wait in the prefetch, received (and leased) already.
+    await expect.poll(() => [revoked, kept].every((id) => w.output().includes(`tasks.slow[${id}] received`)), { timeout: 8000 }).toBe(true);
+    const run = await runCeleryClient(redis.url, { revoke: [revoked], get: [revoked, kept, busy], timeout: 15 });
+    expect(run.results[0]).toMatchObject({ ok: false, type: "TaskRevokedError", state: "REVOKED" });
+    expect(run.results[1]).toMatchObject({ ok: true, value: "pf-kept", state: "SUCCESS" });
+    expect(run.results[2]).toMatchObject({ ok: true, value: "pf-busy" });
+    expect(w.output()).toContain(`tasks.slow[${revoked}] revoked while waiting in the prefetch; not run`);
+    const ran = readdirSync(outDir).flatMap((f) => readFileSync(path.join(outDir, f), "utf8").split("\n"));
+    expect(ran).not.toContain("pf-revoked");
+    expect(ran).toContain("pf-kept");
+    await w.kill("SIGTERM");
+  }, 40_000);
 
   it("does not lose a Celery task when its qworker worker is SIGKILLed mid-run", async () => {
     const a = await worker("  track_started: true");
