@@ -50,6 +50,22 @@ export class ActivityPublishError extends BrokerError {
   }
 }
 
+/**
+ * An enqueue reached the Redis master but fewer replicas than `enqueue_min_replicas` confirmed it in
+ * time: a failover now would lose it. Sending it again with the same id does not queue it twice while it
+ * is still queued.
+ */
+export class ReplicationError extends QWorkerError {
+  constructor(
+    message: string,
+    readonly ids: string[],
+    readonly confirmed: number,
+    readonly wanted: number,
+  ) {
+    super("E_NOT_REPLICATED", message, { exitCode: 3 });
+  }
+}
+
 /** A task module failed to load, or two modules registered the same task name. */
 export class TaskLoadError extends QWorkerError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -15,6 +15,7 @@ export {
   ResultTimeoutError,
   BrokerError,
   ConfigError,
+  ReplicationError,
 } from "./errors.ts";
 // Celery interop (docs/celery.md): send to Celery workers, read Celery results, Celery-style tasks.
 export { createCeleryClient, type CeleryClient, type CeleryClientOptions, type CeleryResultRef, type CelerySendCallOptions } from "./celery/client.ts";

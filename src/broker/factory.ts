@@ -1,3 +1,4 @@
+import type { QWorkerConfig } from "../config/schema.ts";
 import { BrokerError } from "../errors.ts";
 import { isRedisUrl } from "./redis/url.ts";
 import type { Transport } from "./transport.ts";
@@ -6,6 +7,20 @@ export interface TransportOptions {
   /** Fail commands during an outage (CLI, apps sending) rather than wait for the broker (workers). */
   failFast?: boolean;
   redisPrefix?: string;
+  /** Redis: enqueue returns once this many replicas have the tasks (WAIT on the same connection). */
+  enqueueMinReplicas?: number;
+  enqueueReplicaTimeoutMs?: number;
+}
+
+/** The transport options a loaded config sets, plus the caller's own. */
+export function transportOptions(config: QWorkerConfig, extra: { failFast?: boolean } = {}): TransportOptions {
+  return {
+    ...extra,
+    redisPrefix: config.redis_prefix,
+    ...(config.enqueue_min_replicas > 0
+      ? { enqueueMinReplicas: config.enqueue_min_replicas, enqueueReplicaTimeoutMs: config.enqueue_replica_timeout * 1000 }
+      : {}),
+  };
 }
 
 /** Pick the transport from the URL scheme. Each is imported on demand, so Redis users never load SQLite. */
@@ -15,6 +30,7 @@ export async function createTransport(url: string, opts: TransportOptions = {}):
     return createRedisTransport(url, {
       ...(opts.failFast !== undefined ? { failFast: opts.failFast } : {}),
       ...(opts.redisPrefix ? { prefix: opts.redisPrefix } : {}),
+      ...(opts.enqueueMinReplicas ? { enqueueMinReplicas: opts.enqueueMinReplicas, enqueueReplicaTimeoutMs: opts.enqueueReplicaTimeoutMs ?? 1000 } : {}),
     });
   }
   let scheme: string;

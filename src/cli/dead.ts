@@ -1,6 +1,6 @@
 import Table from "cli-table3";
 import { Command } from "commander";
-import { createTransport } from "../broker/factory.ts";
+import { createTransport, transportOptions } from "../broker/factory.ts";
 import type { DeadTask, Transport } from "../broker/transport.ts";
 import { loadConfig } from "../config/load.ts";
 import { action } from "./errors.ts";
@@ -17,7 +17,7 @@ export async function openBroker(flags: BrokerFlags): Promise<Transport> {
     ...(flags.config ? { configPath: flags.config } : {}),
     overrides: { broker_url: flags.broker },
   });
-  const transport = await createTransport(config.broker_url, { failFast: true, redisPrefix: config.redis_prefix });
+  const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true }));
   await transport.connect();
   return transport;
 }

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { createTransport } from "../broker/factory.ts";
+import { createTransport, transportOptions } from "../broker/factory.ts";
 import { createClient } from "../client/client.ts";
 import { loadConfig } from "../config/load.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
@@ -43,7 +43,7 @@ export function demoCommand(): Command {
         });
         const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
         const { registry } = await discoverTasks(config.tasks_dir);
-        const transport = await createTransport(config.broker_url, { redisPrefix: config.redis_prefix });
+        const transport = await createTransport(config.broker_url, transportOptions(config));
         await transport.connect();
         const worker = new Worker({ transport, registry, config, logger });
         logger.info(`demo: worker on ${transport.displayUrl}${defaultBroker ? " (embedded broker)" : ""} with tasks ${registry.names().join(", ")}`);

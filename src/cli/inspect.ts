@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { createTransport } from "../broker/factory.ts";
+import { createTransport, transportOptions } from "../broker/factory.ts";
 import { loadConfig } from "../config/load.ts";
 import { action } from "./errors.ts";
 import { colorFor } from "./inspect/format.ts";
@@ -111,7 +111,7 @@ function subcommand(spec: Spec): Command {
       const { config } = loadConfig({ ...(flags.config ? { configPath: flags.config } : {}), overrides: { broker_url: flags.broker } });
       opts.heartbeatTtlMs = config.heartbeat_ttl * 1000;
       const view = spec.view(opts);
-      const transport = await createTransport(config.broker_url, { failFast: true, redisPrefix: config.redis_prefix });
+      const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true }));
       await transport.connect();
       const c = colorFor({ json: flags.json === true });
       const frame = async () => {

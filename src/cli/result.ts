@@ -1,6 +1,6 @@
 import type { ChalkInstance } from "chalk";
 import { Command } from "commander";
-import { createTransport } from "../broker/factory.ts";
+import { createTransport, transportOptions } from "../broker/factory.ts";
 import type { Transport } from "../broker/transport.ts";
 import { loadConfig } from "../config/load.ts";
 import { ResultTimeoutError } from "../errors.ts";
@@ -36,7 +36,7 @@ export function resultCommand(): Command {
         if (flags.celery) return (await import("../celery/cli.ts")).celeryResult(id, flags);
         const waitSec = parseWait(flags.wait);
         const { config } = loadConfig({ ...(flags.config ? { configPath: flags.config } : {}), overrides: { broker_url: flags.broker } });
-        const transport = await createTransport(config.broker_url, { failFast: true, redisPrefix: config.redis_prefix });
+        const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true }));
         await transport.connect();
         let code = 0;
         try {

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { createTransport } from "../broker/factory.ts";
+import { createTransport, transportOptions } from "../broker/factory.ts";
 import { loadConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
 import { action } from "./errors.ts";
@@ -32,7 +32,7 @@ export function revokeCommand(): Command {
           ...(flags.config ? { configPath: flags.config } : {}),
           overrides: { broker_url: flags.broker },
         });
-        const transport = await createTransport(config.broker_url, { failFast: true, redisPrefix: config.redis_prefix });
+        const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true }));
         await transport.connect();
         try {
           await transport.revoke(ids, ttlSec * 1000, flags.terminate === true);

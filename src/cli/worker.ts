@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { createTransport } from "../broker/factory.ts";
+import { createTransport, transportOptions } from "../broker/factory.ts";
 import { loadConfig } from "../config/load.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
@@ -59,7 +59,7 @@ export function workerCommand(): Command {
         const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
         const { registry, empty } = await discoverTasks(config.tasks_dir);
         for (const f of empty) logger.warn(`${f} defines no task (export a defineTask(...) to register one)`);
-        const base = await createTransport(config.broker_url, { redisPrefix: config.redis_prefix });
+        const base = await createTransport(config.broker_url, transportOptions(config));
         // Celery interop (docs/celery.md) wraps the transport only when a `celery:` section is configured.
         const celery = config.celery ? (await import("../celery/worker-setup.ts")).addCelery(base, config, logger) : undefined;
         const transport = celery?.transport ?? base;

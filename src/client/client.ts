@@ -1,4 +1,4 @@
-import { createTransport } from "../broker/factory.ts";
+import { createTransport, transportOptions } from "../broker/factory.ts";
 import type { Transport } from "../broker/transport.ts";
 import { loadConfig } from "../config/load.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
@@ -6,6 +6,7 @@ import { QWorkerError, ResultTimeoutError } from "../errors.ts";
 import { decodeResult, errorFromInfo, type TaskResult } from "../results/record.ts";
 import { buildEnqueueItem } from "./build-message.ts";
 import type { SendOptions, TaskRef } from "./types.ts";
+
 
 export interface ClientOptions {
   /** Broker URL; otherwise read from QWORKER_BROKER_URL / config/qworker.yaml like the CLI. */
@@ -29,7 +30,7 @@ export async function createClient(options: ClientOptions = {}): Promise<Client>
     ...(options.configPath ? { configPath: options.configPath } : {}),
     overrides: options.brokerUrl ? { broker_url: options.brokerUrl } : {},
   });
-  const transport = options.transport ?? (await createTransport(config.broker_url, { failFast: true, redisPrefix: config.redis_prefix }));
+  const transport = options.transport ?? (await createTransport(config.broker_url, transportOptions(config, { failFast: true })));
   if (!options.transport) await transport.connect();
   return new QWorkerClient(transport, config);
 }

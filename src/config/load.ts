@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
+import { isRedisUrl } from "../broker/redis/url.ts";
 import { ConfigError } from "../errors.ts";
 import { configSchema, DEFAULT_BROKER_URL, type QWorkerConfig } from "./schema.ts";
 
@@ -55,6 +56,11 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) throw describeIssue(parsed.error.issues[0]!, merged, sources);
   const config = parsed.data;
+  const url = config.broker_url ?? DEFAULT_BROKER_URL;
+  if (config.enqueue_min_replicas > 0 && !isRedisUrl(url)) {
+    const from = sources.get("enqueue_min_replicas") ?? "config";
+    throw new ConfigError(`${from}: key "enqueue_min_replicas" needs a Redis broker with replicas, not ${url}: remove it, or set broker_url to a Redis URL`);
+  }
   return {
     config: { ...config, broker_url: config.broker_url ?? DEFAULT_BROKER_URL },
     ...(existsSync(file) ? { file } : {}),

@@ -76,6 +76,13 @@ export const configSchema = z
     soft_time_limit: seconds.optional(),
     retry: retryPolicySchema.default(retryPolicySchema.parse({})),
     redis_prefix: z.string().min(1).default("qw:"),
+    /**
+     * Redis: a send returns only once this many replicas have the task (Redis WAIT), so a failover right
+     * after it cannot lose it; 0 returns as soon as the master has it.
+     */
+    enqueue_min_replicas: z.number().int().min(0).default(0),
+    /** How long a send waits for those replicas before it fails. */
+    enqueue_replica_timeout: z.number().positive().default(1),
     /** Also consume Celery's kombu queues and write Celery results (docs/celery.md). */
     celery: celeryConfigSchema.optional(),
     /** Task events kept in the broker's stream (approximate cap); 0 turns events and stats counters off. */

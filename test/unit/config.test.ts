@@ -2,6 +2,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { transportOptions } from "../../src/broker/factory.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../../src/config/load.ts";
 import { DEFAULT_BROKER_URL } from "../../src/config/schema.ts";
 import { ConfigError } from "../../src/errors.ts";
@@ -181,5 +182,21 @@ describe("errors: one line naming the source, the key, what was found and what i
       () => loadConfig({ cwd, env: {}, overrides: { concurrency: 0 } }),
     ];
     for (const run of cases) expect(configError(run).message).not.toContain("\n");
+  });
+});
+
+describe("enqueue_min_replicas", () => {
+  it("defaults to 0 and is read for a Redis broker", () => {
+    expect(loadConfig({ cwd, env: {} }).config.enqueue_min_replicas).toBe(0);
+    const { config } = loadConfig({ cwd, env: { QWORKER_BROKER_URL: "redis://127.0.0.1:6379", QWORKER_ENQUEUE_MIN_REPLICAS: "1" } });
+    expect(config).toMatchObject({ enqueue_min_replicas: 1, enqueue_replica_timeout: 1 });
+    expect(transportOptions(config, { failFast: true })).toEqual({ failFast: true, redisPrefix: "qw:", enqueueMinReplicas: 1, enqueueReplicaTimeoutMs: 1000 });
+  });
+
+  it("is refused, in one line naming where it was set, for the embedded broker", () => {
+    const err = configError(() => loadConfig({ cwd, env: { QWORKER_ENQUEUE_MIN_REPLICAS: "2" } }));
+    expect(err.message).toBe(
+      'environment variable QWORKER_ENQUEUE_MIN_REPLICAS: key "enqueue_min_replicas" needs a Redis broker with replicas, not sqlite://.qworker/broker.db: remove it, or set broker_url to a Redis URL',
+    );
   });
 });

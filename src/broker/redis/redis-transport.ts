@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { ActivityPublishError, BrokerError } from "../../errors.ts";
+import { ActivityPublishError, BrokerError, ReplicationError } from "../../errors.ts";
 import type {
   ActiveTask,
   ActivityBatch,
@@ -27,7 +27,7 @@ import { isClusterUrl } from "./url.ts";
 import { clusterPrefix, Keys } from "./keys.ts";
 import { parseLeaseRows } from "./lease-rows.ts";
 import { releaseOrphans } from "./orphans.ts";
-import { runScript } from "./scripts.ts";
+import { runScript, runScriptReplicated } from "./scripts.ts";
 import { checkRedisSettings } from "./server-check.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
@@ -98,6 +98,12 @@ export interface RedisTransportOptions {
   /** CLI commands fail fast during an outage; workers wait for Redis to come back. */
   failFast?: boolean;
   connectTimeoutMs?: number;
+  /**
+   * Enqueue returns once this many replicas have the tasks (WAIT), and throws ReplicationError when fewer
+   * confirm within enqueueReplicaTimeoutMs. Unset or 0: as soon as the master has them.
+   */
+  enqueueMinReplicas?: number;
+  enqueueReplicaTimeoutMs?: number;
 }
 
 /**
@@ -165,10 +171,28 @@ export class RedisTransport implements Transport {
       args.push(it.id, it.queue, it.priority, it.payload, it.dueAt ?? 0, it.uniqueKey ?? "", it.uniqueForMs ?? 0);
     }
     // The script answers with the duplicates only (position, id that will run); the rest ran as sent.
-    const dups = (await runScript(this.redis, "enqueue", args)) as (string | number)[];
+    const dups = (await this.runEnqueue(args, items)) as (string | number)[];
     const results: EnqueueResult[] = items.map((it) => ({ id: it.id, duplicate: false }));
     for (let i = 0; i < dups.length; i += 2) results[Number(dups[i]) - 1] = { id: String(dups[i + 1]), duplicate: true };
     return results;
+  }
+
+  private async runEnqueue(args: (string | number)[], items: EnqueueItem[]): Promise<unknown> {
+    const wanted = this.opts.enqueueMinReplicas ?? 0;
+    if (wanted <= 0) return runScript(this.redis, "enqueue", args);
+    const timeoutMs = this.opts.enqueueReplicaTimeoutMs ?? 1000;
+    const { result, confirmed } = await runScriptReplicated(this.redis, "enqueue", args, wanted, timeoutMs);
+    if (confirmed < wanted) {
+      const ids = items.map((it) => it.id);
+      const what = ids.length === 1 ? `task ${ids[0]}` : `${ids.length} tasks (${ids[0]} …)`;
+      throw new ReplicationError(
+        `${what} reached the Redis master, but ${confirmed} of the ${wanted} replica(s) enqueue_min_replicas asks for confirmed it within ${timeoutMs} ms, so a failover now could lose it: send it again with the same id (a task still queued is not queued twice), or check the replicas (INFO replication)`,
+        ids,
+        confirmed,
+        wanted,
+      );
+    }
+    return result;
   }
 
   async reserve(req: ReserveRequest): Promise<Reservation[]> {

@@ -59,3 +59,38 @@ export async function runScript(redis: RedisConnection, name: ScriptName, args: 
     throw err;
   }
 }
+
+/**
+ * Run a script, then WAIT for `replicas` replicas in the same pipeline. WAIT counts the replicas that
+ * have every write made so far on the connection it is sent on, so it must follow the script on the
+ * connection that ran it: a pipeline keeps both on one connection, and on Redis Cluster sends both to the
+ * node the script's key routes to. Answers the script's result and how many replicas confirmed.
+ */
+export async function runScriptReplicated(
+  redis: RedisConnection,
+  name: ScriptName,
+  args: (string | number)[],
+  replicas: number,
+  timeoutMs: number,
+): Promise<{ result: unknown; confirmed: number }> {
+  const script = scripts.get(name)!;
+  const routeKey = `${args[0]}queues`;
+  const attempt = async (bySource: boolean): Promise<{ result: unknown; confirmed: number }> => {
+    const pipe = redis.pipeline();
+    if (bySource) pipe.eval(script.source, 1, routeKey, ...args);
+    else pipe.evalsha(script.sha, 1, routeKey, ...args);
+    pipe.wait(replicas, timeoutMs);
+    const replies = (await pipe.exec()) ?? [];
+    const [scriptErr, result] = replies[0] ?? [new Error("no reply to the script")];
+    if (scriptErr) throw scriptErr;
+    const [waitErr, confirmed] = replies[1] ?? [new Error("no reply to WAIT")];
+    if (waitErr) throw waitErr;
+    return { result, confirmed: Number(confirmed) };
+  };
+  try {
+    return await attempt(false);
+  } catch (err) {
+    if (err instanceof Error && err.message.startsWith("NOSCRIPT")) return await attempt(true);
+    throw err;
+  }
+}
