@@ -4,7 +4,7 @@ export type { TaskOptions } from "./tasks/definition.ts";
 export { taskContext, type TaskContext } from "./tasks/context.ts";
 export { createClient, type Client, type ClientOptions } from "./client/client.ts";
 export { closeDefaultClient } from "./client/default.ts";
-export type { SendOptions, TaskRef } from "./client/types.ts";
+export type { SendOptions, TaskCall, TaskRef } from "./client/types.ts";
 export type { TaskResult, TaskState } from "./results/record.ts";
 export type { Transport } from "./broker/transport.ts";
 export {

@@ -24,6 +24,13 @@ export interface SendOptions {
   id?: string;
 }
 
+/** One task of a `sendMany` call. */
+export interface TaskCall {
+  task: string;
+  args?: unknown[];
+  options?: SendOptions;
+}
+
 export interface TaskRef<R = unknown> {
   readonly id: string;
   /** True when a unique key returned an earlier task instead of sending a new one. */

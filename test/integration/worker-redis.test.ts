@@ -108,6 +108,24 @@ describe("Worker + RedisTransport", () => {
     expect(counts).toMatchObject({ name: "default", ready: 0, delayed: 0, active: 0, dead: 0 });
   });
 
+  it("sendMany: 2,500 tasks in chunks of 1,000, refs in order, a unique key honoured across them; a bad call sends nothing", async () => {
+    const { client, transport } = await setup({ concurrency: 50 });
+    const calls = Array.from({ length: 2500 }, (_, i) => ({ task: "demo.add", args: [i, 1] }));
+    calls[1200] = { task: "demo.add", args: [1, 1], options: { uniqueKey: "once", id: "uniq-a" } } as (typeof calls)[number];
+    calls[2100] = { task: "demo.add", args: [2, 2], options: { uniqueKey: "once", id: "uniq-b" } } as (typeof calls)[number];
+    const refs = await client.sendMany(calls);
+    expect(refs).toHaveLength(2500);
+    expect(new Set(refs.map((r) => r.id)).size).toBe(2499);
+    expect(refs[1200]).toMatchObject({ id: "uniq-a", duplicate: false });
+    expect(refs[2100]).toMatchObject({ id: "uniq-a", duplicate: true });
+    const values = await Promise.all([0, 999, 1000, 2499].map((i) => refs[i]!.get({ timeout: 20 })));
+    expect(values).toEqual([1, 1000, 1001, 2500]);
+
+    const before = (await transport.stats(["default"]))[0];
+    await expect(client.sendMany([{ task: "demo.add", args: [1, 2] }, { task: "demo.add", args: [1n] }])).rejects.toThrow();
+    expect((await transport.stats(["default"]))[0]).toMatchObject({ ready: before?.ready ?? 0, delayed: 0 });
+  });
+
   it("a failure is stored with its error; a flaky task retries then succeeds", async () => {
     const { client } = await setup();
     const declined = await client.send("demo.declined");
