@@ -3,9 +3,8 @@ import { openSync, writeSync } from "node:fs";
  * The qworker side of the benchmark, shared by bench/engines/qworker.ts (Redis transport) and
  * bench/engines/qworker-sqlite.ts (embedded SQLite transport).
  *
- * Producer: builds items with the client's own `buildEnqueueItem` (src/client/build-message.ts) and calls
- * `Transport.enqueue`: one call per bulk batch (the client has no bulk API yet), one per single send (what
- * `Client.send` does).
+ * Producer: the library client (src/client/client.ts) on the engine's transport: `sendMany` per bulk batch
+ * (one broker call per 1,000 tasks, as BullMQ's `addBulk`), `send` per single send.
  *
  * Worker: the real `Worker` class from src/worker/worker.ts (see createQworkerWorker). If a module is
  * missing, createWorker throws NotImplementedError and the orchestrator skips the engine's drain and
@@ -16,10 +15,10 @@ import { openSync, writeSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { EnqueueItem, SettleItem, Transport } from "../../src/broker/transport.ts";
+import type { SettleItem, Transport } from "../../src/broker/transport.ts";
 // Type-only imports: erased at run time (the modules are loaded with importFromRepo), but tsc flags any
 // change of these APIs here.
-import type { buildEnqueueItem } from "../../src/client/build-message.ts";
+import type { createClient } from "../../src/client/client.ts";
 import type { configSchema } from "../../src/config/schema.ts";
 import type { defineTask } from "../../src/tasks/define.ts";
 import type { TaskRegistry } from "../../src/tasks/registry.ts";
@@ -31,7 +30,6 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), ".."
 export const BENCH_TASK = "bench.noop";
 /** Priorities are 0..9, higher first; benchmark tasks all use one priority. */
 const PRIORITY = 0;
-const MAX_PAYLOAD = 16 * 1024 * 1024;
 
 /** Import a repository module by path; NotImplementedError when it is missing or lacks `exportName`. */
 export async function importFromRepo(relPath: string, exportName: string): Promise<unknown> {
@@ -153,20 +151,19 @@ export function qworkerEngine(flavor: QworkerFlavor): BenchEngine {
     version: () => qworkerVersion(flavor.kind),
 
     async openProducer(opts) {
-      const build = (await importFromRepo("src/client/build-message.ts", "buildEnqueueItem")) as typeof buildEnqueueItem;
+      const connect = (await importFromRepo("src/client/client.ts", "createClient")) as typeof createClient;
       const transport = await flavor.createTransport(flavor.brokerUrl(opts));
       await transport.connect();
-      const item = (p: BenchPayload): EnqueueItem =>
-        build(BENCH_TASK, [p], { queue: opts.queue, priority: PRIORITY, ignoreResult: true }, { queue: opts.queue, maxPayloadBytes: MAX_PAYLOAD });
+      const client = await connect({ transport });
+      const options = { queue: opts.queue, priority: PRIORITY, ignoreResult: true };
       return {
         async sendBulk(payloads) {
-          await transport.enqueue(payloads.map(item));
+          await client.sendMany(payloads.map((p) => ({ task: BENCH_TASK, args: [p], options })));
         },
-        // What Client.send does: build the item, enqueue it alone.
         async send(payload) {
-          await transport.enqueue([item(payload)]);
+          await client.send(BENCH_TASK, [payload], options);
         },
-        close: () => transport.close(),
+        close: () => client.close(),
       };
     },
 
