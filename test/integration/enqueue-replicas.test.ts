@@ -15,17 +15,20 @@ import { startSentinelSetup, type SentinelSetup } from "../support/redis-sentine
 
 describe.skipIf(!redisServerAvailable())("enqueue_min_replicas", () => {
   let s: SentinelSetup;
+  /** Waits up to 5 s for the replica: a loaded CI machine must not fail a healthy send. */
   let client: Client;
+  /** Waits 400 ms, for the frozen replica. */
+  let hasty: Client;
   let replica: Redis;
   let master: Redis;
 
   beforeAll(async () => {
     s = await startSentinelSetup();
-    const transport = await createTransport(s.url, { failFast: true, enqueueMinReplicas: 1, enqueueReplicaTimeoutMs: 400 });
-    await transport.connect();
-    client = await createClient({ transport });
-    replica = new Redis(s.replica.url);
     master = new Redis(s.master.url);
+    replica = new Redis(s.replica.url);
+    await replicaOnline(master);
+    client = await replicatedClient(s.url, 5000);
+    hasty = await replicatedClient(s.url, 400);
   }, 60_000);
 
   afterAll(async () => {
@@ -33,6 +36,7 @@ describe.skipIf(!redisServerAvailable())("enqueue_min_replicas", () => {
     replica?.disconnect();
     master?.disconnect();
     await client?.transport.close();
+    await hasty?.transport.close();
     await s?.cleanup();
   });
 
@@ -50,7 +54,7 @@ describe.skipIf(!redisServerAvailable())("enqueue_min_replicas", () => {
     let err: unknown;
     const t0 = Date.now();
     try {
-      await client.send("demo.add", [3, 4], { id: "frozen-1" });
+      await hasty.send("demo.add", [3, 4], { id: "frozen-1" });
     } catch (e) {
       err = e;
     } finally {
@@ -69,6 +73,24 @@ describe.skipIf(!redisServerAvailable())("enqueue_min_replicas", () => {
   });
 });
 
+/** A client whose sends wait for one replica, at most `timeoutMs`. */
+async function replicatedClient(url: string, timeoutMs: number): Promise<Client> {
+  const transport = await createTransport(url, { failFast: true, enqueueMinReplicas: 1, enqueueReplicaTimeoutMs: timeoutMs });
+  await transport.connect();
+  return createClient({ transport });
+}
+
+/** Wait until the master lists its replica as online (its initial sync done); the INFO replication text. */
+async function replicaOnline(master: Redis): Promise<string> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const info = await master.info("replication");
+    if (/slave0:[^\n]*state=online/.test(info)) return info;
+    if (Date.now() > deadline) throw new Error(`the replica did not come online in 20 s:\n${info}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe.skipIf(!redisServerAvailable())("enqueue_min_replicas on Redis Cluster", () => {
   let c: RedisClusterHandle;
 
@@ -81,18 +103,14 @@ describe.skipIf(!redisServerAvailable())("enqueue_min_replicas on Redis Cluster"
   });
 
   it("waits on the node that holds qworker's slot: freezing that node's replica fails the send", async () => {
-    const transport = await createTransport(c.url, { failFast: true, enqueueMinReplicas: 1, enqueueReplicaTimeoutMs: 400 });
-    await transport.connect();
-    const client = await createClient({ transport });
+    const client = await replicatedClient(c.url, 5000);
+    const hasty = await replicatedClient(c.url, 400);
     try {
       // The replica of the master serving qworker's keys. A WAIT sent to any other master would still
       // count that master's own (running) replica and pass.
       const masterPort = await c.masterOf(await c.keySlot("{qw}:queues"));
       const master = new Redis(masterPort, "127.0.0.1");
-      let info = "";
-      await expect
-        .poll(async () => /slave0:[^\n]*state=online/.test((info = await master.info("replication"))), { timeout: 20_000 })
-        .toBe(true);
+      const info = await replicaOnline(master);
       master.disconnect();
       expect((await client.send("demo.add", [1, 2])).duplicate).toBe(false);
       const replicaPort = Number(/slave0:ip=[^,]+,port=(\d+)/.exec(info)?.[1]);
@@ -100,13 +118,14 @@ describe.skipIf(!redisServerAvailable())("enqueue_min_replicas on Redis Cluster"
       expect(replica?.pid).toBeDefined();
       process.kill(replica!.pid!, "SIGSTOP");
       try {
-        await expect(client.send("demo.add", [3, 4])).rejects.toMatchObject({ code: "E_NOT_REPLICATED", confirmed: 0 });
+        await expect(hasty.send("demo.add", [3, 4])).rejects.toMatchObject({ code: "E_NOT_REPLICATED", confirmed: 0 });
       } finally {
         process.kill(replica!.pid!, "SIGCONT");
       }
       expect((await client.send("demo.add", [5, 6])).duplicate).toBe(false);
     } finally {
-      await transport.close();
+      await client.close();
+      await hasty.close();
     }
   }, 60_000);
 });
