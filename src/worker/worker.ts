@@ -273,6 +273,10 @@ export class Worker {
         finished: false,
         startedAt: now,
         slot: -1,
+        // Present from the start, so every record has one shape (a field added later gives the record a
+        // second hidden class, and the hot functions that meet both are deoptimised and compiled again).
+        msg: undefined,
+        progress: undefined,
       };
       batch[i] = t;
       this.leased.add(t);
