@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { createClient } from "../client/client.ts";
 import type { SendOptions } from "../client/types.ts";
-import { ResultTimeoutError } from "../errors.ts";
+import { ResultTimeoutError, UsageError } from "../errors.ts";
 import { action } from "./errors.ts";
 import { parseJsonOption, parseNumberOption } from "./json-option.ts";
 import { failureLine, parseWait, waitFinal } from "./result.ts";
@@ -18,6 +18,7 @@ interface SendFlags {
   softTimeLimit?: string;
   uniqueKey?: string;
   uniqueFor?: string;
+  id?: string;
   config?: string;
   broker?: string;
   wait?: string | boolean;
@@ -39,6 +40,7 @@ export function sendCommand(): Command {
     .option("--soft-time-limit <seconds>", "soft time limit")
     .option("--unique-key <key>", "return the queued task's id instead of sending a duplicate")
     .option("--unique-for <seconds>", "hold the unique key at most this long")
+    .option("--id <task-id>", "use this task id instead of a new UUID (a task with this id still queued or running is not sent again)")
     .option("--broker <url>", "broker URL (overrides config and QWORKER_BROKER_URL)")
     .option("--config <path>", "config file (default config/qworker.yaml)")
     .option("--celery", "send a Celery message (protocol v2 on kombu's Redis list) for Celery workers; see docs/celery.md")
@@ -62,6 +64,10 @@ export function sendCommand(): Command {
         if (flags.softTimeLimit !== undefined) options.softTimeLimit = parseNumberOption(flags.softTimeLimit, "--soft-time-limit", { min: 0 });
         if (flags.uniqueKey !== undefined) options.uniqueKey = flags.uniqueKey;
         if (flags.uniqueFor !== undefined) options.uniqueFor = parseNumberOption(flags.uniqueFor, "--unique-for", { min: 0 });
+        if (flags.id !== undefined) {
+          if (flags.id.trim() === "") throw new UsageError("--id: expected a task id, found an empty string");
+          options.id = flags.id;
+        }
         const client = await createClient({
           ...(flags.broker ? { brokerUrl: flags.broker } : {}),
           ...(flags.config ? { configPath: flags.config } : {}),
@@ -69,6 +75,7 @@ export function sendCommand(): Command {
         try {
           const ref = await client.send(task, args, options);
           process.stdout.write(`${ref.id}\n`);
+          if (ref.duplicate) process.stderr.write(`task ${ref.id} was already queued or running; not sent again\n`);
           if (waitSec !== undefined) {
             const r = await waitFinal(client.transport, ref.id, waitSec);
             if (!r) throw new ResultTimeoutError(ref.id, waitSec * 1000);

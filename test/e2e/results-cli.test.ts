@@ -87,6 +87,22 @@ describe("send --wait and result", { timeout: 90_000 }, () => {
     expect(lines[1]).toBe("5");
   });
 
+  it("--id names the task; sent again while it is queued, it is not queued twice; an empty --id is refused", async () => {
+    // A queue no worker here consumes, so the first copy is still queued when the second is sent.
+    const first = await cli(["send", "demo.add", "--args", "[1,1]", "--queue", "nobody", "--id", "order-42-invoice"]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toBe("order-42-invoice\n");
+    expect(first.stderr).toBe("");
+    const again = await cli(["send", "demo.add", "--args", "[1,1]", "--queue", "nobody", "--id", "order-42-invoice"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toBe("order-42-invoice\n");
+    expect(again.stderr).toBe("task order-42-invoice was already queued or running; not sent again\n");
+    expect((await t.stats(["nobody"]))[0]).toMatchObject({ ready: 1 });
+    const empty = await cli(["send", "demo.add", "--id", " "]);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toBe("qworker: error: --id: expected a task id, found an empty string\n");
+  });
+
   it("a failing task exits 1 with its error on stderr, and `result` shows it", async () => {
     const r = await cli(["send", "demo.boom", "--args", "[42]", "--wait", "5"]);
     expect(r.code).toBe(1);

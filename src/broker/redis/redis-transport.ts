@@ -186,7 +186,7 @@ export class RedisTransport implements Transport {
       const ids = items.map((it) => it.id);
       const what = ids.length === 1 ? `task ${ids[0]}` : `${ids.length} tasks (${ids[0]} …)`;
       throw new ReplicationError(
-        `${what} reached the Redis master, but ${confirmed} of the ${wanted} replica(s) enqueue_min_replicas asks for confirmed it within ${timeoutMs} ms, so a failover now could lose it: send it again with the same id (a task still queued is not queued twice), or check the replicas (INFO replication)`,
+        `${what} reached the Redis master, but ${confirmed} of the ${wanted} replica(s) enqueue_min_replicas asks for confirmed it within ${timeoutMs} ms, so a failover now could lose it: send it again with the same id (qworker send --id; a task still queued is not queued twice), or check the replicas (INFO replication)`,
         ids,
         confirmed,
         wanted,
