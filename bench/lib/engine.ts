@@ -158,8 +158,10 @@ async function drain(engine: BenchEngine, opts: ChildOptions): Promise<Record<st
   };
   const gc = new PerformanceObserver((list) => countGc(list.getEntries()));
   gc.observe({ entryTypes: ["gc"] });
-  // The measurement window opens at the warm-up's last completion (at once for a cold drain).
-  let t0 = 0;
+  // The measurement window opens at the warm-up's last completion (at once for a cold drain). Until then
+  // no GC entry counts: the observer delivers entries late, and with a start of 0 it had counted every
+  // collection of the worker's start-up and of the warm-up too.
+  let t0 = Number.POSITIVE_INFINITY;
   let cpu0 = process.cpuUsage();
   let elu0 = performance.eventLoopUtilization();
   let before: Promise<InfoSnapshot> | undefined;
