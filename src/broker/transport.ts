@@ -35,6 +35,9 @@ export interface EnqueueResult {
   duplicate: boolean;
 }
 
+/** Hears revokes: see Transport.onRevoke. */
+export type RevokeListener = (ids: string[], terminate: boolean, ttlMs?: number) => void;
+
 export interface ReserveRequest {
   queues: string[];
   /** Most tasks to return (the worker's free slots plus prefetch). */
@@ -284,8 +287,9 @@ export interface Transport {
   /**
    * Called with the ids of every revoke (`terminate` as it was given), from any connection: a worker
    * drops those it holds unstarted in its prefetch, and aborts those it runs when `terminate` is set.
+   * `ttlMs` is how long the revoke holds, when the broker passes it on (Redis does; SQLite does not).
    */
-  onRevoke(listener: (ids: string[], terminate: boolean) => void): Promise<() => void>;
+  onRevoke(listener: RevokeListener): Promise<() => void>;
 
   // Observability (optional: both built-in transports implement them; callers degrade without them).
   /** Where an unfinished task is, or null if the broker holds no such task (finished, unknown, expired). */

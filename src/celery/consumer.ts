@@ -13,6 +13,7 @@ import type {
   RecoverReport,
   Reservation,
   ReserveRequest,
+  RevokeListener,
   RetryItem,
   SettleItem,
   Transport,
@@ -94,7 +95,7 @@ export class CeleryConsumer {
   private readonly leases = new Map<string, Lease>();
   private readonly byTask = new Map<string, string>();
   private readonly retryErrors = new Map<string, Error>();
-  private readonly revokeListeners = new Set<(ids: string[], terminate: boolean) => void>();
+  private readonly revokeListeners = new Set<RevokeListener>();
   private stopRevokes: (() => Promise<void>) | undefined;
   private readonly listArgs: (string | number)[];
   private readonly leaseQueues: string[];
@@ -420,7 +421,7 @@ export class CeleryConsumer {
     }
   }
 
-  async onRevoke(listener: (ids: string[], terminate: boolean) => void): Promise<() => void> {
+  async onRevoke(listener: RevokeListener): Promise<() => void> {
     const unsubscribe = await this.opts.inner.onRevoke(listener);
     this.revokeListeners.add(listener);
     return () => {
@@ -439,7 +440,7 @@ export class CeleryConsumer {
     await this.cmd.zadd(`${this.opts.prefix}revoked`, ...ids.flatMap((id) => [until, id]));
     this.opts.logger.info(`celery revoke for ${ids.join(", ")}${terminate ? " (terminate)" : ""}`);
     const leaseIds = ids.map((id) => this.byTask.get(id)).filter((l): l is string => l !== undefined);
-    if (leaseIds.length > 0) for (const fn of this.revokeListeners) fn(leaseIds, terminate);
+    if (leaseIds.length > 0) for (const fn of this.revokeListeners) fn(leaseIds, terminate, this.opts.celery.revoke_expires * 1000);
   }
 }
 
@@ -468,7 +469,7 @@ export function withCelery(inner: Transport, consumer: CeleryConsumer): Transpor
     recover: (opts: RecoverOptions) => consumer.recover(opts),
     heartbeat: (info: WorkerInfo, ttlMs: number) => consumer.heartbeat(info, ttlMs),
     removeWorker: (id: string) => consumer.removeWorker(id),
-    onRevoke: (listener: (ids: string[], terminate: boolean) => void) => consumer.onRevoke(listener),
+    onRevoke: (listener: RevokeListener) => consumer.onRevoke(listener),
   } satisfies Partial<Transport>;
   return new Proxy(inner, {
     get(target, prop, receiver) {

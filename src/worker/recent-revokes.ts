@@ -10,8 +10,9 @@ export const RECENT_REVOKE_MAX = 10_000;
  * whose rate-limit check was on its way to the broker. Neither is in the prefetch when the revoke is
  * heard; the worker asks here before it runs such a task.
  *
- * Entries stay in insertion order, and each has the same lifetime, so expiry and the size cap both drop
- * from the front.
+ * A revoke is remembered for a minute, or for its own TTL when the broker passed that on and it is
+ * shorter: once the broker has forgotten a revoke, a task sent again under that id must run here too.
+ * The size cap drops the oldest first (a Map keeps insertion order).
  */
 export class RecentRevokes {
   private readonly until = new Map<string, number>();
@@ -25,8 +26,8 @@ export class RecentRevokes {
     return this.until.size;
   }
 
-  note(ids: readonly string[], now = Date.now()): void {
-    const until = now + this.ttlMs;
+  note(ids: readonly string[], ttlMs?: number, now = Date.now()): void {
+    const until = now + Math.min(ttlMs ?? this.ttlMs, this.ttlMs);
     for (const id of ids) {
       this.until.delete(id); // to the back: it lives ttlMs from now
       this.until.set(id, until);
@@ -43,11 +44,8 @@ export class RecentRevokes {
     return until !== undefined && until > now;
   }
 
-  /** Forget what has expired (the housekeeping tick calls this). */
+  /** Forget what has expired (the housekeeping tick calls this; a few thousand entries at most). */
   prune(now = Date.now()): void {
-    for (const [id, until] of this.until) {
-      if (until > now) break;
-      this.until.delete(id);
-    }
+    for (const [id, until] of this.until) if (until <= now) this.until.delete(id);
   }
 }

@@ -177,7 +177,7 @@ export class Worker {
         await this.keeper.start(this.id);
         this.keeper.beat(this.info());
       }
-      this.unsubscribeRevoke = await this.transport.onRevoke((ids, terminate) => this.revoked(ids, terminate));
+      this.unsubscribeRevoke = await this.transport.onRevoke((ids, terminate, ttlMs) => this.revoked(ids, terminate, ttlMs));
       const gcMs = collectStartupGarbage();
       if (gcMs !== undefined) this.logger.debug(`start-up garbage collected in ${gcMs.toFixed(1)} ms`);
     })();
@@ -688,10 +688,10 @@ export class Worker {
    * unstarted in the prefetch list is finished as REVOKED now and never runs, as a Celery worker skips
    * revoked requests it has reserved; a running one is aborted only when the revoke says terminate.
    */
-  private revoked(ids: string[], terminate: boolean): void {
+  private revoked(ids: string[], terminate: boolean, ttlMs?: number): void {
     this.logger.debug(`revoke heard for ${ids.length} task(s)${terminate ? " (terminate)" : ""}`);
     // By lease id, which differs from the task id for Celery messages (src/celery).
-    this.recentRevokes.note(ids);
+    this.recentRevokes.note(ids, ttlMs);
     const wanted = new Set(ids);
     let dropped = false;
     for (const t of this.leased.values()) {

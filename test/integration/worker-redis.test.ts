@@ -257,6 +257,17 @@ describe("revokes that cross a task on its way in", () => {
   });
 });
 
+describe("a revoke remembered by the worker", () => {
+  it("does not stop a task reserved after it, once the broker has let it expire (revoke --ttl)", async () => {
+    const { client, logs, transport } = await setup();
+    await transport.revoke(["re-sent-1"], 300, false);
+    await waitFor("the worker to hear the revoke", () => (logs.some((l) => l.startsWith("revoke heard for 1 task")) ? true : undefined), 5000);
+    await new Promise((r) => setTimeout(r, 500));
+    const ref = await client.send<number>("demo.add", [2, 2], { id: "re-sent-1" });
+    expect(await ref.get({ timeout: 5 })).toBe(4);
+  });
+});
+
 describe("prefetch", () => {
   it("an undecodable message and an unregistered task reserved into the prefetch are dealt with at once, not when a slot frees", async () => {
     const { client, logs, transport } = await setup({ concurrency: 1, prefetch: 3 });

@@ -5,11 +5,11 @@ describe("RecentRevokes", () => {
   it("remembers ids for its lifetime, then forgets them", () => {
     const r = new RecentRevokes(1000, 100);
     expect(r.has("a", 0)).toBe(false);
-    r.note(["a", "b"], 0);
+    r.note(["a", "b"], undefined, 0);
     expect(r.has("a", 999)).toBe(true);
     expect(r.has("c", 999)).toBe(false);
     expect(r.has("a", 1000)).toBe(false);
-    r.note(["c"], 500);
+    r.note(["c"], undefined, 500);
     r.prune(1000);
     expect(r.size).toBe(1);
     expect(r.has("c", 1000)).toBe(true);
@@ -17,18 +17,30 @@ describe("RecentRevokes", () => {
 
   it("a second revoke of an id renews it, and pruning stops at the first live entry", () => {
     const r = new RecentRevokes(1000, 100);
-    r.note(["a", "b"], 0);
-    r.note(["a"], 800);
+    r.note(["a", "b"], undefined, 0);
+    r.note(["a"], undefined, 800);
     r.prune(1000);
     expect(r.has("b", 1000)).toBe(false);
     expect(r.has("a", 1700)).toBe(true);
     expect(r.size).toBe(1);
   });
 
+  it("a revoke with a shorter TTL of its own is forgotten when the broker forgets it; a longer one is capped", () => {
+    const r = new RecentRevokes(1000, 100);
+    r.note(["short"], 300, 0);
+    r.note(["long"], 5000, 0);
+    expect(r.has("short", 299)).toBe(true);
+    expect(r.has("short", 300)).toBe(false);
+    expect(r.has("long", 999)).toBe(true);
+    expect(r.has("long", 1000)).toBe(false);
+    r.prune(400);
+    expect(r.size).toBe(1);
+  });
+
   it("keeps at most its cap, dropping the oldest", () => {
     const r = new RecentRevokes(60_000, 3);
-    r.note(["a", "b", "c"], 0);
-    r.note(["d", "e"], 1);
+    r.note(["a", "b", "c"], undefined, 0);
+    r.note(["d", "e"], undefined, 1);
     expect(r.size).toBe(3);
     expect(["a", "b", "c", "d", "e"].filter((id) => r.has(id, 2))).toEqual(["c", "d", "e"]);
   });

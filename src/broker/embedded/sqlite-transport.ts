@@ -17,6 +17,7 @@ import type {
   RecoverReport,
   Reservation,
   ReserveRequest,
+  RevokeListener,
   RetryItem,
   ScheduledTask,
   SettleItem,
@@ -830,7 +831,7 @@ export class SqliteTransport implements Transport {
     this.notify();
   }
 
-  async onRevoke(listener: (ids: string[], terminate: boolean) => void): Promise<() => void> {
+  async onRevoke(listener: RevokeListener): Promise<() => void> {
     const watcher = this.watcher;
     if (!watcher) throw this.wrap(new Error("not connected; call connect() first"));
     if (this.revokeListeners.size === 0) {

@@ -14,6 +14,7 @@ import type {
   RecoverReport,
   Reservation,
   ReserveRequest,
+  RevokeListener,
   RetryItem,
   ScheduledTask,
   SettleItem,
@@ -455,18 +456,20 @@ export class RedisTransport implements Transport {
     await runScript(this.redis, "revoke", [this.keys.prefix, ttlMs, DEFAULT_RESULT_TTL_MS, ...ids]);
     // Workers drop these from their prefetch, and abort them if running on terminate. The type for a
     // terminate stays "terminate", which workers before 0.2 (that knew no other) also follow.
-    await this.redis.publish(this.keys.control, JSON.stringify({ type: terminate ? "terminate" : "revoke", ids }));
+    await this.redis.publish(this.keys.control, JSON.stringify({ type: terminate ? "terminate" : "revoke", ids, ttlMs }));
   }
 
   async rateLimit(name: string, intervalMs: number, taskId: string): Promise<number> {
     return Number(await runScript(this.redis, "rate_limit", [this.keys.prefix, name, intervalMs, taskId]));
   }
 
-  async onRevoke(listener: (ids: string[], terminate: boolean) => void): Promise<() => void> {
+  async onRevoke(listener: RevokeListener): Promise<() => void> {
     return this.listen(this.keys.control, (message) => {
       try {
-        const msg = JSON.parse(message) as { type?: string; ids?: unknown };
-        if ((msg.type === "terminate" || msg.type === "revoke") && Array.isArray(msg.ids)) listener(msg.ids.map(String), msg.type === "terminate");
+        const msg = JSON.parse(message) as { type?: string; ids?: unknown; ttlMs?: unknown };
+        // A TTL of 0 or less means "forever"; a message from an older client has none.
+        const ttlMs = typeof msg.ttlMs === "number" && msg.ttlMs > 0 ? msg.ttlMs : undefined;
+        if ((msg.type === "terminate" || msg.type === "revoke") && Array.isArray(msg.ids)) listener(msg.ids.map(String), msg.type === "terminate", ttlMs);
       } catch {
         // Control messages we do not understand are ignored: they may come from a newer version.
       }
