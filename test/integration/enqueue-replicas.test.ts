@@ -46,6 +46,10 @@ describe.skipIf(!redisServerAvailable())("enqueue_min_replicas", () => {
       // Read from the replica the moment send returned: WAIT made the master wait for its acknowledgement.
       expect(await replica.exists(`qw:j:${ref.id}`)).toBe(1);
     }
+    // A script cache emptied (as by a restart): the pipeline is sent again with the script's source.
+    await master.script("FLUSH");
+    const ref = await client.send("demo.add", [1, 1]);
+    expect(await replica.exists(`qw:j:${ref.id}`)).toBe(1);
   });
 
   it("with the replica frozen, a send fails with E_NOT_REPLICATED after the timeout; resent with the same id, it is queued once", async () => {

@@ -42,22 +42,29 @@ const scripts = new Map<ScriptName, Script>(
 );
 
 /**
- * Run a script. `args[0]` is always the key prefix (every script takes it first and builds its keys from
- * it). The call also names one key under that prefix as KEYS[1]: the scripts never read it, but Redis
- * Cluster routes a script by its keys, so this sends every script to the node that holds the prefix's
- * hash slot (where all of qworker's keys are, see RedisTransport). On a single Redis it changes nothing.
+ * Call `send` with the script's SHA, and once more with its source if Redis answers NOSCRIPT (a restart
+ * or failover emptied its script cache). `args[0]` is always the key prefix (every script takes it first
+ * and builds its keys from it). `routeKey`, a key under that prefix, goes as KEYS[1]: the scripts never
+ * read it, but Redis Cluster routes a script by its keys, so every script goes to the node that holds the
+ * prefix's hash slot (where all of qworker's keys are, see RedisTransport). On a single Redis it changes
+ * nothing.
  */
-export async function runScript(redis: RedisConnection, name: ScriptName, args: (string | number)[]): Promise<unknown> {
+async function bySha<T>(name: ScriptName, args: (string | number)[], send: (body: string, bySource: boolean, routeKey: string) => Promise<T>): Promise<T> {
   const script = scripts.get(name)!;
   const routeKey = `${args[0]}queues`;
   try {
-    return await redis.evalsha(script.sha, 1, routeKey, ...args);
+    return await send(script.sha, false, routeKey);
   } catch (err) {
-    if (err instanceof Error && err.message.startsWith("NOSCRIPT")) {
-      return await redis.eval(script.source, 1, routeKey, ...args);
-    }
+    if (err instanceof Error && err.message.startsWith("NOSCRIPT")) return await send(script.source, true, routeKey);
     throw err;
   }
+}
+
+/** Run a script (see bySha for its arguments). */
+export function runScript(redis: RedisConnection, name: ScriptName, args: (string | number)[]): Promise<unknown> {
+  return bySha(name, args, (body, bySource, routeKey) =>
+    bySource ? redis.eval(body, 1, routeKey, ...args) : redis.evalsha(body, 1, routeKey, ...args),
+  );
 }
 
 /**
@@ -66,19 +73,17 @@ export async function runScript(redis: RedisConnection, name: ScriptName, args: 
  * connection that ran it: a pipeline keeps both on one connection, and on Redis Cluster sends both to the
  * node the script's key routes to. Answers the script's result and how many replicas confirmed.
  */
-export async function runScriptReplicated(
+export function runScriptReplicated(
   redis: RedisConnection,
   name: ScriptName,
   args: (string | number)[],
   replicas: number,
   timeoutMs: number,
 ): Promise<{ result: unknown; confirmed: number }> {
-  const script = scripts.get(name)!;
-  const routeKey = `${args[0]}queues`;
-  const attempt = async (bySource: boolean): Promise<{ result: unknown; confirmed: number }> => {
+  return bySha(name, args, async (body, bySource, routeKey) => {
     const pipe = redis.pipeline();
-    if (bySource) pipe.eval(script.source, 1, routeKey, ...args);
-    else pipe.evalsha(script.sha, 1, routeKey, ...args);
+    if (bySource) pipe.eval(body, 1, routeKey, ...args);
+    else pipe.evalsha(body, 1, routeKey, ...args);
     pipe.wait(replicas, timeoutMs);
     const replies = (await pipe.exec()) ?? [];
     const [scriptErr, result] = replies[0] ?? [new Error("no reply to the script")];
@@ -86,11 +91,5 @@ export async function runScriptReplicated(
     const [waitErr, confirmed] = replies[1] ?? [new Error("no reply to WAIT")];
     if (waitErr) throw waitErr;
     return { result, confirmed: Number(confirmed) };
-  };
-  try {
-    return await attempt(false);
-  } catch (err) {
-    if (err instanceof Error && err.message.startsWith("NOSCRIPT")) return await attempt(true);
-    throw err;
-  }
+  });
 }
