@@ -113,9 +113,12 @@ export class Worker {
   private readonly startedAt = Date.now();
   private lastProgress = Date.now();
   private outageSince: number | undefined;
-  private nextBeat = 0;
-  private nextRenew = 0;
-  private nextRecover = 0;
+  // Deadlines in epoch ms. They start at -Infinity ("due now"), not 0: V8 stores a field that starts as a
+  // small integer as one, and the first timestamp written into it (at the first tick, mid-drain on a busy
+  // worker) gives every Worker a new hidden class, which throws away the optimised code of the hot methods.
+  private nextBeat = -Infinity;
+  private nextRenew = -Infinity;
+  private nextRecover = -Infinity;
   private housekeeping = false;
   private unsubscribeRevoke: (() => void) | undefined;
 
@@ -398,7 +401,7 @@ export class Worker {
       this.logger.warn(`broker reachable again after ${ms(downFor)}; consuming`);
       this.events.safeEmit("broker:up", downFor);
       this.outageSince = undefined;
-      this.nextRenew = 0; // renew at once: the outage may have eaten into our leases
+      this.nextRenew = -Infinity; // renew at once: the outage may have eaten into our leases
     }
   }
 
@@ -778,7 +781,7 @@ export class Worker {
       this.events.safeEmit("worker:tick");
     } catch (err) {
       this.brokerDown(err);
-      this.nextRenew = 0;
+      this.nextRenew = -Infinity;
     } finally {
       this.housekeeping = false;
     }
