@@ -152,6 +152,24 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     }
   });
 
+  it("a Redis that accepts connections but never answers (stopped): send, inspect and worker fail in one line instead of hanging", async () => {
+    // SIGSTOP leaves the listening socket to the kernel, which still completes TCP handshakes: the client
+    // connects, then waits for replies that never come. ioredis's connectTimeout does not cover that part.
+    const stopped = await startRedisServer();
+    process.kill(stopped.pid!, "SIGSTOP");
+    try {
+      const baseline = await runCli(["send", "demo.add", "--args", "[1,"], { cwd: tmp });
+      for (const args of [["send", "demo.add", "--args", "[1,2]"], ["inspect", "--json"], ["worker", "--tasks", join(ROOT, "tasks")]]) {
+        const r = await runCli([...args, "--broker", stopped.url], { cwd: tmp, timeoutMs: 20_000 });
+        expectOneLineError(r, 3, /^qworker: error: Redis at redis:\/\/127\.0\.0\.1:\d+ accepted the connection but did not answer within 3\.0 s: check that a running, responsive Redis listens there/);
+        expect(r.ms - baseline.ms, args[0]).toBeLessThan(8000);
+      }
+    } finally {
+      process.kill(stopped.pid!, "SIGCONT");
+      await stopped.cleanup();
+    }
+  }, 90_000);
+
   it("Sentinel and Cluster URLs: unreachable ones fail at once, malformed ones at config load, each in one line", async () => {
     const port = await freePort();
     expectOneLineError(

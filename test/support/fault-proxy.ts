@@ -1,19 +1,30 @@
 /**
  * A loopback TCP proxy in front of a redis-server that can go silent: `freeze()` stops forwarding on every
  * open connection without closing it (what a failover or a NAT dropping state looks like to a client: no
- * FIN, no RST, just nothing), while connections opened afterwards work normally.
+ * FIN, no RST, just nothing), while connections opened afterwards work normally. `stallNew(true)` makes it
+ * a server that accepts connections and never answers them (a stopped redis-server looks like this: its
+ * kernel still completes TCP handshakes), until `stallNew(false)`.
  */
 import net from "node:net";
 
 export interface FaultProxy {
   readonly url: string;
   freeze(): void;
+  /** While on, connections opened from now on are accepted and never forwarded (nor closed). */
+  stallNew(on: boolean): void;
   close(): Promise<void>;
 }
 
 export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   const pairs = new Set<{ client: net.Socket; upstream: net.Socket; frozen: boolean }>();
+  const stalled = new Set<net.Socket>();
+  let stallNew = false;
   const server = net.createServer((client) => {
+    if (stallNew) {
+      stalled.add(client);
+      client.on("close", () => stalled.delete(client)).on("error", () => client.destroy());
+      return;
+    }
     const upstream = net.createConnection({ host: "127.0.0.1", port: targetPort });
     const pair = { client, upstream, frozen: false };
     pairs.add(pair);
@@ -34,7 +45,11 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     freeze() {
       for (const p of pairs) p.frozen = true;
     },
+    stallNew(on) {
+      stallNew = on;
+    },
     async close() {
+      for (const c of stalled) c.destroy();
       for (const p of pairs) {
         p.client.destroy();
         p.upstream.destroy();

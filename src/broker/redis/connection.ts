@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { BrokerError, ConfigError } from "../../errors.ts";
+import { guardHandshake, HandshakeTimeoutError } from "./handshake-guard.ts";
 import { isClusterUrl, isSentinelUrl, maskUrlCredentials, parseRedisUrl } from "./url.ts";
 
 /** Show a broker URL without its password. */
@@ -58,6 +59,8 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
           ...options,
           ...target.options,
           sentinelRetryStrategy: retry,
+          // A sentinel that accepts the connection and never answers would hang the master lookup.
+          sentinelCommandTimeout: opts.connectTimeoutMs,
           // Reconnect as soon as a sentinel announces a new master, rather than when the old one drops us.
           failoverDetector: true,
           // A demoted master that keeps our connection answers writes with READONLY: reconnect, which
@@ -85,6 +88,8 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     if (err instanceof ConfigError) throw err;
     throw new BrokerError(`invalid Redis URL ${maskUrl(url)}: ${(err as Error).message}`, { cause: err });
   }
+  if (redis instanceof Cluster) redis.on("+node", (node: Redis) => guardHandshake(node, opts.connectTimeoutMs));
+  else guardHandshake(redis, opts.connectTimeoutMs);
   // Errors surface through commands and the reconnect loop; an unhandled 'error' event would crash.
   // The socket error (ECONNREFUSED, ENOTFOUND…) is kept because connect() itself only rejects with
   // "Connection is closed.", which tells the user nothing.
@@ -97,6 +102,12 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
   } catch (err) {
     redis.disconnect();
     const cause = socketError ?? (err as NodeJS.ErrnoException);
+    if (cause instanceof HandshakeTimeoutError) {
+      throw new BrokerError(
+        `${where} accepted the connection but did not answer within ${(cause.timeoutMs / 1000).toFixed(1)} s: check that a running, responsive Redis listens there (not a stopped or overloaded one, or another service), or set broker_url / QWORKER_BROKER_URL`,
+        { cause: err },
+      );
+    }
     const reason = cause.code ?? sentinelReason(cause.message);
     throw new BrokerError(`cannot reach ${where} (${reason}): ${fix}, or set broker_url / QWORKER_BROKER_URL`, { cause: err });
   }

@@ -1,0 +1,97 @@
+/**
+ * A server that accepts connections and never answers them (a stopped redis-server, a proxy that lost
+ * its upstream): every connect attempt must end within the connect timeout, so a first connect fails with
+ * one line, and a worker's lazily opened blocking connection or a reconnect does not wedge it for ever.
+ * The e2e counterpart (the CLI against a SIGSTOPped Redis) is in test/e2e/cli.test.ts.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { createRedisTransport } from "../../../src/broker/redis/index.ts";
+import type { ReserveRequest, Transport } from "../../../src/broker/transport.ts";
+import { enqueueNumbered } from "../../support/fault-enqueue.ts";
+import { startFaultProxy, type FaultProxy } from "../../support/fault-proxy.ts";
+import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../../support/redis-server.ts";
+
+const CONNECT_TIMEOUT_MS = 500;
+const reserveReq: ReserveRequest = { queues: ["default"], max: 5, leaseMs: 30_000, workerId: "w-handshake", waitMs: 300 };
+
+/** The promise's outcome, or "hung" if it has not settled within `ms`. */
+async function within<T>(p: Promise<T>, ms: number): Promise<{ value: T } | { error: Error } | "hung"> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<"hung">((resolve) => (timer = setTimeout(() => resolve("hung"), ms)));
+  try {
+    return await Promise.race([p.then((value) => ({ value }), (error: Error) => ({ error })), hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe.skipIf(!redisServerAvailable())("connections to a server that accepts and never answers", () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function setUp(): Promise<{ redis: RedisServerHandle; proxy: FaultProxy; direct: Transport }> {
+    const redis = await startRedisServer();
+    cleanups.push(() => redis.cleanup());
+    const proxy = await startFaultProxy(redis.port);
+    cleanups.push(() => proxy.close());
+    const direct = createRedisTransport(redis.url);
+    await direct.connect();
+    cleanups.push(() => direct.close());
+    return { redis, proxy, direct };
+  }
+
+  function viaProxy(proxy: FaultProxy): Transport {
+    const t = createRedisTransport(proxy.url, { connectTimeoutMs: CONNECT_TIMEOUT_MS });
+    cleanups.push(() => within(t.close(), 2000).then(() => {}));
+    return t;
+  }
+
+  it("a first connect fails with a one-line reason instead of hanging", async () => {
+    const { proxy } = await setUp();
+    proxy.stallNew(true);
+    const started = Date.now();
+    const out = await within(viaProxy(proxy).connect(), 5000);
+    expect(out).not.toBe("hung");
+    expect(out).toHaveProperty("error");
+    const err = (out as { error: Error }).error;
+    expect(err.message).toMatch(/accepted the connection but did not answer within 0\.5 s/);
+    expect(err.message).not.toContain("\n");
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it("the blocking connection a worker opens on its first idle wait: a stalled one fails the reserve, the next reserve works", async () => {
+    const { proxy, direct } = await setUp();
+    const t = viaProxy(proxy);
+    await t.connect();
+    // The queue is empty, so reserve goes on to open its blocking connection: into the stall.
+    proxy.stallNew(true);
+    const stalled = await within(t.reserve(reserveReq), 5000);
+    expect(stalled).not.toBe("hung");
+    expect(stalled).toHaveProperty("error");
+    proxy.stallNew(false);
+    await enqueueNumbered(direct, ["after"]);
+    const out = await within(t.reserve(reserveReq), 5000);
+    expect(out).not.toBe("hung");
+    expect((out as { value: { id: string }[] }).value.map((r) => r.id)).toEqual(["t-after"]);
+  });
+
+  it("a rebuilt connection whose handshake stalls keeps retrying, and its queued commands run once the server answers", async () => {
+    const { proxy, direct } = await setUp();
+    const t = viaProxy(proxy);
+    await t.connect();
+    await enqueueNumbered(direct, ["queued"]);
+    // What the watchdog does after a silence: drop the connections and connect again, here into a stall.
+    proxy.freeze();
+    proxy.stallNew(true);
+    await t.reconnect!();
+    const pending = t.reserve({ ...reserveReq, waitMs: 0 });
+    // Several connect attempts time out meanwhile; none of them may leave the connection stuck.
+    await new Promise((r) => setTimeout(r, 3 * CONNECT_TIMEOUT_MS));
+    proxy.stallNew(false);
+    const out = await within(pending, 5000);
+    expect(out).not.toBe("hung");
+    expect((out as { value: { id: string }[] }).value.map((r) => r.id)).toEqual(["t-queued"]);
+  });
+});
