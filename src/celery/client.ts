@@ -141,12 +141,19 @@ class RedisCeleryClient implements CeleryClient {
   }
 
   private subscriber(): Promise<RedisConnection> {
-    this.sub ??= openConnection(this.url, { connectTimeoutMs: 3000, failFast: true }, "qworker-celery-sub").then((sub) => {
-      sub.on("message", (channel: string, message: string) => {
-        for (const fn of this.listeners.get(channel) ?? []) fn(message);
-      });
-      return sub;
-    });
+    this.sub ??= openConnection(this.url, { connectTimeoutMs: 3000, failFast: true }, "qworker-celery-sub").then(
+      (sub) => {
+        sub.on("message", (channel: string, message: string) => {
+          for (const fn of this.listeners.get(channel) ?? []) fn(message);
+        });
+        return sub;
+      },
+      (err: unknown) => {
+        // Not kept, as in the Redis transport: the next wait tries again.
+        this.sub = undefined;
+        throw err;
+      },
+    );
     return this.sub;
   }
 

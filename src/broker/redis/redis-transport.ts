@@ -574,13 +574,21 @@ export class RedisTransport implements Transport {
   }
 
   private async subscriber(): Promise<RedisConnection> {
-    this.subReady ??= openConnection(this.url, this.connOpts(), "qworker-sub").then((sub) => {
-      this.sub = sub;
-      sub.on("message", (channel: string, message: string) => {
-        for (const fn of this.channelListeners.get(channel) ?? []) fn(message);
-      });
-      return sub;
-    });
+    this.subReady ??= openConnection(this.url, this.connOpts(), "qworker-sub").then(
+      (sub) => {
+        this.sub = sub;
+        sub.on("message", (channel: string, message: string) => {
+          for (const fn of this.channelListeners.get(channel) ?? []) fn(message);
+        });
+        return sub;
+      },
+      (err: unknown) => {
+        // Not kept: a client that failed to open its subscriber once (Redis briefly away) opens it again
+        // on the next wait, rather than failing every later one.
+        this.subReady = undefined;
+        throw err;
+      },
+    );
     return this.subReady;
   }
 

@@ -4,8 +4,10 @@
  * one line, and a worker's lazily opened blocking connection or a reconnect does not wedge it for ever.
  * The e2e counterpart (the CLI against a SIGSTOPped Redis) is in test/e2e/cli.test.ts.
  */
+import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRedisTransport } from "../../../src/broker/redis/index.ts";
+import { Keys } from "../../../src/broker/redis/keys.ts";
 import type { ReserveRequest, Transport } from "../../../src/broker/transport.ts";
 import { enqueueNumbered } from "../../support/fault-enqueue.ts";
 import { startFaultProxy, type FaultProxy } from "../../support/fault-proxy.ts";
@@ -75,6 +77,23 @@ describe.skipIf(!redisServerAvailable())("connections to a server that accepts a
     const out = await within(t.reserve(reserveReq), 5000);
     expect(out).not.toBe("hung");
     expect((out as { value: { id: string }[] }).value.map((r) => r.id)).toEqual(["t-after"]);
+  });
+
+  it("a result wait whose subscriber connection stalls fails, and the next wait opens it again", async () => {
+    const { redis, proxy } = await setUp();
+    const t = viaProxy(proxy);
+    await t.connect();
+    proxy.stallNew(true);
+    const stalled = await within(t.waitForResult("r-1", 10_000), 5000);
+    expect(stalled).not.toBe("hung");
+    expect(stalled).toHaveProperty("error");
+    proxy.stallNew(false);
+    const waiting = t.waitForResult("r-1", 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const raw = new Redis(redis.url);
+    await raw.publish(new Keys("qw:").result("r-1"), "done");
+    raw.disconnect();
+    expect(await within(waiting, 5000)).toEqual({ value: "done" });
   });
 
   it("a rebuilt connection whose handshake stalls keeps retrying, and its queued commands run once the server answers", async () => {
