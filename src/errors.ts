@@ -37,6 +37,17 @@ export class BrokerError extends QWorkerError {
 }
 
 /**
+ * A server accepted the connection but sent nothing back within the connect timeout (see
+ * src/broker/redis/handshake-guard.ts). The guard destroys the socket with it; openConnection reports it
+ * in its own words when it ends a first connect.
+ */
+export class HandshakeTimeoutError extends BrokerError {
+  constructor(readonly timeoutMs: number) {
+    super(`connected, but no reply within ${(timeoutMs / 1000).toFixed(1)} s`);
+  }
+}
+
+/**
  * Publishing task events and counters failed in part or in whole. `landed` says which of the two the
  * broker stored, so the caller re-sends only the rest: counters sent twice would count twice.
  */

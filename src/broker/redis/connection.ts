@@ -1,6 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
-import { BrokerError, ConfigError } from "../../errors.ts";
-import { guardHandshake, HandshakeTimeoutError } from "./handshake-guard.ts";
+import { BrokerError, ConfigError, HandshakeTimeoutError } from "../../errors.ts";
+import { guardHandshake } from "./handshake-guard.ts";
 import { isClusterUrl, isSentinelUrl, maskUrlCredentials, parseRedisUrl } from "./url.ts";
 
 /** Show a broker URL without its password. */

@@ -1,13 +1,5 @@
 import type { Redis } from "ioredis";
-
-/** The error a guarded connection fails with when its server accepted the socket but never answered. */
-export class HandshakeTimeoutError extends Error {
-  readonly code = "EHANDSHAKE";
-  constructor(readonly timeoutMs: number) {
-    super(`connected, but no reply within ${(timeoutMs / 1000).toFixed(1)} s`);
-    this.name = "HandshakeTimeoutError";
-  }
-}
+import { HandshakeTimeoutError } from "../../errors.ts";
 
 /**
  * ioredis's `connectTimeout` ends when the TCP connection is up. Its handshake after that (AUTH, CLIENT
