@@ -1,4 +1,4 @@
-import { openConnection, type RedisConnection } from "../broker/redis/connection.ts";
+import { openConnection, openSubscriber, type ChannelListeners, type RedisConnection } from "../broker/redis/connection.ts";
 import { isClusterUrl, isRedisUrl } from "../broker/redis/url.ts";
 import { loadConfig } from "../config/load.ts";
 import { ConfigError, ResultTimeoutError, UsageError } from "../errors.ts";
@@ -108,7 +108,7 @@ export async function createCeleryClient(options: CeleryClientOptions = {}): Pro
 
 class RedisCeleryClient implements CeleryClient {
   private sub: Promise<RedisConnection> | undefined;
-  private readonly listeners = new Map<string, Set<(message: string) => void>>();
+  private readonly listeners: ChannelListeners = new Map();
 
   constructor(
     private readonly redis: RedisConnection,
@@ -141,19 +141,10 @@ class RedisCeleryClient implements CeleryClient {
   }
 
   private subscriber(): Promise<RedisConnection> {
-    this.sub ??= openConnection(this.url, { connectTimeoutMs: 3000, failFast: true }, "qworker-celery-sub").then(
-      (sub) => {
-        sub.on("message", (channel: string, message: string) => {
-          for (const fn of this.listeners.get(channel) ?? []) fn(message);
-        });
-        return sub;
-      },
-      (err: unknown) => {
-        // Not kept, as in the Redis transport: the next wait tries again.
-        this.sub = undefined;
-        throw err;
-      },
-    );
+    this.sub ??= openSubscriber(this.url, { connectTimeoutMs: 3000, failFast: true }, "qworker-celery-sub", this.listeners).catch((err: unknown) => {
+      this.sub = undefined; // see openSubscriber
+      throw err;
+    });
     return this.sub;
   }
 

@@ -115,6 +115,22 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
   return redis;
 }
 
+/** Listeners per pub/sub channel, which a subscriber connection from openSubscriber delivers to. */
+export type ChannelListeners = Map<string, Set<(message: string) => void>>;
+
+/**
+ * A connection for SUBSCRIBE that hands each message to the listeners of its channel. Callers that cache
+ * the promise must drop a rejected one, so that the next wait opens the connection again instead of
+ * failing with the same error for ever.
+ */
+export async function openSubscriber(url: string, opts: ConnectionOptions, name: string, listeners: ChannelListeners): Promise<RedisConnection> {
+  const sub = await openConnection(url, opts, name);
+  sub.on("message", (channel: string, message: string) => {
+    for (const fn of listeners.get(channel) ?? []) fn(message);
+  });
+  return sub;
+}
+
 /**
  * ioredis reports a failed Sentinel lookup as "All sentinels are unreachable and retry is disabled. Last
  * error: …", whose last error is often its own "Connection is closed.": say what happened instead.

@@ -23,7 +23,7 @@ import type {
   Transport,
   WorkerInfo,
 } from "../transport.ts";
-import { maskUrl, openConnection, type RedisConnection } from "./connection.ts";
+import { maskUrl, openConnection, openSubscriber, type ChannelListeners, type RedisConnection } from "./connection.ts";
 import { isClusterUrl } from "./url.ts";
 import { clusterPrefix, Keys } from "./keys.ts";
 import { parseLeaseRows } from "./lease-rows.ts";
@@ -120,7 +120,7 @@ export class RedisTransport implements Transport {
   private blocker?: RedisConnection;
   private sub?: RedisConnection;
   private subReady?: Promise<RedisConnection>;
-  private readonly channelListeners = new Map<string, Set<(message: string) => void>>();
+  private readonly channelListeners: ChannelListeners = new Map();
   private closed = false;
   /**
    * reserve.lua needs a token prefix unique per call (it recognises a re-sent call by it): a random base
@@ -574,18 +574,10 @@ export class RedisTransport implements Transport {
   }
 
   private async subscriber(): Promise<RedisConnection> {
-    this.subReady ??= openConnection(this.url, this.connOpts(), "qworker-sub").then(
-      (sub) => {
-        this.sub = sub;
-        sub.on("message", (channel: string, message: string) => {
-          for (const fn of this.channelListeners.get(channel) ?? []) fn(message);
-        });
-        return sub;
-      },
+    this.subReady ??= openSubscriber(this.url, this.connOpts(), "qworker-sub", this.channelListeners).then(
+      (sub) => (this.sub = sub),
       (err: unknown) => {
-        // Not kept: a client that failed to open its subscriber once (Redis briefly away) opens it again
-        // on the next wait, rather than failing every later one.
-        this.subReady = undefined;
+        this.subReady = undefined; // see openSubscriber
         throw err;
       },
     );
