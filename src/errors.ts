@@ -42,8 +42,12 @@ export class BrokerError extends QWorkerError {
  * in its own words when it ends a first connect.
  */
 export class HandshakeTimeoutError extends BrokerError {
-  constructor(readonly timeoutMs: number) {
-    super(`connected, but no reply within ${(timeoutMs / 1000).toFixed(1)} s`);
+  /** `answered`: some reply came back (a Redis still loading its data, or one that stopped half-way). */
+  constructor(
+    readonly timeoutMs: number,
+    readonly answered: boolean,
+  ) {
+    super(`connected, but not ready within ${(timeoutMs / 1000).toFixed(1)} s${answered ? "" : " (no reply at all)"}`);
   }
 }
 

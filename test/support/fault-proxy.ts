@@ -10,8 +10,12 @@ import net from "node:net";
 export interface FaultProxy {
   readonly url: string;
   freeze(): void;
-  /** While on, connections opened from now on are accepted and never forwarded (nor closed). */
-  stallNew(on: boolean): void;
+  /**
+   * While on, connections opened from now on are accepted and never forwarded (nor closed); with
+   * `afterFirstReply`, they are forwarded until the server's first reply reaches the client, then frozen
+   * (a server that stops answering half-way through the client's handshake).
+   */
+  stallNew(on: boolean, opts?: { afterFirstReply?: boolean }): void;
   close(): Promise<void>;
 }
 
@@ -19,8 +23,9 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   const pairs = new Set<{ client: net.Socket; upstream: net.Socket; frozen: boolean }>();
   const stalled = new Set<net.Socket>();
   let stallNew = false;
+  let stallAfterFirstReply = false;
   const server = net.createServer((client) => {
-    if (stallNew) {
+    if (stallNew && !stallAfterFirstReply) {
       stalled.add(client);
       client.on("close", () => stalled.delete(client)).on("error", () => client.destroy());
       return;
@@ -29,7 +34,12 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     const pair = { client, upstream, frozen: false };
     pairs.add(pair);
     client.on("data", (d) => pair.frozen || upstream.write(d));
-    upstream.on("data", (d) => pair.frozen || client.write(d));
+    const freezeAfterReply = stallNew && stallAfterFirstReply;
+    upstream.on("data", (d) => {
+      if (pair.frozen) return;
+      client.write(d);
+      if (freezeAfterReply) pair.frozen = true;
+    });
     const end = () => {
       pairs.delete(pair);
       client.destroy();
@@ -45,8 +55,9 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     freeze() {
       for (const p of pairs) p.frozen = true;
     },
-    stallNew(on) {
+    stallNew(on, opts) {
       stallNew = on;
+      stallAfterFirstReply = opts?.afterFirstReply ?? false;
     },
     async close() {
       for (const c of stalled) c.destroy();

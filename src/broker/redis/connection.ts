@@ -103,8 +103,12 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     redis.disconnect();
     const cause = socketError ?? (err as NodeJS.ErrnoException);
     if (cause instanceof HandshakeTimeoutError) {
+      const within = `${(cause.timeoutMs / 1000).toFixed(1)} s`;
+      const what = cause.answered
+        ? `answered but was not ready within ${within} (still loading its data, or it stopped answering)`
+        : `accepted the connection but did not answer within ${within}`;
       throw new BrokerError(
-        `${where} accepted the connection but did not answer within ${(cause.timeoutMs / 1000).toFixed(1)} s: check that a running, responsive Redis listens there (not a stopped or overloaded one, or another service), or set broker_url / QWORKER_BROKER_URL`,
+        `${where} ${what}: check that a running, responsive Redis listens there (not a stopped or overloaded one, or another service), or set broker_url / QWORKER_BROKER_URL`,
         { cause: err },
       );
     }

@@ -63,6 +63,16 @@ describe.skipIf(!redisServerAvailable())("connections to a server that accepts a
     expect(Date.now() - started).toBeLessThan(3000);
   });
 
+  it("a server that stops answering half-way through the handshake: the connect still ends in time", async () => {
+    const { proxy } = await setUp();
+    // Forwarded until the first reply (CLIENT SETNAME's OK) arrives, then silent: what a freeze that lands
+    // during a connect looks like. The ready check never comes back.
+    proxy.stallNew(true, { afterFirstReply: true });
+    const out = await within(viaProxy(proxy).connect(), 5000);
+    expect(out).not.toBe("hung");
+    expect((out as { error: Error }).error.message).toMatch(/answered but was not ready within 0\.5 s/);
+  });
+
   it("the blocking connection a worker opens on its first idle wait: a stalled one fails the reserve, the next reserve works", async () => {
     const { proxy, direct } = await setUp();
     const t = viaProxy(proxy);

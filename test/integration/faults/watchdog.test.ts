@@ -55,11 +55,12 @@ describe.skipIf(!redisServerAvailable())("watchdog with a silently dead connecti
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  // Usually about 5.5 s (the watchdog rebuilds after 5 s of silence). It used to fail in about half of the
-  // full-suite runs: on a busy machine the freeze could catch the worker opening its blocking connection,
-  // whose handshake then waited for ever where neither the watchdog (which rebuilds only connections that
-  // are up) nor ioredis (whose connect timeout ends at the TCP connect) would end it. Connect attempts now
-  // have a deadline (src/broker/redis/handshake-guard.ts); the next test pins that case down.
+  // Usually about 5.5 s (the watchdog rebuilds after 5 s of silence). It used to fail in about a third to a
+  // half of the full-suite runs: the freeze caught the worker opening its blocking connection after the
+  // server's first handshake reply, and that connection then waited for ever, where neither the watchdog
+  // (which rebuilds only connections that are up) nor ioredis (whose connect timeout ends at the TCP
+  // connect) would end it. Connect attempts now have a deadline until ready
+  // (src/broker/redis/handshake-guard.ts); test/integration/faults/handshake.test.ts pins that case down.
   it("rebuilds the connections and consumes again, logging the silence once", { timeout: 120_000 }, async () => {
     const redis: RedisServerHandle = await startRedisServer({ appendonly: true });
     cleanups.push(() => redis.cleanup());
@@ -97,11 +98,8 @@ describe.skipIf(!redisServerAvailable())("watchdog with a silently dead connecti
 });
 
 describe.skipIf(!redisServerAvailable())("watchdog rebuild into a server that does not answer yet", () => {
-  // Usually about 14 s. It failed once in four full-suite runs on 2026-11-26 (the tasks did not run within
-  // 30 s of the server answering again), never when run alone or beside the files it ran with then, even
-  // with both cores loaded. The cause is not found, so the test gets one retry, and a failed attempt
-  // prints the worker's log (debug level with FAULT_DEBUG=1) for the next one to read.
-  it("keeps connecting until the server answers, then consumes", { retry: 1, timeout: 120_000 }, async () => {
+  // Usually about 14 s.
+  it("keeps connecting until the server answers, then consumes", { timeout: 120_000 }, async () => {
     const redis = await startRedisServer();
     const proxy = await startFaultProxy(redis.port);
     const t = createRedisTransport(redis.url);
