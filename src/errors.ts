@@ -37,7 +37,7 @@ export class BrokerError extends QWorkerError {
 }
 
 /**
- * A server accepted the connection but sent nothing back within the connect timeout (see
+ * A connection reached the server but was not ready within the connect timeout (see
  * src/broker/redis/handshake-guard.ts). The guard destroys the socket with it; openConnection reports it
  * in its own words when it ends a first connect.
  */
