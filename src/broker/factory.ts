@@ -30,7 +30,8 @@ export async function createTransport(url: string, opts: TransportOptions = {}):
     return createRedisTransport(url, {
       ...(opts.failFast !== undefined ? { failFast: opts.failFast } : {}),
       ...(opts.redisPrefix ? { prefix: opts.redisPrefix } : {}),
-      ...(opts.enqueueMinReplicas ? { enqueueMinReplicas: opts.enqueueMinReplicas, enqueueReplicaTimeoutMs: opts.enqueueReplicaTimeoutMs ?? 1000 } : {}),
+      ...(opts.enqueueMinReplicas ? { enqueueMinReplicas: opts.enqueueMinReplicas } : {}),
+      ...(opts.enqueueReplicaTimeoutMs !== undefined ? { enqueueReplicaTimeoutMs: opts.enqueueReplicaTimeoutMs } : {}),
     });
   }
   let scheme: string;

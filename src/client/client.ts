@@ -49,25 +49,32 @@ class QWorkerClient implements Client {
     private readonly config: QWorkerConfig,
   ) {}
 
+  /** What every message built here defaults to. */
+  private get defaults() {
+    return { queue: this.config.default_queue, maxPayloadBytes: this.config.max_payload_bytes };
+  }
+
   async send<R>(task: string, args: unknown[] = [], options: SendOptions = {}): Promise<TaskRef<R>> {
-    const item = buildEnqueueItem(task, args, options, {
-      queue: this.config.default_queue,
-      maxPayloadBytes: this.config.max_payload_bytes,
-    });
+    const item = buildEnqueueItem(task, args, options, this.defaults);
     const [res] = await this.transport.enqueue([item]);
-    return this.makeRef<R>(res?.id ?? item.id, res?.duplicate ?? false);
+    return this.refFor<R>(item, res);
   }
 
   async sendMany(calls: TaskCall[]): Promise<TaskRef[]> {
-    const defaults = { queue: this.config.default_queue, maxPayloadBytes: this.config.max_payload_bytes };
+    const defaults = this.defaults;
     const items = calls.map((c) => buildEnqueueItem(c.task, c.args ?? [], c.options ?? {}, defaults));
     const refs: TaskRef[] = [];
     for (let i = 0; i < items.length; i += SEND_MANY_CHUNK) {
       const chunk = items.slice(i, i + SEND_MANY_CHUNK);
       const results = await this.transport.enqueue(chunk);
-      chunk.forEach((item, k) => refs.push(this.makeRef(results[k]?.id ?? item.id, results[k]?.duplicate ?? false)));
+      chunk.forEach((item, k) => refs.push(this.refFor(item, results[k])));
     }
     return refs;
+  }
+
+  /** The ref for a sent item: the id that will run (another one's, for a duplicate) and whether it was one. */
+  private refFor<R>(item: { id: string }, res: { id: string; duplicate: boolean } | undefined): TaskRef<R> {
+    return this.makeRef<R>(res?.id ?? item.id, res?.duplicate ?? false);
   }
 
   ref<R>(id: string): TaskRef<R> {
