@@ -35,6 +35,10 @@ describe.skipIf(!redisServerAvailable())("S5: many producers, two workers", () =
   it(`${PRODUCERS} producers × ${PER_PRODUCER} tasks, 2 worker processes: 0 lost, 0 duplicates`, async () => {
     workers.push(spawnWorker({ broker: redis.url, outDir: out.dir, concurrency: 10 }));
     workers.push(spawnWorker({ broker: redis.url, outDir: out.dir, concurrency: 10 }));
+    // Both consuming before the first send: on a loaded machine one worker can take seconds longer to start
+    // (TypeScript from source) than the other needs to drain everything, and the last assertion below is
+    // about sharing the work, not about start-up time.
+    await Promise.all(workers.map((w) => w.ready()));
     const all: string[] = [];
     const producers = Array.from({ length: PRODUCERS }, async (_, p) => {
       const t = createRedisTransport(redis.url, { failFast: true });
