@@ -10,15 +10,20 @@ export interface TransportOptions {
   /** Redis: enqueue returns once this many replicas have the tasks (WAIT on the same connection). */
   enqueueMinReplicas?: number;
   enqueueReplicaTimeoutMs?: number;
+  /** Redis, fail-fast connections only: a command unanswered this long fails (undefined: never). */
+  commandTimeoutMs?: number;
 }
 
 /** The transport options a loaded config sets, plus the caller's own. */
 export function transportOptions(config: QWorkerConfig, extra: { failFast?: boolean } = {}): TransportOptions {
+  const replicated = config.enqueue_min_replicas > 0;
   return {
     ...extra,
     redisPrefix: config.redis_prefix,
-    ...(config.enqueue_min_replicas > 0
-      ? { enqueueMinReplicas: config.enqueue_min_replicas, enqueueReplicaTimeoutMs: config.enqueue_replica_timeout * 1000 }
+    ...(replicated ? { enqueueMinReplicas: config.enqueue_min_replicas, enqueueReplicaTimeoutMs: config.enqueue_replica_timeout * 1000 } : {}),
+    // A send that waits for replicas is answered only after that wait, so the deadline starts after it.
+    ...(extra.failFast && config.command_timeout > 0
+      ? { commandTimeoutMs: (config.command_timeout + (replicated ? config.enqueue_replica_timeout : 0)) * 1000 }
       : {}),
   };
 }
@@ -32,6 +37,7 @@ export async function createTransport(url: string, opts: TransportOptions = {}):
       ...(opts.redisPrefix ? { prefix: opts.redisPrefix } : {}),
       ...(opts.enqueueMinReplicas ? { enqueueMinReplicas: opts.enqueueMinReplicas } : {}),
       ...(opts.enqueueReplicaTimeoutMs !== undefined ? { enqueueReplicaTimeoutMs: opts.enqueueReplicaTimeoutMs } : {}),
+      ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
     });
   }
   let scheme: string;

@@ -1,6 +1,8 @@
-import { openConnection, openSubscriber, type ChannelListeners, type RedisConnection } from "../broker/redis/connection.ts";
+import { withPlainCommandErrors } from "../broker/redis/command-errors.ts";
+import { closeConnection, describeTarget, openConnection, openSubscriber, type ChannelListeners, type ConnectionOptions, type RedisConnection } from "../broker/redis/connection.ts";
 import { isClusterUrl, isRedisUrl } from "../broker/redis/url.ts";
 import { loadConfig } from "../config/load.ts";
+import { DEFAULT_COMMAND_TIMEOUT } from "../config/schema.ts";
 import { ConfigError, ResultTimeoutError, UsageError } from "../errors.ts";
 import {
   bindingKey,
@@ -87,23 +89,30 @@ export function celerySendOptions(task: string, args: unknown[], o: CelerySendCa
   };
 }
 
-/** Resolve the Celery broker URL from options and config; it must be Redis. */
-export function celeryBrokerUrl(options: CeleryClientOptions): string {
+/**
+ * The Celery broker URL (from options, else config; it must be Redis) and the command timeout (config's
+ * command_timeout, or its default when the URL was given and no config was read).
+ */
+function celeryConnection(options: CeleryClientOptions): { url: string; commandTimeoutMs: number | undefined } {
   let url = options.brokerUrl;
+  let timeoutS = DEFAULT_COMMAND_TIMEOUT;
   if (!url) {
     const { config } = loadConfig(options.configPath ? { configPath: options.configPath } : {});
     url = config.celery?.broker_url ?? config.broker_url;
+    timeoutS = config.command_timeout;
   }
   if (!isRedisUrl(url) || isClusterUrl(url)) {
     throw new ConfigError(`Celery interop needs the Redis broker your Celery app uses, got ${url}: pass --broker redis://host:6379/0 or set celery.broker_url`);
   }
-  return url;
+  return { url, commandTimeoutMs: timeoutS > 0 ? timeoutS * 1000 : undefined };
 }
 
 export async function createCeleryClient(options: CeleryClientOptions = {}): Promise<CeleryClient> {
-  const url = celeryBrokerUrl(options);
-  const redis = await openConnection(url, { connectTimeoutMs: 3000, failFast: true }, "qworker-celery-client");
-  return new RedisCeleryClient(redis, url, options.keyPrefix ?? "");
+  const { url, commandTimeoutMs } = celeryConnection(options);
+  const connOpts: ConnectionOptions = { connectTimeoutMs: 3000, failFast: true, ...(commandTimeoutMs ? { commandTimeoutMs } : {}) };
+  const redis = await openConnection(url, connOpts, "qworker-celery-client");
+  const client = new RedisCeleryClient(redis, url, connOpts, options.keyPrefix ?? "");
+  return withPlainCommandErrors<CeleryClient>(client, describeTarget(url).where, commandTimeoutMs);
 }
 
 class RedisCeleryClient implements CeleryClient {
@@ -113,6 +122,7 @@ class RedisCeleryClient implements CeleryClient {
   constructor(
     private readonly redis: RedisConnection,
     private readonly url: string,
+    private readonly connOpts: ConnectionOptions,
     private readonly keyPrefix: string,
   ) {}
 
@@ -125,7 +135,7 @@ class RedisCeleryClient implements CeleryClient {
 
   result(id: string): CeleryResultRef {
     const wait = (opts?: { timeout?: number }) => this.waitReady(id, (opts?.timeout ?? 3600) * 1000);
-    return {
+    const ref: CeleryResultRef = {
       id,
       wait,
       get: async (opts) => {
@@ -138,10 +148,11 @@ class RedisCeleryClient implements CeleryClient {
         return raw === null ? null : decodeResultMeta(raw);
       },
     };
+    return withPlainCommandErrors(ref, describeTarget(this.url).where, this.connOpts.commandTimeoutMs);
   }
 
   private subscriber(): Promise<RedisConnection> {
-    this.sub ??= openSubscriber(this.url, { connectTimeoutMs: 3000, failFast: true }, "qworker-celery-sub", this.listeners).catch((err: unknown) => {
+    this.sub ??= openSubscriber(this.url, this.connOpts, "qworker-celery-sub", this.listeners).catch((err: unknown) => {
       this.sub = undefined; // see openSubscriber
       throw err;
     });
@@ -190,6 +201,6 @@ class RedisCeleryClient implements CeleryClient {
 
   async close(): Promise<void> {
     const sub = this.sub ? await this.sub.catch(() => undefined) : undefined;
-    await Promise.all([this.redis, sub].map((c) => c?.quit().catch(() => c.disconnect())));
+    await Promise.all([this.redis, sub].map((c) => c && closeConnection(c)));
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { maskUrl, openConnection, type RedisConnection } from "../broker/redis/connection.ts";
+import { closeConnection, maskUrl, openConnection, type RedisConnection } from "../broker/redis/connection.ts";
 import { parseLeaseRows } from "../broker/redis/lease-rows.ts";
 import { isClusterUrl, isRedisUrl } from "../broker/redis/url.ts";
 import { runScript } from "../broker/redis/scripts.ts";
@@ -143,7 +143,7 @@ export class CeleryConsumer {
   async close(): Promise<void> {
     this.closed = true;
     await this.stopRevokes?.().catch(() => {});
-    if (this.redis) await this.redis.quit().catch(() => this.redis?.disconnect());
+    if (this.redis) await closeConnection(this.redis);
   }
 
   /** Watch the worker: STARTED results, and the error a retry is for (RETRY meta). */

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { z } from "zod";
-import { openConnection } from "../broker/redis/connection.ts";
+import { closeConnection, openConnection } from "../broker/redis/connection.ts";
 import { parseRedisUrl } from "../broker/redis/url.ts";
 import { fanoutChannel } from "../protocol/celery/index.ts";
 
@@ -65,6 +65,6 @@ export async function listenForRevokes(
   });
   await sub.subscribe(channel);
   return async () => {
-    await sub.quit().catch(() => sub.disconnect());
+    await closeConnection(sub);
   };
 }

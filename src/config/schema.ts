@@ -3,6 +3,8 @@ import { isRedisUrl, parseRedisUrl } from "../broker/redis/url.ts";
 import { celeryConfigSchema } from "../celery/config.ts";
 
 const seconds = z.number().nonnegative();
+/** command_timeout's default, in seconds; also what a Celery client given only a URL uses. */
+export const DEFAULT_COMMAND_TIMEOUT = 10;
 const brokerUrl = z.string().superRefine((s, ctx) => {
   const problem = brokerUrlProblem(s);
   if (problem) ctx.addIssue({ code: "custom", message: problem });
@@ -83,6 +85,11 @@ export const configSchema = z
     enqueue_min_replicas: z.number().int().min(0).default(0),
     /** How long a send waits for those replicas before it fails. */
     enqueue_replica_timeout: z.number().positive().default(1),
+    /**
+     * Redis: how long a CLI command or an app's client waits for a reply before it fails (0: for ever).
+     * Workers do not use it: their watchdog rebuilds a connection that has gone silent.
+     */
+    command_timeout: seconds.default(DEFAULT_COMMAND_TIMEOUT),
     /** Also consume Celery's kombu queues and write Celery results (docs/celery.md). */
     celery: celeryConfigSchema.optional(),
     /** Task events kept in the broker's stream (approximate cap); 0 turns events and stats counters off. */

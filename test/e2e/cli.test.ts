@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createRedisTransport } from "../../src/broker/redis/index.ts";
-import { freePort, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
+import { freePort, rawCommand, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
 import { jsonLogs, ROOT, runCli, spawnCli, type CliProcess, type CliResult } from "./helpers.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -169,6 +169,24 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
       await stopped.cleanup();
     }
   }, 90_000);
+
+  it("a Redis that stops answering after the CLI connected: send fails after command_timeout in one line", async () => {
+    // CLIENT PAUSE WRITE lets the connection's handshake through and holds every script: a Redis that goes
+    // silent in the middle of a command, as seen by the client.
+    const paused = await startRedisServer();
+    try {
+      await rawCommand(paused.port, ["CLIENT", "PAUSE", "20000", "WRITE"]);
+      const r = await runCli(["send", "demo.add", "--args", "[1,2]", "--broker", paused.url], {
+        cwd: tmp,
+        env: { QWORKER_COMMAND_TIMEOUT: "1" },
+        timeoutMs: 15_000,
+      });
+      expectOneLineError(r, 3, /^qworker: error: Redis at redis:\/\/127\.0\.0\.1:\d+ did not answer within 1\.0 s .*raise command_timeout; what was asked may still happen/);
+    } finally {
+      await rawCommand(paused.port, ["CLIENT", "UNPAUSE"]).catch(() => {});
+      await paused.cleanup();
+    }
+  }, 30_000);
 
   it("Sentinel and Cluster URLs: unreachable ones fail at once, malformed ones at config load, each in one line", async () => {
     const port = await freePort();

@@ -190,7 +190,14 @@ describe("enqueue_min_replicas", () => {
     expect(loadConfig({ cwd, env: {} }).config.enqueue_min_replicas).toBe(0);
     const { config } = loadConfig({ cwd, env: { QWORKER_BROKER_URL: "redis://127.0.0.1:6379", QWORKER_ENQUEUE_MIN_REPLICAS: "1" } });
     expect(config).toMatchObject({ enqueue_min_replicas: 1, enqueue_replica_timeout: 1 });
-    expect(transportOptions(config, { failFast: true })).toEqual({ failFast: true, redisPrefix: "qw:", enqueueMinReplicas: 1, enqueueReplicaTimeoutMs: 1000 });
+    expect(transportOptions(config, { failFast: true })).toEqual({
+      failFast: true,
+      redisPrefix: "qw:",
+      enqueueMinReplicas: 1,
+      enqueueReplicaTimeoutMs: 1000,
+      // command_timeout (10 s) counts from the end of the replica wait the send asks Redis for
+      commandTimeoutMs: 11_000,
+    });
   });
 
   it("is refused, in one line naming where it was set, for the embedded broker", () => {
@@ -198,5 +205,26 @@ describe("enqueue_min_replicas", () => {
     expect(err.message).toBe(
       'environment variable QWORKER_ENQUEUE_MIN_REPLICAS: key "enqueue_min_replicas" needs a Redis broker with replicas, not sqlite://.qworker/broker.db: remove it, or set broker_url to a Redis URL',
     );
+  });
+});
+
+describe("command_timeout", () => {
+  const redis = { QWORKER_BROKER_URL: "redis://127.0.0.1:6379" };
+
+  it("bounds the CLI's and apps' commands (10 s by default), never a worker's", () => {
+    const { config } = loadConfig({ cwd, env: redis });
+    expect(config.command_timeout).toBe(10);
+    expect(transportOptions(config, { failFast: true }).commandTimeoutMs).toBe(10_000);
+    expect(transportOptions(config).commandTimeoutMs).toBeUndefined();
+  });
+
+  it("can be set in seconds, and 0 waits for ever", () => {
+    expect(transportOptions(loadConfig({ cwd, env: { ...redis, QWORKER_COMMAND_TIMEOUT: "2.5" } }).config, { failFast: true }).commandTimeoutMs).toBe(2500);
+    expect(transportOptions(loadConfig({ cwd, env: { ...redis, QWORKER_COMMAND_TIMEOUT: "0" } }).config, { failFast: true }).commandTimeoutMs).toBeUndefined();
+  });
+
+  it("refuses a negative value in one line", () => {
+    writeYaml("command_timeout: -1\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toMatch(/command_timeout/);
   });
 });

@@ -20,6 +20,8 @@ export interface ConnectionOptions {
   connectTimeoutMs: number;
   /** Give up on a command while disconnected (CLI) or queue it until Redis is back (worker). */
   failFast: boolean;
+  /** Fail a command that has had no reply this long (ioredis's commandTimeout); unset: wait for ever. */
+  commandTimeoutMs?: number;
 }
 
 /** A connection to the broker's Redis: one server (plain or found through Sentinel), or a Cluster. */
@@ -41,6 +43,7 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     maxRetriesPerRequest: opts.failFast ? 1 : null,
     enableOfflineQueue: true,
     retryStrategy: (times) => (connectedOnce ? Math.min(50 * times, 500) : null),
+    ...(opts.commandTimeoutMs ? { commandTimeout: opts.commandTimeoutMs } : {}),
   };
   // The same rule for sentinels and cluster nodes: give up on a first connect, keep trying once connected.
   const retry = (times: number): number | null => (connectedOnce ? Math.min(50 * times, 1000) : null);
@@ -49,10 +52,10 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
   let fix: string;
   try {
     const target = parseRedisUrl(url);
+    ({ where, fix } = describeTarget(url, target.kind));
     switch (target.kind) {
       case "url":
         redis = new Redis(target.url, options);
-        [where, fix] = [`Redis at ${maskUrl(url)}`, "start redis-server"];
         break;
       case "sentinel":
         redis = new Redis({
@@ -67,7 +70,6 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
           // asks the sentinels for the new master, and resend the command there (it did not run).
           reconnectOnError: (err) => (err.message.includes("READONLY") ? 2 : false),
         });
-        [where, fix] = [`the Redis master through the sentinels of ${maskUrl(url)}`, "check that the sentinels run and monitor that master name"];
         break;
       case "cluster": {
         const { retryStrategy: _perNode, ...nodeOptions } = options;
@@ -80,7 +82,6 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
           // through the slot map, and MOVED/ASK after a failover or resharding are followed.
           redisOptions: { ...nodeOptions, ...target.nodeOptions },
         });
-        [where, fix] = [`the Redis Cluster at ${maskUrl(url)}`, "check that its nodes run and the cluster is up (CLUSTER INFO)"];
         break;
       }
     }
@@ -117,6 +118,37 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
   }
   connectedOnce = true;
   return redis;
+}
+
+/**
+ * QUIT, so Redis finishes what was sent before the connection goes; but a frozen Redis never acknowledges
+ * it, and a caller closing after a failed command (the CLI, exiting) must not wait for ever or for another
+ * command timeout. After `graceMs` the socket is dropped instead.
+ */
+export async function closeConnection(conn: RedisConnection, graceMs = 500): Promise<void> {
+  const timer = setTimeout(() => conn.disconnect(), graceMs);
+  try {
+    await conn.quit();
+  } catch {
+    conn.disconnect();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * How errors name a broker URL's server (`where`) and what to check when it cannot be reached (`fix`).
+ * `kind` defaults to what the URL's scheme says.
+ */
+export function describeTarget(url: string, kind: "url" | "sentinel" | "cluster" = isSentinelUrl(url) ? "sentinel" : isClusterUrl(url) ? "cluster" : "url"): { where: string; fix: string } {
+  switch (kind) {
+    case "url":
+      return { where: `Redis at ${maskUrl(url)}`, fix: "start redis-server" };
+    case "sentinel":
+      return { where: `the Redis master through the sentinels of ${maskUrl(url)}`, fix: "check that the sentinels run and monitor that master name" };
+    case "cluster":
+      return { where: `the Redis Cluster at ${maskUrl(url)}`, fix: "check that its nodes run and the cluster is up (CLUSTER INFO)" };
+  }
 }
 
 /** Listeners per pub/sub channel, which a subscriber connection from openSubscriber delivers to. */

@@ -23,7 +23,7 @@ import type {
   Transport,
   WorkerInfo,
 } from "../transport.ts";
-import { maskUrl, openConnection, openSubscriber, type ChannelListeners, type RedisConnection } from "./connection.ts";
+import { closeConnection, maskUrl, openConnection, openSubscriber, type ChannelListeners, type RedisConnection } from "./connection.ts";
 import { isClusterUrl } from "./url.ts";
 import { clusterPrefix, Keys } from "./keys.ts";
 import { parseLeaseRows } from "./lease-rows.ts";
@@ -99,6 +99,8 @@ export interface RedisTransportOptions {
   /** CLI commands fail fast during an outage; workers wait for Redis to come back. */
   failFast?: boolean;
   connectTimeoutMs?: number;
+  /** With failFast: a command with no reply after this long fails (see command-errors.ts); unset: never. */
+  commandTimeoutMs?: number;
   /**
    * Enqueue returns once this many replicas have the tasks (WAIT), and throws ReplicationError when fewer
    * confirm within enqueueReplicaTimeoutMs. Unset or 0: as soon as the master has them.
@@ -139,7 +141,12 @@ export class RedisTransport implements Transport {
   }
 
   private connOpts() {
-    return { connectTimeoutMs: this.opts.connectTimeoutMs ?? 3000, failFast: this.opts.failFast ?? false };
+    const failFast = this.opts.failFast ?? false;
+    return {
+      connectTimeoutMs: this.opts.connectTimeoutMs ?? 3000,
+      failFast,
+      ...(failFast && this.opts.commandTimeoutMs ? { commandTimeoutMs: this.opts.commandTimeoutMs } : {}),
+    };
   }
 
   async connect(): Promise<void> {
@@ -154,15 +161,7 @@ export class RedisTransport implements Transport {
   async close(): Promise<void> {
     this.closed = true;
     const conns = [this.cmd, this.blocker, this.sub].filter((c): c is RedisConnection => c !== undefined);
-    await Promise.all(
-      conns.map(async (c) => {
-        try {
-          await c.quit();
-        } catch {
-          c.disconnect();
-        }
-      }),
-    );
+    await Promise.all(conns.map((c) => closeConnection(c)));
   }
 
   async enqueue(items: EnqueueItem[]): Promise<EnqueueResult[]> {

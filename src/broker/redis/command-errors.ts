@@ -1,0 +1,55 @@
+import { BrokerError } from "../../errors.ts";
+
+/**
+ * What ioredis says when a command of a fail-fast connection (CLI commands, apps' clients) gets no answer
+ * names neither the server nor what to do: "Command timed out", or "Reached the max retries per request
+ * limit (which is 1). Refer to "maxRetriesPerRequest" option for details." after the connection dropped
+ * and one reconnect failed. This turns those two into one-line BrokerErrors and leaves every other error
+ * (Redis's own replies, our typed errors) as it is.
+ *
+ * Either way the command may still have run, or run later: a frozen Redis that wakes up executes what it
+ * was sent, and a connection can drop after Redis ran a command but before its reply arrived. The message
+ * says so, because a caller that simply sends again may send twice.
+ */
+export function plainCommandError(err: unknown, where: string, timeoutMs: number | undefined): unknown {
+  if (!(err instanceof Error) || err instanceof BrokerError) return err;
+  if (err.message === "Command timed out") {
+    const within = timeoutMs === undefined ? "" : ` within ${(timeoutMs / 1000).toFixed(1)} s`;
+    return new BrokerError(
+      `${where} did not answer${within} (stopped, overloaded or busy with a long script): check it with redis-cli PING, or raise command_timeout; what was asked may still happen when it answers`,
+      { cause: err },
+    );
+  }
+  if (err.name === "MaxRetriesPerRequestError") {
+    return new BrokerError(
+      `lost the connection to ${where} and could not reconnect: check that it is running and reachable, then try again; what was asked may or may not have happened`,
+      { cause: err },
+    );
+  }
+  return err;
+}
+
+/**
+ * `target` with every method that returns a promise rejecting with plainCommandError's errors instead of
+ * ioredis's. For the CLI's and apps' transports, not a worker's (whose connections wait for Redis to come
+ * back instead of failing).
+ */
+export function withPlainCommandErrors<T extends object>(target: T, where: string, timeoutMs: number | undefined): T {
+  const wrapped = new Map<PropertyKey, unknown>();
+  return new Proxy(target, {
+    get(obj, prop) {
+      const value: unknown = Reflect.get(obj, prop, obj);
+      if (typeof value !== "function") return value;
+      let fn = wrapped.get(prop);
+      if (!fn) {
+        const method = value as (...args: unknown[]) => unknown;
+        fn = (...args: unknown[]): unknown => {
+          const out = method.apply(obj, args);
+          return out instanceof Promise ? out.catch((err: unknown) => Promise.reject(plainCommandError(err, where, timeoutMs))) : out;
+        };
+        wrapped.set(prop, fn);
+      }
+      return fn;
+    },
+  });
+}
