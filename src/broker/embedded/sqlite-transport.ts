@@ -143,7 +143,7 @@ export class SqliteTransport implements Transport {
   private db: Database.Database | undefined;
   private watcher: ChangeWatcher | undefined;
   private readonly statements = new Map<string, Database.Statement>();
-  private readonly revokeListeners = new Set<(ids: string[], terminate: boolean) => void>();
+  private readonly revokeListeners = new Set<RevokeListener>();
   private revokeCursor = 0;
   private unsubscribeRevokes: (() => void) | undefined;
   private closed = false;
@@ -850,24 +850,38 @@ export class SqliteTransport implements Transport {
 
   private pollRevokes(): void {
     if (this.closed || this.revokeListeners.size === 0) return;
-    let rows: { seq: number; id: string; terminate: number }[];
+    let rows: { seq: number; id: string; terminate: number; expires_at: number | null }[];
     try {
+      // With each revoke, how long it lasts: a worker that remembers revokes must not outlast the broker.
       rows = this.read(
-        () => this.sql("SELECT seq, id, terminate FROM terminations WHERE seq > ? ORDER BY seq").all(this.revokeCursor) as { seq: number; id: string; terminate: number }[],
+        () =>
+          this.sql(
+            "SELECT t.seq, t.id, t.terminate, r.expires_at FROM terminations t LEFT JOIN revoked r ON r.id = t.id WHERE t.seq > ? ORDER BY t.seq",
+          ).all(this.revokeCursor) as { seq: number; id: string; terminate: number; expires_at: number | null }[],
       );
     } catch {
       return; // transient (busy) or closing: the next change tries again
     }
     if (rows.length === 0) return;
     this.revokeCursor = rows[rows.length - 1]!.seq;
-    const plain = [...new Set(rows.filter((r) => r.terminate === 0).map((r) => r.id))];
-    const terminate = [...new Set(rows.filter((r) => r.terminate !== 0).map((r) => r.id))];
+    const now = Date.now();
+    // One call per (terminate, TTL), as the Redis transport hears one per revoke call. A revoke whose row
+    // is gone has expired (a TTL of 1 ms: forget it at once); one that lasts for ever has no TTL.
+    const groups = new Map<string, { ids: Set<string>; terminate: boolean; ttlMs: number | undefined }>();
+    for (const r of rows) {
+      const ttlMs = r.expires_at === null ? 1 : r.expires_at >= NEVER ? undefined : Math.max(1, r.expires_at - now);
+      const key = `${r.terminate}:${ttlMs ?? ""}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { ids: new Set(), terminate: r.terminate !== 0, ttlMs }));
+      g.ids.add(r.id);
+    }
     for (const listener of [...this.revokeListeners]) {
-      try {
-        if (plain.length > 0) listener(plain, false);
-        if (terminate.length > 0) listener(terminate, true);
-      } catch {
-        // a listener's failure must not stop the others
+      for (const g of groups.values()) {
+        try {
+          listener([...g.ids], g.terminate, g.ttlMs);
+        } catch {
+          // a listener's failure must not stop the others
+        }
       }
     }
   }

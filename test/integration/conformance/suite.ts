@@ -604,6 +604,22 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         await sleep(300);
         expect(heard.map(([id]) => id)).not.toContain(after);
       });
+
+      it("onRevoke listeners hear how long a revoke lasts (none for one that lasts for ever), so a worker forgets it no later than the broker", async () => {
+        const heard = new Map<string, number | undefined>();
+        const stop = await other.onRevoke((ids, _terminate, ttlMs) => ids.forEach((id) => heard.set(id, ttlMs)));
+        const brief = freshId("brief");
+        const forever = freshId("forever");
+        await t.revoke([brief], 5000, false);
+        await t.revoke([forever], 0, false);
+        const deadline = Date.now() + 3000;
+        while (heard.size < 2 && Date.now() < deadline) await sleep(10);
+        stop();
+        expect(heard.get(brief)).toBeGreaterThan(2000);
+        expect(heard.get(brief)).toBeLessThanOrEqual(5000);
+        expect(heard.has(forever)).toBe(true);
+        expect(heard.get(forever)).toBeUndefined();
+      });
     });
 
     describe("unique keys", () => {
