@@ -10,17 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createCeleryClient, createClient, type Client } from "../../../src/index.ts";
 import { BrokerError } from "../../../src/errors.ts";
 import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../../support/redis-server.ts";
-
-/** The promise's outcome, or "hung" if it has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number): Promise<{ value: T } | { error: Error } | "hung"> {
-  let timer: NodeJS.Timeout | undefined;
-  const hung = new Promise<"hung">((resolve) => (timer = setTimeout(() => resolve("hung"), ms)));
-  try {
-    return await Promise.race([p.then((value) => ({ value }), (error: Error) => ({ error })), hung]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { within } from "../../support/within.ts";
 
 function errorOf(out: Awaited<ReturnType<typeof within>>): Error {
   expect(out).not.toBe("hung");
@@ -34,7 +24,8 @@ describe.skipIf(!redisServerAvailable())("commands of a client whose Redis stops
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function setUp(): Promise<{ redis: RedisServerHandle; client: Client }> {
+  /** A private Redis, a config file naming it with command_timeout 0.5 s, and a client reading that file. */
+  async function setUp(): Promise<{ redis: RedisServerHandle; client: Client; configPath: string }> {
     const redis = await startRedisServer();
     cleanups.push(() => redis.cleanup());
     // A stopped server must not outlive a failed test: SIGCONT first, then cleanup's shutdown.
@@ -47,7 +38,7 @@ describe.skipIf(!redisServerAvailable())("commands of a client whose Redis stops
     writeFileSync(configPath, `broker_url: ${redis.url}\ncommand_timeout: 0.5\n`);
     const client = await createClient({ configPath });
     cleanups.push(() => within(client.close(), 2000).then(() => {}));
-    return { redis, client };
+    return { redis, client, configPath };
   }
 
   it("a frozen Redis: the send fails after command_timeout in one line, and works again once Redis is back", async () => {
@@ -90,11 +81,7 @@ describe.skipIf(!redisServerAvailable())("commands of a client whose Redis stops
   });
 
   it("the Celery client: a frozen Redis fails its send and its result lookup in one line", async () => {
-    const { redis } = await setUp();
-    const dir = mkdtempSync(join(tmpdir(), "qworker-deadline-celery-"));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const configPath = join(dir, "qworker.yaml");
-    writeFileSync(configPath, `broker_url: ${redis.url}\ncommand_timeout: 0.5\n`);
+    const { redis, configPath } = await setUp();
     const celery = await createCeleryClient({ configPath });
     cleanups.push(() => within(celery.close(), 2000).then(() => {}));
     const ref = await celery.send("tasks.add", [1, 2]);

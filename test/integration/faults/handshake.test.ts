@@ -12,20 +12,10 @@ import type { ReserveRequest, Transport } from "../../../src/broker/transport.ts
 import { enqueueNumbered } from "../../support/fault-enqueue.ts";
 import { startFaultProxy, type FaultProxy } from "../../support/fault-proxy.ts";
 import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../../support/redis-server.ts";
+import { within } from "../../support/within.ts";
 
 const CONNECT_TIMEOUT_MS = 500;
 const reserveReq: ReserveRequest = { queues: ["default"], max: 5, leaseMs: 30_000, workerId: "w-handshake", waitMs: 300 };
-
-/** The promise's outcome, or "hung" if it has not settled within `ms`. */
-async function within<T>(p: Promise<T>, ms: number): Promise<{ value: T } | { error: Error } | "hung"> {
-  let timer: NodeJS.Timeout | undefined;
-  const hung = new Promise<"hung">((resolve) => (timer = setTimeout(() => resolve("hung"), ms)));
-  try {
-    return await Promise.race([p.then((value) => ({ value }), (error: Error) => ({ error })), hung]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe.skipIf(!redisServerAvailable())("connections to a server that accepts and never answers", () => {
   const cleanups: (() => Promise<void> | void)[] = [];
