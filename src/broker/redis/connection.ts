@@ -15,6 +15,15 @@ export function maskUrl(url: string): string {
   }
 }
 
+/**
+ * Reconnect attempts a fail-fast connection's commands wait through before they fail. The reconnect delays
+ * (50, 100, … ms) add up to about 1.8 s over eight attempts: a Redis restart or a short network blip is
+ * ridden out, as Celery's publish retry and BullMQ's queue do, while a Redis that stays down still fails
+ * the command within a few seconds. (A command that was sent but not answered when the connection dropped
+ * is sent again after the reconnect; qworker's scripts recognise a repeated enqueue by the task id.)
+ */
+const FAIL_FAST_RECONNECTS = 8;
+
 export interface ConnectionOptions {
   /** Fail the first connect after this long instead of retrying forever. */
   connectTimeoutMs: number;
@@ -39,8 +48,9 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     connectionName: name,
     connectTimeout: opts.connectTimeoutMs,
     enableReadyCheck: true,
-    // null: commands issued during an outage wait for the reconnect instead of failing after N tries.
-    maxRetriesPerRequest: opts.failFast ? 1 : null,
+    // null: a worker's commands wait for the reconnect however long it takes. A fail-fast connection's wait
+    // through FAIL_FAST_RECONNECTS failed attempts, about 2 s (a restart), then fail.
+    maxRetriesPerRequest: opts.failFast ? FAIL_FAST_RECONNECTS : null,
     enableOfflineQueue: true,
     retryStrategy: (times) => (connectedOnce ? Math.min(50 * times, 500) : null),
     ...(opts.commandTimeoutMs ? { commandTimeout: opts.commandTimeoutMs } : {}),

@@ -24,8 +24,8 @@ describe.skipIf(!redisServerAvailable())("commands of a client whose Redis stops
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  /** A private Redis, a config file naming it with command_timeout 0.5 s, and a client reading that file. */
-  async function setUp(): Promise<{ redis: RedisServerHandle; client: Client; configPath: string }> {
+  /** A private Redis, a config file naming it with that command_timeout, and a client reading that file. */
+  async function setUp(commandTimeout = 0.5): Promise<{ redis: RedisServerHandle; client: Client; configPath: string }> {
     const redis = await startRedisServer();
     cleanups.push(() => redis.cleanup());
     // A stopped server must not outlive a failed test: SIGCONT first, then cleanup's shutdown.
@@ -35,7 +35,7 @@ describe.skipIf(!redisServerAvailable())("commands of a client whose Redis stops
     const dir = mkdtempSync(join(tmpdir(), "qworker-deadline-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const configPath = join(dir, "qworker.yaml");
-    writeFileSync(configPath, `broker_url: ${redis.url}\ncommand_timeout: 0.5\n`);
+    writeFileSync(configPath, `broker_url: ${redis.url}\ncommand_timeout: ${commandTimeout}\n`);
     const client = await createClient({ configPath });
     cleanups.push(() => within(client.close(), 2000).then(() => {}));
     return { redis, client, configPath };
@@ -70,8 +70,22 @@ describe.skipIf(!redisServerAvailable())("commands of a client whose Redis stops
     expect(err.message).toMatch(/did not answer within 0\.5 s/);
   });
 
-  it("a Redis that went away: one line naming it, not ioredis's retry-limit message", async () => {
-    const { redis, client } = await setUp();
+  it("a Redis restart of half a second: a send made meanwhile waits for it and lands", async () => {
+    const { redis, client } = await setUp(10);
+    await client.send("demo.add", [1, 2]);
+    await redis.kill9();
+    const sending = within(client.send("demo.add", [3, 4]), 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    await redis.start();
+    const out = await sending;
+    expect(out).toHaveProperty("value");
+    const [counts] = await client.transport.stats(["default"]);
+    // The first task went with the killed server (no persistence); the one sent during the restart is there.
+    expect(counts?.ready).toBe(1);
+  });
+
+  it("a Redis that went away: after a few seconds of reconnecting, one line naming it, not ioredis's retry-limit message", async () => {
+    const { redis, client } = await setUp(10);
     await client.send("demo.add", [1, 2]);
     await redis.kill9();
     const err = errorOf(await within(client.send("demo.add", [3, 4]), 10_000));
