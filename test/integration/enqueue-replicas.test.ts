@@ -75,6 +75,29 @@ describe.skipIf(!redisServerAvailable())("enqueue_min_replicas", () => {
     expect(await replica.exists("qw:j:frozen-1")).toBe(1);
     expect(await master.zscore("qw:q:default:ready", "frozen-1")).not.toBeNull();
   });
+
+  it("concurrent sends from one client share their waits: with the replica frozen, ten fail after two timeouts, not ten", async () => {
+    // Healthy first: every one of them is on the replica when its send returns.
+    const refs = await Promise.all(Array.from({ length: 10 }, (_, i) => client.send("demo.add", [i, 2])));
+    for (const ref of refs) expect(await replica.exists(`qw:j:${ref.id}`)).toBe(1);
+
+    const pid = s.replica.pid!;
+    process.kill(pid, "SIGSTOP");
+    const t0 = Date.now();
+    let outcomes: PromiseSettledResult<unknown>[];
+    try {
+      outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => hasty.send("demo.add", [i, 3], { id: `frozen-many-${i}` })));
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    const took = Date.now() - t0;
+    for (const [i, o] of outcomes.entries()) {
+      expect(o.status).toBe("rejected");
+      expect((o as PromiseRejectedResult).reason).toMatchObject({ code: "E_NOT_REPLICATED", ids: [`frozen-many-${i}`] });
+    }
+    // One WAIT per send would hold the connection 10 × 400 ms; grouped, the first send's WAIT and one more.
+    expect(took).toBeLessThan(2500);
+  });
 });
 
 /** A client whose sends wait for one replica, at most `timeoutMs`. */

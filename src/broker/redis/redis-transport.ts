@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { ActivityPublishError, BrokerError, ReplicationError } from "../../errors.ts";
+import { ActivityPublishError, BrokerError } from "../../errors.ts";
 import type {
   ActiveTask,
   ActivityBatch,
@@ -28,7 +28,8 @@ import { isClusterUrl } from "./url.ts";
 import { clusterPrefix, Keys } from "./keys.ts";
 import { parseLeaseRows } from "./lease-rows.ts";
 import { releaseOrphans } from "./orphans.ts";
-import { runScript, runScriptReplicated } from "./scripts.ts";
+import { ReplicatedEnqueuer } from "./replicated-enqueue.ts";
+import { runScript } from "./scripts.ts";
 import { checkRedisSettings } from "./server-check.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
@@ -121,6 +122,8 @@ export class RedisTransport implements Transport {
   private cmd?: RedisConnection;
   private blocker?: RedisConnection;
   private sub?: RedisConnection;
+  /** enqueue_min_replicas: enqueues grouped under one WAIT (created on first use). */
+  private replicated?: ReplicatedEnqueuer;
   private subReady?: Promise<RedisConnection>;
   private readonly channelListeners: ChannelListeners = new Map();
   private closed = false;
@@ -177,22 +180,11 @@ export class RedisTransport implements Transport {
     return results;
   }
 
-  private async runEnqueue(args: (string | number)[], items: EnqueueItem[]): Promise<unknown> {
+  private runEnqueue(args: (string | number)[], items: EnqueueItem[]): Promise<unknown> {
     const wanted = this.opts.enqueueMinReplicas ?? 0;
     if (wanted <= 0) return runScript(this.redis, "enqueue", args);
-    const timeoutMs = this.opts.enqueueReplicaTimeoutMs ?? 1000;
-    const { result, confirmed } = await runScriptReplicated(this.redis, "enqueue", args, wanted, timeoutMs);
-    if (confirmed < wanted) {
-      const ids = items.map((it) => it.id);
-      const what = ids.length === 1 ? `task ${ids[0]}` : `${ids.length} tasks (${ids[0]} …)`;
-      throw new ReplicationError(
-        `${what} reached the Redis master, but ${confirmed} of the ${wanted} replica(s) enqueue_min_replicas asks for confirmed it within ${timeoutMs} ms, so a failover now could lose it: send it again with the same id (qworker send --id; a task still queued is not queued twice), or check the replicas (INFO replication)`,
-        ids,
-        confirmed,
-        wanted,
-      );
-    }
-    return result;
+    this.replicated ??= new ReplicatedEnqueuer(() => this.redis, wanted, this.opts.enqueueReplicaTimeoutMs ?? 1000);
+    return this.replicated.enqueue(args, items.map((it) => it.id));
   }
 
   async reserve(req: ReserveRequest): Promise<Reservation[]> {

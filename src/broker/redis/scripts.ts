@@ -51,13 +51,18 @@ const scripts = new Map<ScriptName, Script>(
  */
 async function bySha<T>(name: ScriptName, args: (string | number)[], send: (body: string, bySource: boolean, routeKey: string) => Promise<T>): Promise<T> {
   const script = scripts.get(name)!;
-  const routeKey = `${args[0]}queues`;
+  const routeKey = routeKeyOf(args);
   try {
     return await send(script.sha, false, routeKey);
   } catch (err) {
     if (err instanceof Error && err.message.startsWith("NOSCRIPT")) return await send(script.source, true, routeKey);
     throw err;
   }
+}
+
+/** The key a script call is routed by: one under the call's prefix (`args[0]`), see bySha. */
+function routeKeyOf(args: (string | number)[]): string {
+  return `${args[0]}queues`;
 }
 
 /** Run a script (see bySha for its arguments). */
@@ -67,29 +72,46 @@ export function runScript(redis: RedisConnection, name: ScriptName, args: (strin
   );
 }
 
+/** One script call's outcome in a pipeline. */
+export type ScriptReply = { value: unknown } | { error: Error };
+
 /**
- * Run a script, then WAIT for `replicas` replicas in the same pipeline. WAIT counts the replicas that
- * have every write made so far on the connection it is sent on, so it must follow the script on the
- * connection that ran it: a pipeline keeps both on one connection, and on Redis Cluster sends both to the
- * node the script's key routes to. Answers the script's result and how many replicas confirmed.
+ * Run a script once per argument list, then WAIT for `replicas` replicas, all in one pipeline. WAIT counts
+ * the replicas that have every write made so far on the connection it is sent on, so it must follow the
+ * scripts on the connection that ran them: a pipeline keeps them on one connection, and on Redis Cluster
+ * sends them to the node their key routes to (see bySha). Answers each call's reply or error, in order, and
+ * how many replicas confirmed all of them. Calls answered NOSCRIPT (a restart or failover emptied the
+ * script cache) go again with the source, in a second pipeline whose WAIT then counts for every call.
  */
-export function runScriptReplicated(
+export async function runScriptsReplicated(
   redis: RedisConnection,
   name: ScriptName,
-  args: (string | number)[],
+  argLists: (string | number)[][],
   replicas: number,
   timeoutMs: number,
-): Promise<{ result: unknown; confirmed: number }> {
-  return bySha(name, args, async (body, bySource, routeKey) => {
+): Promise<{ replies: ScriptReply[]; confirmed: number }> {
+  const script = scripts.get(name)!;
+  const send = async (indexes: number[], bySource: boolean): Promise<number> => {
     const pipe = redis.pipeline();
-    if (bySource) pipe.eval(body, 1, routeKey, ...args);
-    else pipe.evalsha(body, 1, routeKey, ...args);
+    for (const i of indexes) {
+      const args = argLists[i]!;
+      const routeKey = routeKeyOf(args);
+      if (bySource) pipe.eval(script.source, 1, routeKey, ...args);
+      else pipe.evalsha(script.sha, 1, routeKey, ...args);
+    }
     pipe.wait(replicas, timeoutMs);
-    const replies = (await pipe.exec()) ?? [];
-    const [scriptErr, result] = replies[0] ?? [new Error("no reply to the script")];
-    if (scriptErr) throw scriptErr;
-    const [waitErr, confirmed] = replies[1] ?? [new Error("no reply to WAIT")];
+    const out = (await pipe.exec()) ?? [];
+    indexes.forEach((i, k) => {
+      const [err, value] = out[k] ?? [new Error("no reply to the script")];
+      replies[i] = err ? { error: err } : { value };
+    });
+    const [waitErr, confirmed] = out[indexes.length] ?? [new Error("no reply to WAIT")];
     if (waitErr) throw waitErr;
-    return { result, confirmed: Number(confirmed) };
-  });
+    return Number(confirmed);
+  };
+  const replies: ScriptReply[] = [];
+  let confirmed = await send(argLists.map((_, i) => i), false);
+  const missing = replies.flatMap((r, i) => ("error" in r && r.error.message.startsWith("NOSCRIPT") ? [i] : []));
+  if (missing.length > 0) confirmed = await send(missing, true);
+  return { replies, confirmed };
 }
