@@ -39,15 +39,17 @@ export class BrokerError extends QWorkerError {
 /**
  * A connection reached the server but was not ready within the connect timeout (see
  * src/broker/redis/handshake-guard.ts). The guard destroys the socket with it; openConnection reports it
- * in its own words when it ends a first connect.
+ * in its own words when it ends a first connect. `reason`: "silent", no reply at all (a stopped or wedged
+ * server, a dead proxy); "stalled", it answered, then stopped half-way through the handshake; "loading",
+ * it is loading its data set (`etaSeconds` left, as Redis estimates it).
  */
 export class HandshakeTimeoutError extends BrokerError {
-  /** `answered`: some reply came back (a Redis still loading its data, or one that stopped half-way). */
   constructor(
     readonly timeoutMs: number,
-    readonly answered: boolean,
+    readonly reason: "silent" | "stalled" | "loading",
+    readonly etaSeconds?: number,
   ) {
-    super(`connected, but not ready within ${(timeoutMs / 1000).toFixed(1)} s${answered ? "" : " (no reply at all)"}`);
+    super(`connected, but not ready within ${(timeoutMs / 1000).toFixed(1)} s (${reason})`);
   }
 }
 

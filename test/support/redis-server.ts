@@ -30,6 +30,8 @@ export interface RedisServerOptions {
   extraArgs?: string[];
   /** How long to wait for the server to answer PING (default 10 s). */
   startTimeoutMs?: number;
+  /** start() returns as soon as the server answers, even while it is still loading its data (LOADING). */
+  acceptLoading?: boolean;
   /**
    * Run as a Sentinel with this config file (it must be writable: Sentinel rewrites it with what it
    * learns). The file's `sentinel monitor` lines say what it watches.
@@ -300,7 +302,7 @@ class RedisServer implements RedisServerHandle {
       }
       try {
         last = await rawCommand(this.currentPort, ["PING"], 500);
-        if (last === "+PONG") return;
+        if (last === "+PONG" || (this.opts.acceptLoading && last.startsWith("-LOADING"))) return;
       } catch (err) {
         last = (err as Error).message;
       }

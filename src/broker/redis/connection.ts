@@ -99,8 +99,10 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     if (err instanceof ConfigError) throw err;
     throw new BrokerError(`invalid Redis URL ${maskUrl(url)}: ${(err as Error).message}`, { cause: err });
   }
-  if (redis instanceof Cluster) redis.on("+node", (node: Redis) => guardHandshake(node, opts.connectTimeoutMs));
-  else guardHandshake(redis, opts.connectTimeoutMs);
+  // Workers wait for a Redis that is loading its data; the CLI and apps' clients say so and fail.
+  const guard = { waitWhileLoading: !opts.failFast };
+  if (redis instanceof Cluster) redis.on("+node", (node: Redis) => guardHandshake(node, opts.connectTimeoutMs, guard));
+  else guardHandshake(redis, opts.connectTimeoutMs, guard);
   // Errors surface through commands and the reconnect loop; an unhandled 'error' event would crash.
   // The socket error (ECONNREFUSED, ENOTFOUND…) is kept because connect() itself only rejects with
   // "Connection is closed.", which tells the user nothing.
@@ -115,9 +117,12 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     const cause = socketError ?? (err as NodeJS.ErrnoException);
     if (cause instanceof HandshakeTimeoutError) {
       const within = `${(cause.timeoutMs / 1000).toFixed(1)} s`;
-      const what = cause.answered
-        ? `answered but was not ready within ${within} (still loading its data, or it stopped answering)`
-        : `accepted the connection but did not answer within ${within}`;
+      if (cause.reason === "loading") {
+        const left = cause.etaSeconds === undefined ? "" : ` (about ${cause.etaSeconds} s left, by its own estimate)`;
+        throw new BrokerError(`${where} is still loading its data set after a restart${left}: try again once it has loaded (a worker waits for it)`, { cause: err });
+      }
+      const what =
+        cause.reason === "stalled" ? `answered, then stopped answering before it was ready (${within})` : `accepted the connection but did not answer within ${within}`;
       throw new BrokerError(
         `${where} ${what}: check that a running, responsive Redis listens there (not a stopped or overloaded one, or another service), or set broker_url / QWORKER_BROKER_URL`,
         { cause: err },

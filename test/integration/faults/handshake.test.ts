@@ -11,7 +11,7 @@ import { Keys } from "../../../src/broker/redis/keys.ts";
 import type { ReserveRequest, Transport } from "../../../src/broker/transport.ts";
 import { enqueueNumbered } from "../../support/fault-enqueue.ts";
 import { startFaultProxy, type FaultProxy } from "../../support/fault-proxy.ts";
-import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../../support/redis-server.ts";
+import { rawCommand, redisServerAvailable, startRedisServer, type RedisServerHandle } from "../../support/redis-server.ts";
 import { within } from "../../support/within.ts";
 
 const CONNECT_TIMEOUT_MS = 500;
@@ -60,7 +60,7 @@ describe.skipIf(!redisServerAvailable())("connections to a server that accepts a
     proxy.stallNew(true, { afterFirstReply: true });
     const out = await within(viaProxy(proxy).connect(), 5000);
     expect(out).not.toBe("hung");
-    expect((out as { error: Error }).error.message).toMatch(/answered but was not ready within 0\.5 s/);
+    expect((out as { error: Error }).error.message).toMatch(/answered, then stopped answering before it was ready \(0\.5 s\)/);
   });
 
   it("the blocking connection a worker opens on its first idle wait: a stalled one fails the reserve, the next reserve works", async () => {
@@ -112,5 +112,48 @@ describe.skipIf(!redisServerAvailable())("connections to a server that accepts a
     const out = await within(pending, 5000);
     expect(out).not.toBe("hung");
     expect((out as { value: { id: string }[] }).value.map((r) => r.id)).toEqual(["t-queued"]);
+  });
+});
+
+describe.skipIf(!redisServerAvailable())("connections to a Redis that is loading its data set", () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  /** A Redis restarted over 2,000 keys that it loads at 2 ms each: about 4 s of LOADING, answering meanwhile. */
+  async function loadingRedis(): Promise<RedisServerHandle> {
+    const redis = await startRedisServer({
+      acceptLoading: true,
+      extraArgs: ["--key-load-delay", "2000", "--loading-process-events-interval-bytes", "1024"],
+    });
+    cleanups.push(() => redis.cleanup());
+    const raw = new Redis(redis.url);
+    await raw.eval("for i = 1, 2000 do redis.call('SET', 'k' .. i, 'v') end", 0);
+    await raw.save();
+    raw.disconnect();
+    await redis.stop();
+    await redis.start();
+    expect(await rawCommand(redis.port, ["PING"])).toMatch(/^-LOADING/);
+    return redis;
+  }
+
+  it("a CLI command or an app's client says it is loading, in one line", async () => {
+    const redis = await loadingRedis();
+    const t = createRedisTransport(redis.url, { failFast: true, connectTimeoutMs: CONNECT_TIMEOUT_MS });
+    cleanups.push(() => within(t.close(), 2000).then(() => {}));
+    const out = await within(t.connect(), 5000);
+    expect(out).not.toBe("hung");
+    const err = (out as { error: Error }).error;
+    expect(err.message).toMatch(/^Redis at redis:\/\/127\.0\.0\.1:\d+\/? is still loading its data set after a restart \(about \d+ s left, by its own estimate\): try again once it has loaded/);
+  });
+
+  it("a worker's connection waits for the load to finish instead of failing", async () => {
+    const redis = await loadingRedis();
+    const t = createRedisTransport(redis.url, { connectTimeoutMs: CONNECT_TIMEOUT_MS });
+    cleanups.push(() => within(t.close(), 2000).then(() => {}));
+    const out = await within(t.connect(), 20_000);
+    expect(out).toEqual({ value: undefined });
+    expect(await t.stats(["default"])).toEqual([expect.objectContaining({ name: "default", ready: 0 })]);
   });
 });
