@@ -444,10 +444,10 @@ export class RedisTransport implements Transport {
 
   async revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<void> {
     if (ids.length === 0) return;
-    await runScript(this.redis, "revoke", [this.keys.prefix, ttlMs, DEFAULT_RESULT_TTL_MS, ...ids]);
     // Workers drop these from their prefetch, and abort them if running on terminate. The type for a
     // terminate stays "terminate", which workers before 0.2 (that knew no other) also follow.
-    await this.redis.publish(this.keys.control, JSON.stringify({ type: terminate ? "terminate" : "revoke", ids, ttlMs }));
+    const announce = JSON.stringify({ type: terminate ? "terminate" : "revoke", ids, ttlMs });
+    await runScript(this.redis, "revoke", [this.keys.prefix, ttlMs, DEFAULT_RESULT_TTL_MS, announce, ...ids]);
   }
 
   async rateLimit(name: string, intervalMs: number, taskId: string): Promise<number> {

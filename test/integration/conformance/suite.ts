@@ -605,6 +605,17 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(heard.map(([id]) => id)).not.toContain(after);
       });
 
+      it("onRevoke listeners hear revokes in the order they were made (on a Cluster too)", async () => {
+        const heard: string[] = [];
+        const stop = await other.onRevoke((ids) => heard.push(...ids));
+        const ids = Array.from({ length: 20 }, (_, i) => freshId(`order${i}`));
+        for (const id of ids) await t.revoke([id], 60_000, false);
+        const deadline = Date.now() + 3000;
+        while (heard.length < ids.length && Date.now() < deadline) await sleep(10);
+        stop();
+        expect(heard).toEqual(ids);
+      });
+
       it("onRevoke listeners hear how long a revoke lasts (none for one that lasts for ever), so a worker forgets it no later than the broker", async () => {
         const heard = new Map<string, number | undefined>();
         const stop = await other.onRevoke((ids, _terminate, ttlMs) => ids.forEach((id) => heard.set(id, ttlMs)));

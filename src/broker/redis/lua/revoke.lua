@@ -2,17 +2,20 @@
 -- KEYS[1]: not read (only routes the call on Redis Cluster).
 -- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] ttlMs (how long the revoke is remembered), ARGV[3] resultTtlMs (<= 0: no expiry);
---   ARGV[4..] task ids.
+--   ARGV[4] the control message announcing the revoke to workers; ARGV[5..] task ids.
 -- Guarantees: each id is recorded in <p>revoked until now + ttlMs, so a task enqueued or recovered later
 --   under that id is finished as REVOKED by reserve.lua instead of running. A task that is waiting (ready
 --   or delayed) is removed at once, its REVOKED result stored and published and its unique key freed; a
 --   running task is left to its worker (revoke --terminate aborts it through the control channel).
+--   The control message is published on <p>control in the same step, once the revoke is recorded, so
+--   workers hear revokes in the order they were made, on a Redis Cluster too (where a client's own
+--   PUBLISH goes to whichever node, and two of them can reach a subscriber in either order).
 -- Returns: number of waiting tasks removed.
 local p, ttl, resultTtl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local removed = 0
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local id = ARGV[i]
   redis.call('ZADD', p .. 'revoked', now + ttl, id)
   local jk = p .. 'j:' .. id
@@ -33,4 +36,5 @@ for i = 4, #ARGV do
     removed = removed + 1
   end
 end
+redis.call('PUBLISH', p .. 'control', ARGV[4])
 return removed
