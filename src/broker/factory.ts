@@ -12,6 +12,8 @@ export interface TransportOptions {
   enqueueReplicaTimeoutMs?: number;
   /** Redis, fail-fast connections only: a command unanswered this long fails (undefined: never). */
   commandTimeoutMs?: number;
+  /** Redis, workers: told when a connect waits for Redis to load its data set, with the seconds left. */
+  onLoading?: (etaSeconds: number | undefined) => void;
 }
 
 /** The transport options a loaded config sets, plus the caller's own. */
@@ -38,6 +40,7 @@ export async function createTransport(url: string, opts: TransportOptions = {}):
       ...(opts.enqueueMinReplicas ? { enqueueMinReplicas: opts.enqueueMinReplicas } : {}),
       ...(opts.enqueueReplicaTimeoutMs !== undefined ? { enqueueReplicaTimeoutMs: opts.enqueueReplicaTimeoutMs } : {}),
       ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
+      ...(opts.onLoading ? { onLoading: opts.onLoading } : {}),
     });
   }
   let scheme: string;

@@ -59,7 +59,15 @@ export function workerCommand(): Command {
         const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
         const { registry, empty } = await discoverTasks(config.tasks_dir);
         for (const f of empty) logger.warn(`${f} defines no task (export a defineTask(...) to register one)`);
-        const base = await createTransport(config.broker_url, transportOptions(config));
+        // A worker started with its Redis (after a reboot) waits while Redis loads its data set: say so once,
+        // or the worker looks hung until the banner.
+        let toldLoading = false;
+        const onLoading = (eta: number | undefined): void => {
+          if (toldLoading) return;
+          toldLoading = true;
+          logger.warn(`waiting for the broker's Redis to load its data set${eta === undefined ? "" : ` (about ${eta} s left, by its own estimate)`}`);
+        };
+        const base = await createTransport(config.broker_url, { ...transportOptions(config), onLoading });
         // Celery interop (docs/celery.md) wraps the transport only when a `celery:` section is configured.
         const celery = config.celery ? (await import("../celery/worker-setup.ts")).addCelery(base, config, logger) : undefined;
         const transport = celery?.transport ?? base;

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createRedisTransport } from "../../src/broker/redis/index.ts";
-import { freePort, rawCommand, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
+import { freePort, rawCommand, startLoadingRedisServer, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
 import { jsonLogs, ROOT, runCli, spawnCli, type CliProcess, type CliResult } from "./helpers.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -187,6 +187,28 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
       await paused.cleanup();
     }
   }, 30_000);
+
+  it("a Redis still loading its data set: send says so in one line; a worker says it waits, then runs tasks", async () => {
+    // 5,000 keys at 2 ms: about 10 s of loading, time enough for both to start on a loaded machine.
+    const loading = await startLoadingRedisServer({ keys: 5000 });
+    const worker = spawnCli(["worker", "--broker", loading.url, "--tasks", join(ROOT, "tasks")], { cwd: tmp });
+    try {
+      expectOneLineError(
+        await runCli(["send", "demo.add", "--args", "[1,2]", "--broker", loading.url], { cwd: tmp, timeoutMs: 15_000 }),
+        3,
+        /^qworker: error: Redis at redis:\/\/127\.0\.0\.1:\d+\/? is still loading its data set after a restart \(about \d+ s left, by its own estimate\): try again once it has loaded \(a worker waits for it\)$/,
+      );
+      await worker.waitForLine(/waiting for the broker's Redis to load its data set/, 15_000);
+      await worker.waitForLine(/tasks \(\d+\): /, 20_000);
+      const sent = await runCli(["send", "demo.add", "--args", "[1,2]", "--broker", loading.url], { cwd: tmp });
+      expect(sent.code).toBe(0);
+      await worker.waitForLine(new RegExp(`demo\\.add\\[${sent.stdout.trim()}\\] succeeded`), 10_000);
+    } finally {
+      worker.signal("SIGKILL");
+      await worker.exited;
+      await loading.cleanup();
+    }
+  }, 60_000);
 
   it("Sentinel and Cluster URLs: unreachable ones fail at once, malformed ones at config load, each in one line", async () => {
     const port = await freePort();

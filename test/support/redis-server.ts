@@ -373,3 +373,28 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   }
   return server;
 }
+
+/**
+ * A redis-server that, once this resolves, is loading its data set after a restart and answers LOADING for
+ * a few seconds: `keys` keys are saved to its RDB, and it starts again loading them at `delayUs` each
+ * (Redis's `key-load-delay`), handling clients between keys. About 4 s with the defaults.
+ */
+export async function startLoadingRedisServer(opts: { keys?: number; delayUs?: number } = {}): Promise<RedisServerHandle> {
+  const redis = await startRedisServer({
+    acceptLoading: true,
+    extraArgs: ["--key-load-delay", String(opts.delayUs ?? 2000), "--loading-process-events-interval-bytes", "1024"],
+  });
+  try {
+    const keys = opts.keys ?? 2000;
+    await rawCommand(redis.port, ["EVAL", `for i = 1, ${keys} do redis.call('SET', 'k' .. i, 'v') end`, "0"]);
+    await rawCommand(redis.port, ["SAVE"], 10_000);
+    await redis.stop();
+    await redis.start();
+    const reply = await rawCommand(redis.port, ["PING"]);
+    if (!reply.startsWith("-LOADING")) throw new Error(`expected redis-server to be loading after its restart, got ${reply}`);
+  } catch (err) {
+    await redis.cleanup();
+    throw err;
+  }
+  return redis;
+}

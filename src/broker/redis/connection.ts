@@ -31,6 +31,8 @@ export interface ConnectionOptions {
   failFast: boolean;
   /** Fail a command that has had no reply this long (ioredis's commandTimeout); unset: wait for ever. */
   commandTimeoutMs?: number;
+  /** A connect that waits for Redis to load its data set (not failFast) says so here, with the seconds left. */
+  onLoading?: (etaSeconds: number | undefined) => void;
 }
 
 /** A connection to the broker's Redis: one server (plain or found through Sentinel), or a Cluster. */
@@ -100,7 +102,7 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     throw new BrokerError(`invalid Redis URL ${maskUrl(url)}: ${(err as Error).message}`, { cause: err });
   }
   // Workers wait for a Redis that is loading its data; the CLI and apps' clients say so and fail.
-  const guard = { waitWhileLoading: !opts.failFast };
+  const guard = { waitWhileLoading: !opts.failFast, ...(opts.onLoading ? { onLoading: opts.onLoading } : {}) };
   if (redis instanceof Cluster) redis.on("+node", (node: Redis) => guardHandshake(node, opts.connectTimeoutMs, guard));
   else guardHandshake(redis, opts.connectTimeoutMs, guard);
   // Errors surface through commands and the reconnect loop; an unhandled 'error' event would crash.

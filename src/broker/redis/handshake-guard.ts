@@ -4,6 +4,8 @@ import { HandshakeTimeoutError } from "../../errors.ts";
 export interface HandshakeGuardOptions {
   /** A Redis still loading its data set is alive: wait for it (workers) rather than fail (CLI, apps' clients). */
   waitWhileLoading: boolean;
+  /** Told once per connect attempt that waits for a load, with Redis's estimate of the seconds left. */
+  onLoading?: (etaSeconds: number | undefined) => void;
 }
 
 /**
@@ -36,6 +38,7 @@ export function guardHandshake(redis: Redis, timeoutMs: number, opts: HandshakeG
     clear();
     const stream = redis.stream;
     let answered = false;
+    let toldLoading = false;
     stream.once("data", () => (answered = true));
     const pending = (): boolean => redis.status === "connect" && redis.stream === stream;
     const fail = (err: HandshakeTimeoutError): void => {
@@ -56,9 +59,12 @@ export function guardHandshake(redis: Redis, timeoutMs: number, opts: HandshakeG
           replied = true;
           if (!pending()) return;
           const loading = /^loading:1\b/m.test(info);
-          if (loading && !opts.waitWhileLoading) {
+          if (loading) {
             const eta = /^loading_eta_seconds:(\d+)/m.exec(info)?.[1];
-            return fail(new HandshakeTimeoutError(timeoutMs, "loading", eta === undefined ? undefined : Number(eta)));
+            const etaSeconds = eta === undefined ? undefined : Number(eta);
+            if (!opts.waitWhileLoading) return fail(new HandshakeTimeoutError(timeoutMs, "loading", etaSeconds));
+            if (!toldLoading) opts.onLoading?.(etaSeconds);
+            toldLoading = true;
           }
           // Loading (and waiting for it), or about to be ready: look again after another deadline.
           clear();

@@ -102,6 +102,8 @@ export interface RedisTransportOptions {
   connectTimeoutMs?: number;
   /** With failFast: a command with no reply after this long fails (see command-errors.ts); unset: never. */
   commandTimeoutMs?: number;
+  /** Without failFast: a connect that waits for Redis to load its data set says so (seconds left). */
+  onLoading?: (etaSeconds: number | undefined) => void;
   /**
    * Enqueue returns once this many replicas have the tasks (WAIT), and throws ReplicationError when fewer
    * confirm within enqueueReplicaTimeoutMs. Unset or 0: as soon as the master has them.
@@ -149,6 +151,7 @@ export class RedisTransport implements Transport {
       connectTimeoutMs: this.opts.connectTimeoutMs ?? 3000,
       failFast,
       ...(failFast && this.opts.commandTimeoutMs ? { commandTimeoutMs: this.opts.commandTimeoutMs } : {}),
+      ...(this.opts.onLoading ? { onLoading: this.opts.onLoading } : {}),
     };
   }
 

@@ -11,7 +11,7 @@ import { Keys } from "../../../src/broker/redis/keys.ts";
 import type { ReserveRequest, Transport } from "../../../src/broker/transport.ts";
 import { enqueueNumbered } from "../../support/fault-enqueue.ts";
 import { startFaultProxy, type FaultProxy } from "../../support/fault-proxy.ts";
-import { rawCommand, redisServerAvailable, startRedisServer, type RedisServerHandle } from "../../support/redis-server.ts";
+import { redisServerAvailable, startLoadingRedisServer, startRedisServer, type RedisServerHandle } from "../../support/redis-server.ts";
 import { within } from "../../support/within.ts";
 
 const CONNECT_TIMEOUT_MS = 500;
@@ -121,20 +121,9 @@ describe.skipIf(!redisServerAvailable())("connections to a Redis that is loading
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  /** A Redis restarted over 2,000 keys that it loads at 2 ms each: about 4 s of LOADING, answering meanwhile. */
   async function loadingRedis(): Promise<RedisServerHandle> {
-    const redis = await startRedisServer({
-      acceptLoading: true,
-      extraArgs: ["--key-load-delay", "2000", "--loading-process-events-interval-bytes", "1024"],
-    });
+    const redis = await startLoadingRedisServer();
     cleanups.push(() => redis.cleanup());
-    const raw = new Redis(redis.url);
-    await raw.eval("for i = 1, 2000 do redis.call('SET', 'k' .. i, 'v') end", 0);
-    await raw.save();
-    raw.disconnect();
-    await redis.stop();
-    await redis.start();
-    expect(await rawCommand(redis.port, ["PING"])).toMatch(/^-LOADING/);
     return redis;
   }
 
