@@ -50,6 +50,9 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     connectionName: name,
     connectTimeout: opts.connectTimeoutMs,
     enableReadyCheck: true,
+    // A Redis loading its data set is asked again every second (ioredis: up to every 10 s), so a worker
+    // waiting for the load starts soon after it ends.
+    maxLoadingRetryTime: 1000,
     // null: a worker's commands wait for the reconnect however long it takes. A fail-fast connection's wait
     // through FAIL_FAST_RECONNECTS failed attempts, about 2 s (a restart), then fail.
     maxRetriesPerRequest: opts.failFast ? FAIL_FAST_RECONNECTS : null,

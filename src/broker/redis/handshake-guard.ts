@@ -26,7 +26,7 @@ export interface HandshakeGuardOptions {
  * the load is done. So when a server that has answered something is not ready at the deadline, the guard
  * asks it with INFO. Loading: a worker's connection waits, deadline after deadline, for as long as the load
  * takes (a worker started with its Redis after a reboot must not exit); a fail-fast connection fails at
- * once, saying so. No answer to INFO either: it stopped answering half-way, and the socket is destroyed.
+ * that deadline, saying so. No answer to INFO either: it stopped answering half-way, and the socket is destroyed.
  */
 export function guardHandshake(redis: Redis, timeoutMs: number, opts: HandshakeGuardOptions): void {
   let timer: NodeJS.Timeout | undefined;
