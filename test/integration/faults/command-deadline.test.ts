@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createCeleryClient, createClient, type Client } from "../../../src/index.ts";
 import { BrokerError } from "../../../src/errors.ts";
-import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../../support/redis-server.ts";
+import { rawCommand, redisServerAvailable, startRedisServer, type RedisServerHandle } from "../../support/redis-server.ts";
 import { within } from "../../support/within.ts";
 
 function errorOf(out: Awaited<ReturnType<typeof within>>): Error {
@@ -82,6 +82,18 @@ describe.skipIf(!redisServerAvailable())("commands of a client whose Redis stops
     const [counts] = await client.transport.stats(["default"]);
     // The first task went with the killed server (no persistence); the one sent during the restart is there.
     expect(counts?.ready).toBe(1);
+  });
+
+  it("the Celery client: a send made during a half-second restart lands too", async () => {
+    const { redis, configPath } = await setUp(10);
+    const celery = await createCeleryClient({ configPath });
+    cleanups.push(() => within(celery.close(), 2000).then(() => {}));
+    await redis.kill9();
+    const sending = within(celery.send("tasks.add", [3, 4]), 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    await redis.start();
+    expect(await sending).toHaveProperty("value");
+    expect(await rawCommand(redis.port, ["LLEN", "celery"])).toBe(":1");
   });
 
   it("a Redis that went away: after a few seconds of reconnecting, one line naming it, not ioredis's retry-limit message", async () => {
