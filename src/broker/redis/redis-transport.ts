@@ -33,6 +33,8 @@ import { runScript } from "./scripts.ts";
 import { checkRedisSettings } from "./server-check.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
+/** Tasks purge.lua removes per call: a few milliseconds of Redis time, so workers are not held up. */
+const PURGE_STEP = 5000;
 
 /** reserve.lua's compact reply: leaseUntil at [2], then per queue: name, count, count x (id, payload, deliveries). */
 function parseCompactLeases(out: (string | number)[], tokenPrefix: string): Reservation[] {
@@ -412,7 +414,12 @@ export class RedisTransport implements Transport {
   }
 
   async purge(queue: string, opts: { dead: boolean }): Promise<number> {
-    return Number(await runScript(this.redis, "purge", [this.keys.prefix, queue, opts.dead ? "1" : "0"]));
+    let total = 0;
+    for (;;) {
+      const n = Number(await runScript(this.redis, "purge", [this.keys.prefix, queue, opts.dead ? "1" : "0", PURGE_STEP]));
+      total += n;
+      if (n < PURGE_STEP) return total;
+    }
   }
 
   async getResult(id: string): Promise<string | null> {

@@ -496,6 +496,24 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 1, dead: 0 }]);
         expect(await t.settle([done(running!)])).toEqual([running!.id]);
       });
+
+      it("purge empties a large queue, ready and delayed, tasks and their data", async () => {
+        const q = freshQueue();
+        const ids: string[] = [];
+        for (let b = 0; b < 12; b++) {
+          const batch = Array.from({ length: 1000 }, (_, i) => item(q, freshId(), i % 4 === 0 ? { dueAt: Date.now() + 60_000 } : {}));
+          ids.push(...batch.map((it) => it.id));
+          await t.enqueue(batch);
+        }
+        await t.enqueue([item(q, freshId(), { dueAt: Date.now() + 60_000 })]);
+        expect(await t.purge(q, { dead: false })).toBe(12_001);
+        expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 0, dead: 0 }]);
+        // The tasks' data went too: the same ids can be sent again, as new tasks.
+        expect(await t.enqueue([item(q, ids[0]!), item(q, ids[11_999]!)])).toEqual([
+          { id: ids[0], duplicate: false },
+          { id: ids[11_999], duplicate: false },
+        ]);
+      });
     });
 
     describe("results", () => {
