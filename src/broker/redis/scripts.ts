@@ -34,9 +34,18 @@ interface Script {
   sha: string;
 }
 
+/**
+ * A script's source with each `--#include NAME` line replaced by lua/lib/NAME.lua: helpers that several
+ * scripts share (Redis runs each script alone, so sharing happens here, before the SHA is taken).
+ */
+function readScript(name: string): string {
+  const text = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
+  return text.replace(/^--#include (\w+)$/gm, (_, lib: string) => readFileSync(new URL(`./lua/lib/${lib}.lua`, import.meta.url), "utf8").trimEnd());
+}
+
 const scripts = new Map<ScriptName, Script>(
   NAMES.map((name) => {
-    const source = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
+    const source = readScript(name);
     return [name, { source, sha: createHash("sha1").update(source).digest("hex") }];
   }),
 );

@@ -10,6 +10,7 @@
 --   the RETRY state is stored and PUBLISHed (unless SUCCESS is already stored) and the lease is dropped:
 --   a crash can neither lose the retry nor run the old attempt again next to it.
 -- Returns: 1 if retried, 0 if the token was no longer valid.
+--#include celery_result
 local p, id, token, q = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local list, envelope, rk, meta, ttl = ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
 local jk = p .. 'j:' .. id
@@ -19,14 +20,5 @@ redis.call('ZREM', p .. 'q:' .. q .. ':active', id)
 if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end
 redis.call('DEL', jk)
 redis.call('LPUSH', list, envelope)
-local old = redis.call('GET', rk)
-local keep = false
-if old then
-  local ok, prev = pcall(cjson.decode, old)
-  keep = ok and type(prev) == 'table' and prev.status == 'SUCCESS'
-end
-if not keep then
-  if ttl > 0 then redis.call('SET', rk, meta, 'EX', ttl) else redis.call('SET', rk, meta) end
-  redis.call('PUBLISH', rk, meta)
-end
+storeCeleryResult(rk, meta, ttl)
 return 1

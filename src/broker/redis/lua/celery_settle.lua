@@ -10,6 +10,7 @@
 --   on the PUBLISH), and the message is deleted or kept in <q>:dead with the reason. Like Celery, a
 --   stored SUCCESS is never overwritten (a duplicate delivery cannot turn success into failure).
 -- Returns: the lease ids that were settled (token valid).
+--#include celery_result
 local p = ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -30,18 +31,7 @@ for i = 2, #ARGV, 7 do
     else
       redis.call('DEL', jk)
     end
-    if rk ~= '' then
-      local keep = false
-      local old = redis.call('GET', rk)
-      if old then
-        local ok, prev = pcall(cjson.decode, old)
-        keep = ok and type(prev) == 'table' and prev.status == 'SUCCESS'
-      end
-      if not keep then
-        if ttl > 0 then redis.call('SET', rk, meta, 'EX', ttl) else redis.call('SET', rk, meta) end
-        redis.call('PUBLISH', rk, meta)
-      end
-    end
+    if rk ~= '' then storeCeleryResult(rk, meta, ttl) end
     done[#done + 1] = id
   end
 end

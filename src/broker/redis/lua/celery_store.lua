@@ -7,13 +7,7 @@
 -- Guarantees: written only while the caller still holds the lease, so a late STARTED can never land
 --   after the final state (settling deletes the token first); a stored SUCCESS is never overwritten.
 -- Returns: 1 if stored, 0 if the lease is gone or SUCCESS is already stored.
+--#include celery_result
 local p, id, token, rk, meta, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 if redis.call('HGET', p .. 'j:' .. id, 't') ~= token then return 0 end
-local old = redis.call('GET', rk)
-if old then
-  local ok, prev = pcall(cjson.decode, old)
-  if ok and type(prev) == 'table' and prev.status == 'SUCCESS' then return 0 end
-end
-if ttl > 0 then redis.call('SET', rk, meta, 'EX', ttl) else redis.call('SET', rk, meta) end
-redis.call('PUBLISH', rk, meta)
-return 1
+return storeCeleryResult(rk, meta, ttl) and 1 or 0
