@@ -34,14 +34,9 @@ export function transportOptions(config: QWorkerConfig, extra: { failFast?: bool
 export async function createTransport(url: string, opts: TransportOptions = {}): Promise<Transport> {
   if (isRedisUrl(url)) {
     const { createRedisTransport } = await import("./redis/index.ts");
-    return createRedisTransport(url, {
-      ...(opts.failFast !== undefined ? { failFast: opts.failFast } : {}),
-      ...(opts.redisPrefix ? { prefix: opts.redisPrefix } : {}),
-      ...(opts.enqueueMinReplicas ? { enqueueMinReplicas: opts.enqueueMinReplicas } : {}),
-      ...(opts.enqueueReplicaTimeoutMs !== undefined ? { enqueueReplicaTimeoutMs: opts.enqueueReplicaTimeoutMs } : {}),
-      ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
-      ...(opts.onLoading ? { onLoading: opts.onLoading } : {}),
-    });
+    // The Redis transport takes the same options; only the prefix has its own name there.
+    const { redisPrefix, ...redisOpts } = opts;
+    return createRedisTransport(url, { ...redisOpts, ...(redisPrefix ? { prefix: redisPrefix } : {}) });
   }
   let scheme: string;
   try {

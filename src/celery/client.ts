@@ -111,8 +111,10 @@ export async function createCeleryClient(options: CeleryClientOptions = {}): Pro
   const { url, commandTimeoutMs } = celeryConnection(options);
   const connOpts: ConnectionOptions = { connectTimeoutMs: 3000, failFast: true, ...(commandTimeoutMs ? { commandTimeoutMs } : {}) };
   const redis = await openConnection(url, connOpts, "qworker-celery-client");
-  const client = new RedisCeleryClient(redis, url, connOpts, options.keyPrefix ?? "");
-  return withPlainCommandErrors<CeleryClient>(client, describeTarget(url).where, commandTimeoutMs);
+  const where = describeTarget(url).where;
+  // The client and every result ref it hands out report a lost or silent Redis in one line.
+  const plain = <T extends object>(target: T): T => withPlainCommandErrors(target, where, commandTimeoutMs);
+  return plain<CeleryClient>(new RedisCeleryClient(redis, url, connOpts, options.keyPrefix ?? "", plain));
 }
 
 class RedisCeleryClient implements CeleryClient {
@@ -124,6 +126,7 @@ class RedisCeleryClient implements CeleryClient {
     private readonly url: string,
     private readonly connOpts: ConnectionOptions,
     private readonly keyPrefix: string,
+    private readonly plain: <T extends object>(target: T) => T,
   ) {}
 
   async send(task: string, args: unknown[] = [], options: CelerySendCallOptions = {}): Promise<CeleryResultRef> {
@@ -148,7 +151,7 @@ class RedisCeleryClient implements CeleryClient {
         return raw === null ? null : decodeResultMeta(raw);
       },
     };
-    return withPlainCommandErrors(ref, describeTarget(this.url).where, this.connOpts.commandTimeoutMs);
+    return this.plain(ref);
   }
 
   private subscriber(): Promise<RedisConnection> {
