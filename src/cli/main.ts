@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { QWorkerError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { deadCommand } from "./dead.ts";
 import { demoCommand } from "./demo.ts";
@@ -34,4 +35,17 @@ for (const cmd of [program, ...program.commands]) {
   });
 }
 
-program.parseAsync(process.argv).catch(exitWithError);
+// A command whose promise is left pending with nothing else to wait on (a library that never settles one,
+// as ioredis's Cluster connect once did) would end the process with status 0 and no output: a send that
+// printed no id, a worker that simply stopped, both reported as success. Say so and fail instead.
+let finished = false;
+process.on("beforeExit", () => {
+  if (!finished) {
+    exitWithError(
+      new QWorkerError("E_INTERNAL", "the command stopped before it finished, with nothing left to wait for (a bug in qworker): run it again with --loglevel=debug if it has one, and report the output"),
+    );
+  }
+});
+program.parseAsync(process.argv).then(() => {
+  finished = true;
+}, exitWithError);

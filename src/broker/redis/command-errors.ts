@@ -4,8 +4,9 @@ import { BrokerError } from "../../errors.ts";
  * What ioredis says when a command of a fail-fast connection (CLI commands, apps' clients) gets no answer
  * names neither the server nor what to do: "Command timed out", or "Reached the max retries per request
  * limit (which is 1). Refer to "maxRetriesPerRequest" option for details." after the connection dropped
- * and one reconnect failed. This turns those two into one-line BrokerErrors and leaves every other error
- * (Redis's own replies, our typed errors) as it is.
+ * and one reconnect failed; on a Redis Cluster, "Too many Cluster redirections. Last error: …" or "Failed to
+ * refresh slots cache.". This turns those into one-line BrokerErrors and leaves every other error (Redis's
+ * own replies, our typed errors) as it is.
  *
  * Either way the command may still have run, or run later: a frozen Redis that wakes up executes what it
  * was sent, and a connection can drop after Redis ran a command but before its reply arrived. The message
@@ -23,6 +24,23 @@ export function plainCommandError(err: unknown, where: string, timeoutMs: number
   if (err.name === "MaxRetriesPerRequestError") {
     return new BrokerError(
       `lost the connection to ${where} and could not reconnect: check that it is running and reachable, then try again; what was asked may or may not have happened`,
+      { cause: err },
+    );
+  }
+  // A Cluster's command that kept being redirected (MOVED to a node that is down, CLUSTERDOWN while the
+  // cluster is failing) ends with ioredis's "Too many Cluster redirections. Last error: …".
+  const redirected = /^Too many Cluster redirections\. Last error: (?:\w*Error: )?(.*)$/.exec(err.message);
+  if (redirected) {
+    const moved = /^(?:MOVED|ASK) \d+ (\S+)$/.exec(redirected[1]!);
+    const why = moved ? `its node ${moved[1]} for these keys does not answer` : redirected[1];
+    return new BrokerError(
+      `${where} could not serve the command (${why}): check that every master runs and CLUSTER INFO says cluster_state:ok, then try again; what was asked may or may not have happened`,
+      { cause: err },
+    );
+  }
+  if (err.name === "ClusterAllFailedError" || err.message === "None of startup nodes is available") {
+    return new BrokerError(
+      `lost the connection to ${where}: none of its nodes answered; check that they are running and reachable, then try again; what was asked may or may not have happened`,
       { cause: err },
     );
   }

@@ -116,9 +116,15 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     if (!connectedOnce) socketError ??= err;
   });
   try {
-    await redis.connect();
+    await (redis instanceof Cluster ? connectCluster(redis) : redis.connect());
   } catch (err) {
     redis.disconnect();
+    if (err instanceof ClusterNotReadyError) {
+      throw new BrokerError(
+        `${where} is not ready (CLUSTER INFO says cluster_state:fail, or gave no answer: is a master with no replica down?): ${fix}, or set broker_url / QWORKER_BROKER_URL`,
+        { cause: err },
+      );
+    }
     const cause = socketError ?? (err as NodeJS.ErrnoException);
     if (cause instanceof HandshakeTimeoutError) {
       const within = `${(cause.timeoutMs / 1000).toFixed(1)} s`;
@@ -138,6 +144,38 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
   }
   connectedOnce = true;
   return redis;
+}
+
+/** A Cluster whose first connect ended because its ready check failed (see connectCluster). */
+class ClusterNotReadyError extends Error {
+  constructor() {
+    super("the cluster failed its ready check (CLUSTER INFO)");
+  }
+}
+
+/**
+ * ioredis's Cluster#connect() settles only on "ready" or on a close before the slot map was read. When the
+ * slot map is read but the ready check then fails (CLUSTER INFO says cluster_state:fail, as it does once a
+ * master with no replica has been down for cluster-node-timeout), it disconnects and asks the retry
+ * strategy, which says no on a first connect, and the promise is left pending with nothing else alive:
+ * `qworker send` and `qworker worker` exited silently with status 0, and an app's createClient() never
+ * returned. The connection's "end" settles it here instead.
+ */
+function connectCluster(cluster: Cluster): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onEnd = (): void => reject(new ClusterNotReadyError());
+    cluster.once("end", onEnd);
+    cluster.connect().then(
+      () => {
+        cluster.off("end", onEnd);
+        resolve();
+      },
+      (err: unknown) => {
+        cluster.off("end", onEnd);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }
 
 /**
