@@ -10,6 +10,7 @@ import { HealthFile } from "../worker/health-file.ts";
 import { Watchdog } from "../worker/watchdog.ts";
 import { leaseKeeperFor } from "../worker/lease-keeper.ts";
 import { createPool } from "../worker/pool/index.ts";
+import { installStrayErrorGuard } from "../worker/stray-errors.ts";
 import { Worker } from "../worker/worker.ts";
 import { action, setShowStack } from "./errors.ts";
 import { parseNumberOption } from "./json-option.ts";
@@ -57,6 +58,7 @@ export function workerCommand(): Command {
         });
         setShowStack(config.loglevel === "debug");
         const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
+        installStrayErrorGuard(logger);
         const { registry, empty } = await discoverTasks(config.tasks_dir);
         for (const f of empty) logger.warn(`${f} defines no task (export a defineTask(...) to register one)`);
         // A worker started with its Redis (after a reboot) waits while Redis loads its data set: say so once,

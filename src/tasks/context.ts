@@ -48,6 +48,11 @@ export function taskContext(): TaskContext {
   return ctx;
 }
 
+/** The running task's context in this async flow, if any (for code that must not throw without one). */
+export function currentTaskContext(): TaskContext | undefined {
+  return storage.getStore();
+}
+
 /** Call `fn(...args)` with `ctx` as the task context (extra arguments spare the caller a closure per task). */
 export function runInContext<A extends unknown[], T>(ctx: TaskContext, fn: (...args: A) => T, ...args: A): T {
   return storage.run(ctx, fn, ...args);

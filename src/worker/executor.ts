@@ -38,8 +38,19 @@ export function handlerArgs(def: TaskDefinition, msg: TaskMessage): unknown[] {
 }
 
 /**
+ * A running task's hook for an error that reaches the process from code the task started but does not
+ * await (a throw in its timer callback, a promise it left rejected): called with that error while the task
+ * is the current async context, it fails the task and returns true, or returns false once the task has
+ * finished. A symbol from the global registry, so a second copy of qworker in the process (the CLI from
+ * dist/, task modules importing the package) finds it too.
+ */
+export const FAIL_FROM_OUTSIDE = Symbol.for("qworker.failFromOutside");
+
+/**
  * What a handler sees as `this` and through taskContext(). A class rather than an object literal with a
- * getter and closures: one of these is made per task, and the methods live once on the prototype.
+ * getter and closures: one of these is made per task, and the methods live once on the prototype. It also
+ * holds the task's completion, so that whichever comes first (the handler's own outcome, the hard time
+ * limit, an error from outside the handler's call chain) settles the task, once.
  */
 class InlineContext implements TaskContext {
   readonly id: string;
@@ -51,9 +62,11 @@ class InlineContext implements TaskContext {
   readonly kwargs: Record<string, unknown>;
   readonly logger: PoolJob["logger"];
   readonly progress: PoolJob["progress"];
+  readonly start: number;
   private readonly controller: AbortController;
+  private done: ((outcome: ExecOutcome) => void) | undefined;
 
-  constructor(job: PoolJob) {
+  constructor(job: PoolJob, done: (outcome: ExecOutcome) => void) {
     const msg = job.msg;
     this.id = msg.id;
     this.name = msg.task;
@@ -65,6 +78,8 @@ class InlineContext implements TaskContext {
     this.logger = job.logger;
     this.progress = job.progress;
     this.controller = job.controller;
+    this.done = done;
+    this.start = performance.now();
   }
 
   // A getter: the signal is created only for tasks that read it (LazyAbortController).
@@ -74,6 +89,29 @@ class InlineContext implements TaskContext {
 
   retry(options?: { countdown?: number; error?: unknown }): never {
     throw new RetryRequest(options?.countdown, options?.error);
+  }
+
+  finish(outcome: ExecOutcome): void {
+    const done = this.done;
+    if (!done) return;
+    this.done = undefined;
+    done(outcome);
+  }
+
+  succeed(value: unknown): void {
+    this.finish({ kind: "success", value, runtimeMs: performance.now() - this.start });
+  }
+
+  fail(thrown: unknown): void {
+    this.finish(failed(thrown, this.start));
+  }
+
+  [FAIL_FROM_OUTSIDE](thrown: unknown): boolean {
+    if (!this.done) return false;
+    // Whatever the handler still does is told to stop, as at a hard time limit.
+    this.controller.abort(toError(thrown));
+    this.fail(thrown);
+    return true;
   }
 }
 
@@ -93,29 +131,32 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
   return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as { then?: unknown }).then === "function";
 }
 
+/** Call the handler; its outcome (or a throw) finishes `ctx` unless something else finished it first. */
+function startHandler(ctx: InlineContext, job: PoolJob): void {
+  let value: unknown;
+  try {
+    value = runInContext(ctx, callHandler, job.def, ctx, handlerArgs(job.def, job.msg));
+  } catch (thrown) {
+    ctx.fail(thrown);
+    return;
+  }
+  if (!isThenable(value)) {
+    ctx.succeed(value);
+    return;
+  }
+  value.then(
+    (v) => ctx.succeed(v),
+    (thrown: unknown) => ctx.fail(thrown),
+  );
+}
+
 /**
  * The hot path of the async pool for a task without time limits: the handler is called at once and a
  * synchronous handler completes without a single promise; an async one costs the one `then` it needs.
  * `done` is called exactly once. (executeInline below is the general form, with time limits.)
  */
 export function executeInlineNow(job: PoolJob, done: (outcome: ExecOutcome) => void): void {
-  const start = performance.now();
-  const ctx = new InlineContext(job);
-  let value: unknown;
-  try {
-    value = runInContext(ctx, callHandler, job.def, ctx, handlerArgs(job.def, job.msg));
-  } catch (thrown) {
-    done(failed(thrown, start));
-    return;
-  }
-  if (!isThenable(value)) {
-    done({ kind: "success", value, runtimeMs: performance.now() - start });
-    return;
-  }
-  value.then(
-    (v) => done({ kind: "success", value: v, runtimeMs: performance.now() - start }),
-    (thrown: unknown) => done(failed(thrown, start)),
-  );
+  startHandler(new InlineContext(job, done), job);
 }
 
 /**
@@ -123,38 +164,35 @@ export function executeInlineNow(job: PoolJob, done: (outcome: ExecOutcome) => v
  * stops waiting for it and frees the slot, although code that never yields cannot be stopped in-process:
  * that is what the process pool is for.
  */
-export async function executeInline(job: PoolJob): Promise<ExecOutcome> {
-  const { def, msg, controller, limits } = job;
-  if (!limits.softTimeLimitMs && !limits.timeLimitMs) return new Promise((resolve) => executeInlineNow(job, resolve));
-  const start = performance.now();
-  const ctx = new InlineContext(job);
-  let soft: NodeJS.Timeout | undefined;
-  let hard: NodeJS.Timeout | undefined;
-  try {
-    const run = Promise.resolve().then(() => runInContext(ctx, callHandler, def, ctx, handlerArgs(def, msg)));
-    const races: Promise<unknown>[] = [run];
+export function executeInline(job: PoolJob): Promise<ExecOutcome> {
+  const { controller, limits } = job;
+  return new Promise((resolve) => {
+    let soft: NodeJS.Timeout | undefined;
+    let hard: NodeJS.Timeout | undefined;
+    const ctx = new InlineContext(job, (outcome) => {
+      clearTimeout(soft);
+      clearTimeout(hard);
+      const limit = limits.timeLimitMs;
+      if (limit && outcome.runtimeMs > limit && !(outcome.kind === "failure" && outcome.error instanceof TimeLimitExceeded)) {
+        // Its outcome stands (its work is done), but nobody should believe the limit held.
+        job.logger.warn(
+          `task ${job.msg.task}[${job.msg.id}] returned after ${(outcome.runtimeMs / 1000).toFixed(1)} s, past its hard time limit of ${limit / 1000} s: it did not yield to the event loop, so the async pool could not stop it (run such tasks with pool: process)`,
+        );
+      }
+      resolve(outcome);
+    });
     if (limits.softTimeLimitMs) {
       const ms = limits.softTimeLimitMs;
       soft = setTimeout(() => controller.abort(new SoftTimeLimitExceeded(ms)), ms);
     }
     if (limits.timeLimitMs) {
       const ms = limits.timeLimitMs;
-      races.push(
-        new Promise((_, reject) => {
-          hard = setTimeout(() => {
-            const err = new TimeLimitExceeded(ms);
-            controller.abort(err);
-            reject(err);
-          }, ms);
-        }),
-      );
+      hard = setTimeout(() => {
+        const err = new TimeLimitExceeded(ms);
+        controller.abort(err);
+        ctx.fail(err);
+      }, ms);
     }
-    const value = races.length === 1 ? await run : await Promise.race(races);
-    return { kind: "success", value, runtimeMs: performance.now() - start };
-  } catch (thrown) {
-    return failed(thrown, start);
-  } finally {
-    if (soft) clearTimeout(soft);
-    if (hard) clearTimeout(hard);
-  }
+    startHandler(ctx, job);
+  });
 }
