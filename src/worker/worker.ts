@@ -242,6 +242,10 @@ export class Worker {
         continue;
       } finally {
         this.requested -= ask;
+        // The other lane may be waiting because this request held the last free slot's share of the budget:
+        // it must look again now, not when a running task ends (with one slot free and long tasks in the
+        // others, a task sent meanwhile waited for the longest of them). It runs after accept() below.
+        this.wakeLanes();
       }
       if (this.stopping) {
         await this.transport.release(got.map(({ id, token, queue }) => ({ id, token, queue }))).catch(() => {});

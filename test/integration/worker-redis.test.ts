@@ -53,6 +53,10 @@ const tasks = [
     await new Promise<void>((r) => (releaseHold = r));
     return "held";
   }),
+  defineTask("demo.nap", async (ms: number) => {
+    await new Promise((r) => setTimeout(r, ms));
+    return ms;
+  }),
   defineTask({ name: "demo.limited", rateLimit: "100/s" }, () => {
     noteRun("demo.limited");
     return "ok";
@@ -125,6 +129,27 @@ describe("Worker + RedisTransport", () => {
     await expect(client.sendMany([{ task: "demo.add", args: [1, 2] }, { task: "demo.add", args: [1n] }])).rejects.toThrow();
     expect((await transport.stats(["default"]))[0]).toMatchObject({ ready: before?.ready ?? 0, delayed: 0 });
   });
+
+  it("with one slot free beside a long task, each task sent starts at once (the fetch lanes do not wait for the long one)", async () => {
+    // No prefetch: both lanes share the one free slot's budget, the case in which a lane used to sleep until
+    // a running task ended.
+    const { client } = await setup({ concurrency: 2, prefetch: 0 });
+    const hold = await client.send("demo.hold");
+    await waitFor("the long task to start", () => (runs.get("demo.hold")?.length ? true : undefined), 5000);
+    try {
+      // Synchronous and asynchronous tasks: the lanes' order of waking differs between them.
+      for (let i = 0; i < 12; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const started = Date.now();
+        const ref = i % 2 ? await client.send<number>("demo.add", [i, 1]) : await client.send<number>("demo.nap", [20]);
+        expect(await ref.get({ timeout: 5 })).toBe(i % 2 ? i + 1 : 20);
+        expect(Date.now() - started, `task ${i}`).toBeLessThan(1000);
+      }
+    } finally {
+      releaseHold();
+    }
+    expect(await hold.get({ timeout: 5 })).toBe("held");
+  }, 30_000);
 
   it("a failure is stored with its error; a flaky task retries then succeeds", async () => {
     const { client } = await setup();
