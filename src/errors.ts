@@ -142,6 +142,16 @@ export class WorkerLostError extends QWorkerError {
   }
 }
 
+/**
+ * The reason a task's signal is aborted when its worker stops before the task finished: the task is being
+ * handed back to its queue, so whatever the handler does next (throw, return) is not its outcome.
+ */
+export class WorkerShutdownError extends QWorkerError {
+  constructor() {
+    super("E_WORKER_SHUTDOWN", "worker shutting down: the task is handed back to its queue");
+  }
+}
+
 /** Waiting for a result took longer than the caller allowed. */
 export class ResultTimeoutError extends QWorkerError {
   constructor(id: string, timeoutMs: number) {

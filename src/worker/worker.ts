@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { LeaseRef, Reservation, TaskProgress, Transport, WorkerInfo } from "../broker/transport.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
-import { NotRegisteredError, TaskRevokedError, type QWorkerError } from "../errors.ts";
+import { NotRegisteredError, TaskRevokedError, WorkerShutdownError, type QWorkerError } from "../errors.ts";
 import { decodeMessage, encodeMessage, type TaskMessage } from "../protocol/message.ts";
 import { messageArgsPreview } from "../results/args.ts";
 import { clampProgress, progressOf, waitingIds } from "../results/progress.ts";
@@ -595,6 +595,12 @@ export class Worker {
 
   private async concludeUnsuccessful(def: TaskDefinition, msg: TaskMessage, running: Running, outcome: Exclude<ExecOutcome, { kind: "success" }>): Promise<void> {
     const label = `${msg.task}[${msg.id}]`;
+    // Handed back by stop(): the handler failing because it was told to stop is not an attempt, and must
+    // not use up a retry (nor, at the last one, dead-letter the task) in a race with the hand-back.
+    if (running.controller.signal.reason instanceof WorkerShutdownError) {
+      this.logger.debug(`task ${label} stopped for the shutdown after ${ms(outcome.runtimeMs)}: ${outcome.error.message}`);
+      return;
+    }
     if (running.controller.signal.reason instanceof TaskRevokedError) {
       this.logger.warn(`task ${label} revoked: terminated after ${ms(outcome.runtimeMs)}`);
       this.events.safeEmit("task:revoked", msg);
@@ -808,7 +814,7 @@ export class Worker {
     await this.settler.drained();
     const unfinished = this.leased.values().map((l) => l.ref);
     if (unfinished.length > 0) {
-      for (const l of this.leased.values()) l.controller.abort(new Error("worker shutting down"));
+      for (const l of this.leased.values()) l.controller.abort(new WorkerShutdownError());
       await this.transport.release(unfinished).catch((err) => this.logger.error(`could not hand back ${unfinished.length} task(s): ${(err as Error).message}; they return when their lease expires`));
       this.logger.warn(`handed back ${unfinished.length} unfinished task(s) to the queue`);
     }

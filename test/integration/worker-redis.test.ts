@@ -12,6 +12,7 @@ import { configSchema } from "../../src/config/schema.ts";
 import { decodeEvent } from "../../src/events/format.ts";
 import { ActivityRecorder } from "../../src/events/recorder.ts";
 import { NonRetryableError } from "../../src/errors.ts";
+import { taskContext } from "../../src/tasks/context.ts";
 import { defineTask } from "../../src/tasks/define.ts";
 import { TaskRegistry } from "../../src/tasks/registry.ts";
 import { Worker } from "../../src/worker/worker.ts";
@@ -56,6 +57,12 @@ const tasks = [
   defineTask("demo.nap", async (ms: number) => {
     await new Promise((r) => setTimeout(r, ms));
     return ms;
+  }),
+  // Fails with an error of its own as soon as it is told to stop, as careful task code does.
+  defineTask({ name: "demo.abortable", retry: { max: 3, countdown: 0.05, jitter: false } }, async () => {
+    noteRun("demo.abortable");
+    const signal = taskContext().signal;
+    await new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("stopped: upload cancelled"))));
   }),
   defineTask({ name: "demo.limited", rateLimit: "100/s" }, () => {
     noteRun("demo.limited");
@@ -150,6 +157,20 @@ describe("Worker + RedisTransport", () => {
     }
     expect(await hold.get({ timeout: 5 })).toBe("held");
   }, 30_000);
+
+  it("a cold stop hands a running task back whole: its failure on being told to stop uses up no retry", async () => {
+    const { worker, client, logs, transport } = await setup();
+    const ref = await client.send("demo.abortable");
+    await waitFor("the task to start", () => (runs.get("demo.abortable")?.length ? true : undefined), 5000);
+    await worker.stop({ cold: true });
+    // Give a retry that was wrongly scheduled time to land.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(logs.filter((l) => /retry|failed/.test(l))).toEqual([]);
+    expect(logs).toContain("handed back 1 unfinished task(s) to the queue");
+    const [counts] = await transport.stats(["default"]);
+    expect(counts).toMatchObject({ ready: 1, delayed: 0, active: 0, dead: 0 });
+    expect((await ref.state())?.state ?? "PENDING").toBe("PENDING");
+  });
 
   it("a failure is stored with its error; a flaky task retries then succeeds", async () => {
     const { client } = await setup();
