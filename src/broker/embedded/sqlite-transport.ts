@@ -550,12 +550,29 @@ export class SqliteTransport implements Transport {
     );
   }
 
+  /**
+   * Whether heartbeats can be judged now (inside a write transaction). After a gap in the recovery sweeps,
+   * which every live worker runs each second, every heartbeat is as old as the gap (the machine slept, or
+   * every worker was stopped): for one heartbeat TTL after it, none is, so live workers beat again before
+   * a peer takes their tasks. The gap that counts is half the TTL, at most 3 s, as in recover.lua.
+   */
+  private heartbeatsJudgeable(now: number, ttlMs: number): boolean {
+    const get = this.sql("SELECT value FROM meta WHERE key = ?").pluck();
+    const set = this.sql("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    const last = get.get("recover_last") as number | undefined;
+    set.run("recover_last", now);
+    if (last !== undefined && now - last > Math.min(3000, ttlMs / 2)) set.run("recover_gap_ended", now);
+    return now - ((get.get("recover_gap_ended") as number | undefined) ?? 0) >= ttlMs;
+  }
+
   async recover(opts: RecoverOptions): Promise<RecoverReport> {
     const report = await this.write((now) => {
       const promoted = this.promoteDue(now, PROMOTE_BATCH * 5);
 
       const staleBefore = now - opts.heartbeatTtlMs;
-      const deadWorkers = this.sql("SELECT id FROM workers WHERE last_beat < ?").pluck().all(staleBefore) as string[];
+      const deadWorkers = this.heartbeatsJudgeable(now, opts.heartbeatTtlMs)
+        ? (this.sql("SELECT id FROM workers WHERE last_beat < ?").pluck().all(staleBefore) as string[])
+        : [];
       const candidates = new Map<string, TaskRow>();
       for (const row of this.sql("SELECT * FROM tasks WHERE state = 'active' AND lease_until <= ? ORDER BY lease_until LIMIT ?").all(
         now,
@@ -567,7 +584,7 @@ export class SqliteTransport implements Transport {
       for (const worker of deadWorkers) {
         for (const row of byWorker.all(worker) as TaskRow[]) candidates.set(row.id, row);
       }
-      this.sql("DELETE FROM workers WHERE last_beat < ?").run(staleBefore);
+      for (const worker of deadWorkers) this.sql("DELETE FROM workers WHERE id = ?").run(worker);
 
       let recovered = 0;
       let deadLettered = 0;

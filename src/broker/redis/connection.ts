@@ -163,15 +163,28 @@ class ClusterNotReadyError extends Error {
  */
 function connectCluster(cluster: Cluster): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onEnd = (): void => reject(new ClusterNotReadyError());
+    // Only after the slot map was read: before that, connect() rejects by itself (no node reachable), and
+    // its error says so better.
+    let refreshed = false;
+    const onRefresh = (): void => {
+      refreshed = true;
+    };
+    const onEnd = (): void => {
+      if (refreshed) reject(new ClusterNotReadyError());
+    };
+    cluster.once("refresh", onRefresh);
     cluster.once("end", onEnd);
+    const done = (): void => {
+      cluster.off("refresh", onRefresh);
+      cluster.off("end", onEnd);
+    };
     cluster.connect().then(
       () => {
-        cluster.off("end", onEnd);
+        done();
         resolve();
       },
       (err: unknown) => {
-        cluster.off("end", onEnd);
+        done();
         reject(err instanceof Error ? err : new Error(String(err)));
       },
     );

@@ -7,7 +7,9 @@
 --   1. due delayed tasks of every known queue move to ready;
 --   2. tasks of workers whose heartbeat is older than heartbeatTtlMs go back to the front of ready, even
 --      before their lease deadline (the worker is gone: waiting for the lease would only delay them);
---      for heartbeatTtlMs after Redis (re)starts heartbeats are not judged, as every one looks stale;
+--      for heartbeatTtlMs after Redis (re)starts heartbeats are not judged, as every one looks stale; nor for
+--      heartbeatTtlMs after a gap in these sweeps (Redis frozen or unreachable, the machine paused), for the
+--      same reason;
 --   3. tasks whose lease deadline passed go back the same way;
 --   in 2 and 3 a task already delivered maxDeliveries times is dead-lettered instead, with the reason,
 --   so a task that kills its worker cannot crash-loop the fleet;
@@ -85,8 +87,18 @@ end
 -- outage), though the workers are alive and reconnecting. Judge heartbeats only once Redis has been up
 -- for heartbeatTtlMs, so a restart does not hand a live worker's tasks to a peer (a duplicate run).
 local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)') or '0') or 0
+-- The same after a gap in these sweeps, which every live worker runs each second: a frozen (SIGSTOPped,
+-- swapping) or unreachable Redis, or a paused machine, runs none, and every heartbeat is as old as the gap
+-- when it ends. A gap of half the TTL (at most 3 s) starts a grace of one TTL, in which live workers beat
+-- again; a worker that does not is judged after it. With no worker sweeping at all, the first one to
+-- start waits that TTL too before it takes the dead workers' tasks (their expired leases are not held up).
+local lastKey, gapKey = p .. 'recover:last', p .. 'recover:gap'
+local last = tonumber(redis.call('GET', lastKey))
+redis.call('SET', lastKey, now, 'PX', 86400000)
+if last and now - last > math.min(3000, hbTtl / 2) then redis.call('SET', gapKey, now, 'PX', 86400000) end
+local gapEnded = tonumber(redis.call('GET', gapKey)) or 0
 local deadWorkers = {}
-if uptime * 1000 >= hbTtl then
+if uptime * 1000 >= hbTtl and now - gapEnded >= hbTtl then
   deadWorkers = redis.call('ZRANGEBYSCORE', p .. 'workers', '-inf', now - hbTtl, 'LIMIT', 0, 100)
 end
 for _, w in ipairs(deadWorkers) do
