@@ -72,6 +72,8 @@ export interface SettleItem {
   resultTtlMs: number;
   /** Also move the task to the dead-letter set with this reason (failures that exhausted retries). */
   deadReason?: string;
+  /** With deadReason: the last error, as "Type: message", kept with the dead task like DeadLetterItem.error. */
+  deadError?: string;
   uniqueKey?: string;
 }
 

@@ -680,6 +680,8 @@ export class Worker {
       resultTtlMs: this.config.result_expires * 1000,
       result: record ? safeEncodeResult(record) : undefined,
       deadReason,
+      // Kept with the dead task too: its result expires (a day by default) long before the dead entry (a week).
+      deadError: deadReason !== undefined && extra.error ? `${extra.error.type}: ${extra.error.message}` : undefined,
       uniqueKey: msg.uniqueKey,
     }, running);
   }

@@ -468,7 +468,7 @@ export class SqliteTransport implements Transport {
         if (item.deadReason !== undefined) {
           const row = this.leased(item.id, item.token);
           if (!row) continue;
-          this.toDead(row, item.deadReason, undefined, now);
+          this.toDead(row, item.deadReason, item.deadError, now);
         } else {
           const gone = done.get(item.id, item.token) as { unique_key: string | null } | undefined;
           if (!gone) continue;

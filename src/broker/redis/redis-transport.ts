@@ -90,7 +90,7 @@ function encodeSettle(prefix: string, items: SettleItem[]): { args: (string | nu
   }
   for (const i of full) {
     const it = items[i]!;
-    args.push("F", it.id, it.token, it.queue, it.result ?? "", it.resultTtlMs, it.deadReason ?? "", it.uniqueKey ?? "");
+    args.push("F", it.id, it.token, it.queue, it.result ?? "", it.resultTtlMs, it.deadReason ?? "", it.uniqueKey ?? "", it.deadError ?? "");
     order?.push(i);
   }
   return { args, order };

@@ -11,6 +11,7 @@
  * Timings use 150–400 ms leases and delays so the whole suite runs in a few seconds.
  */
 import { randomUUID } from "node:crypto";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type {
   EnqueueItem,
@@ -21,6 +22,11 @@ import type {
   Transport,
   WorkerInfo,
 } from "../../../src/broker/transport.ts";
+import { buildEnqueueItem } from "../../../src/client/build-message.ts";
+import { configSchema } from "../../../src/config/schema.ts";
+import { defineTask } from "../../../src/tasks/define.ts";
+import { TaskRegistry } from "../../../src/tasks/registry.ts";
+import { Worker } from "../../../src/worker/worker.ts";
 import { eventLinesOf } from "../../support/event-lines.ts";
 
 export type TransportFactory = () => Promise<{ transport: Transport; cleanup: () => Promise<void> }>;
@@ -320,6 +326,8 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(dead[0]).toMatchObject({ id: it1.id, queue: q, payload: it1.payload, deliveries: 2 });
         expect(typeof dead[0]!.reason).toBe("string");
         expect(dead[0]!.reason.length).toBeGreaterThan(0);
+        // The task never finished, so there is no error to keep: the reason says what happened.
+        expect(dead[0]!.error).toBeUndefined();
         expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 0, dead: 1 }]);
         expect(await t.settle([done(d2!)])).toEqual([]);
       });
@@ -466,6 +474,32 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(await t.getResult(r!.id)).toBe('{"state":"FAILURE"}');
         const dead = await t.listDead(q);
         expect(dead.map((d) => [d.id, d.reason])).toEqual([[r!.id, "retries exhausted"]]);
+      });
+
+      it("settle with deadReason keeps deadError with the dead task; a later death without one shows none", async () => {
+        const q = freshQueue();
+        const [a, b] = [item(q, freshId("a")), item(q, freshId("b"))];
+        await t.enqueue([a, b]);
+        const [ra, rb] = await t.reserve(req(q));
+        expect(
+          await t.settle([
+            done(ra!, { outcome: "FAILURE", result: '{"state":"FAILURE"}', deadReason: "failed: bad input 7", deadError: "TypeError: bad input 7" }),
+            done(rb!, { outcome: "FAILURE", deadReason: "failed: gave up" }),
+          ]),
+        ).toEqual([a.id, b.id]);
+        const byId = new Map((await t.listDead(q)).map((d) => [d.id, d]));
+        expect(byId.get(a.id)).toMatchObject({ reason: "failed: bad input 7", error: "TypeError: bad input 7" });
+        expect(byId.get(b.id)?.reason).toBe("failed: gave up");
+        expect(byId.get(b.id)?.error).toBeUndefined();
+
+        // Requeued, then dead again without an error: the first death's error must not show up.
+        expect(await t.requeueDead([a.id])).toBe(1);
+        const [again] = await t.reserve(req(q));
+        expect(again?.id).toBe(a.id);
+        expect(await t.settle([done(again!, { outcome: "FAILURE", deadReason: "failed: other" })])).toEqual([a.id]);
+        const [dead] = await t.listDead(q).then((ds) => ds.filter((d) => d.id === a.id));
+        expect(dead?.reason).toBe("failed: other");
+        expect(dead?.error).toBeUndefined();
       });
 
       it("requeueDead('all', queue) touches only that queue", async () => {
@@ -871,6 +905,47 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(new Set(seen).size).toBe(total);
         expect([...seen].sort()).toEqual([...ids].sort());
         expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 0, dead: 0 }]);
+      });
+    });
+
+    // Not the Transport contract alone: what `qworker dead` shows depends on the worker passing the error
+    // to settle and on the transport keeping it, so a real Worker runs on each transport here.
+    describe("a worker on this transport", () => {
+      it("dead-letters a task that failed after its retries, and one no worker registered, with the last error", { timeout: 30_000 }, async () => {
+        const q = freshQueue("worker");
+        const attempts = new Map<number, number>();
+        const registry = new TaskRegistry();
+        const boom = defineTask({ name: "conf.boom", retry: { max: 1, countdown: 0, jitter: false, backoff: false } }, (n: number) => {
+          const attempt = (attempts.get(n) ?? 0) + 1;
+          attempts.set(n, attempt);
+          throw new TypeError(`bad input ${n} (attempt ${attempt})`);
+        });
+        registry.register("conf.boom", boom as never, "conformance");
+        const config = configSchema.parse({ queues: [q], concurrency: 2, heartbeat_interval: 0.1 });
+        const send = (task: string, args: unknown[]) => buildEnqueueItem(task, args, {}, { queue: q, maxPayloadBytes: config.max_payload_bytes });
+        const failing = send("conf.boom", [7]);
+        const unknown = send("conf.nobody", []);
+        await t.enqueue([failing, unknown]);
+
+        const worker = new Worker({ transport: await open(), registry, config, logger: pino({ level: "silent" }) });
+        await worker.start();
+        let dead: Awaited<ReturnType<Transport["listDead"]>> = [];
+        try {
+          const deadline = Date.now() + 20_000;
+          while (dead.length < 2 && Date.now() < deadline) {
+            await sleep(50);
+            dead = await t.listDead(q);
+          }
+        } finally {
+          await worker.stop();
+        }
+        const byId = new Map(dead.map((d) => [d.id, d]));
+        expect(attempts.get(7)).toBe(2);
+        expect(byId.get(failing.id)).toMatchObject({ reason: "failed after 1 retries: bad input 7 (attempt 2)", error: "TypeError: bad input 7 (attempt 2)" });
+        expect(byId.get(unknown.id)).toMatchObject({
+          reason: "not registered: conf.nobody",
+          error: 'NotRegisteredError: task "conf.nobody" is not registered with this worker',
+        });
       });
     });
   });

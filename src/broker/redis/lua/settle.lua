@@ -5,12 +5,12 @@
 --   'P', queue, n, then n x (id, token): plain tasks of that queue (no result to store, not dead, no
 --     unique key named by the caller; a unique key kept in the task hash is still released);
 --   'F', id, token, queue, result ('' = store none), resultTtlMs (<= 0: no expiry), deadReason ('' = not
---     dead), uniqueKey ('' = none).
+--     dead), uniqueKey ('' = none), deadError ('' = none; kept with a dead task, as dead_letter.lua keeps it).
 -- Guarantees: only the holder of the task's current token can settle it, so a worker whose lease was
 --   recovered cannot finish the task twice (nor can an id repeated in one call). In one step the task
 --   leaves <q>:active and the worker's set, its result (if any) is stored with its TTL and published on
 --   channel <p>r:<id>, its unique key is released, and it is either deleted or kept in <q>:dead with
---   reason and time. Tokens are all checked before anything is written, and the set and sorted-set
+--   reason, error and time. Tokens are all checked before anything is written, and the set and sorted-set
 --   removals and deletes are one command per key for the whole call (far cheaper than one per task).
 -- Returns: the 0-based positions (counting tasks in the order sent) of the tasks NOT settled (token no
 --   longer valid, or an id already settled earlier in this call); empty when all were settled.
@@ -33,7 +33,7 @@ local function listFor(lists, order, key)
   return l
 end
 
-local function take(id, token, q, result, ttl, deadReason, uniq)
+local function take(id, token, q, result, ttl, deadReason, uniq, deadError)
   pos = pos + 1
   local jk = p .. 'j:' .. id
   local f = not seen[id] and redis.call('HMGET', jk, 't', 'w', 'u')
@@ -52,7 +52,7 @@ local function take(id, token, q, result, ttl, deadReason, uniq)
   if uniq == '' and f[3] then uniq = f[3] end
   if deadReason == '' then gone[#gone + 1] = jk end
   if result ~= '' or deadReason ~= '' or uniq ~= '' then
-    extra[#extra + 1] = {id, q, result, ttl, deadReason, uniq}
+    extra[#extra + 1] = {id, q, result, ttl, deadReason, uniq, deadError}
   end
 end
 
@@ -63,12 +63,12 @@ while i <= argc do
   if kind == 'P' then
     local q, n = ARGV[i + 1], tonumber(ARGV[i + 2])
     if not n or i + 2 + 2 * n > argc then return redis.error_reply('ERR settle: truncated P record') end
-    for j = i + 3, i + 2 + 2 * n, 2 do take(ARGV[j], ARGV[j + 1], q, '', 0, '', '') end
+    for j = i + 3, i + 2 + 2 * n, 2 do take(ARGV[j], ARGV[j + 1], q, '', 0, '', '', '') end
     i = i + 3 + 2 * n
   elseif kind == 'F' then
-    if i + 7 > argc then return redis.error_reply('ERR settle: truncated F record') end
-    take(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5]) or 0, ARGV[i + 6], ARGV[i + 7])
-    i = i + 8
+    if i + 8 > argc then return redis.error_reply('ERR settle: truncated F record') end
+    take(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5]) or 0, ARGV[i + 6], ARGV[i + 7], ARGV[i + 8])
+    i = i + 9
   else
     return redis.error_reply('ERR settle: unknown record kind ' .. tostring(kind))
   end
@@ -87,7 +87,7 @@ for _, w in ipairs(workers) do many('SREM', p .. 'w:' .. w .. ':jobs', held[w]) 
 if #gone > 0 then many('DEL', nil, gone) end
 local now
 for _, e in ipairs(extra) do
-  local id, q, result, ttl, deadReason, uniq = e[1], e[2], e[3], e[4], e[5], e[6]
+  local id, q, result, ttl, deadReason, uniq, deadError = e[1], e[2], e[3], e[4], e[5], e[6], e[7]
   if deadReason ~= '' then
     if not now then
       local t = redis.call('TIME')
@@ -96,6 +96,7 @@ for _, e in ipairs(extra) do
     local jk = p .. 'j:' .. id
     redis.call('HDEL', jk, 't', 'w', 's')
     redis.call('HSET', jk, 'dr', deadReason, 'da', now)
+    if deadError ~= '' then redis.call('HSET', jk, 'de', deadError) end
     redis.call('ZADD', p .. 'q:' .. q .. ':dead', now, id)
   end
   if result ~= '' then
