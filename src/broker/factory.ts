@@ -14,10 +14,17 @@ export interface TransportOptions {
   commandTimeoutMs?: number;
   /** Redis, workers: told when a connect waits for Redis to load its data set, with the seconds left. */
   onLoading?: (etaSeconds: number | undefined) => void;
+  /**
+   * Embedded broker: connect only to an existing database, never create one (commands that look at or
+   * change tasks already sent: there is nothing to find in a new one). Redis: no effect.
+   */
+  mustExist?: boolean;
+  /** Embedded broker: told the database's absolute path when connect() had to create it. */
+  onCreate?: (file: string) => void;
 }
 
 /** The transport options a loaded config sets, plus the caller's own. */
-export function transportOptions(config: QWorkerConfig, extra: { failFast?: boolean } = {}): TransportOptions {
+export function transportOptions(config: QWorkerConfig, extra: { failFast?: boolean; mustExist?: boolean } = {}): TransportOptions {
   const replicated = config.enqueue_min_replicas > 0;
   return {
     ...extra,
@@ -34,8 +41,8 @@ export function transportOptions(config: QWorkerConfig, extra: { failFast?: bool
 export async function createTransport(url: string, opts: TransportOptions = {}): Promise<Transport> {
   if (isRedisUrl(url)) {
     const { createRedisTransport } = await import("./redis/index.ts");
-    // The Redis transport takes the same options; only the prefix has its own name there.
-    const { redisPrefix, ...redisOpts } = opts;
+    // The Redis transport takes the same options, bar the embedded broker's; only the prefix has its own name there.
+    const { redisPrefix, mustExist: _mustExist, onCreate: _onCreate, ...redisOpts } = opts;
     return createRedisTransport(url, { ...redisOpts, ...(redisPrefix ? { prefix: redisPrefix } : {}) });
   }
   let scheme: string;
@@ -46,7 +53,7 @@ export async function createTransport(url: string, opts: TransportOptions = {}):
   }
   if (scheme === "sqlite:") {
     const { createSqliteTransport } = await import("./embedded/index.ts");
-    return createSqliteTransport(url);
+    return createSqliteTransport(url, { mustExist: opts.mustExist ?? false, ...(opts.onCreate ? { onCreate: opts.onCreate } : {}) });
   }
   throw new BrokerError(`unsupported broker URL scheme "${scheme}" in ${url}: use redis://, rediss://, redis+sentinel://, redis+cluster:// or sqlite://`);
 }

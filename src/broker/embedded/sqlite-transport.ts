@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdirSync, watch, type FSWatcher } from "node:fs";
+import { existsSync, mkdirSync, watch, type FSWatcher } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { BrokerError, QWorkerError } from "../../errors.ts";
@@ -79,6 +79,13 @@ export interface SqliteTransportOptions {
   pollMs?: number;
   /** Safety-net poll period while a call waits and files are watched (default 250 ms). */
   safetyPollMs?: number;
+  /**
+   * Open an existing database only: when the file is missing, connect() fails in one line naming its path
+   * rather than creating an empty broker there (default false: it is created, with its directory).
+   */
+  mustExist?: boolean;
+  /** Told the database's absolute path when connect() created it. */
+  onCreate?: (file: string) => void;
 }
 
 interface TaskRow {
@@ -139,6 +146,8 @@ export class SqliteTransport implements Transport {
   private readonly pollMs: number;
   private readonly safetyPollMs: number;
   private readonly watchFiles: boolean;
+  private readonly mustExist: boolean;
+  private readonly onCreate: ((file: string) => void) | undefined;
   private fileWatcher: FSWatcher | undefined;
   private db: Database.Database | undefined;
   private watcher: ChangeWatcher | undefined;
@@ -156,6 +165,8 @@ export class SqliteTransport implements Transport {
     this.pollMs = opts.pollMs ?? 15;
     this.safetyPollMs = opts.safetyPollMs ?? 250;
     this.watchFiles = opts.watchFiles ?? true;
+    this.mustExist = opts.mustExist ?? false;
+    this.onCreate = opts.onCreate;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -163,11 +174,14 @@ export class SqliteTransport implements Transport {
   async connect(): Promise<void> {
     if (this.db) return;
     if (this.closed) throw new BrokerError(`SQLite broker ${this.displayUrl} is closed; create a new transport`);
+    const existed = existsSync(this.file);
+    if (this.mustExist && !existed) throw this.missing();
     let db: Database.Database | undefined;
     try {
-      mkdirSync(path.dirname(this.file), { recursive: true });
+      if (!this.mustExist) mkdirSync(path.dirname(this.file), { recursive: true });
       // Opening and migrating wait for the lock the whole busyTimeoutMs, blocking: it happens once.
-      db = new Database(this.file, { timeout: this.busyTimeoutMs });
+      // fileMustExist too, so a file deleted since the check above is not created after all.
+      db = new Database(this.file, { timeout: this.busyTimeoutMs, fileMustExist: this.mustExist });
       const mode = db.pragma("journal_mode = WAL", { simple: true });
       if (String(mode).toLowerCase() !== "wal") throw new Error(`could not switch to WAL mode (got ${String(mode)})`);
       db.pragma("synchronous = NORMAL");
@@ -176,13 +190,25 @@ export class SqliteTransport implements Transport {
     } catch (err) {
       db?.close();
       if (err instanceof QWorkerError) throw err;
+      if (this.mustExist && !existsSync(this.file)) throw this.missing();
       throw new BrokerError(`cannot open SQLite broker at ${this.file}: ${oneLine(err)}`, { cause: err });
     }
     this.db = db;
+    if (!existed) this.onCreate?.(this.file);
     const versionStmt = db.prepare("PRAGMA data_version").pluck();
     const watcher = new ChangeWatcher({ readVersion: () => versionStmt.get() as number, pollMs: this.pollMs });
     this.watcher = watcher;
     if (this.watchFiles) this.startFileWatch(watcher);
+  }
+
+  /**
+   * The default URL (sqlite://.qworker/broker.db) is relative, so a command run from another directory
+   * looks for a broker that is not there: say where it looked and how to point it at the real one.
+   */
+  private missing(): BrokerError {
+    return new BrokerError(
+      `no embedded broker at ${this.file}: run this command in your project's directory (a relative sqlite:// path, like the default, starts from the current one), or set broker_url / QWORKER_BROKER_URL`,
+    );
   }
 
   /** Poke the watcher whenever the database or its WAL is written; fall back to fast polling if we can't. */
