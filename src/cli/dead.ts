@@ -11,13 +11,16 @@ export interface BrokerFlags {
   broker?: string;
 }
 
-/** Open the configured broker for a one-shot command (fails fast instead of waiting for an outage). */
+/**
+ * Open the configured broker for a one-shot command on tasks already sent: it fails fast instead of
+ * waiting for an outage, and never creates an embedded broker (an empty one would only hide the real one).
+ */
 export async function openBroker(flags: BrokerFlags): Promise<Transport> {
   const { config } = loadConfig({
     ...(flags.config ? { configPath: flags.config } : {}),
     overrides: { broker_url: flags.broker },
   });
-  const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true }));
+  const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true, mustExist: true }));
   await transport.connect();
   return transport;
 }

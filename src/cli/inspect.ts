@@ -111,7 +111,7 @@ function subcommand(spec: Spec): Command {
       const { config } = loadConfig({ ...(flags.config ? { configPath: flags.config } : {}), overrides: { broker_url: flags.broker } });
       opts.heartbeatTtlMs = config.heartbeat_ttl * 1000;
       const view = spec.view(opts);
-      const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true }));
+      const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true, mustExist: true }));
       await transport.connect();
       const c = colorFor({ json: flags.json === true });
       const frame = async () => {

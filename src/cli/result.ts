@@ -36,7 +36,7 @@ export function resultCommand(): Command {
         if (flags.celery) return (await import("../celery/cli.ts")).celeryResult(id, flags);
         const waitSec = parseWait(flags.wait);
         const { config } = loadConfig({ ...(flags.config ? { configPath: flags.config } : {}), overrides: { broker_url: flags.broker } });
-        const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true }));
+        const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true, mustExist: true }));
         await transport.connect();
         let code = 0;
         try {

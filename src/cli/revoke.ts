@@ -32,7 +32,7 @@ export function revokeCommand(): Command {
           ...(flags.config ? { configPath: flags.config } : {}),
           overrides: { broker_url: flags.broker },
         });
-        const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true }));
+        const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true, mustExist: true }));
         await transport.connect();
         try {
           await transport.revoke(ids, ttlSec * 1000, flags.terminate === true);

@@ -1,6 +1,8 @@
 import { Command } from "commander";
+import { createTransport, transportOptions } from "../broker/factory.ts";
 import { createClient } from "../client/client.ts";
 import type { SendOptions } from "../client/types.ts";
+import { loadConfig } from "../config/load.ts";
 import { ResultTimeoutError, UsageError } from "../errors.ts";
 import { action } from "./errors.ts";
 import { parseJsonOption, parseNumberOption } from "./json-option.ts";
@@ -68,9 +70,24 @@ export function sendCommand(): Command {
           if (flags.id.trim() === "") throw new UsageError("--id: expected a task id, found an empty string");
           options.id = flags.id;
         }
+        const { config } = loadConfig({ ...(flags.config ? { configPath: flags.config } : {}), overrides: { broker_url: flags.broker } });
+        // Sending before any worker has started is fine, but the default embedded broker's path is relative,
+        // so a new one may as well mean the wrong directory: say which file the task went to.
+        const transport = await createTransport(config.broker_url, {
+          ...transportOptions(config, { failFast: true }),
+          onCreate: (file) =>
+            process.stderr.write(
+              `qworker: created a new embedded broker at ${file}; only a worker using this file runs the task (start one in this directory, or set broker_url / QWORKER_BROKER_URL)\n`,
+            ),
+        });
+        await transport.connect();
         const client = await createClient({
+          transport,
           ...(flags.broker ? { brokerUrl: flags.broker } : {}),
           ...(flags.config ? { configPath: flags.config } : {}),
+        }).catch(async (err: unknown) => {
+          await transport.close();
+          throw err;
         });
         try {
           const ref = await client.send(task, args, options);
