@@ -1,15 +1,26 @@
 /**
  * The CLI on the default embedded broker (sqlite://.qworker/broker.db, relative to the current directory),
  * as a user runs it: commands on tasks already sent, run from a directory with no broker, say so in one
- * line instead of creating an empty one there; `send` creates it and says where.
+ * line instead of creating an empty one there; `send` creates it and says where; and `qworker dead` shows
+ * a failed task's last error.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { runCli, type CliResult } from "./helpers.ts";
+import { pathToFileURL } from "node:url";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { ROOT, runCli, spawnCli, waitFor, type CliProcess, type CliResult } from "./helpers.ts";
+
+const INDEX = pathToFileURL(join(ROOT, "src/index.ts")).href;
 
 const tmp = mkdtempSync(join(tmpdir(), "qworker-e2e-embedded-cli-"));
+const workers: CliProcess[] = [];
+afterEach(async () => {
+  for (const w of workers.splice(0)) {
+    w.signal("SIGKILL");
+    await w.exited;
+  }
+});
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A fresh project directory with nothing in it (no config file, so the default broker URL applies). */
@@ -73,5 +84,41 @@ describe("send on the default embedded broker", () => {
     const inspected = await runCli(["inspect", "--json"], { cwd: dir });
     expect(inspected.code, inspected.stderr).toBe(0);
     expect((JSON.parse(inspected.stdout) as { queues: unknown[] }).queues).toContainEqual({ name: "default", ready: 2, delayed: 0, active: 0, dead: 0 });
+  });
+});
+
+describe("qworker dead on the embedded broker", () => {
+  it("shows the last error of a task that failed for good, in the table and with --json", { timeout: 60_000 }, async () => {
+    const dir = project("dead-error");
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    mkdirSync(join(dir, "tasks"));
+    writeFileSync(
+      join(dir, "tasks", "boom.ts"),
+      `import { defineTask } from ${JSON.stringify(INDEX)};
+export const boom = defineTask({ name: "e2e.boom", retry: false }, (n: number) => {
+  throw new TypeError("bad input " + n);
+});
+`,
+    );
+    const worker = spawnCli(["worker", "--tasks", join(dir, "tasks"), "--log-format", "json"], { cwd: dir, env: { QWORKER_FROM_SOURCE: "1" } });
+    workers.push(worker);
+    await worker.waitForLine(/tasks \(1\): e2e\.boom/, 20_000);
+    const sent = await runCli(["send", "e2e.boom", "--args", "[42]"], { cwd: dir });
+    expect(sent.code, sent.stderr).toBe(0);
+    const id = sent.stdout.trim();
+
+    const line = await waitFor(
+      "the task in the dead-letter set",
+      async () => {
+        const r = await runCli(["dead", "--json"], { cwd: dir });
+        return r.stdout.split("\n").find((l) => l.includes(id));
+      },
+      20_000,
+      200,
+    );
+    expect(JSON.parse(line)).toMatchObject({ id, task: "e2e.boom", reason: "failed: bad input 42", error: "TypeError: bad input 42" });
+    const table = await runCli(["dead"], { cwd: dir });
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toContain("TypeError: bad input 42");
   });
 });
