@@ -35,6 +35,15 @@ for (const cmd of [program, ...program.commands]) {
   });
 }
 
+// A reader that stops early (`qworker dead --json | head -1`) has what it wanted: end quietly and
+// successfully, as `git log | head` does, instead of an unhandled EPIPE with its stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    exitWithError(err);
+  });
+}
+
 // A command whose promise is left pending with nothing else to wait on (a library that never settles one,
 // as ioredis's Cluster connect once did) would end the process with status 0 and no output: a send that
 // printed no id, a worker that simply stopped, both reported as success. Say so and fail instead.

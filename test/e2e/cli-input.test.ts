@@ -1,0 +1,57 @@
+/**
+ * The real CLI on the embedded SQLite broker (no Redis needed): bad input caught at send time in one line,
+ * and output cut short by the reader (`| head`).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTransport } from "../../src/broker/factory.ts";
+import { buildEnqueueItem } from "../../src/client/build-message.ts";
+import { DEFAULT_BROKER_URL } from "../../src/config/schema.ts";
+import { runCli, spawnCli, type CliResult } from "./helpers.ts";
+
+let dir: string;
+const env = { QWORKER_FROM_SOURCE: "1" };
+const cli = (args: string[]) => runCli(args, { cwd: dir, env });
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "qw-cli-input-"));
+});
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** One line on stderr, prefixed, no stack trace, the expected exit code. */
+function expectOneLineError(r: CliResult, code: number, pattern: RegExp): void {
+  expect(r.stdout).toBe("");
+  const lines = r.stderr.trimEnd().split("\n");
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.code).toBe(code);
+}
+
+/** Dead-letter `n` tasks in the embedded broker of `dir`, with long reasons so the listing is large. */
+async function seedDead(n: number): Promise<void> {
+  const t = await createTransport(DEFAULT_BROKER_URL.replace("sqlite://", `sqlite://${dir}/`));
+  try {
+    await t.connect();
+    await t.enqueue(Array.from({ length: n }, (_, i) => buildEnqueueItem("demo.add", [i, 1], {}, { queue: "default", maxPayloadBytes: 1 << 20 })));
+    const leased = await t.reserve({ queues: ["default"], max: n, leaseMs: 60_000, workerId: "seed", waitMs: 0 });
+    await t.deadLetter(leased.map((r) => ({ id: r.id, token: r.token, queue: r.queue, reason: `poisoned ${"r".repeat(200)}`, error: "e".repeat(200) })));
+  } finally {
+    await t.close();
+  }
+}
+
+describe("output read only in part (`| head -1`)", () => {
+  it("dead --json stops quietly when the reader goes away", async () => {
+    await seedDead(1000);
+    // More than a pipe buffer holds, so the CLI is still writing when the reader closes its end.
+    const p = spawnCli(["dead", "--json", "--limit", "1000"], { cwd: dir, env });
+    p.proc.stdout!.once("data", () => p.proc.stdout!.destroy());
+    const code = await p.exited;
+    expect(p.stderr()).toBe("");
+    expect(code).toBe(0);
+  });
+});
