@@ -1,6 +1,6 @@
 import { QWorkerError } from "../errors.ts";
 
-/** Set by commands that know the log level, so a failure shows its stack only with --loglevel=debug. */
+/** Set from QWORKER_LOGLEVEL (or the worker's --loglevel), so a failure shows its stack only at debug level. */
 let showStack = false;
 export function setShowStack(value: boolean): void {
   showStack = value;

@@ -3,7 +3,7 @@ import { QWorkerError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { deadCommand } from "./dead.ts";
 import { demoCommand } from "./demo.ts";
-import { exitWithError } from "./errors.ts";
+import { exitWithError, setShowStack } from "./errors.ts";
 import { healthCommand } from "./health.ts";
 import { inspectCommand } from "./inspect.ts";
 import { purgeCommand } from "./purge.ts";
@@ -28,6 +28,10 @@ const program = new Command("qworker")
   .addCommand(revokeCommand())
   .addCommand(demoCommand());
 
+// Read here, not from each command's config, so that it covers every command and errors raised before or
+// while the config loads; the worker's --loglevel and config file can still turn it on.
+setShowStack(process.env.QWORKER_LOGLEVEL?.toLowerCase() === "debug");
+
 // Usage errors (unknown option, missing argument) exit 2 like every other bad input; help and version exit 0.
 for (const cmd of [program, ...program.commands]) {
   cmd.exitOverride((err) => {
@@ -51,7 +55,7 @@ let finished = false;
 process.on("beforeExit", () => {
   if (!finished) {
     exitWithError(
-      new QWorkerError("E_INTERNAL", "the command stopped before it finished, with nothing left to wait for (a bug in qworker): run it again with --loglevel=debug if it has one, and report the output"),
+      new QWorkerError("E_INTERNAL", "the command stopped before it finished, with nothing left to wait for (a bug in qworker): run it again with QWORKER_LOGLEVEL=debug, and report the output"),
     );
   }
 });

@@ -42,7 +42,7 @@ export function workerCommand(): Command {
     .addHelpText("after", `\nExample:\n  $ qworker worker --loglevel=info --concurrency 20 --queues default,emails`)
     .action(
       action(async (flags: WorkerFlags) => {
-        if (flags.loglevel === "debug") setShowStack(true);
+        if (flags.loglevel?.toLowerCase() === "debug") setShowStack(true);
         const { config, file, defaultBroker } = loadConfig({
           ...(flags.config ? { configPath: flags.config } : {}),
           overrides: {

@@ -53,7 +53,8 @@ export const configSchema = z
     queues: z.array(z.string().min(1)).min(1).default(["default"]),
     default_queue: z.string().min(1).default("default"),
     tasks_dir: z.string().min(1).default("tasks"),
-    loglevel: z.enum(["debug", "info", "warning", "error"]).default("info"),
+    // Any case, as Celery users write it (--loglevel INFO, WARNING).
+    loglevel: z.preprocess((v) => (typeof v === "string" ? v.toLowerCase() : v), z.enum(["debug", "info", "warning", "error"])).default("info"),
     log_format: z.enum(["auto", "pretty", "json"]).default("auto"),
     pool: z.enum(["async", "process"]).default("async"),
     /** Process pool: replace a child after this many tasks (0: never). */

@@ -55,3 +55,21 @@ describe("output read only in part (`| head -1`)", () => {
     expect(code).toBe(0);
   });
 });
+
+describe("QWORKER_LOGLEVEL=debug shows an error's stack, for every command", () => {
+  it("send and inspect: the one line, then the stack; the level in any case", async () => {
+    for (const [args, level] of [[["send", "demo.add", "--args", "[1,"], "debug"], [["inspect", "scheduled", "--limit", "0"], "DEBUG"]] as const) {
+      const r = await runCli([...args], { cwd: dir, env: { ...env, QWORKER_LOGLEVEL: level } });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^qworker: error: /);
+      expect(r.stderr).toMatch(/^UsageError: /m);
+      expect(r.stderr).toMatch(/^\s+at .+/m);
+    }
+  });
+
+  it("worker --loglevel INFO is accepted (Celery style)", async () => {
+    // Failing on the tasks directory, which is looked for after the config loads, proves the level passed.
+    const r = await runCli(["worker", "--loglevel", "INFO", "--tasks", "missing"], { cwd: dir, env });
+    expectOneLineError(r, 2, /^qworker: error: tasks directory missing not found/);
+  });
+});

@@ -75,6 +75,14 @@ describe("precedence", () => {
     expect(config.redis_prefix).toBe("123"); // strings stay strings even when they look like numbers
   });
 
+  it("loglevel in any case, as Celery users write it (--loglevel INFO), from flag, environment or file", () => {
+    expect(loadConfig({ cwd, env: {}, overrides: { loglevel: "WARNING" } }).config.loglevel).toBe("warning");
+    expect(loadConfig({ cwd, env: { QWORKER_LOGLEVEL: "Debug" } }).config.loglevel).toBe("debug");
+    writeYaml("loglevel: ERROR\n");
+    expect(loadConfig({ cwd, env: {} }).config.loglevel).toBe("error");
+    expect(configError(() => loadConfig({ cwd, env: {}, overrides: { loglevel: "LOUD" } })).message).toMatch(/^option --loglevel: key "loglevel": expected one of .*found string "LOUD"$/);
+  });
+
   it("ignores empty environment variables", () => {
     writeYaml("concurrency: 3\n");
     expect(loadConfig({ cwd, env: { QWORKER_CONCURRENCY: "" } }).config.concurrency).toBe(3);
