@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { createTransport, transportOptions } from "../broker/factory.ts";
+import { checkTaskName } from "../client/build-message.ts";
 import { createClient } from "../client/client.ts";
 import type { SendOptions } from "../client/types.ts";
 import { loadConfig } from "../config/load.ts";
@@ -50,6 +51,8 @@ export function sendCommand(): Command {
     .addHelpText("after", `\nExample:\n  $ qworker send shop.send_invoice_email --args '[1234]'\n  $ qworker send demo.add --args '[2, 3]' --countdown 2\n  $ qworker send demo.add --args '[2, 3]' --wait 5`)
     .action(
       action(async (task: string, flags: SendFlags) => {
+        // Checked before --celery branches off and before the broker is opened: it is bad whichever way it goes.
+        checkTaskName(task);
         if (flags.celery) return (await import("../celery/cli.ts")).celerySend(task, flags);
         const args = parseJsonOption(flags.args ?? "[]", "--args", "array");
         const waitSec = parseWait(flags.wait);

@@ -13,6 +13,17 @@ function toEpochMs(value: Date | string | number, what: string): number {
   return ms;
 }
 
+/** The longest task name the message schema (src/protocol/message.ts) lets a worker accept. */
+const MAX_TASK_NAME = 200;
+
+/** Refuse a task name every worker would reject as a poisoned message, before anything is sent. */
+export function checkTaskName(task: unknown): void {
+  if (typeof task !== "string" || task.trim() === "") {
+    throw new UsageError(`task name must not be empty or blank, found ${JSON.stringify(task) ?? String(task)}: give the name the task was defined with, e.g. "shop.send_invoice_email"`);
+  }
+  if (task.length > MAX_TASK_NAME) throw new UsageError(`task name is ${task.length} characters, over the ${MAX_TASK_NAME} a worker accepts: shorten it`);
+}
+
 /** Turn a send call into the broker item; checks every option so a bad one fails before anything is sent. */
 export function buildEnqueueItem(
   task: string,
@@ -20,6 +31,7 @@ export function buildEnqueueItem(
   options: SendOptions,
   defaults: { queue: string; maxPayloadBytes: number },
 ): EnqueueItem {
+  checkTaskName(task);
   if (!Array.isArray(args)) throw new UsageError(`args must be an array, found ${typeof args}`);
   const now = Date.now();
   const priority = options.priority ?? 0;

@@ -73,3 +73,11 @@ describe("QWORKER_LOGLEVEL=debug shows an error's stack, for every command", () 
     expectOneLineError(r, 2, /^qworker: error: tasks directory missing not found/);
   });
 });
+
+describe("send: bad input refused at send time, in one line", () => {
+  it("an empty or blank task name (also with --celery)", async () => {
+    for (const args of [["send", ""], ["send", "   "], ["send", "", "--celery"]]) {
+      expectOneLineError(await cli(args), 2, /^qworker: error: task name must not be empty or blank, found "\s*": give the name the task was defined with/);
+    }
+  });
+});

@@ -88,6 +88,17 @@ describe("buildEnqueueItem", () => {
     expect(usageError(() => build({}, [cyclic]))).toMatch(/cannot be sent as JSON/);
   });
 
+  it("an empty, blank or over-long task name is refused (every worker would reject it as poisoned)", () => {
+    for (const name of ["", "   "]) {
+      expect(usageError(() => buildEnqueueItem(name, [], {}, defaults))).toBe(
+        `task name must not be empty or blank, found ${JSON.stringify(name)}: give the name the task was defined with, e.g. "shop.send_invoice_email"`,
+      );
+    }
+    expect(usageError(() => buildEnqueueItem(undefined as unknown as string, [], {}, defaults))).toMatch(/^task name must not be empty or blank, found undefined/);
+    expect(usageError(() => buildEnqueueItem("t".repeat(201), [], {}, defaults))).toBe("task name is 201 characters, over the 200 a worker accepts: shorten it");
+    expect(decodeMessage(buildEnqueueItem("t".repeat(200), [], {}, defaults).payload).task).toHaveLength(200);
+  });
+
   it("args must be an array", () => {
     expect(usageError(() => buildEnqueueItem("t", "1234" as unknown as unknown[], {}, defaults))).toBe("args must be an array, found string");
   });
