@@ -7,6 +7,13 @@ import type { SendOptions } from "./types.ts";
 
 const origin = `${hostname()}:${process.pid}`;
 
+/**
+ * The furthest ahead a countdown or eta may send a task: 10 years. No real schedule is that far out, so
+ * what gets there is a mistake (milliseconds given as seconds); and it keeps every due time well inside
+ * what a Date can hold, so `inspect scheduled` and `result` can always show it.
+ */
+const MAX_DELAY_SEC = 10 * 365 * 86_400;
+
 function toEpochMs(value: Date | string | number, what: string): number {
   const ms = value instanceof Date ? value.getTime() : typeof value === "number" ? value : Date.parse(value);
   if (!Number.isFinite(ms)) throw new UsageError(`${what}: expected an ISO-8601 date, found ${JSON.stringify(value)}`);
@@ -41,9 +48,15 @@ export function buildEnqueueItem(
   let eta: number | undefined;
   if (options.countdown !== undefined) {
     if (!(options.countdown >= 0)) throw new UsageError(`countdown must be a number of seconds >= 0, found ${options.countdown}`);
+    if (options.countdown > MAX_DELAY_SEC) {
+      throw new UsageError(`countdown must be at most ${MAX_DELAY_SEC} seconds (10 years), found ${options.countdown}: it is in seconds, not milliseconds`);
+    }
     eta = now + options.countdown * 1000;
   }
-  if (options.eta !== undefined) eta = toEpochMs(options.eta, "eta");
+  if (options.eta !== undefined) {
+    eta = toEpochMs(options.eta, "eta");
+    if (eta - now > MAX_DELAY_SEC * 1000) throw new UsageError(`eta must be at most 10 years from now, found ${JSON.stringify(options.eta)}`);
+  }
   let expires: number | undefined;
   if (options.expires !== undefined) {
     expires = typeof options.expires === "number" ? now + options.expires * 1000 : toEpochMs(options.expires, "expires");

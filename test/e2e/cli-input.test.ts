@@ -81,3 +81,32 @@ describe("send: bad input refused at send time, in one line", () => {
     }
   });
 });
+
+describe("due times: bounded at send time; shown even when out of range", () => {
+  it("send --countdown / --eta more than 10 years ahead is refused", async () => {
+    for (const args of [["--countdown", "1e20"], ["--countdown", "1e12"]]) {
+      expectOneLineError(await cli(["send", "demo.add", ...args]), 2, /^qworker: error: countdown must be at most 315360000 seconds \(10 years\), found \d+: it is in seconds, not milliseconds$/);
+    }
+    expectOneLineError(await cli(["send", "demo.add", "--eta", "2999-01-01T00:00:00Z"]), 2, /^qworker: error: eta must be at most 10 years from now, found "2999-01-01T00:00:00Z"$/);
+  });
+
+  it("inspect scheduled and result show a due time no Date can hold (a foreign sender's) as stored", async () => {
+    const t = await createTransport(`sqlite://${dir}/far.db`);
+    const item = buildEnqueueItem("demo.add", [1, 2], {}, { queue: "default", maxPayloadBytes: 1 << 20 });
+    try {
+      await t.connect();
+      await t.enqueue([{ ...item, dueAt: 1e23 }]);
+    } finally {
+      await t.close();
+    }
+    const broker = ["--broker", `sqlite://${dir}/far.db`];
+    const scheduled = await cli(["inspect", "scheduled", ...broker]);
+    expect(scheduled.stderr).toBe("");
+    expect(scheduled.code).toBe(0);
+    expect(scheduled.stdout).toContain("1e+23");
+    const result = await cli(["result", item.id, ...broker]);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^due: +1e\+23 /m);
+  });
+});

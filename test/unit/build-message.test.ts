@@ -59,6 +59,17 @@ describe("buildEnqueueItem", () => {
     expect(usageError(() => build({ countdown: Number.NaN }))).toMatch(/^countdown must be/);
   });
 
+  it("countdown and eta at most 10 years ahead, so every due time stays displayable", () => {
+    const tenYears = 10 * 365 * 86_400;
+    expect(build({ countdown: tenYears }).dueAt).toBe(NOW + tenYears * 1000);
+    for (const countdown of [1e12, 1e20, Number.POSITIVE_INFINITY]) {
+      expect(usageError(() => build({ countdown }))).toBe(`countdown must be at most ${tenYears} seconds (10 years), found ${countdown}: it is in seconds, not milliseconds`);
+    }
+    expect(build({ eta: NOW + tenYears * 1000 }).dueAt).toBe(NOW + tenYears * 1000);
+    expect(usageError(() => build({ eta: "2999-01-01T00:00:00Z" }))).toBe('eta must be at most 10 years from now, found "2999-01-01T00:00:00Z"');
+    expect(usageError(() => build({ eta: 1e20 }))).toBe("eta must be at most 10 years from now, found 100000000000000000000");
+  });
+
   it("expires: seconds from now or a date", () => {
     expect(decodeMessage(build({ expires: 60 }).payload).expires).toBe(NOW + 60_000);
     expect(decodeMessage(build({ expires: "2030-01-02T04:00:00Z" }).payload).expires).toBe(Date.parse("2030-01-02T04:00:00Z"));

@@ -81,6 +81,14 @@ describe("renderers", () => {
     expect(out).toContain("retry 2");
   });
 
+  it("a due time no Date can hold (an older or foreign sender's) is shown as stored, not a crash", () => {
+    const out = renderScheduled({ scheduled: [{ id: "t9", task: "x", queue: "q", dueAt: 1e23, retries: 0 }] }, NOW, plain);
+    expect(out).toContain("1e+23");
+    const status = renderStatus({ id: "t9", state: "PENDING", sentAt: -1e20, dueAt: 1e23 }, NOW, plain);
+    expect(status).toContain("sent:     -100000000000000000000");
+    expect(status).toMatch(/due: {6}1e\+23 \(in .+\)/);
+  });
+
   it("result: a failure shows type, message and stack; a running task its progress", () => {
     const failed = renderStatus(
       { id: "t3", state: "FAILURE", task: "x", retries: 1, error: { type: "TypeError", message: "boom", stack: "TypeError: boom\n    at f (a.ts:1:1)" } },

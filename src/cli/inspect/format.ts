@@ -35,7 +35,10 @@ export function relative(at: number, now: number): string {
 }
 
 export function isoTime(ms: number | undefined): string {
-  return ms ? new Date(ms).toISOString() : "-";
+  if (!ms) return "-";
+  const d = new Date(ms);
+  // A time no Date can hold (stored by an older or foreign sender) is shown as stored instead of throwing.
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
 }
 
 export function progressText(p: { fraction: number; note?: string } | undefined): string {
