@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { createTransport, transportOptions } from "../broker/factory.ts";
-import { checkTaskName } from "../client/build-message.ts";
+import { checkTaskName, softLimitProblem } from "../client/build-message.ts";
 import { createClient } from "../client/client.ts";
 import type { SendOptions } from "../client/types.ts";
 import { loadConfig } from "../config/load.ts";
@@ -67,8 +67,14 @@ export function sendCommand(): Command {
         }
         if (flags.timeLimit !== undefined) options.timeLimit = parseNumberOption(flags.timeLimit, "--time-limit", { min: 0 });
         if (flags.softTimeLimit !== undefined) options.softTimeLimit = parseNumberOption(flags.softTimeLimit, "--soft-time-limit", { min: 0 });
+        if (softLimitProblem(options.softTimeLimit, options.timeLimit)) {
+          throw new UsageError(`--soft-time-limit (${options.softTimeLimit}) must be below --time-limit (${options.timeLimit}): the soft limit warns the task before the hard one stops it`);
+        }
         if (flags.uniqueKey !== undefined) options.uniqueKey = flags.uniqueKey;
-        if (flags.uniqueFor !== undefined) options.uniqueFor = parseNumberOption(flags.uniqueFor, "--unique-for", { min: 0 });
+        if (flags.uniqueFor !== undefined) {
+          if (flags.uniqueKey === undefined) throw new UsageError("--unique-for only bounds a unique key: add --unique-key KEY, or drop --unique-for");
+          options.uniqueFor = parseNumberOption(flags.uniqueFor, "--unique-for", { min: 0 });
+        }
         if (flags.id !== undefined) {
           if (flags.id.trim() === "") throw new UsageError("--id: expected a task id, found an empty string");
           options.id = flags.id;

@@ -98,7 +98,13 @@ export const configSchema = z
     /** Serve Prometheus metrics on this port (GET /metrics; 0 picks a free one); off when unset. */
     metrics_port: z.number().int().min(0).max(65_535).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // At or past the hard limit the soft one never fires: the task is stopped without its warning.
+    if (c.soft_time_limit !== undefined && c.time_limit !== undefined && c.soft_time_limit >= c.time_limit) {
+      ctx.addIssue({ code: "custom", path: ["soft_time_limit"], message: `must be below time_limit (${c.time_limit})` });
+    }
+  });
 
 export type QWorkerConfig = z.infer<typeof configSchema>;
 export type RetryPolicy = z.infer<typeof retryPolicySchema>;

@@ -1,4 +1,5 @@
 import { QWorkerError } from "../errors.ts";
+import { softLimitProblem } from "../client/build-message.ts";
 import type { SendOptions, TaskRef } from "../client/types.ts";
 import { TASK_BRAND, type TaskDefinition, type TaskHandler, type TaskOptions } from "./definition.ts";
 
@@ -26,6 +27,8 @@ export function defineTask<A extends unknown[], R>(
     throw new QWorkerError("E_TASK_DEFINITION", "defineTask needs a handler function as its last argument");
   }
   const options: TaskOptions = typeof first === "string" ? { name: first } : typeof first === "object" ? { ...first } : {};
+  const limits = softLimitProblem(options.softTimeLimit, options.timeLimit);
+  if (limits) throw new QWorkerError("E_TASK_DEFINITION", `task ${options.name ?? "(unnamed)"}: ${limits}`);
   const handle: TaskHandle<A, R> = {
     [TASK_BRAND]: true,
     name: options.name,

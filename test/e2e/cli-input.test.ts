@@ -110,3 +110,17 @@ describe("due times: bounded at send time; shown even when out of range", () => 
     expect(result.stdout).toMatch(/^due: +1e\+23 /m);
   });
 });
+
+describe("send: options that cannot work together", () => {
+  it("--unique-for without --unique-key", async () => {
+    expectOneLineError(await cli(["send", "demo.add", "--unique-for", "5"]), 2, /^qworker: error: --unique-for only bounds a unique key: add --unique-key KEY, or drop --unique-for$/);
+  });
+
+  it("--soft-time-limit not below --time-limit", async () => {
+    expectOneLineError(
+      await cli(["send", "demo.add", "--soft-time-limit", "5", "--time-limit", "2"]),
+      2,
+      /^qworker: error: --soft-time-limit \(5\) must be below --time-limit \(2\): the soft limit warns the task before the hard one stops it$/,
+    );
+  });
+});

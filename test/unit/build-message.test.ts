@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { buildEnqueueItem } from "../../src/client/build-message.ts";
 import type { SendOptions } from "../../src/client/types.ts";
-import { UsageError } from "../../src/errors.ts";
+import { QWorkerError, UsageError } from "../../src/errors.ts";
 import { decodeMessage } from "../../src/protocol/message.ts";
+import { defineTask } from "../../src/tasks/define.ts";
 
 const NOW = Date.parse("2030-01-02T03:04:05.000Z");
 const defaults = { queue: "default", maxPayloadBytes: 1024 };
@@ -85,6 +86,19 @@ describe("buildEnqueueItem", () => {
     const item = build({ queue: "emails", kwargs: { urgent: true }, timeLimit: 5, softTimeLimit: 4, maxRetries: 1, uniqueKey: "inv-1234", uniqueFor: 30, ignoreResult: true, id: "my-id" });
     expect(item).toMatchObject({ id: "my-id", queue: "emails", uniqueKey: "inv-1234", uniqueForMs: 30_000 });
     expect(decodeMessage(item.payload)).toMatchObject({ id: "my-id", queue: "emails", kwargs: { urgent: true }, timeLimitMs: 5000, softTimeLimitMs: 4000, maxRetries: 1, uniqueKey: "inv-1234", ignoreResult: true });
+  });
+
+  it("a soft time limit not below the hard one is refused (it would never fire), here and in defineTask", () => {
+    for (const [soft, hard] of [[5, 2], [2, 2]] as const) {
+      expect(usageError(() => build({ softTimeLimit: soft, timeLimit: hard }))).toBe(
+        `softTimeLimit (${soft} s) must be below timeLimit (${hard} s): the soft limit warns the task before the hard one stops it`,
+      );
+    }
+    expect(decodeMessage(build({ softTimeLimit: 5 }).payload).softTimeLimitMs).toBe(5000);
+    expect(() => defineTask({ name: "t.slow", softTimeLimit: 5, timeLimit: 2 }, () => 1)).toThrow(
+      new QWorkerError("E_TASK_DEFINITION", "task t.slow: softTimeLimit (5 s) must be below timeLimit (2 s): the soft limit warns the task before the hard one stops it"),
+    );
+    expect(defineTask({ name: "t.ok", softTimeLimit: 1, timeLimit: 2 }, () => 1).options.softTimeLimit).toBe(1);
   });
 
   it("an oversize payload is refused before anything is sent, with the fix in the message", () => {

@@ -115,6 +115,12 @@ describe("errors: one line naming the source, the key, what was found and what i
     expect(err.message).toContain('"maxx"');
   });
 
+  it("soft_time_limit not below time_limit", () => {
+    writeYaml("time_limit: 2\nsoft_time_limit: 5\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(`${DEFAULT_CONFIG_PATH}: key "soft_time_limit": must be below time_limit (2), found number 5`);
+    expect(loadConfig({ cwd, env: { QWORKER_SOFT_TIME_LIMIT: "1" } }).config.soft_time_limit).toBe(1);
+  });
+
   it("wrong type in the file", () => {
     writeYaml('concurrency: "ten"\n');
     expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(
