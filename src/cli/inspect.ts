@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { createTransport, transportOptions } from "../broker/factory.ts";
 import { loadConfig } from "../config/load.ts";
+import { UsageError } from "../errors.ts";
 import { action } from "./errors.ts";
 import { colorFor } from "./inspect/format.ts";
 import { watchLoop } from "./inspect/watch.ts";
@@ -97,10 +98,15 @@ function subcommand(spec: Spec): Command {
     .option("--config <path>", "config file (default config/qworker.yaml)")
     .addHelpText("after", `\nExample:\n  $ ${spec.example}`);
   cmd = spec.extra ? spec.extra(cmd) : cmd;
+  // `inspect bogus` reaches the default view as an extra argument: let it through to say what views exist,
+  // rather than commander's "too many arguments for 'queues'".
+  if (spec.name === "queues") cmd.allowExcessArguments();
   // Usage errors exit 2 like everywhere else (main.ts does this for top-level commands only).
   cmd.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   return cmd.action(
-    action(async (flags: InspectFlags) => {
+    action(async (flags: InspectFlags, self: Command) => {
+      const extra = self.args[0];
+      if (extra !== undefined) throw new UsageError(`unknown view "${extra}": use one of ${SPECS.map((s) => s.name).join(", ")}, e.g. qworker inspect workers`);
       const opts: ViewOptions = {
         heartbeatTtlMs: 0,
         limit: parseNumberOption(flags.limit ?? "100", "--limit", { integer: true, min: 1, max: 100_000 }),

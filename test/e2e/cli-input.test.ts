@@ -124,3 +124,9 @@ describe("send: options that cannot work together", () => {
     );
   });
 });
+
+describe("messages that name the way out", () => {
+  it("inspect with an unknown view names the views", async () => {
+    expectOneLineError(await cli(["inspect", "bogus"]), 2, /^qworker: error: unknown view "bogus": use one of queues, workers, active, scheduled, dead, stats, events, e\.g\. qworker inspect workers$/);
+  });
+});
