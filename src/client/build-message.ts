@@ -14,9 +14,9 @@ const origin = `${hostname()}:${process.pid}`;
  */
 const MAX_DELAY_SEC = 10 * 365 * 86_400;
 
-function toEpochMs(value: Date | string | number, what: string): number {
+function toEpochMs(value: Date | string | number, what: string, expected = "an ISO-8601 date"): number {
   const ms = value instanceof Date ? value.getTime() : typeof value === "number" ? value : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new UsageError(`${what}: expected an ISO-8601 date, found ${JSON.stringify(value)}`);
+  if (!Number.isFinite(ms)) throw new UsageError(`${what}: expected ${expected}, found ${JSON.stringify(value)}`);
   return ms;
 }
 
@@ -68,7 +68,7 @@ export function buildEnqueueItem(
   if (limits) throw new UsageError(limits);
   let expires: number | undefined;
   if (options.expires !== undefined) {
-    expires = typeof options.expires === "number" ? now + options.expires * 1000 : toEpochMs(options.expires, "expires");
+    expires = typeof options.expires === "number" ? now + options.expires * 1000 : toEpochMs(options.expires, "expires", "seconds from now (e.g. 300) or an ISO-8601 date (e.g. 2030-01-01T12:00:00Z)");
   }
   const msg: TaskMessage = {
     v: MESSAGE_VERSION,

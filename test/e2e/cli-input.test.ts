@@ -126,6 +126,10 @@ describe("send: options that cannot work together", () => {
 });
 
 describe("messages that name the way out", () => {
+  it("--expires that is neither seconds nor a date says both forms are allowed", async () => {
+    expectOneLineError(await cli(["send", "demo.add", "--expires", "xyz"]), 2, /^qworker: error: expires: expected seconds from now \(e\.g\. 300\) or an ISO-8601 date \(e\.g\. 2030-01-01T12:00:00Z\), found "xyz"$/);
+  });
+
   it("inspect with an unknown view names the views", async () => {
     expectOneLineError(await cli(["inspect", "bogus"]), 2, /^qworker: error: unknown view "bogus": use one of queues, workers, active, scheduled, dead, stats, events, e\.g\. qworker inspect workers$/);
   });

@@ -74,7 +74,7 @@ describe("buildEnqueueItem", () => {
   it("expires: seconds from now or a date", () => {
     expect(decodeMessage(build({ expires: 60 }).payload).expires).toBe(NOW + 60_000);
     expect(decodeMessage(build({ expires: "2030-01-02T04:00:00Z" }).payload).expires).toBe(Date.parse("2030-01-02T04:00:00Z"));
-    expect(usageError(() => build({ expires: "later" }))).toMatch(/^expires: expected an ISO-8601 date/);
+    expect(usageError(() => build({ expires: "later" }))).toBe('expires: expected seconds from now (e.g. 300) or an ISO-8601 date (e.g. 2030-01-01T12:00:00Z), found "later"');
   });
 
   it("priority must be an integer 0..9", () => {
