@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
-import type { z } from "zod";
+import { z } from "zod";
 import { isRedisUrl } from "../broker/redis/url.ts";
 import { ConfigError } from "../errors.ts";
 import { configSchema, DEFAULT_BROKER_URL, type QWorkerConfig } from "./schema.ts";
@@ -131,9 +131,11 @@ function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>,
   const source = sources.get(top) ?? "configuration";
   if (issue.code === "unrecognized_keys") {
     const key = issue.keys[0] ?? "?";
-    const hint = suggest(key);
-    const from = sources.get(key) ?? source;
-    return new ConfigError(`${from}: unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ""}`);
+    // Nested (retry.bogus): the full path, so the user finds it, and the source of its top-level key.
+    const at = issue.path.map(String);
+    const hint = suggest(key, keysAt(at));
+    const from = at.length > 0 ? source : (sources.get(key) ?? source);
+    return new ConfigError(`${from}: unknown key "${[...at, key].join(".")}"${hint ? ` (did you mean "${[...at, hint].join(".")}"?)` : ""}`);
   }
   const path = issue.path.map(String).join(".");
   let found: unknown = merged;
@@ -143,13 +145,25 @@ function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>,
   return new ConfigError(`${source}: key "${path}": ${expected}, found ${describe(found)}`);
 }
 
-function suggest(key: string): string | undefined {
+/** The keys the schema allows in the mapping at `path` (none when it is not a plain mapping). */
+function keysAt(path: string[]): string[] {
+  const unwrap = (s: unknown): unknown => (s instanceof z.ZodDefault || s instanceof z.ZodOptional ? unwrap(s.unwrap()) : s);
+  let schema: unknown = configSchema;
+  for (const part of path) {
+    const obj = unwrap(schema);
+    schema = obj instanceof z.ZodObject ? (obj.shape as Record<string, unknown>)[part] : undefined;
+  }
+  const obj = unwrap(schema);
+  return obj instanceof z.ZodObject ? Object.keys(obj.shape) : [];
+}
+
+function suggest(key: string, known: string[]): string | undefined {
   let best: string | undefined;
   let bestScore = 3;
-  for (const known of Object.keys(configSchema.shape)) {
-    const d = distance(key, known);
+  for (const candidate of known) {
+    const d = distance(key, candidate);
     if (d < bestScore) {
-      best = known;
+      best = candidate;
       bestScore = d;
     }
   }

@@ -108,11 +108,13 @@ describe("errors: one line naming the source, the key, what was found and what i
     expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(`${DEFAULT_CONFIG_PATH}: unknown key "colour"`);
   });
 
-  it("unknown key inside retry", () => {
+  it("unknown key inside retry or celery: named by its full path, suggested from its own mapping", () => {
     writeYaml("retry:\n  maxx: 2\n");
-    const err = configError(() => loadConfig({ cwd, env: {} }));
-    expect(err.message).toContain(DEFAULT_CONFIG_PATH);
-    expect(err.message).toContain('"maxx"');
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(`${DEFAULT_CONFIG_PATH}: unknown key "retry.maxx" (did you mean "retry.max"?)`);
+    writeYaml("retry:\n  bogus: 1\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(`${DEFAULT_CONFIG_PATH}: unknown key "retry.bogus"`);
+    writeYaml("celery:\n  queues: [celery]\n  concurency: 2\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toMatch(/^config\/qworker\.yaml: unknown key "celery\.concurency"( \(did you mean "celery\.\w+"\?\))?$/);
   });
 
   it("soft_time_limit not below time_limit", () => {
