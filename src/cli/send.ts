@@ -34,7 +34,7 @@ export function sendCommand(): Command {
     .argument("<task>", "task name, e.g. shop.send_invoice_email")
     .option("--args <json>", "positional arguments as a JSON array", "[]")
     .option("--kwargs <json>", "keyword arguments as a JSON object")
-    .option("--queue <name>", "queue to send to (default: the task's or default_queue)")
+    .option("--queue <name>", "queue to send to (default: its task_routes entry, else default_queue)")
     .option("--countdown <seconds>", "run no earlier than this many seconds from now")
     .option("--eta <iso8601>", "run no earlier than this time")
     .option("--priority <0-9>", "higher runs first")

@@ -43,7 +43,7 @@ export function buildEnqueueItem(
   task: string,
   args: unknown[],
   options: SendOptions,
-  defaults: { queue: string; maxPayloadBytes: number },
+  defaults: { queue: string; maxPayloadBytes: number; route?: (task: string) => string | undefined },
 ): EnqueueItem {
   checkTaskName(task);
   if (!Array.isArray(args)) throw new UsageError(`args must be an array, found ${typeof args}`);
@@ -76,7 +76,7 @@ export function buildEnqueueItem(
     task,
     args,
     kwargs: options.kwargs ?? {},
-    queue: options.queue ?? defaults.queue,
+    queue: options.queue ?? defaults.route?.(task) ?? defaults.queue,
     priority,
     retries: 0,
     sentAt: now,

@@ -5,6 +5,7 @@ import type { QWorkerConfig } from "../config/schema.ts";
 import { QWorkerError, ResultTimeoutError } from "../errors.ts";
 import { decodeResult, errorFromInfo, type TaskResult } from "../results/record.ts";
 import { buildEnqueueItem } from "./build-message.ts";
+import { compileRoutes } from "./routes.ts";
 import type { SendOptions, TaskCall, TaskRef } from "./types.ts";
 
 /** Tasks per broker call in sendMany: large enough to amortise the round trip, small enough not to stall Redis. */
@@ -44,14 +45,18 @@ export async function createClient(options: ClientOptions = {}): Promise<Client>
 }
 
 class QWorkerClient implements Client {
+  private readonly route: (task: string) => string | undefined;
+
   constructor(
     readonly transport: Transport,
     private readonly config: QWorkerConfig,
-  ) {}
+  ) {
+    this.route = compileRoutes(config.task_routes);
+  }
 
   /** What every message built here defaults to. */
   private get defaults() {
-    return { queue: this.config.default_queue, maxPayloadBytes: this.config.max_payload_bytes };
+    return { queue: this.config.default_queue, maxPayloadBytes: this.config.max_payload_bytes, route: this.route };
   }
 
   async send<R>(task: string, args: unknown[] = [], options: SendOptions = {}): Promise<TaskRef<R>> {

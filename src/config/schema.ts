@@ -52,6 +52,8 @@ export const configSchema = z
     concurrency: z.number().int().min(1).max(10_000).default(10),
     queues: z.array(z.string().min(1)).min(1).default(["default"]),
     default_queue: z.string().min(1).default("default"),
+    /** Queue for a task sent by name without one: task name or glob (`reports.*`) to queue (src/client/routes.ts). */
+    task_routes: z.record(z.string().min(1), z.string().min(1)).default({}),
     tasks_dir: z.string().min(1).default("tasks"),
     // Any case, as Celery users write it (--loglevel INFO, WARNING).
     loglevel: z.preprocess((v) => (typeof v === "string" ? v.toLowerCase() : v), z.enum(["debug", "info", "warning", "error"])).default("info"),
