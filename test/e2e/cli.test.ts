@@ -136,6 +136,12 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expectOneLineError(r, 2, /^qworker: error: --args is not valid JSON .*example: --args/);
   });
 
+  it("a queue key of the wrong type (another program writing under the prefix): send fails in one line, exit 3", async () => {
+    await rawCommand(redis.port, ["RPUSH", "wrongtype:q:other:ready", "x"]);
+    const r = await runCli(["send", "demo.add", "--queue", "other", "--broker", redis.url], { cwd: tmp, env: { QWORKER_REDIS_PREFIX: "wrongtype:" } });
+    expectOneLineError(r, 3, /^qworker: error: Redis at \S+ holds a key of the wrong type where qworker keeps its data .*redis_prefix/);
+  });
+
   it("an unknown option", async () => {
     expectOneLineError(await runCli(["send", "demo.add", "--bogus"], { cwd: tmp }), 2, /unknown option '--bogus'/);
   });

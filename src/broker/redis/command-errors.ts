@@ -27,6 +27,13 @@ export function plainCommandError(err: unknown, where: string, timeoutMs: number
       { cause: err },
     );
   }
+  // Something else wrote one of qworker's keys (a shared prefix): Redis names neither the key nor a fix.
+  if (err.message.startsWith("WRONGTYPE")) {
+    return new BrokerError(
+      `${where} holds a key of the wrong type where qworker keeps its data (another program writing under redis_prefix?): a running worker sets such a queue key aside into the dead-letter set within a second, so try again; or give qworker a prefix of its own`,
+      { cause: err },
+    );
+  }
   // A Cluster's command that kept being redirected (MOVED to a node that is down, CLUSTERDOWN while the
   // cluster is failing) ends with ioredis's "Too many Cluster redirections. Last error: …".
   const redirected = /^Too many Cluster redirections\. Last error: (?:\w*Error: )?(.*)$/.exec(err.message);
