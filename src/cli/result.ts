@@ -23,7 +23,7 @@ interface ResultFlags {
 
 export function resultCommand(): Command {
   return new Command("result")
-    .description("show a task's state and result (or error); exit 0 success, 1 failure, 124 timeout with --wait")
+    .description("show a task's state and result (or error); with --wait, exit 0 on success, 1 on failure, 124 on timeout")
     .argument("<id>", "task id, as printed by `qworker send`")
     .option("--wait [seconds]", "wait for the task to finish (default: a day)")
     .option("--json", "print the state record as one JSON object")
