@@ -44,8 +44,7 @@ export async function discoverTasks(dir: string, registry = new TaskRegistry()):
     try {
       mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
     } catch (err) {
-      const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
-      throw new TaskLoadError(`cannot load task module ${shown}: ${reason}`, { cause: err });
+      throw new TaskLoadError(`cannot load task module ${shown}: ${loadFailure(err)}`, { cause: err });
     }
     const base = relative(root, file).replace(TASK_FILE, "").split(sep).join(".");
     let found = 0;
@@ -58,6 +57,27 @@ export async function discoverTasks(dir: string, registry = new TaskRegistry()):
     if (found === 0) empty.push(shown);
   }
   return { registry, files, empty };
+}
+
+/**
+ * One line that says what is wrong with a module that failed to load. esbuild (through tsx) reports a syntax
+ * error as "Transform failed with 1 error:" and puts the error itself, with its place, on the next line;
+ * Node's refusal to require() an ES module means the project is not marked as ES modules.
+ */
+export function loadFailure(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const lines = err.message.split("\n");
+  const first = lines[0] ?? "";
+  if (/^Transform failed with \d+ errors?:$/.test(first) && lines[1]) {
+    const at = /^(.*?):(\d+):(\d+): ERROR: (.*)$/.exec(lines[1]);
+    return at ? `${at[4]} (line ${at[2]}, column ${at[3]})` : lines[1];
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ERR_REQUIRE_CYCLE_MODULE" || code === "ERR_REQUIRE_ESM" || first.startsWith("Cannot require() ES Module")) {
+    const said = first.split(". ")[0];
+    return `task modules are ES modules, and this project is not marked as one: add "type": "module" to its package.json (Node: ${said})`;
+  }
+  return first;
 }
 
 function listFiles(dir: string): string[] {

@@ -239,6 +239,21 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expectOneLineError(await runCli(["worker", "--tasks", join(fixtures, "tasks-dup")], { cwd: tmp, env }), 2, /task "dup\.same" is defined twice: in .*a\.ts and in .*b\.ts; rename one$/);
   });
 
+  it("a syntax error in a TypeScript task module names the error and its place; a project not marked as ES modules gets the fix", async () => {
+    const env = { QWORKER_BROKER_URL: redis.url };
+    const esm = join(tmp, "syntax-esm");
+    mkdirSync(join(esm, "tasks"), { recursive: true });
+    writeFileSync(join(esm, "package.json"), '{"type":"module"}');
+    writeFileSync(join(esm, "tasks", "bad.ts"), "export const x = 1;\nexport const y = (2;\n");
+    expectOneLineError(await runCli(["worker"], { cwd: esm, env }), 2, /^qworker: error: cannot load task module tasks\/bad\.ts: Expected "\)" but found ";" \(line 2, column 19\)$/);
+
+    const cjs = join(tmp, "not-esm");
+    mkdirSync(join(cjs, "tasks"), { recursive: true });
+    writeFileSync(join(cjs, "package.json"), "{}");
+    writeFileSync(join(cjs, "tasks", "t.ts"), `import { defineTask } from ${JSON.stringify(join(ROOT, "src", "index.ts"))};\nexport const t = defineTask("cjs.t", () => 1);\n`);
+    expectOneLineError(await runCli(["worker"], { cwd: cjs, env }), 2, /cannot load task module tasks\/t\.ts: task modules are ES modules, and this project is not marked as one: add "type": "module" to its package\.json/);
+  });
+
   it("with --loglevel=debug the worker's error shows its stack", async () => {
     const closed = `redis://127.0.0.1:${await freePort()}`;
     const r = await runCli(["worker", "--loglevel=debug", "--broker", closed, "--tasks", join(ROOT, "tasks")], { cwd: tmp });

@@ -1,7 +1,7 @@
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { TaskLoadError } from "../../src/errors.ts";
-import { discoverTasks } from "../../src/tasks/discovery.ts";
+import { discoverTasks, loadFailure } from "../../src/tasks/discovery.ts";
 import { TaskRegistry } from "../../src/tasks/registry.ts";
 
 const fixtures = join(import.meta.dirname, "..", "fixtures");
@@ -45,6 +45,17 @@ describe("discoverTasks", () => {
     const err = await loadError("tasks-throws");
     expect(err.message).toBe(`cannot load task module ${shown("tasks-throws", "broken.ts")}: SMTP host is not configured`);
     expect(err.code).toBe("E_TASK_LOAD");
+  });
+
+  it("a syntax error reported by esbuild (as tsx loads task modules): the error and its place, not the header line", () => {
+    const err = Object.assign(new Error('Transform failed with 1 error:\n/p/tasks/a.ts:2:42: ERROR: Expected ")" but found ";"'), { name: "TransformError" });
+    expect(loadFailure(err)).toBe('Expected ")" but found ";" (line 2, column 42)');
+  });
+
+  it("a project not marked as ES modules: the fix, not Node's require(esm) riddle", () => {
+    const err = Object.assign(new Error("Cannot require() ES Module /p/tasks/a.ts in a cycle. A cycle involving require(esm) is not allowed."), { code: "ERR_REQUIRE_CYCLE_MODULE" });
+    expect(loadFailure(err)).toBe(`task modules are ES modules, and this project is not marked as one: add "type": "module" to its package.json (Node: Cannot require() ES Module /p/tasks/a.ts in a cycle)`);
+    expect(loadFailure(new Error("SMTP host is not configured\n    at x"))).toBe("SMTP host is not configured");
   });
 
   it("a missing tasks directory says how to fix it", async () => {
