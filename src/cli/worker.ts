@@ -133,4 +133,6 @@ function banner(
   }
   logger.info(`concurrency: ${config.concurrency} (${config.pool} pool), queues: ${config.queues.join(", ")}`);
   logger.info(`tasks (${tasks.length}): ${tasks.join(", ") || "none"}`);
+  // Every task it receives would fail as not registered and be dead-lettered: almost surely the wrong directory.
+  if (tasks.length === 0) logger.warn(`no tasks found under ${config.tasks_dir}: every task this worker receives fails as not registered (run it in your project's directory, or set tasks_dir / --tasks)`);
 }

@@ -254,6 +254,17 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expectOneLineError(await runCli(["worker"], { cwd: cjs, env }), 2, /cannot load task module tasks\/t\.ts: task modules are ES modules, and this project is not marked as one: add "type": "module" to its package\.json/);
   });
 
+  it("a worker with no tasks says so as a warning, since it can only fail what it receives", async () => {
+    const dir = join(tmp, "no-tasks");
+    mkdirSync(join(dir, "tasks"), { recursive: true });
+    const w = spawnCli(["worker", "--log-format", "json"], { cwd: dir, env: { QWORKER_BROKER_URL: redis.url, QWORKER_REDIS_PREFIX: "notasks:", QWORKER_HEALTH_DIR: tmp } });
+    workers.push(w);
+    const line = await w.waitForLine(/no tasks found under tasks: every task this worker receives fails as not registered/, 20_000);
+    expect(jsonLogs(line)[0]?.levelName).toBe("warning");
+    w.signal("SIGTERM");
+    expect(await w.exited).toBe(0);
+  });
+
   it("with --loglevel=debug the worker's error shows its stack", async () => {
     const closed = `redis://127.0.0.1:${await freePort()}`;
     const r = await runCli(["worker", "--loglevel=debug", "--broker", closed, "--tasks", join(ROOT, "tasks")], { cwd: tmp });
