@@ -486,6 +486,8 @@ export class Worker {
 
   private notRegistered(t: Running, msg: TaskMessage): void {
     const err = new NotRegisteredError(msg.task);
+    // No task code ran: the stack would show only the worker's own frames to whoever reads the result.
+    err.stack = `${err.name}: ${err.message}`;
     this.logger.error(`task ${msg.task}[${msg.id}] failed: ${err.message} (registered: ${this.registry.names().join(", ") || "none"})`);
     this.finish(msg, t, "FAILURE", { error: errorInfo(err) }, `not registered: ${msg.task}`);
     this.failed++;

@@ -203,7 +203,10 @@ describe("Worker + RedisTransport", () => {
     const { client, logs } = await setup();
     const ghost = await client.send("billing.no_such_task", [1]);
     await expect(ghost.get({ timeout: 5 })).rejects.toThrow(/not registered/);
-    expect(await ghost.state()).toMatchObject({ state: "FAILURE", error: { code: "E_NOT_REGISTERED" } });
+    const state = await ghost.state();
+    expect(state).toMatchObject({ state: "FAILURE", error: { code: "E_NOT_REGISTERED" } });
+    // No task code ran, so no stack of the worker's own frames is shown to whoever reads the result.
+    expect(state?.error?.stack).toBe('NotRegisteredError: task "billing.no_such_task" is not registered with this worker');
     expect(logs.some((l) => l.includes(`billing.no_such_task[${ghost.id}] failed`) && l.includes("not registered"))).toBe(true);
     const after = await client.send<number>("demo.add", [1, 1]);
     expect(await after.get({ timeout: 5 })).toBe(2);
