@@ -44,6 +44,7 @@ export class Settler<Owner> {
     this.owners = [];
     this.inFlight += batch.length;
     let delay = 100;
+    let retried = false;
     for (;;) {
       try {
         const settledIds = await this.transport.settle(batch);
@@ -52,13 +53,21 @@ export class Settler<Owner> {
           const settled = new Set(settledIds);
           for (const item of batch) {
             if (settled.has(item.id)) continue;
-            this.logger.warn(`task ${item.id}: lease was lost before its outcome was recorded; another worker may run it again`);
+            // A settle that failed on a dropped connection may have run all the same (Redis executes what
+            // reached it, e.g. after a freeze); this one then finds the lease already gone, and that is not
+            // a lost lease.
+            this.logger.warn(
+              retried
+                ? `task ${item.id}: its outcome was recorded by an earlier attempt (sent before the connection dropped), or its lease was lost and another worker may run it again`
+                : `task ${item.id}: lease was lost before its outcome was recorded; another worker may run it again`,
+            );
           }
         }
         this.onSettled(batch, owners);
         break;
       } catch (err) {
         this.logger.debug({ err }, "settle failed; retrying");
+        retried = true;
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 1000);
       }
