@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { isRedisUrl } from "../broker/redis/url.ts";
+import { isRedisUrl, maskUrlCredentials } from "../broker/redis/url.ts";
 import { ConfigError } from "../errors.ts";
 import { configSchema, DEFAULT_BROKER_URL, type QWorkerConfig } from "./schema.ts";
 
@@ -140,6 +140,8 @@ function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>,
   const path = issue.path.map(String).join(".");
   let found: unknown = merged;
   for (const part of issue.path) found = (found as Record<string | number, unknown> | undefined)?.[part as string];
+  // A broker URL can carry a password, and this message goes to logs and terminals.
+  if (issue.path.at(-1) === "broker_url" && typeof found === "string") found = maskUrlCredentials(found);
   // zod says "Invalid input: expected number, received string"; the "found" part below says it better.
   const expected = issue.message.replace(/^Invalid (input|option): /, "").replace(/, received \w+$/, "");
   return new ConfigError(`${source}: key "${path}": ${expected}, found ${describe(found)}`);

@@ -146,6 +146,30 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expectOneLineError(await runCli(["send", "demo.add", "--bogus"], { cwd: tmp }), 2, /unknown option '--bogus'/);
   });
 
+  it("a broker URL that cannot be read (a bad port, a db that is not a number): exit 2 naming the flag, variable or YAML file", async () => {
+    const bad = "redis://127.0.0.1:notaport/0";
+    const dir = join(tmp, "bad-broker-url");
+    mkdirSync(join(dir, "config"), { recursive: true });
+    writeFileSync(join(dir, "config", "qworker.yaml"), `broker_url: ${bad}\n`);
+    const unreadable = /invalid Redis URL redis:\/\/127\.0\.0\.1:notaport\/0: port "notaport" is not a number: expected redis:\/\//;
+    expectOneLineError(await runCli(["send", "demo.add", "--broker", bad], { cwd: tmp }), 2, new RegExp(`^qworker: error: option --broker: key "broker_url": ${unreadable.source}`));
+    expectOneLineError(
+      await runCli(["send", "demo.add"], { cwd: tmp, env: { QWORKER_BROKER_URL: bad } }),
+      2,
+      new RegExp(`^qworker: error: environment variable QWORKER_BROKER_URL: key "broker_url": ${unreadable.source}`),
+    );
+    expectOneLineError(await runCli(["worker"], { cwd: dir }), 2, new RegExp(`^qworker: error: config/qworker\\.yaml: key "broker_url": ${unreadable.source}`));
+    for (const args of [["send", "demo.add"], ["worker", "--tasks", join(ROOT, "tasks")]]) {
+      for (const db of ["abc", "-1"]) {
+        expectOneLineError(
+          await runCli([...args, "--broker", `${redis.url}/${db}`], { cwd: tmp }),
+          2,
+          new RegExp(`^qworker: error: option --broker: key "broker_url": Redis URL redis://127\\.0\\.0\\.1:\\d+/${db}: database "${db}" is not a number from 0 up`),
+        );
+      }
+    }
+  });
+
   it("an unreachable broker: send, inspect and worker fail at once instead of hanging", async () => {
     const closed = `redis://127.0.0.1:${await freePort()}`;
     // A command that fails before touching the broker gives the CLI's start-up time on this machine, so the

@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { maskUrl, sentinelReason } from "../../src/broker/redis/connection.ts";
 import { clusterPrefix } from "../../src/broker/redis/keys.ts";
@@ -9,6 +12,34 @@ describe("parseRedisUrl", () => {
   it("passes plain redis:// and rediss:// URLs to ioredis as they are, with their db", () => {
     expect(parseRedisUrl("redis://127.0.0.1:6379/3")).toEqual({ kind: "url", url: "redis://127.0.0.1:6379/3", db: 3 });
     expect(parseRedisUrl("rediss://h:6380")).toEqual({ kind: "url", url: "rediss://h:6380", db: 0 });
+  });
+
+  it("reads a plain URL's db from its path or its db option; anything but digits is a ConfigError naming the URL", () => {
+    expect(parseRedisUrl("redis://h:6379/0/").db).toBe(0);
+    expect(parseRedisUrl("redis://h:6379?db=4").db).toBe(4);
+    expect(parseRedisUrl("rediss://h/2147483647").db).toBe(2147483647);
+    for (const [url, problem] of [
+      ["redis://h:6379/abc", /^Redis URL redis:\/\/h:6379\/abc: database "abc" is not a number from 0 up: expected redis:\/\//],
+      ["redis://h:6379/-1", /database "-1" is not a number from 0 up/],
+      ["rediss://h:6379/1.5", /^Redis URL rediss:\/\/h:6379\/1\.5: database "1\.5" is not a number/],
+      ["redis://h:6379/2x", /database "2x" is not a number/],
+      ["redis://h:6379/0/extra", /database "0\/extra" is not a number/],
+      ["redis://h:6379?db=abc", /database "abc" is not a number/],
+      ["redis://h:6379/2147483648", /database 2147483648 is out of range/],
+      ["redis+sentinel://s1/m/-1", /^Sentinel URL redis\+sentinel:\/\/s1\/m\/-1: database "-1" is not a number from 0 up/],
+      ["rediss+sentinel://s1/m/1.5", /database "1\.5" is not a number/],
+    ] as const) {
+      expect(() => parseRedisUrl(url), url).toThrow(ConfigError);
+      expect(() => parseRedisUrl(url), url).toThrow(problem);
+    }
+  });
+
+  it("a plain URL that is not a URL at all is a ConfigError that names the bad port, password masked", () => {
+    expect(() => parseRedisUrl("redis://127.0.0.1:notaport/0")).toThrow(ConfigError);
+    expect(() => parseRedisUrl("redis://u:secret@127.0.0.1:notaport/0")).toThrow(
+      /^invalid Redis URL redis:\/\/u:\*\*\*\*@127\.0\.0\.1:notaport\/0: port "notaport" is not a number: expected redis:\/\/\[\[user\]:password@\]host\[:port\]\[\/db\]/,
+    );
+    expect(() => parseRedisUrl("redis://[::1/0")).toThrow(/^invalid Redis URL redis:\/\/\[::1\/0: it cannot be read as a URL/);
   });
 
   it("reads sentinels, master name and db from a redis+sentinel:// URL", () => {
@@ -102,6 +133,39 @@ describe("parseRedisUrl", () => {
       /kombu's sentinel:\/\/ form is not read: write redis\+sentinel:\/\//,
     );
     expect(loadConfig({ cwd: "/nonexistent-dir", env: {}, overrides: { broker_url: "redis+sentinel://s1/m" } }).config.broker_url).toBe("redis+sentinel://s1/m");
+  });
+});
+
+describe("a bad broker URL at load: a ConfigError naming where it came from", () => {
+  const bad = "redis://u:secret@127.0.0.1:notaport/0";
+  const load = (opts: { env?: NodeJS.ProcessEnv; flag?: string; cwd?: string }) => () =>
+    loadConfig({ cwd: opts.cwd ?? "/nonexistent-dir", env: opts.env ?? {}, ...(opts.flag ? { overrides: { broker_url: opts.flag } } : {}) });
+
+  it("from the flag, the environment or the YAML file, with the password masked everywhere in the line", () => {
+    const dir = mkdtempSync(join(tmpdir(), "qworker-url-"));
+    try {
+      mkdirSync(join(dir, "config"));
+      writeFileSync(join(dir, "config", "qworker.yaml"), `broker_url: ${bad}\n`);
+      for (const [opts, from] of [
+        [{ flag: bad }, "option --broker"],
+        [{ env: { QWORKER_BROKER_URL: bad } }, "environment variable QWORKER_BROKER_URL"],
+        [{ cwd: dir }, "config/qworker.yaml"],
+      ] as const) {
+        expect(load(opts), from).toThrow(ConfigError);
+        let message = "";
+        try {
+          load(opts)();
+        } catch (err) {
+          message = (err as Error).message;
+        }
+        expect(message.startsWith(`${from}: key "broker_url": invalid Redis URL redis://u:****@127.0.0.1:notaport/0: port "notaport" is not a number`), message).toBe(true);
+        expect(message).not.toContain("secret");
+      }
+      expect(load({ flag: "redis://127.0.0.1:6379/abc" })).toThrow(/^option --broker: key "broker_url": Redis URL redis:\/\/127\.0\.0\.1:6379\/abc: database "abc" is not a number/);
+      expect(load({ env: { QWORKER_BROKER_URL: "redis+sentinel://s1/m/x" } })).toThrow(/^environment variable QWORKER_BROKER_URL: key "broker_url": Sentinel URL .*database "x" is not a number/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -22,6 +22,7 @@ const CLUSTER = /^(rediss?)\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)\
 const SENTINEL_PORT = 26379;
 const FORM = "redis+sentinel://host:26379[,host:26379…]/master-name[/db]";
 const CLUSTER_FORM = "redis+cluster://host:6379[,host:6379…]";
+const PLAIN_FORM = "redis://[[user]:password@]host[:port][/db]";
 
 /** Whether the URL names a Redis broker (plain, TLS, through Sentinel, or a Cluster). */
 export function isRedisUrl(url: string): boolean {
@@ -53,8 +54,7 @@ export function parseRedisUrl(url: string): RedisTarget {
   const [, scheme, username, password, hostList, name, dbText, query] = m;
   if (!name) throw new ConfigError(`Sentinel URL ${maskUrlCredentials(url)} names no master: expected ${FORM}`);
   const sentinels = hostList!.split(",").map((h) => sentinelAddress(h, url));
-  const db = dbText === undefined || dbText === "" ? 0 : Number(dbText);
-  if (!Number.isInteger(db) || db < 0) throw new ConfigError(`Sentinel URL ${maskUrlCredentials(url)}: database "${dbText}" is not a number: expected ${FORM}`);
+  const db = dbNumber(dbText, `Sentinel URL ${maskUrlCredentials(url)}`, FORM);
   const params = new URLSearchParams(query ?? "");
   for (const key of params.keys()) {
     if (key !== "sentinel_password" && key !== "sentinel_username") {
@@ -101,13 +101,37 @@ function hostAddress(text: string, defaultPort: number, what: string, form: stri
   return { host: (m[1] ?? m[2])!, port };
 }
 
+/**
+ * The db of a redis:// or rediss:// URL, read as ioredis will read it (the path after "/", else a `db` query
+ * option). ioredis parseInt()s whatever is there: "abc" became SELECT NaN, which crashed the process with a
+ * raw ReplyError, and "-1" or "1x" were sent as they were or cut short; and a URL that is not one at all
+ * only failed inside `new Redis()`, as a broker error with no word on where the value came from.
+ */
 function plainDb(url: string): number {
+  const what = `Redis URL ${maskUrlCredentials(url)}`;
+  let parsed: URL;
   try {
-    const n = Number(new URL(url).pathname.replace(/^\//, "") || "0");
-    return Number.isInteger(n) ? n : 0;
+    parsed = new URL(url);
   } catch {
-    return 0;
+    const port = /^[a-z+]+:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#[\]]*):([^/?#]*)/i.exec(url)?.[1];
+    const why = port !== undefined && !/^\d*$/.test(port) ? `port "${port}" is not a number` : "it cannot be read as a URL";
+    throw new ConfigError(`invalid ${what}: ${why}: expected ${PLAIN_FORM} (percent-encode special characters in a password)`);
   }
+  const path = parsed.pathname.replace(/^\//, "");
+  if (path !== "") return dbNumber(path.replace(/\/$/, ""), what, PLAIN_FORM);
+  return dbNumber(parsed.searchParams.get("db") ?? undefined, what, PLAIN_FORM);
+}
+
+/** The largest db SELECT takes; Redis answers "value is not an integer or out of range" above it. */
+const MAX_DB = 2 ** 31 - 1;
+
+/** A URL's database number: digits only, so what ioredis sends in SELECT is what the URL says. */
+function dbNumber(text: string | undefined, what: string, form: string): number {
+  if (text === undefined || text === "") return 0;
+  if (!/^\d+$/.test(text)) throw new ConfigError(`${what}: database "${text}" is not a number from 0 up: expected ${form}`);
+  const db = Number(text);
+  if (db > MAX_DB) throw new ConfigError(`${what}: database ${text} is out of range (Redis numbers them from 0 to ${MAX_DB} at most)`);
+  return db;
 }
 
 /** A Sentinel or Cluster URL with its passwords (the nodes' and the sentinels') replaced. */
