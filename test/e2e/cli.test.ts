@@ -170,6 +170,18 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     }
   });
 
+  it("a db the Redis does not have: send and worker fail their first connect in one line (exit 3), and nothing lands in db 0", async () => {
+    const env = { QWORKER_REDIS_PREFIX: "e2e-nodb:" };
+    for (const [args, db] of [[["send", "demo.add", "--args", "[1,2]"], 16], [["worker", "--tasks", join(ROOT, "tasks")], 99]] as const) {
+      expectOneLineError(
+        await runCli([...args, "--broker", `${redis.url}/${db}`], { cwd: tmp, env, timeoutMs: 20_000 }),
+        3,
+        new RegExp(`^qworker: error: Redis at redis://127\\.0\\.0\\.1:\\d+/${db} has no database ${db} \\(ERR DB index is out of range\\): use a database number below its "databases" setting`),
+      );
+    }
+    expect(await rawCommand(redis.port, ["KEYS", "e2e-nodb:*"])).toBe("*0");
+  });
+
   it("an unreachable broker: send, inspect and worker fail at once instead of hanging", async () => {
     const closed = `redis://127.0.0.1:${await freePort()}`;
     // A command that fails before touching the broker gives the CLI's start-up time on this machine, so the

@@ -112,8 +112,15 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
   // The socket error (ECONNREFUSED, ENOTFOUND…) is kept because connect() itself only rejects with
   // "Connection is closed.", which tells the user nothing.
   let socketError: NodeJS.ErrnoException | undefined;
-  redis.on("error", (err: NodeJS.ErrnoException) => {
-    if (!connectedOnce) socketError ??= err;
+  // ioredis sends the URL's SELECT on connect and, when Redis refuses it ("ERR DB index is out of range"),
+  // only emits the error and goes on to "ready": the connection stays in db 0 while ioredis believes it is
+  // in the URL's db, so tasks were queued to, and consumed from, db 0. The refusal is kept here and ends
+  // the first connect below. (The SELECT's reply comes before the ready check's, so it is seen first.)
+  let selectError: Error | undefined;
+  redis.on("error", (err: NodeJS.ErrnoException & { command?: { name?: string } }) => {
+    if (connectedOnce) return;
+    if (err.command?.name === "select") selectError ??= err;
+    else socketError ??= err;
   });
   try {
     await (redis instanceof Cluster ? connectCluster(redis) : redis.connect());
@@ -141,6 +148,15 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
     }
     const reason = cause.code ?? sentinelReason(cause.message);
     throw new BrokerError(`cannot reach ${where} (${reason}): ${fix}, or set broker_url / QWORKER_BROKER_URL`, { cause: err });
+  }
+  if (selectError) {
+    redis.disconnect();
+    const db = parseRedisUrl(url).db;
+    const what = /out of range/i.test(selectError.message) ? `has no database ${db}` : `refused SELECT ${db}`;
+    throw new BrokerError(
+      `${where} ${what} (${selectError.message}): use a database number below its "databases" setting (16 by default: 0 to 15), or set broker_url / QWORKER_BROKER_URL`,
+      { cause: selectError },
+    );
   }
   connectedOnce = true;
   return redis;
