@@ -6,7 +6,7 @@
  * `setpriv --pdeathsig SIGKILL` so the kernel kills it even if this process is SIGKILLed, and an exit hook
  * kills any server still running when this process exits normally.
  *
- *   const redis = await startRedisServer({ appendonly: true });
+ *   const redis = await startRedisServer({ appendonly: true });   // or { port } for a chosen one
  *   ...redis.url...
  *   await redis.kill9();   // crash
  *   await redis.start();   // same port, same dir: AOF data is back
@@ -37,6 +37,11 @@ export interface RedisServerOptions {
    * learns). The file's `sentinel monitor` lines say what it watches.
    */
   sentinelConfig?: string;
+  /**
+   * Listen on this port instead of a free one the OS picks (say, one a client was already told to use
+   * before the server runs). The first start then fails rather than move to another port if it is taken.
+   */
+  port?: number;
 }
 
 export interface RedisServerHandle {
@@ -232,7 +237,7 @@ class RedisServer implements RedisServerHandle {
         return;
       } catch (err) {
         const portTaken = /Address already in use|bind/i.test(this.logTail());
-        if (!portTaken || attempt >= 3) throw err;
+        if (!portTaken || attempt >= 3 || this.opts.port !== undefined) throw err;
         this.currentPort = await freePort();
       }
     }
@@ -364,7 +369,7 @@ class RedisServer implements RedisServerHandle {
 export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServerHandle> {
   const ownsDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), "qworker-redis-")));
-  const server = new RedisServer(await freePort(), dir, ownsDir, opts);
+  const server = new RedisServer(opts.port ?? (await freePort()), dir, ownsDir, opts);
   try {
     await server.firstStart();
   } catch (err) {
