@@ -37,6 +37,22 @@ export class BrokerError extends QWorkerError {
 }
 
 /**
+ * A first connect to the broker failed for a reason that can pass by waiting: nothing listens yet, the host
+ * or its name cannot be reached yet, or the server accepted the connection and did not answer. A worker
+ * started before its Redis retries on it; commands and apps' clients fail with it like any BrokerError.
+ * `problem` is the message without its advice, for a retry's log line.
+ */
+export class BrokerUnreachableError extends BrokerError {
+  constructor(
+    message: string,
+    readonly problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
  * A connection reached the server but was not ready within the connect timeout (see
  * src/broker/redis/handshake-guard.ts). The guard destroys the socket with it; openConnection reports it
  * in its own words when it ends a first connect. `reason`: "silent", no reply at all (a stopped or wedged

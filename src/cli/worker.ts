@@ -1,6 +1,9 @@
 import { Command } from "commander";
+import type { Logger } from "pino";
 import { createTransport, transportOptions } from "../broker/factory.ts";
+import type { Transport } from "../broker/transport.ts";
 import { loadConfig } from "../config/load.ts";
+import { BrokerUnreachableError } from "../errors.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
 import { startObservers } from "../events/observe.ts";
@@ -73,38 +76,55 @@ export function workerCommand(): Command {
         // Celery interop (docs/celery.md) wraps the transport only when a `celery:` section is configured.
         const celery = config.celery ? (await import("../celery/worker-setup.ts")).addCelery(base, config, logger) : undefined;
         const transport = celery?.transport ?? base;
-        await transport.connect();
+        // Signal handlers go in before the broker is connected and start-up finishes: a SIGTERM while the
+        // worker waits for its broker (which can take as long as the broker takes to come up) stops it at
+        // once with status 0, and one during start-up is still a warm shutdown (it waits for start-up, then
+        // stops) rather than the default abrupt exit.
+        let worker: Worker | undefined = undefined;
+        let startup: Promise<unknown> = Promise.resolve();
+        let signals = 0;
+        const beforeWorker = new AbortController();
+        let stopped = (): void => {};
+        const done = new Promise<void>((resolve) => (stopped = resolve));
+        const warmShutdown = (w: Worker): void => void startup.finally(() => w.stop()).then(stopped, stopped);
+        const onSignal = (sig: NodeJS.Signals) => {
+          signals++;
+          if (!worker) {
+            if (signals === 1) logger.warn(`${sig} received before the worker started: stopping`);
+            beforeWorker.abort();
+          } else if (signals === 1) {
+            logger.warn(`${sig} received: warm shutdown (finishing running tasks, up to ${config.shutdown_timeout} s; send again to stop now)`);
+            warmShutdown(worker);
+          } else {
+            logger.warn(`${sig} received again: cold shutdown (handing running tasks back now)`);
+            worker.requestCold();
+          }
+        };
+        process.on("SIGTERM", onSignal);
+        process.on("SIGINT", onSignal);
+        if (!(await connectBroker(transport, logger, config.broker_connection_retry_on_startup, beforeWorker.signal))) {
+          await transport.close();
+          logger.info("worker stopped");
+          flush();
+          process.exit(0);
+        }
         const pool = await createPool(config, logger);
-        const worker = new Worker({ transport, registry, config, logger, pool, leaseKeeper: leaseKeeperFor(config, logger) });
+        worker = new Worker({ transport, registry, config, logger, pool, leaseKeeper: leaseKeeperFor(config, logger) });
         celery?.consumer.attach(worker.events);
         if (config.celery) logger.info(`celery queues: ${config.celery.queues.join(", ")} (results as celery-task-meta-*)`);
         banner(logger, config, transport.displayUrl, file, defaultBroker, worker.id, registry.names());
         for (const line of await transport.checkSettings?.().catch(() => []) ?? []) logger.warn(line);
-        // Signal handlers go in before start-up finishes, so a SIGTERM during start-up is still a warm
-        // shutdown (it waits for start-up, then stops) rather than the default abrupt exit.
-        let startup: Promise<unknown> = Promise.resolve();
-        let signals = 0;
-        const done = new Promise<void>((resolve) => {
-          const onSignal = (sig: NodeJS.Signals) => {
-            signals++;
-            if (signals === 1) {
-              logger.warn(`${sig} received: warm shutdown (finishing running tasks, up to ${config.shutdown_timeout} s; send again to stop now)`);
-              void startup.finally(() => worker.stop()).then(() => resolve(), () => resolve());
-            } else {
-              logger.warn(`${sig} received again: cold shutdown (handing running tasks back now)`);
-              worker.requestCold();
-            }
-          };
-          process.on("SIGTERM", onSignal);
-          process.on("SIGINT", onSignal);
-        });
+        const running = worker;
         const started = (async () => {
-          await worker.start();
-          const observers = await startObservers({ worker, transport, registry, config, logger });
-          const watchdog = new Watchdog({ worker, transport, logger, queues: config.queues, concurrency: config.concurrency, healthFile: new HealthFile(worker.id) }).start();
+          await running.start();
+          const observers = await startObservers({ worker: running, transport, registry, config, logger });
+          const watchdog = new Watchdog({ worker: running, transport, logger, queues: config.queues, concurrency: config.concurrency, healthFile: new HealthFile(running.id) }).start();
           return { observers, watchdog };
         })();
         startup = started;
+        // A signal that came after the broker connected but before the worker existed: stop it as the first
+        // signal would have, once its start-up is done.
+        if (beforeWorker.signal.aborted) warmShutdown(running);
         const { observers, watchdog } = await started;
         await done;
         await observers.close();
@@ -115,6 +135,55 @@ export function workerCommand(): Command {
         process.exit(0);
       }),
     );
+}
+
+/** Delays between a worker's first connect attempts, in seconds: quick while its Redis starts, then every 5 s. */
+const CONNECT_RETRY_DELAYS = [1, 2, 4, 5];
+
+/**
+ * Connect the worker's transport. A broker that cannot be reached yet (connection refused, no answer, host
+ * or name not found: a worker started at boot beside its Redis, or while Redis restarts) is tried again,
+ * with one warning per attempt, unless `retry` is off; any other error (a refused password, a db the
+ * server does not have) ends the worker as before. False when `stop` fired first.
+ */
+async function connectBroker(transport: Transport, logger: Logger, retry: boolean, stop: AbortSignal): Promise<boolean> {
+  for (let attempt = 0; !stop.aborted; attempt++) {
+    try {
+      return await untilAborted(transport.connect(), stop);
+    } catch (err) {
+      if (!retry || !(err instanceof BrokerUnreachableError) || stop.aborted) throw err;
+      const delay = CONNECT_RETRY_DELAYS[Math.min(attempt, CONNECT_RETRY_DELAYS.length - 1)]!;
+      logger.warn(`${err.problem}: trying again in ${delay} s`);
+      await untilAborted(new Promise((r) => setTimeout(r, delay * 1000)), stop);
+    }
+  }
+  return false;
+}
+
+/**
+ * True once `work` is done, false as soon as `stop` fires (the work is left to finish or fail unheard).
+ * A connect attempt can take seconds (a server that does not answer is given 3 s), and a stop must not
+ * wait for it.
+ */
+function untilAborted(work: Promise<unknown>, stop: AbortSignal): Promise<boolean> {
+  if (stop.aborted) {
+    work.catch(() => {});
+    return Promise.resolve(false);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(false);
+    stop.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      () => {
+        stop.removeEventListener("abort", onAbort);
+        resolve(true);
+      },
+      (err: unknown) => {
+        stop.removeEventListener("abort", onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }
 
 function banner(

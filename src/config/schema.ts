@@ -93,6 +93,11 @@ export const configSchema = z
      * Workers do not use it: their watchdog rebuilds a connection that has gone silent.
      */
     command_timeout: seconds.default(DEFAULT_COMMAND_TIMEOUT),
+    /**
+     * A worker whose broker cannot be reached yet when it starts (connection refused, no answer, host or
+     * name not found) keeps trying, as Celery's option of this name does; false: it exits at once (exit 3).
+     */
+    broker_connection_retry_on_startup: z.boolean().default(true),
     /** Also consume Celery's kombu queues and write Celery results (docs/celery.md). */
     celery: celeryConfigSchema.optional(),
     /** Task events kept in the broker's stream (approximate cap); 0 turns events and stats counters off. */

@@ -103,6 +103,28 @@ async function sentTime(id: string, prefix: string): Promise<number> {
   }
 }
 
+/**
+ * A worker whose broker cannot be reached: one warning line per attempt with a growing delay, and it is
+ * still running after them.
+ */
+async function expectRetries(worker: CliProcess, line: RegExp): Promise<void> {
+  await worker.waitForLine(/trying again in 2 s/, 20_000);
+  const warnings = jsonLogs(worker.stderr()).filter((l) => l.levelName === "warning");
+  const delays = warnings.map((l) => line.exec(l.msg ?? "")?.[1]);
+  expect(delays, worker.stderr()).toEqual(["1", "2"]);
+  expect(worker.stderr()).not.toMatch(/qworker: error/);
+}
+
+/** SIGTERM stops a worker that waits for its broker at once, with status 0. */
+async function expectPromptStop(worker: CliProcess): Promise<void> {
+  const at = Date.now();
+  worker.signal("SIGTERM");
+  expect(await worker.exited).toBe(0);
+  expect(Date.now() - at).toBeLessThan(2000);
+  expect(worker.stderr()).toMatch(/SIGTERM received before the worker started: stopping/);
+  expect(worker.stderr()).toContain("worker stopped");
+}
+
 /** One line on stderr, prefixed, no stack trace, the expected exit code. */
 function expectOneLineError(r: CliResult, code: number, pattern: RegExp): void {
   expect(r.stdout).toBe("");
@@ -182,30 +204,50 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expect(await rawCommand(redis.port, ["KEYS", "e2e-nodb:*"])).toBe("*0");
   });
 
-  it("an unreachable broker: send, inspect and worker fail at once instead of hanging", async () => {
+  it("an unreachable broker: send and inspect fail at once; the worker says so, retries, and stops on SIGTERM with 0", async () => {
     const closed = `redis://127.0.0.1:${await freePort()}`;
     // A command that fails before touching the broker gives the CLI's start-up time on this machine, so the
     // bound below is on the broker attempt alone, not on how busy the machine is.
     const baseline = await runCli(["send", "demo.add", "--args", "[1,"], { cwd: tmp });
-    for (const args of [["send", "demo.add", "--args", "[1,2]"], ["inspect", "--json"], ["worker", "--tasks", join(ROOT, "tasks")]]) {
+    for (const args of [["send", "demo.add", "--args", "[1,2]"], ["inspect", "--json"]]) {
       const r = await runCli([...args, "--broker", closed], { cwd: tmp, timeoutMs: 20_000 });
       expectOneLineError(r, 3, /^qworker: error: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\): start redis-server/);
       expect(r.ms - baseline.ms, args[0]).toBeLessThan(4000);
     }
+    // A worker may be started before its Redis (at boot, or while Redis restarts): it waits for it.
+    const worker = spawnCli(["worker", "--tasks", join(ROOT, "tasks"), "--broker", closed.replace("//", "//:s3cret@")], { cwd: tmp });
+    workers.push(worker);
+    await expectRetries(worker, /^cannot reach Redis at redis:\/\/:\*\*\*\*@127\.0\.0\.1:\d+\/? \(ECONNREFUSED\): trying again in (\d+) s$/);
+    expect(worker.stderr()).not.toContain("s3cret");
+    await expectPromptStop(worker);
+  }, 60_000);
+
+  it("a worker without broker_connection_retry_on_startup fails at once like the CLI", async () => {
+    const closed = `redis://127.0.0.1:${await freePort()}`;
+    const r = await runCli(["worker", "--tasks", join(ROOT, "tasks"), "--broker", closed], {
+      cwd: tmp,
+      env: { QWORKER_BROKER_CONNECTION_RETRY_ON_STARTUP: "false" },
+      timeoutMs: 20_000,
+    });
+    expectOneLineError(r, 3, /^qworker: error: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\): start redis-server/);
   });
 
-  it("a Redis that accepts connections but never answers (stopped): send, inspect and worker fail in one line instead of hanging", async () => {
+  it("a Redis that accepts connections but never answers (stopped): send and inspect fail in one line instead of hanging; the worker retries", async () => {
     // SIGSTOP leaves the listening socket to the kernel, which still completes TCP handshakes: the client
     // connects, then waits for replies that never come. ioredis's connectTimeout does not cover that part.
     const stopped = await startRedisServer();
     process.kill(stopped.pid!, "SIGSTOP");
     try {
       const baseline = await runCli(["send", "demo.add", "--args", "[1,"], { cwd: tmp });
-      for (const args of [["send", "demo.add", "--args", "[1,2]"], ["inspect", "--json"], ["worker", "--tasks", join(ROOT, "tasks")]]) {
+      for (const args of [["send", "demo.add", "--args", "[1,2]"], ["inspect", "--json"]]) {
         const r = await runCli([...args, "--broker", stopped.url], { cwd: tmp, timeoutMs: 20_000 });
         expectOneLineError(r, 3, /^qworker: error: Redis at redis:\/\/127\.0\.0\.1:\d+ accepted the connection but did not answer within 3\.0 s: check that a running, responsive Redis listens there/);
         expect(r.ms - baseline.ms, args[0]).toBeLessThan(8000);
       }
+      const worker = spawnCli(["worker", "--tasks", join(ROOT, "tasks"), "--broker", stopped.url], { cwd: tmp });
+      workers.push(worker);
+      await worker.waitForLine(/Redis at redis:\/\/127\.0\.0\.1:\d+ accepted the connection but did not answer within 3\.0 s: trying again in 1 s/, 20_000);
+      await expectPromptStop(worker);
     } finally {
       process.kill(stopped.pid!, "SIGCONT");
       await stopped.cleanup();
@@ -229,6 +271,26 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
       await paused.cleanup();
     }
   }, 30_000);
+
+  it("a worker started before its Redis (a reboot) waits for it, then runs tasks", async () => {
+    const port = await freePort();
+    const url = `redis://127.0.0.1:${port}`;
+    const env = { QWORKER_REDIS_PREFIX: "e2e-late:" };
+    const worker = spawnCli(["worker", "--broker", url, "--tasks", join(ROOT, "tasks")], { cwd: tmp, env });
+    workers.push(worker);
+    await expectRetries(worker, /^cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+\/? \(ECONNREFUSED\): trying again in (\d+) s$/);
+    const late = await startRedisServer({ port });
+    try {
+      await worker.waitForLine(/tasks \(\d+\): /, 20_000);
+      const sent = await runCli(["send", "demo.add", "--args", "[2,5]", "--broker", url], { cwd: tmp, env });
+      expect(sent.code, sent.stderr).toBe(0);
+      await worker.waitForLine(new RegExp(`demo\\.add\\[${sent.stdout.trim()}\\] succeeded`), 10_000);
+      worker.signal("SIGTERM");
+      expect(await worker.exited).toBe(0);
+    } finally {
+      await late.cleanup();
+    }
+  }, 60_000);
 
   it("a Redis still loading its data set: send says so in one line; a worker says it waits, then runs tasks", async () => {
     // 5,000 keys at 2 ms: about 10 s of loading, time enough for both to start on a loaded machine.
@@ -303,10 +365,13 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
 
   it("with --loglevel=debug the worker's error shows its stack", async () => {
     const closed = `redis://127.0.0.1:${await freePort()}`;
-    const r = await runCli(["worker", "--loglevel=debug", "--broker", closed, "--tasks", join(ROOT, "tasks")], { cwd: tmp });
+    const r = await runCli(["worker", "--loglevel=debug", "--broker", closed, "--tasks", join(ROOT, "tasks")], {
+      cwd: tmp,
+      env: { QWORKER_BROKER_CONNECTION_RETRY_ON_STARTUP: "false" },
+    });
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/^qworker: error: cannot reach Redis/m);
-    expect(r.stderr).toMatch(/^BrokerError: cannot reach Redis/m);
+    expect(r.stderr).toMatch(/^BrokerUnreachableError: cannot reach Redis/m);
     expect(r.stderr).toMatch(/^\s+at .+/m);
   });
 });

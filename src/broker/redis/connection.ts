@@ -1,5 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
-import { BrokerError, ConfigError, HandshakeTimeoutError } from "../../errors.ts";
+import { BrokerError, BrokerUnreachableError, ConfigError, HandshakeTimeoutError } from "../../errors.ts";
 import { guardHandshake } from "./handshake-guard.ts";
 import { isClusterUrl, isSentinelUrl, maskUrlCredentials, parseRedisUrl } from "./url.ts";
 
@@ -137,17 +137,22 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
       const within = `${(cause.timeoutMs / 1000).toFixed(1)} s`;
       if (cause.reason === "loading") {
         const left = cause.etaSeconds === undefined ? "" : ` (about ${cause.etaSeconds} s left, by its own estimate)`;
-        throw new BrokerError(`${where} is still loading its data set after a restart${left}: try again once it has loaded (a worker waits for it)`, { cause: err });
+        const problem = `${where} is still loading its data set after a restart${left}`;
+        throw new BrokerUnreachableError(`${problem}: try again once it has loaded (a worker waits for it)`, problem, { cause: err });
       }
       const what =
         cause.reason === "stalled" ? `answered, then stopped answering before it was ready (${within})` : `accepted the connection but did not answer within ${within}`;
-      throw new BrokerError(
+      throw new BrokerUnreachableError(
         `${where} ${what}: check that a running, responsive Redis listens there (not a stopped or overloaded one, or another service), or set broker_url / QWORKER_BROKER_URL`,
+        `${where} ${what}`,
         { cause: err },
       );
     }
     const reason = cause.code ?? sentinelReason(cause.message);
-    throw new BrokerError(`cannot reach ${where} (${reason}): ${fix}, or set broker_url / QWORKER_BROKER_URL`, { cause: err });
+    const problem = `cannot reach ${where} (${reason})`;
+    const message = `${problem}: ${fix}, or set broker_url / QWORKER_BROKER_URL`;
+    if (canPass(cause.code, reason)) throw new BrokerUnreachableError(message, problem, { cause: err });
+    throw new BrokerError(message, { cause: err });
   }
   if (selectError) {
     redis.disconnect();
@@ -160,6 +165,18 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
   }
   connectedOnce = true;
   return redis;
+}
+
+/**
+ * Socket errors that waiting can cure: nothing listens yet (a Redis starting, or restarting), the host or
+ * the network is not up yet, its name does not resolve yet (DNS at boot). A refused password, a TLS
+ * certificate or an unknown master name stay wrong however long one waits.
+ */
+const PASSING = /\b(ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|EHOSTUNREACH|EHOSTDOWN|ENETUNREACH|ENETDOWN|ENOTFOUND|EAI_AGAIN)\b/;
+
+function canPass(code: string | undefined, reason: string): boolean {
+  // Sentinels that all closed or refused the connection say only "no sentinel answered".
+  return (code !== undefined && PASSING.test(code)) || reason === "no sentinel answered" || PASSING.test(reason);
 }
 
 /** A Cluster whose first connect ended because its ready check failed (see connectCluster). */
