@@ -127,10 +127,9 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
   } catch (err) {
     redis.disconnect();
     if (err instanceof ClusterNotReadyError) {
-      throw new BrokerError(
-        `${where} is not ready (CLUSTER INFO says cluster_state:fail, or gave no answer: is a master with no replica down?): ${fix}, or set broker_url / QWORKER_BROKER_URL`,
-        { cause: err },
-      );
+      // It can pass (a master restarting), so a worker starting now waits for it as for an unreachable Redis.
+      const problem = `${where} is not ready (CLUSTER INFO says cluster_state:fail, or gave no answer: is a master with no replica down?)`;
+      throw new BrokerUnreachableError(`${problem}: ${fix}, or set broker_url / QWORKER_BROKER_URL`, problem, { cause: err });
     }
     const cause = socketError ?? (err as NodeJS.ErrnoException);
     if (cause instanceof HandshakeTimeoutError) {

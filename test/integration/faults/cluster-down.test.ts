@@ -83,14 +83,32 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("a Redis Cluste
       expect(err.message).toMatch(/^the Redis Cluster at redis\+cluster:\/\/\S+ is not ready \(CLUSTER INFO says cluster_state:fail/);
     }, 20_000);
 
-    it("qworker send and qworker worker exit with status 3 and one line, not silently with 0", async () => {
+    it("qworker send (and a worker told not to wait) exit with status 3 and one line, not silently with 0", async () => {
+      const env = { QWORKER_BROKER_URL: cluster.url, QWORKER_BROKER_CONNECTION_RETRY_ON_STARTUP: "false" };
       for (const args of [["send", "demo.add", "--args", "[1,2]"], ["worker"]]) {
-        const r = await cli(args, { QWORKER_BROKER_URL: cluster.url }, 20_000);
+        const r = await cli(args, env, 20_000);
         expect({ args, code: r.code }).toEqual({ args, code: 3 });
         expect(r.stdout).toBe("");
         expect(r.stderr.trim().split("\n")).toHaveLength(1);
         expect(r.stderr).toMatch(/^qworker: error: the Redis Cluster at \S+ is not ready/);
       }
     }, 60_000);
+
+    it("qworker worker waits for it, saying why, as for a Redis that is not up yet", async () => {
+      const p = spawn(process.execPath, [bin, "worker", "--log-format", "json"], { env: { ...process.env, QWORKER_FROM_SOURCE: "1", QWORKER_BROKER_URL: cluster.url } });
+      let stderr = "";
+      p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => p.on("exit", (code) => resolve(code)));
+      try {
+        const deadline = Date.now() + 15_000;
+        while (!/is not ready \(CLUSTER INFO says cluster_state:fail.*: trying again in 1 s/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        expect(stderr).toMatch(/is not ready \(CLUSTER INFO says cluster_state:fail.*: trying again in 1 s/);
+        expect(p.exitCode).toBeNull();
+        p.kill("SIGTERM");
+        expect(await exited).toBe(0);
+      } finally {
+        p.kill("SIGKILL");
+      }
+    }, 30_000);
   });
 });
