@@ -1,4 +1,5 @@
 import { ResultTimeoutError, UsageError } from "../errors.ts";
+import { isoTime } from "../cli/inspect/format.ts";
 import { parseJsonOption, parseNumberOption } from "../cli/json-option.ts";
 import { parseWait } from "../cli/result.ts";
 import type { DecodedCeleryResult } from "../protocol/celery/index.ts";
@@ -62,7 +63,7 @@ function asJson(id: string, r: DecodedCeleryResult | null): Record<string, unkno
   const out: Record<string, unknown> = { id, state: r.state, ready: r.ready };
   if (r.error) out["error"] = { type: r.error.excType, module: r.error.excModule, args: r.error.args, traceback: r.traceback ?? null };
   else out["result"] = r.result ?? null;
-  if (r.dateDone !== undefined) out["dateDone"] = new Date(r.dateDone).toISOString();
+  if (r.dateDone !== undefined) out["dateDone"] = isoTime(r.dateDone);
   return out;
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { UsageError } from "../errors.ts";
-import { encodeMessage, MESSAGE_VERSION, type TaskMessage } from "../protocol/message.ts";
+import { encodeMessage, MESSAGE_VERSION, messageProblem, type TaskMessage } from "../protocol/message.ts";
 import type { EnqueueItem } from "../broker/transport.ts";
 import type { SendOptions } from "./types.ts";
 
@@ -91,6 +91,8 @@ export function buildEnqueueItem(
   if (options.maxRetries !== undefined) msg.maxRetries = options.maxRetries;
   if (options.uniqueKey !== undefined) msg.uniqueKey = options.uniqueKey;
   if (options.ignoreResult) msg.ignoreResult = true;
+  const problem = messageProblem(msg);
+  if (problem) throw new UsageError(`cannot send ${task}: a worker would refuse its message (${problem})`);
   let payload: string;
   try {
     payload = encodeMessage(msg);

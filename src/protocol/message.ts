@@ -95,13 +95,28 @@ export function decodeMessage(raw: string): TaskMessage {
   if (isWellFormed(data)) return data;
   const parsed = taskMessageSchema.safeParse(data);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue && issue.path.length > 0 ? issue.path.join(".") : "message";
     const version = (data as { v?: unknown } | null)?.v;
     if (version !== undefined && version !== MESSAGE_VERSION) {
       throw new MessageError(`unsupported message version ${JSON.stringify(version)} (this worker reads v${MESSAGE_VERSION})`);
     }
-    throw new MessageError(`invalid message: ${where}: ${issue?.message ?? "does not match the schema"}`);
+    throw new MessageError(`invalid message: ${describeIssue(parsed.error)}`);
   }
   return parsed.data;
+}
+
+/**
+ * What a worker would refuse in a message this process built, or undefined: a sender checks its own
+ * message with the worker's rules, so one the worker would dead-letter as poisoned (a 0 s time limit, an id
+ * longer than the schema allows) fails at send time instead, whatever option produced it.
+ */
+export function messageProblem(msg: TaskMessage): string | undefined {
+  if (isWellFormed(msg)) return undefined;
+  const parsed = taskMessageSchema.safeParse(msg);
+  return parsed.success ? undefined : describeIssue(parsed.error);
+}
+
+function describeIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  const where = issue && issue.path.length > 0 ? issue.path.join(".") : "message";
+  return `${where}: ${issue?.message ?? "does not match the schema"}`;
 }

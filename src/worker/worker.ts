@@ -471,7 +471,9 @@ export class Worker {
       return;
     }
     if (msg.expires !== undefined && Date.now() > msg.expires) {
-      this.logger.warn(`task ${msg.task}[${msg.id}] expired at ${new Date(msg.expires).toISOString()}; not run`);
+      // A time no Date can hold (a foreign sender's) is shown as sent: toISOString() would throw here.
+      const at = new Date(msg.expires);
+      this.logger.warn(`task ${msg.task}[${msg.id}] expired at ${Number.isNaN(at.getTime()) ? msg.expires : at.toISOString()}; not run`);
       this.events.safeEmit("task:expired", msg);
       this.finish(msg, t, "EXPIRED", {});
       this.slotFreed();

@@ -172,6 +172,16 @@ describe("Worker + RedisTransport", () => {
     expect((await ref.state())?.state ?? "PENDING").toBe("PENDING");
   });
 
+  it("a foreign message whose expiry no Date can hold ends EXPIRED, not in a loop of internal errors", async () => {
+    const { client, transport, logs } = await setup();
+    const id = `far-past-${Date.now()}`;
+    const msg = { v: 1, id, task: "demo.add", args: [1, 2], kwargs: {}, queue: "default", priority: 0, retries: 0, sentAt: Date.now(), expires: -1e20 };
+    await transport.enqueue([{ id, queue: "default", priority: 0, payload: JSON.stringify(msg) }]);
+    await waitFor("the task to end", async () => ((await client.ref(id).state())?.state === "EXPIRED" ? true : undefined), 5000);
+    expect(logs.filter((l) => l.includes("internal error"))).toEqual([]);
+    expect(logs).toContain(`task demo.add[${id}] expired at -100000000000000000000; not run`);
+  });
+
   it("a failure is stored with its error; a flaky task retries then succeeds", async () => {
     const { client } = await setup();
     const declined = await client.send("demo.declined");

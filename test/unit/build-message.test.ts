@@ -128,3 +128,12 @@ describe("buildEnqueueItem", () => {
     expect(usageError(() => buildEnqueueItem("t", "1234" as unknown as unknown[], {}, defaults))).toBe("args must be an array, found string");
   });
 });
+
+describe("a message a worker would refuse is refused at send time, whatever option made it", () => {
+  const defaults = { queue: "default", maxPayloadBytes: 1 << 20 };
+  it("a 0 s time limit, an id over 200 characters", () => {
+    expect(() => buildEnqueueItem("demo.add", [], { timeLimit: 0 }, defaults)).toThrow(/^cannot send demo\.add: a worker would refuse its message \(timeLimitMs: /);
+    expect(() => buildEnqueueItem("demo.add", [], { id: "x".repeat(201) }, defaults)).toThrow(/^cannot send demo\.add: a worker would refuse its message \(id: /);
+    expect(() => buildEnqueueItem("demo.add", [], { id: "x".repeat(200), timeLimit: 1 }, defaults)).not.toThrow();
+  });
+});
