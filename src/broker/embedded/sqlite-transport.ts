@@ -395,6 +395,9 @@ export class SqliteTransport implements Transport {
           results.push({ id: item.id, duplicate: true });
           continue;
         }
+        // A dead-lettered task of this id is neither queued nor running: this send queues it afresh, and it
+        // leaves the dead-letter list (as on Redis).
+        this.sql("DELETE FROM dead WHERE id = ?").run(item.id);
         const delayed = item.dueAt !== undefined && item.dueAt > now;
         this.sql(
           `INSERT INTO tasks (id, queue, priority, payload, state, seq, due_at, unique_key, enqueued_at)

@@ -502,6 +502,22 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(dead?.error).toBeUndefined();
       });
 
+      it("an id found only in the dead-letter set is queued afresh when sent again, and leaves the set", async () => {
+        const q = freshQueue();
+        const first = item(q, freshId("again"));
+        await t.enqueue([first]);
+        const [r] = await t.reserve(req(q));
+        await t.settle([done(r!, { outcome: "FAILURE", deadReason: "failed: first try" })]);
+        expect((await t.listDead(q)).map((d) => d.id)).toEqual([first.id]);
+        // Queued (not dead, not running): a duplicate. Dead: a new task.
+        expect(await t.enqueue([item(q, first.id)])).toEqual([{ id: first.id, duplicate: false }]);
+        expect(await t.listDead(q)).toEqual([]);
+        expect(await t.enqueue([item(q, first.id)])).toEqual([{ id: first.id, duplicate: true }]);
+        const [again] = await t.reserve(req(q));
+        expect(again).toMatchObject({ id: first.id, deliveries: 1 });
+        expect(await t.settle([done(again!)])).toEqual([first.id]);
+      });
+
       it("requeueDead('all', queue) touches only that queue", async () => {
         const q1 = freshQueue("a");
         const q2 = freshQueue("b");

@@ -10,7 +10,8 @@
 --   <p>q:<queue>:wake (list, at most one marker), <p>u:<uniqueKey> (string), <p>seq (counter).
 -- Guarantees: each task is stored and queued in one step, or not at all when its id is already stored
 --   (a re-sent id, or the same id twice in one call, never makes a second copy of a queued or running
---   task) or its unique key is held by a task that still exists; then the existing id is returned. Ready
+--   task) or its unique key is held by a task that still exists; then the existing id is returned. An id
+--   found only in a dead-letter set is queued afresh and leaves that set. Ready
 --   tasks keep the order they were sent in within their priority. One wake marker wakes a blocked
 --   consumer. The per-queue writes (queue set, ready and delayed sorted sets, wake marker, sequence) are
 --   one command per key for the whole call, not one per task: bulk sends cost Redis little more than
@@ -33,7 +34,18 @@ for i = 2, #ARGV, 7 do
   local jk = p .. 'j:' .. id
   local existing = false
   if redis.call('EXISTS', jk) == 1 then
-    existing = id
+    local dead = redis.call('HMGET', jk, 'dr', 'q')
+    if dead[1] and dead[2] then
+      -- Dead-lettered: neither queued nor running, so this send queues it afresh and it leaves the
+      -- dead-letter set (as on the embedded broker).
+      redis.call('ZREM', p .. 'q:' .. dead[2] .. ':dead', id)
+      redis.call('DEL', jk)
+    else
+      existing = id
+    end
+  end
+  if existing then
+    -- already queued or running
   elseif uniq ~= '' then
     local uk = p .. 'u:' .. uniq
     local held = redis.call('GET', uk)
