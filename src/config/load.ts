@@ -104,7 +104,7 @@ function readEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     const raw = env[envName(key)];
     if (raw === undefined || raw === "") continue;
     if (key === "queues") out[key] = raw.split(",").map((s) => s.trim()).filter(Boolean);
-    else if (key === "broker_url" || key === "tasks_dir" || key === "redis_prefix" || key === "default_queue") out[key] = raw;
+    else if (key === "broker_url" || key === "tasks_dir" || key === "redis_prefix" || key === "default_queue" || key === "metrics_host") out[key] = raw;
     else out[key] = parseScalar(raw);
   }
   return out;

@@ -104,6 +104,8 @@ export const configSchema = z
     events_max_len: z.number().int().min(0).default(10_000),
     /** Serve Prometheus metrics on this port (GET /metrics; 0 picks a free one); off when unset. */
     metrics_port: z.number().int().min(0).max(65_535).optional(),
+    /** Address the metrics endpoint listens on: all interfaces, as exporters usually do; 127.0.0.1 keeps it local. */
+    metrics_host: z.string().min(1).default("0.0.0.0"),
   })
   .strict()
   .superRefine((c, ctx) => {

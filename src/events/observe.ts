@@ -50,12 +50,12 @@ export async function startObservers(opts: {
     });
     closers.push(async () => metrics.detach());
     try {
-      const server = await serveMetrics(metrics.registry, config.metrics_port);
+      const server = await serveMetrics(metrics.registry, config.metrics_port, config.metrics_host);
       out.metricsPort = server.port;
       closers.push(server.close);
-      logger.info(`metrics: http://0.0.0.0:${server.port}/metrics`);
+      logger.info(`metrics: http://${config.metrics_host}:${server.port}/metrics`);
     } catch (err) {
-      logger.error(`metrics endpoint not started: cannot listen on port ${config.metrics_port} (${(err as Error).message}); pick another --metrics-port`);
+      logger.error(`metrics endpoint not started: cannot listen on ${config.metrics_host}:${config.metrics_port} (${(err as Error).message}); pick another --metrics-port`);
     }
   }
   return out;

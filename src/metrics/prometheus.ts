@@ -95,7 +95,7 @@ export function createMetrics(opts: MetricsOptions): { registry: Registry; detac
   };
 }
 
-/** Serve GET /metrics on 127.0.0.1-or-all interfaces at `port` (0: any free port). */
+/** Serve GET /metrics on `host` (all interfaces by default) at `port` (0: any free port). */
 export async function serveMetrics(registry: Registry, port: number, host = "0.0.0.0"): Promise<{ port: number; close: () => Promise<void> }> {
   const server: Server = createServer((req, res) => {
     if (req.method !== "GET" || (req.url !== "/metrics" && !req.url?.startsWith("/metrics?"))) {

@@ -63,7 +63,7 @@ beforeAll(async () => {
     QWORKER_RESULT_EXPIRES: "600",
   };
   const a = startWorker();
-  const b = startWorker(["--metrics-port", "0"]);
+  const b = startWorker(["--metrics-port", "0"], { QWORKER_METRICS_HOST: "127.0.0.1" });
   // A third worker, on its own queue, keeps results for 2 s only.
   const c = startWorker(["-Q", "short"], { QWORKER_RESULT_EXPIRES: "2" });
   await Promise.all([a.waitForLine(/tasks \(/, 40_000), b.waitForLine(/metrics: http/, 40_000), c.waitForLine(/tasks \(/, 40_000)]);
@@ -207,6 +207,8 @@ describe("inspect", { timeout: 90_000 }, () => {
 
   it("metrics endpoint counts tasks", async () => {
     const line = await workers[1]!.waitForLine(/metrics: http/, 1000);
+    // metrics_host: only on the loopback interface, as asked.
+    expect(line).toMatch(/metrics: http:\/\/127\.0\.0\.1:\d+\/metrics/);
     const port = /:(\d+)\/metrics/.exec(line)![1];
     const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(body).toMatch(/qworker_queue_tasks\{queue="default",state="ready"\} \d+/);
