@@ -41,12 +41,13 @@ for (const cmd of [program, ...program.commands]) {
 
 // A reader that stops early (`qworker dead --json | head -1`) has what it wanted: end quietly and
 // successfully, as `git log | head` does, instead of an unhandled EPIPE with its stack trace.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EPIPE") process.exit(0);
-    exitWithError(err);
-  });
-}
+// A closed stderr is different: nothing can be reported any more, and a worker must not end with 0 (a
+// supervisor would take that for a clean stop and not restart it), so that exits 1, silently.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  exitWithError(err);
+});
+process.stderr.on("error", () => process.exit(1));
 
 // A command whose promise is left pending with nothing else to wait on (a library that never settles one,
 // as ioredis's Cluster connect once did) would end the process with status 0 and no output: a send that
