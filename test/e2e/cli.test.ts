@@ -130,7 +130,7 @@ function expectOneLineError(r: CliResult, code: number, pattern: RegExp): void {
   expect(r.stdout).toBe("");
   const lines = r.stderr.trimEnd().split("\n");
   expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(pattern);
+  expect(lines[0], `exit ${String(r.code)} after ${r.ms} ms`).toMatch(pattern);
   expect(r.stderr).not.toMatch(/^\s+at /m);
   expect(r.code).toBe(code);
 }
@@ -343,14 +343,16 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     mkdirSync(join(esm, "tasks"), { recursive: true });
     writeFileSync(join(esm, "package.json"), '{"type":"module"}');
     writeFileSync(join(esm, "tasks", "bad.ts"), "export const x = 1;\nexport const y = (2;\n");
-    expectOneLineError(await runCli(["worker"], { cwd: esm, env }), 2, /^qworker: error: cannot load task module tasks\/bad\.ts: Expected "\)" but found ";" \(line 2, column 19\)$/);
+    // Generous deadlines: tsx compiles the task module (and, for the CommonJS project, qworker's sources it
+    // imports) on a machine that may be running the rest of the suite.
+    expectOneLineError(await runCli(["worker"], { cwd: esm, env, timeoutMs: 40_000 }), 2, /^qworker: error: cannot load task module tasks\/bad\.ts: Expected "\)" but found ";" \(line 2, column 19\)$/);
 
     const cjs = join(tmp, "not-esm");
     mkdirSync(join(cjs, "tasks"), { recursive: true });
     writeFileSync(join(cjs, "package.json"), "{}");
     writeFileSync(join(cjs, "tasks", "t.ts"), `import { defineTask } from ${JSON.stringify(join(ROOT, "src", "index.ts"))};\nexport const t = defineTask("cjs.t", () => 1);\n`);
-    expectOneLineError(await runCli(["worker"], { cwd: cjs, env }), 2, /cannot load task module tasks\/t\.ts: task modules are ES modules, and this project is not marked as one: add "type": "module" to its package\.json/);
-  });
+    expectOneLineError(await runCli(["worker"], { cwd: cjs, env, timeoutMs: 40_000 }), 2, /cannot load task module tasks\/t\.ts: task modules are ES modules, and this project is not marked as one: add "type": "module" to its package\.json/);
+  }, 120_000);
 
   it("a worker with no tasks says so as a warning, since it can only fail what it receives", async () => {
     const dir = join(tmp, "no-tasks");
