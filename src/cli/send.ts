@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { createTransport, transportOptions } from "../broker/factory.ts";
-import { checkTaskName, softLimitProblem } from "../client/build-message.ts";
+import { checkTaskName } from "../client/build-message.ts";
+import { MAX_TIME_LIMIT_SEC, softLimitProblem } from "../tasks/time-limits.ts";
 import { createClient } from "../client/client.ts";
 import type { SendOptions } from "../client/types.ts";
 import { loadConfig } from "../config/load.ts";
@@ -65,8 +66,8 @@ export function sendCommand(): Command {
         if (flags.expires !== undefined) {
           options.expires = /^\d+(\.\d+)?$/.test(flags.expires) ? Number(flags.expires) : flags.expires;
         }
-        if (flags.timeLimit !== undefined) options.timeLimit = parseNumberOption(flags.timeLimit, "--time-limit", { min: 0 });
-        if (flags.softTimeLimit !== undefined) options.softTimeLimit = parseNumberOption(flags.softTimeLimit, "--soft-time-limit", { min: 0 });
+        if (flags.timeLimit !== undefined) options.timeLimit = parseNumberOption(flags.timeLimit, "--time-limit", { min: 0, max: MAX_TIME_LIMIT_SEC });
+        if (flags.softTimeLimit !== undefined) options.softTimeLimit = parseNumberOption(flags.softTimeLimit, "--soft-time-limit", { min: 0, max: MAX_TIME_LIMIT_SEC });
         if (softLimitProblem(options.softTimeLimit, options.timeLimit)) {
           throw new UsageError(`--soft-time-limit (${options.softTimeLimit}) must be below --time-limit (${options.timeLimit}): the soft limit warns the task before the hard one stops it`);
         }

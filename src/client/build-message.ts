@@ -4,6 +4,7 @@ import { UsageError } from "../errors.ts";
 import { encodeMessage, MESSAGE_VERSION, messageProblem, type TaskMessage } from "../protocol/message.ts";
 import type { EnqueueItem } from "../broker/transport.ts";
 import type { SendOptions } from "./types.ts";
+import { timeLimitsProblem } from "../tasks/time-limits.ts";
 
 const origin = `${hostname()}:${process.pid}`;
 
@@ -29,13 +30,6 @@ export function checkTaskName(task: unknown): void {
     throw new UsageError(`task name must not be empty or blank, found ${JSON.stringify(task) ?? String(task)}: give the name the task was defined with, e.g. "shop.send_invoice_email"`);
   }
   if (task.length > MAX_TASK_NAME) throw new UsageError(`task name is ${task.length} characters, over the ${MAX_TASK_NAME} a worker accepts: shorten it`);
-}
-
-/** Why a soft time limit cannot work with a hard one, or undefined when it can (or either is unset). */
-export function softLimitProblem(soft: number | undefined, hard: number | undefined): string | undefined {
-  // At or past the hard limit the soft one never fires: the task is stopped without its warning.
-  if (soft === undefined || hard === undefined || soft < hard) return undefined;
-  return `softTimeLimit (${soft} s) must be below timeLimit (${hard} s): the soft limit warns the task before the hard one stops it`;
 }
 
 /** Turn a send call into the broker item; checks every option so a bad one fails before anything is sent. */
@@ -64,7 +58,7 @@ export function buildEnqueueItem(
     eta = toEpochMs(options.eta, "eta");
     if (eta - now > MAX_DELAY_SEC * 1000) throw new UsageError(`eta must be at most 10 years from now, found ${JSON.stringify(options.eta)}`);
   }
-  const limits = softLimitProblem(options.softTimeLimit, options.timeLimit);
+  const limits = timeLimitsProblem(options.softTimeLimit, options.timeLimit);
   if (limits) throw new UsageError(limits);
   let expires: number | undefined;
   if (options.expires !== undefined) {

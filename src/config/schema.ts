@@ -1,8 +1,12 @@
 import { z } from "zod";
+import { MAX_TIME_LIMIT_SEC } from "../tasks/time-limits.ts";
 import { isRedisUrl, parseRedisUrl } from "../broker/redis/url.ts";
 import { celeryConfigSchema } from "../celery/config.ts";
 
 const seconds = z.number().nonnegative();
+const timeLimit = seconds.max(MAX_TIME_LIMIT_SEC, {
+  message: `must be at most ${MAX_TIME_LIMIT_SEC} seconds (about 24 days, the longest a timer can wait); leave it unset for no limit`,
+});
 /** command_timeout's default, in seconds; also what a Celery client given only a URL uses. */
 export const DEFAULT_COMMAND_TIMEOUT = 10;
 const brokerUrl = z.string().superRefine((s, ctx) => {
@@ -77,8 +81,8 @@ export const configSchema = z
     max_payload_bytes: z.number().int().min(1024).default(16 * 1024 * 1024),
     dead_letter_max: z.number().int().min(0).default(10_000),
     dead_letter_ttl: seconds.default(7 * 86_400),
-    time_limit: seconds.optional(),
-    soft_time_limit: seconds.optional(),
+    time_limit: timeLimit.optional(),
+    soft_time_limit: timeLimit.optional(),
     retry: retryPolicySchema.default(retryPolicySchema.parse({})),
     redis_prefix: z.string().min(1).default("qw:"),
     /**

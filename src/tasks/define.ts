@@ -1,5 +1,5 @@
 import { QWorkerError } from "../errors.ts";
-import { softLimitProblem } from "../client/build-message.ts";
+import { timeLimitsProblem } from "./time-limits.ts";
 import type { SendOptions, TaskRef } from "../client/types.ts";
 import { TASK_BRAND, type TaskDefinition, type TaskHandler, type TaskOptions } from "./definition.ts";
 
@@ -27,7 +27,7 @@ export function defineTask<A extends unknown[], R>(
     throw new QWorkerError("E_TASK_DEFINITION", "defineTask needs a handler function as its last argument");
   }
   const options: TaskOptions = typeof first === "string" ? { name: first } : typeof first === "object" ? { ...first } : {};
-  const limits = softLimitProblem(options.softTimeLimit, options.timeLimit);
+  const limits = timeLimitsProblem(options.softTimeLimit, options.timeLimit);
   if (limits) throw new QWorkerError("E_TASK_DEFINITION", `task ${options.name ?? "(unnamed)"}: ${limits}`);
   const handle: TaskHandle<A, R> = {
     [TASK_BRAND]: true,

@@ -3,6 +3,7 @@ import type { TaskMessage } from "../protocol/message.ts";
 import { RetryRequest, runInContext, type TaskContext } from "../tasks/context.ts";
 import type { TaskDefinition } from "../tasks/definition.ts";
 import type { PoolJob } from "./pool.ts";
+import { timerMs } from "../tasks/time-limits.ts";
 
 export type ExecOutcome =
   | { kind: "success"; value: unknown; runtimeMs: number }
@@ -183,7 +184,7 @@ export function executeInline(job: PoolJob): Promise<ExecOutcome> {
     });
     if (limits.softTimeLimitMs) {
       const ms = limits.softTimeLimitMs;
-      soft = setTimeout(() => controller.abort(new SoftTimeLimitExceeded(ms)), ms);
+      soft = setTimeout(() => controller.abort(new SoftTimeLimitExceeded(ms)), timerMs(ms));
     }
     if (limits.timeLimitMs) {
       const ms = limits.timeLimitMs;
@@ -191,7 +192,8 @@ export function executeInline(job: PoolJob): Promise<ExecOutcome> {
         const err = new TimeLimitExceeded(ms);
         controller.abort(err);
         ctx.fail(err);
-      }, ms);
+        // A message from outside (Celery, an older client) may carry a limit longer than a timer can wait.
+      }, timerMs(ms));
     }
     startHandler(ctx, job);
   });

@@ -101,6 +101,16 @@ describe("buildEnqueueItem", () => {
     expect(defineTask({ name: "t.ok", softTimeLimit: 1, timeLimit: 2 }, () => 1).options.softTimeLimit).toBe(1);
   });
 
+  it("a time limit longer than a timer can wait (2147483 s, about 24 days) is refused, here and in defineTask", () => {
+    const fix = "(about 24 days, the longest a timer can wait), found 2592000: leave it unset for no limit";
+    expect(usageError(() => build({ timeLimit: 30 * 86_400 }))).toBe(`timeLimit must be at most 2147483 seconds ${fix}`);
+    expect(usageError(() => build({ softTimeLimit: 30 * 86_400 }))).toBe(`softTimeLimit must be at most 2147483 seconds ${fix}`);
+    expect(decodeMessage(build({ timeLimit: 2_147_483 }).payload).timeLimitMs).toBe(2_147_483_000);
+    expect(() => defineTask({ name: "t.month", timeLimit: 30 * 86_400 }, () => 1)).toThrow(
+      new QWorkerError("E_TASK_DEFINITION", `task t.month: timeLimit must be at most 2147483 seconds ${fix}`),
+    );
+  });
+
   it("an oversize payload is refused before anything is sent, with the fix in the message", () => {
     const msg = usageError(() => build({}, ["x".repeat(2000)]));
     expect(msg).toMatch(/^payload of shop\.send_invoice_email is \d+ bytes, over max_payload_bytes \(1024\): pass a reference/);

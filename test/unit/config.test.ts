@@ -123,6 +123,15 @@ describe("errors: one line naming the source, the key, what was found and what i
     expect(loadConfig({ cwd, env: { QWORKER_SOFT_TIME_LIMIT: "1" } }).config.soft_time_limit).toBe(1);
   });
 
+  it("time limits no timer can wait for (over 2147483 s) are refused", () => {
+    writeYaml("time_limit: 2592000\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(
+      `${DEFAULT_CONFIG_PATH}: key "time_limit": must be at most 2147483 seconds (about 24 days, the longest a timer can wait); leave it unset for no limit, found number 2592000`,
+    );
+    writeYaml("time_limit: 2147483\n");
+    expect(loadConfig({ cwd, env: {} }).config.time_limit).toBe(2_147_483);
+  });
+
   it("wrong type in the file", () => {
     writeYaml('concurrency: "ten"\n');
     expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(

@@ -63,4 +63,13 @@ describe("executeInline / executeInlineNow", () => {
     expect((outcome as { error: Error }).error).toBeInstanceOf(TimeLimitExceeded);
     expect(j.warn).not.toHaveBeenCalled();
   });
+
+  it("limits longer than a timer can wait (about 24.8 days) do not fire at once", async () => {
+    const def = defineTask("t.x", () => new Promise((r) => setTimeout(() => r("slow but fine"), 50)));
+    const thirtyDays = 30 * 86_400_000;
+    const j = job(def as TaskDefinition, { timeLimitMs: thirtyDays + 1000, softTimeLimitMs: thirtyDays });
+    const outcome = await executeInline(j);
+    expect(outcome).toMatchObject({ kind: "success", value: "slow but fine" });
+    expect(j.controller.signal.aborted).toBe(false);
+  });
 });

@@ -398,6 +398,8 @@ export class SqliteTransport implements Transport {
         // A dead-lettered task of this id is neither queued nor running: this send queues it afresh, and it
         // leaves the dead-letter list (as on Redis).
         this.sql("DELETE FROM dead WHERE id = ?").run(item.id);
+        // An earlier run's result (a dead-lettered failure, an old success) would answer a waiter at once.
+        this.sql("DELETE FROM results WHERE id = ?").run(item.id);
         const delayed = item.dueAt !== undefined && item.dueAt > now;
         this.sql(
           `INSERT INTO tasks (id, queue, priority, payload, state, seq, due_at, unique_key, enqueued_at)
@@ -741,6 +743,7 @@ export class SqliteTransport implements Transport {
         this.sql(
           `INSERT INTO tasks (id, queue, priority, payload, state, seq, enqueued_at) VALUES (?, ?, ?, ?, 'ready', ?, ?)`,
         ).run(r.id, r.queue, r.priority, r.payload, this.nextSeq(1), now);
+        this.sql("DELETE FROM results WHERE id = ?").run(r.id);
         count++;
       }
       return count;

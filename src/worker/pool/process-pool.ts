@@ -6,6 +6,7 @@ import type { Pool, PoolJob } from "../pool.ts";
 import { isFromChild, sendTo, spawnChild } from "./child-process.ts";
 import { reviveOutcome, serializeError, type FromChild } from "./protocol.ts";
 import { forwardChildLog } from "./child-log.ts";
+import { timerMs } from "../../tasks/time-limits.ts";
 
 export interface ProcessPoolOptions {
   /** Children kept running (the worker's concurrency). */
@@ -221,7 +222,7 @@ export class ProcessPool implements Pool {
             this.opts.logger.warn(`task ${label(job)}: hard time limit of ${hardMs / 1000} s exceeded; killing pool child ${slot.pid}`);
             kill(err);
             job.controller.abort(err);
-          }, hardMs),
+          }, timerMs(hardMs)),
         );
       }
       // Terminate, lost lease or shutdown: the task sees its signal first, then its child is killed.

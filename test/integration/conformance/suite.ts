@@ -507,15 +507,32 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         const first = item(q, freshId("again"));
         await t.enqueue([first]);
         const [r] = await t.reserve(req(q));
-        await t.settle([done(r!, { outcome: "FAILURE", deadReason: "failed: first try" })]);
+        await t.settle([done(r!, { outcome: "FAILURE", result: '{"state":"FAILURE"}', deadReason: "failed: first try" })]);
         expect((await t.listDead(q)).map((d) => d.id)).toEqual([first.id]);
-        // Queued (not dead, not running): a duplicate. Dead: a new task.
+        expect(await t.getResult(first.id)).toBe('{"state":"FAILURE"}');
+        // Queued (not dead, not running): a duplicate. Dead: a new task, whose waiter must not see the old failure.
         expect(await t.enqueue([item(q, first.id)])).toEqual([{ id: first.id, duplicate: false }]);
         expect(await t.listDead(q)).toEqual([]);
+        expect(await t.getResult(first.id)).toBeNull();
         expect(await t.enqueue([item(q, first.id)])).toEqual([{ id: first.id, duplicate: true }]);
         const [again] = await t.reserve(req(q));
         expect(again).toMatchObject({ id: first.id, deliveries: 1 });
-        expect(await t.settle([done(again!)])).toEqual([first.id]);
+        expect(await t.settle([done(again!, { result: '{"state":"SUCCESS"}' })])).toEqual([first.id]);
+        expect(await t.getResult(first.id)).toBe('{"state":"SUCCESS"}');
+        // Finished and gone: sending the id once more is a new run, and the old success goes too.
+        expect(await t.enqueue([item(q, first.id)])).toEqual([{ id: first.id, duplicate: false }]);
+        expect(await t.getResult(first.id)).toBeNull();
+      });
+
+      it("requeueDead drops the dead task's failure result, so a waiter sees the new run", async () => {
+        const q = freshQueue();
+        const it1 = item(q);
+        await t.enqueue([it1]);
+        const [r] = await t.reserve(req(q));
+        await t.settle([done(r!, { outcome: "FAILURE", result: '{"state":"FAILURE"}', deadReason: "retries exhausted" })]);
+        expect(await t.getResult(it1.id)).toBe('{"state":"FAILURE"}');
+        expect(await t.requeueDead([it1.id])).toBe(1);
+        expect(await t.getResult(it1.id)).toBeNull();
       });
 
       it("requeueDead('all', queue) touches only that queue", async () => {

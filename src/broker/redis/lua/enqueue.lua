@@ -7,11 +7,13 @@
 -- Keys touched: <p>queues (set), <p>j:<id> (hash: p payload, q queue, pr priority, d deliveries, and
 --   u unique key only when there is one),
 --   <p>q:<queue>:ready (zset, score = (9-priority)*1e14 + seq), <p>q:<queue>:delayed (zset, score = dueAt),
---   <p>q:<queue>:wake (list, at most one marker), <p>u:<uniqueKey> (string), <p>seq (counter).
+--   <p>q:<queue>:wake (list, at most one marker), <p>u:<uniqueKey> (string), <p>seq (counter),
+--   <p>r:<id> (deleted).
 -- Guarantees: each task is stored and queued in one step, or not at all when its id is already stored
 --   (a re-sent id, or the same id twice in one call, never makes a second copy of a queued or running
 --   task) or its unique key is held by a task that still exists; then the existing id is returned. An id
---   found only in a dead-letter set is queued afresh and leaves that set. Ready
+--   found only in a dead-letter set is queued afresh and leaves that set. A task stored afresh drops any
+--   result an earlier task of the same id left, so whoever waits on the id sees this run's outcome. Ready
 --   tasks keep the order they were sent in within their priority. One wake marker wakes a blocked
 --   consumer. The per-queue writes (queue set, ready and delayed sorted sets, wake marker, sequence) are
 --   one command per key for the whole call, not one per task: bulk sends cost Redis little more than
@@ -61,6 +63,8 @@ for i = 2, #ARGV, 7 do
     out[#out + 1] = (i - 2) / 7 + 1
     out[#out + 1] = existing
   else
+    -- An earlier run's result (a dead-lettered failure, an old success) would answer a waiter at once.
+    redis.call('DEL', p .. 'r:' .. id)
     -- No 'u' field without a unique key: readers take a missing one as none.
     if uniq == '' then
       redis.call('HSET', jk, 'p', payload, 'q', q, 'pr', pr, 'd', 0)

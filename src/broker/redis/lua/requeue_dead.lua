@@ -3,7 +3,8 @@
 -- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] queue, ARGV[3..] ids ('*' alone = all of that queue's dead tasks).
 -- Guarantees: each task leaves <q>:dead and enters <q>:ready in one step, with its delivery count and
---   dead-letter reason cleared, so it gets a full set of deliveries again. Ids with no stored task
+--   dead-letter reason cleared, so it gets a full set of deliveries again, and its failure result deleted,
+--   so a waiter sees the new run's outcome. Ids with no stored task
 --   (poisoned entries) are dropped from the dead set instead, since there is nothing to run.
 -- Returns: number of tasks requeued.
 local p, q = ARGV[1], ARGV[2]
@@ -22,6 +23,7 @@ for _, id in ipairs(ids) do
     if fields[1] then
       redis.call('HDEL', jk, 'dr', 'da', 'de')
       redis.call('HSET', jk, 'd', 0)
+      redis.call('DEL', p .. 'r:' .. id)
       redis.call('ZADD', qk .. ':ready', (9 - (tonumber(fields[2]) or 0)) * 1e14 + redis.call('INCR', p .. 'seq'), id)
       n = n + 1
     else
