@@ -148,6 +148,13 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
       );
     }
     const reason = cause.code ?? sentinelReason(cause.message);
+    if (AUTH_REFUSED.test(reason)) {
+      // Reached and running: "start redis-server" would send the user the wrong way.
+      throw new BrokerError(
+        `${where} refused the login (${reason}): check the user name and password in the broker URL (redis://user:password@host:port/db), or set broker_url / QWORKER_BROKER_URL`,
+        { cause: err },
+      );
+    }
     const problem = `cannot reach ${where} (${reason})`;
     const message = `${problem}: ${fix}, or set broker_url / QWORKER_BROKER_URL`;
     if (canPass(cause.code, reason)) throw new BrokerUnreachableError(message, problem, { cause: err });
@@ -172,6 +179,9 @@ export async function openConnection(url: string, opts: ConnectionOptions, name:
  * certificate or an unknown master name stay wrong however long one waits.
  */
 const PASSING = /\b(ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|EHOSTUNREACH|EHOSTDOWN|ENETUNREACH|ENETDOWN|ENOTFOUND|EAI_AGAIN)\b/;
+
+/** Redis's answers to a missing or wrong password (requirepass or an ACL user). */
+const AUTH_REFUSED = /^(WRONGPASS|NOAUTH)\b|invalid password|without any password configured/i;
 
 function canPass(code: string | undefined, reason: string): boolean {
   // Sentinels that all closed or refused the connection say only "no sentinel answered".
