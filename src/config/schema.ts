@@ -4,6 +4,12 @@ import { isRedisUrl, parseRedisUrl } from "../broker/redis/url.ts";
 import { celeryConfigSchema } from "../celery/config.ts";
 
 const seconds = z.number().nonnegative();
+/** A route's queue: a name, or Celery's form `{queue: name}` (other Celery route keys have no meaning here). */
+const taskRoute = z
+  .union([z.string().min(1), z.object({ queue: z.string().min(1) }).strict()], {
+    error: "expected a queue name, or {queue: name} as Celery writes it",
+  })
+  .transform((r) => (typeof r === "string" ? r : r.queue));
 const timeLimit = seconds.max(MAX_TIME_LIMIT_SEC, {
   message: `must be at most ${MAX_TIME_LIMIT_SEC} seconds (about 24 days, the longest a timer can wait); leave it unset for no limit`,
 });
@@ -57,7 +63,7 @@ export const configSchema = z
     queues: z.array(z.string().min(1)).min(1).default(["default"]),
     default_queue: z.string().min(1).default("default"),
     /** Queue for a task sent by name without one: task name or glob (`reports.*`) to queue (src/client/routes.ts). */
-    task_routes: z.record(z.string().min(1), z.string().min(1)).default({}),
+    task_routes: z.record(z.string().min(1), taskRoute).default({}),
     tasks_dir: z.string().min(1).default("tasks"),
     // Any case, as Celery users write it (--loglevel INFO, WARNING).
     loglevel: z.preprocess((v) => (typeof v === "string" ? v.toLowerCase() : v), z.enum(["debug", "info", "warning", "error"])).default("info"),

@@ -32,4 +32,14 @@ describe("task_routes: the queue of a task sent by name", () => {
     expect(configSchema.parse({ task_routes: { "reports.*": "reports" } }).task_routes).toEqual({ "reports.*": "reports" });
     expect(() => configSchema.parse({ task_routes: { "reports.*": "" } })).toThrow();
   });
+
+  it("a route may be written as Celery writes it, {queue: name}; other Celery route keys are refused", () => {
+    expect(configSchema.parse({ task_routes: { "reports.*": { queue: "reports" }, "shop.x": "fast" } }).task_routes).toEqual({
+      "reports.*": "reports",
+      "shop.x": "fast",
+    });
+    expect(() => configSchema.parse({ task_routes: { "reports.*": { queue: "reports", routing_key: "r" } } })).toThrow();
+    expect(() => configSchema.parse({ task_routes: { "reports.*": {} } })).toThrow();
+    expect(() => configSchema.parse({ task_routes: { "reports.*": 5 } })).toThrow(/expected a queue name, or \{queue: name\} as Celery writes it/);
+  });
 });
