@@ -62,6 +62,39 @@ export function workerCommand(): Command {
         setShowStack(config.loglevel === "debug");
         const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
         installStrayErrorGuard(logger);
+        // Signal handlers go in before tasks are loaded, the broker is connected and start-up finishes. A
+        // SIGTERM while tasks load stops the worker with status 0 (not death by signal, 143: a supervisor
+        // stopping a worker it just started is not a crash); one while it waits for its broker (which can
+        // take as long as the broker takes to come up) stops it at once, also with 0; one during start-up
+        // is still a warm shutdown (it waits for start-up, then stops) rather than an abrupt exit.
+        let worker: Worker | undefined = undefined;
+        let startup: Promise<unknown> = Promise.resolve();
+        let signals = 0;
+        let loading = true;
+        const beforeWorker = new AbortController();
+        let stopped = (): void => {};
+        const done = new Promise<void>((resolve) => (stopped = resolve));
+        const warmShutdown = (w: Worker): void => void startup.finally(() => w.stop()).then(stopped, stopped);
+        const onSignal = (sig: NodeJS.Signals) => {
+          signals++;
+          if (!worker) {
+            if (signals === 1) logger.warn(`${sig} received before the worker started: stopping`);
+            beforeWorker.abort();
+            // Nothing is held yet, and a task module still loading (say, a top-level await) must not keep it.
+            if (loading) {
+              flush();
+              process.exit(0);
+            }
+          } else if (signals === 1) {
+            logger.warn(`${sig} received: warm shutdown (finishing running tasks, up to ${config.shutdown_timeout} s; send again to stop now)`);
+            warmShutdown(worker);
+          } else {
+            logger.warn(`${sig} received again: cold shutdown (handing running tasks back now)`);
+            worker.requestCold();
+          }
+        };
+        process.on("SIGTERM", onSignal);
+        process.on("SIGINT", onSignal);
         const { registry, empty } = await discoverTasks(config.tasks_dir);
         for (const f of empty) logger.warn(`${f} defines no task (export a defineTask(...) to register one)`);
         // A worker started with its Redis (after a reboot) waits while Redis loads its data set: say so once,
@@ -76,32 +109,7 @@ export function workerCommand(): Command {
         // Celery interop (docs/celery.md) wraps the transport only when a `celery:` section is configured.
         const celery = config.celery ? (await import("../celery/worker-setup.ts")).addCelery(base, config, logger) : undefined;
         const transport = celery?.transport ?? base;
-        // Signal handlers go in before the broker is connected and start-up finishes: a SIGTERM while the
-        // worker waits for its broker (which can take as long as the broker takes to come up) stops it at
-        // once with status 0, and one during start-up is still a warm shutdown (it waits for start-up, then
-        // stops) rather than the default abrupt exit.
-        let worker: Worker | undefined = undefined;
-        let startup: Promise<unknown> = Promise.resolve();
-        let signals = 0;
-        const beforeWorker = new AbortController();
-        let stopped = (): void => {};
-        const done = new Promise<void>((resolve) => (stopped = resolve));
-        const warmShutdown = (w: Worker): void => void startup.finally(() => w.stop()).then(stopped, stopped);
-        const onSignal = (sig: NodeJS.Signals) => {
-          signals++;
-          if (!worker) {
-            if (signals === 1) logger.warn(`${sig} received before the worker started: stopping`);
-            beforeWorker.abort();
-          } else if (signals === 1) {
-            logger.warn(`${sig} received: warm shutdown (finishing running tasks, up to ${config.shutdown_timeout} s; send again to stop now)`);
-            warmShutdown(worker);
-          } else {
-            logger.warn(`${sig} received again: cold shutdown (handing running tasks back now)`);
-            worker.requestCold();
-          }
-        };
-        process.on("SIGTERM", onSignal);
-        process.on("SIGINT", onSignal);
+        loading = false;
         if (!(await connectBroker(transport, logger, config.broker_connection_retry_on_startup, beforeWorker.signal))) {
           await transport.close();
           logger.info("worker stopped");

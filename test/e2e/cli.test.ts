@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -365,6 +365,25 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expect(await w.exited).toBe(0);
   });
 
+  it("SIGTERM while task modules still load stops the worker with 0, not death by signal", async () => {
+    const dir = join(tmp, "slow-load");
+    mkdirSync(join(dir, "tasks"), { recursive: true });
+    writeFileSync(join(dir, "package.json"), '{"type":"module"}');
+    const marker = join(dir, "loading");
+    // A module that takes its time at load (a top-level await on a slow resource); the marker says it began.
+    writeFileSync(
+      join(dir, "tasks", "slow.ts"),
+      `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "1");\nawait new Promise((r) => setTimeout(r, 30_000));\nexport const x = 1;\n`,
+    );
+    const w = spawnCli(["worker", "--log-format", "json"], { cwd: dir, env: { QWORKER_BROKER_URL: redis.url, QWORKER_REDIS_PREFIX: "slowload:" } });
+    workers.push(w);
+    await waitForFile(marker, 30_000);
+    w.signal("SIGTERM");
+    const code = await Promise.race([w.exited, new Promise((r) => setTimeout(() => r("still running 10 s after SIGTERM"), 10_000))]);
+    expect(code, w.stderr()).toBe(0);
+    expect(w.stderr()).toContain("SIGTERM received before the worker started: stopping");
+  }, 60_000);
+
   it("with --loglevel=debug the worker's error shows its stack", async () => {
     const closed = `redis://127.0.0.1:${await freePort()}`;
     const r = await runCli(["worker", "--loglevel=debug", "--broker", closed, "--tasks", join(ROOT, "tasks")], {
@@ -377,3 +396,11 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expect(r.stderr).toMatch(/^\s+at .+/m);
   });
 });
+
+async function waitForFile(path: string, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > end) throw new Error(`${path} did not appear within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
