@@ -63,3 +63,19 @@ describe("errors that escape a task in the async pool", () => {
     expect(await worker.exited).toBe(0);
   }, 60_000);
 });
+
+describe("errors that escape a task in the process pool", () => {
+  it("fail that task with the task's own error, not as a lost child", async () => {
+    const w = spawnCli(["worker", "--broker", broker, "--tasks", TASKS, "--pool", "process", "--concurrency", "2", "--log-format", "json"], { env });
+    worker = w;
+    await w.waitForLine(/tasks \(4\)/, 30_000);
+    const thrower = await send("stray.timer_throw");
+    const unhandled = await send("stray.unhandled");
+    expect(await result(thrower)).toMatchObject({ state: "FAILURE", error: { message: "boom from a timer" } });
+    expect(await result(unhandled)).toMatchObject({ state: "FAILURE", error: { message: "rejected and never handled" } });
+    expect(await result(await send("stray.slow", [10]))).toMatchObject({ state: "SUCCESS" });
+    expect(w.stderr()).not.toContain("WorkerLostError");
+    w.signal("SIGTERM");
+    expect(await w.exited).toBe(0);
+  }, 60_000);
+});

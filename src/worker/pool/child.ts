@@ -8,6 +8,7 @@ import pino from "pino";
 import { discoverTasks } from "../../tasks/discovery.ts";
 import type { TaskRegistry } from "../../tasks/registry.ts";
 import { executeInline } from "../executor.ts";
+import { installStrayErrorGuard } from "../stray-errors.ts";
 import { reviveError, serializeError, serializeOutcome, type FromChild, type SerializedOutcome, type ToChild } from "./protocol.ts";
 
 if (!process.send) {
@@ -40,6 +41,10 @@ async function onMessage(m: ToChild): Promise<void> {
   switch (m.type) {
     case "init": {
       logger = makeLogger(m.loglevel);
+      // As in the async pool: an error escaping the running task fails it with that error. Left to Node's
+      // default it ended the child, and the task was recorded as WorkerLostError with its real error only
+      // in the logs.
+      installStrayErrorGuard(logger);
       try {
         registry = (await discoverTasks(m.tasksDir)).registry;
         send({ type: "ready" });
