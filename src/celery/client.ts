@@ -1,9 +1,10 @@
 import { withPlainCommandErrors } from "../broker/redis/command-errors.ts";
-import { closeConnection, describeTarget, openConnection, openSubscriber, type ChannelListeners, type ConnectionOptions, type RedisConnection } from "../broker/redis/connection.ts";
+import { closeConnection, describeTarget, maskUrl, openConnection, openSubscriber, type ChannelListeners, type ConnectionOptions, type RedisConnection } from "../broker/redis/connection.ts";
 import { isClusterUrl, isRedisUrl } from "../broker/redis/url.ts";
 import { loadConfig } from "../config/load.ts";
 import { DEFAULT_COMMAND_TIMEOUT } from "../config/schema.ts";
-import { ConfigError, ResultTimeoutError, UsageError } from "../errors.ts";
+import { BrokerError, ConfigError, ResultTimeoutError, UsageError } from "../errors.ts";
+import { startWaitDeadline, waitTimeoutMs } from "../results/wait-deadline.ts";
 import {
   bindingKey,
   bindingMember,
@@ -120,6 +121,9 @@ export async function createCeleryClient(options: CeleryClientOptions = {}): Pro
 class RedisCeleryClient implements CeleryClient {
   private sub: Promise<RedisConnection> | undefined;
   private readonly listeners: ChannelListeners = new Map();
+  /** Rejects every pending wait (used by close()). */
+  private readonly waits = new Set<(err: Error) => void>();
+  private closed = false;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -130,6 +134,7 @@ class RedisCeleryClient implements CeleryClient {
   ) {}
 
   async send(task: string, args: unknown[] = [], options: CelerySendCallOptions = {}): Promise<CeleryResultRef> {
+    if (this.closed) throw this.closedError();
     const msg = encodeCeleryTask(celerySendOptions(task, args, options, this.keyPrefix));
     // Declaring the queue's binding is what kombu does before publishing; it lets kombu restore messages.
     await this.redis.multi().sadd(bindingKey(msg.queue, this.keyPrefix), bindingMember(msg.queue, msg.queue)).lpush(msg.listKey, msg.raw).exec();
@@ -137,7 +142,7 @@ class RedisCeleryClient implements CeleryClient {
   }
 
   result(id: string): CeleryResultRef {
-    const wait = (opts?: { timeout?: number }) => this.waitReady(id, (opts?.timeout ?? 3600) * 1000);
+    const wait = async (opts?: { timeout?: number }) => this.waitReady(id, waitTimeoutMs(opts?.timeout ?? 3600));
     const ref: CeleryResultRef = {
       id,
       wait,
@@ -147,6 +152,7 @@ class RedisCeleryClient implements CeleryClient {
         return r.result;
       },
       state: async () => {
+        if (this.closed) throw this.closedError();
         const raw = await this.redis.get(resultKey(id));
         return raw === null ? null : decodeResultMeta(raw);
       },
@@ -154,7 +160,12 @@ class RedisCeleryClient implements CeleryClient {
     return this.plain(ref);
   }
 
+  private closedError(): BrokerError {
+    return new BrokerError(`Celery client for ${maskUrl(this.url)} is closed: it was used after close()`);
+  }
+
   private subscriber(): Promise<RedisConnection> {
+    if (this.closed) return Promise.reject(this.closedError());
     this.sub ??= openSubscriber(this.url, this.connOpts, "qworker-celery-sub", this.listeners).catch((err: unknown) => {
       this.sub = undefined; // see openSubscriber
       throw err;
@@ -166,9 +177,12 @@ class RedisCeleryClient implements CeleryClient {
     const channel = resultKey(id);
     const sub = await this.subscriber();
     let fn: ((message: string) => void) | undefined;
-    let timer: NodeJS.Timeout | undefined;
+    let cancelDeadline: (() => void) | undefined;
+    let abandon: ((err: Error) => void) | undefined;
     try {
       return await new Promise<DecodedCeleryResult>((resolve, reject) => {
+        abandon = reject;
+        this.waits.add(abandon);
         const offer = (raw: string) => {
           try {
             const r = decodeResultMeta(raw);
@@ -181,7 +195,7 @@ class RedisCeleryClient implements CeleryClient {
         let set = this.listeners.get(channel);
         if (!set) this.listeners.set(channel, (set = new Set()));
         set.add(offer);
-        timer = setTimeout(() => reject(new ResultTimeoutError(id, timeoutMs)), timeoutMs);
+        cancelDeadline = startWaitDeadline(timeoutMs, () => reject(new ResultTimeoutError(id, timeoutMs)));
         // Subscribe first, then read: a result stored between the two is caught by one or the other.
         sub
           .subscribe(channel)
@@ -192,7 +206,8 @@ class RedisCeleryClient implements CeleryClient {
           .catch(reject);
       });
     } finally {
-      if (timer) clearTimeout(timer);
+      cancelDeadline?.();
+      if (abandon) this.waits.delete(abandon);
       const set = this.listeners.get(channel);
       if (fn) set?.delete(fn);
       if (set && set.size === 0) {
@@ -203,6 +218,9 @@ class RedisCeleryClient implements CeleryClient {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    // A pending wait would otherwise never settle: its subscriber is about to go, its deadline may be hours off.
+    for (const abandon of this.waits) abandon(this.closedError());
     const sub = this.sub ? await this.sub.catch(() => undefined) : undefined;
     await Promise.all([this.redis, sub].map((c) => c && closeConnection(c)));
   }

@@ -4,6 +4,7 @@ import { loadConfig } from "../config/load.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
 import { QWorkerError, ResultTimeoutError } from "../errors.ts";
 import { decodeResult, errorFromInfo, type TaskResult } from "../results/record.ts";
+import { waitTimeoutMs } from "../results/wait-deadline.ts";
 import { buildEnqueueItem } from "./build-message.ts";
 import { compileRoutes } from "./routes.ts";
 import type { SendOptions, TaskCall, TaskRef } from "./types.ts";
@@ -96,7 +97,7 @@ class QWorkerClient implements Client {
         return raw === null ? null : decodeResult(raw);
       },
       async get(opts?: { timeout?: number }): Promise<R> {
-        const timeoutMs = (opts?.timeout ?? 3600) * 1000;
+        const timeoutMs = waitTimeoutMs(opts?.timeout ?? 3600);
         const raw = await transport.waitForResult(id, timeoutMs);
         if (raw === null) throw new ResultTimeoutError(id, timeoutMs);
         const result = decodeResult(raw);

@@ -35,7 +35,11 @@ export interface TaskRef<R = unknown> {
   readonly id: string;
   /** True when a unique key returned an earlier task instead of sending a new one. */
   readonly duplicate: boolean;
-  /** Wait for the outcome: resolves with the value, rejects with the task's error (name, message, stack). */
+  /**
+   * Wait for the outcome: resolves with the value, rejects with the task's error (name, message, stack).
+   * `timeout` in seconds (default 3600; Infinity waits as long as it takes): ResultTimeoutError after it,
+   * BrokerError (E_BROKER) if the client is closed meanwhile.
+   */
   get(options?: { timeout?: number }): Promise<R>;
   /** The stored state, or null while none is stored (pending or running). */
   state(): Promise<TaskResult | null>;

@@ -795,7 +795,11 @@ export class SqliteTransport implements Transport {
     const deadline = Date.now() + Math.max(0, timeoutMs);
     for (;;) {
       const watcher = this.watcher;
-      if (!watcher || this.closed) return null;
+      // Closed (also while waiting: close() wakes the watcher) or never connected: conn() says which.
+      if (!watcher || this.closed) {
+        this.conn();
+        return null;
+      }
       const since = watcher.snapshot();
       const value = await this.getResult(id);
       if (value !== null) return value;

@@ -30,6 +30,7 @@ import { parseLeaseRows } from "./lease-rows.ts";
 import { releaseOrphans } from "./orphans.ts";
 import { ReplicatedEnqueuer } from "./replicated-enqueue.ts";
 import { runScript } from "./scripts.ts";
+import { startWaitDeadline } from "../../results/wait-deadline.ts";
 import { checkRedisSettings } from "./server-check.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
@@ -131,6 +132,8 @@ export class RedisTransport implements Transport {
   private subReady?: Promise<RedisConnection>;
   private readonly channelListeners: ChannelListeners = new Map();
   private closed = false;
+  /** Ends every pending waitForResult with the given error (used by close()). */
+  private readonly resultWaits = new Set<(err: Error) => void>();
   /**
    * reserve.lua needs a token prefix unique per call (it recognises a re-sent call by it): a random base
    * per transport and a counter, rather than a call into the CSPRNG on every reserve.
@@ -162,12 +165,20 @@ export class RedisTransport implements Transport {
   }
 
   private get redis(): RedisConnection {
+    // Past close(), ioredis would say only "Connection is closed."; say which broker, and why.
+    if (this.closed) throw this.closedError();
     if (!this.cmd) throw new BrokerError("Redis transport used before connect()");
     return this.cmd;
   }
 
+  private closedError(): BrokerError {
+    return new BrokerError(`Redis broker ${this.displayUrl} is closed: it was used after close()`);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    // A wait for a result would otherwise never settle: its subscriber is gone, and its deadline may be hours off.
+    for (const abandon of this.resultWaits) abandon(this.closedError());
     const conns = [this.cmd, this.blocker, this.sub].filter((c): c is RedisConnection => c !== undefined);
     await Promise.all(conns.map((c) => closeConnection(c)));
   }
@@ -185,7 +196,7 @@ export class RedisTransport implements Transport {
     return results;
   }
 
-  private runEnqueue(args: (string | number)[], items: EnqueueItem[]): Promise<unknown> {
+  private async runEnqueue(args: (string | number)[], items: EnqueueItem[]): Promise<unknown> {
     const wanted = this.opts.enqueueMinReplicas ?? 0;
     if (wanted <= 0) return runScript(this.redis, "enqueue", args);
     this.replicated ??= new ReplicatedEnqueuer(() => this.redis, wanted, this.opts.enqueueReplicaTimeoutMs ?? 1000);
@@ -283,7 +294,7 @@ export class RedisTransport implements Transport {
     return ((await runScript(this.redis, "extend_worker", [this.keys.prefix, workerId, leaseMs])) as string[]).map(String);
   }
 
-  releaseOrphans(workerId: string, ids: string[]): Promise<number> {
+  async releaseOrphans(workerId: string, ids: string[]): Promise<number> {
     return releaseOrphans(this.redis, this.keys.prefix, workerId, ids);
   }
 
@@ -427,6 +438,7 @@ export class RedisTransport implements Transport {
   }
 
   async waitForResult(id: string, timeoutMs: number): Promise<string | null> {
+    if (this.closed) throw this.closedError();
     const channel = this.keys.result(id);
     return new Promise<string | null>((resolve, reject) => {
       let done = false;
@@ -434,12 +446,15 @@ export class RedisTransport implements Transport {
       const finish = (value: string | null, err?: unknown) => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
+        cancelDeadline();
+        this.resultWaits.delete(abandon);
         unsubscribe?.();
         if (err) reject(err);
         else resolve(value);
       };
-      const timer = setTimeout(() => finish(null), timeoutMs);
+      const abandon = (err: Error) => finish(null, err);
+      this.resultWaits.add(abandon);
+      const cancelDeadline = startWaitDeadline(timeoutMs, () => finish(null));
       // Subscribe first, then read: a result stored between the two is caught by one or the other.
       this.listen(channel, (message) => finish(message))
         .then(async (unsub) => {
@@ -570,11 +585,12 @@ export class RedisTransport implements Transport {
     for (const c of [this.cmd, this.blocker, this.sub]) if (c?.status === "ready") c.disconnect(true);
   }
 
-  checkSettings(): Promise<string[]> {
+  async checkSettings(): Promise<string[]> {
     return checkRedisSettings(this.redis);
   }
 
   private async subscriber(): Promise<RedisConnection> {
+    if (this.closed) throw this.closedError();
     this.subReady ??= openSubscriber(this.url, this.connOpts(), "qworker-sub", this.channelListeners).then(
       (sub) => (this.sub = sub),
       (err: unknown) => {
