@@ -1,5 +1,5 @@
 import { QWorkerError } from "../errors.ts";
-import { timeLimitsProblem } from "./time-limits.ts";
+import { checkTaskOptions } from "./options.ts";
 import type { SendOptions, TaskRef } from "../client/types.ts";
 import { TASK_BRAND, type TaskDefinition, type TaskHandler, type TaskOptions } from "./definition.ts";
 
@@ -26,9 +26,7 @@ export function defineTask<A extends unknown[], R>(
   if (typeof handler !== "function") {
     throw new QWorkerError("E_TASK_DEFINITION", "defineTask needs a handler function as its last argument");
   }
-  const options: TaskOptions = typeof first === "string" ? { name: first } : typeof first === "object" ? { ...first } : {};
-  const limits = timeLimitsProblem(options.softTimeLimit, options.timeLimit);
-  if (limits) throw new QWorkerError("E_TASK_DEFINITION", `task ${options.name ?? "(unnamed)"}: ${limits}`);
+  const options = checkTaskOptions(typeof first === "string" ? { name: first } : typeof first === "object" && first !== null ? { ...first } : {});
   const handle: TaskHandle<A, R> = {
     [TASK_BRAND]: true,
     name: options.name,
@@ -43,7 +41,9 @@ export function defineTask<A extends unknown[], R>(
       }
       const { defaultClient } = await import("../client/default.ts");
       const client = await defaultClient();
-      return client.send<Awaited<R>>(handle.name, args, { ...(handle.options.queue ? { queue: handle.options.queue } : {}), ...sendOptions });
+      // The definition's queue and priority are the defaults of every send; the call's own options win.
+      const { queue, priority } = handle.options;
+      return client.send<Awaited<R>>(handle.name, args, { ...(queue ? { queue } : {}), ...(priority !== undefined ? { priority } : {}), ...sendOptions });
     },
     delay(...args: A) {
       return handle.applyAsync(args);

@@ -2,21 +2,8 @@ import type { Logger } from "pino";
 import type { LeaseRef, Transport } from "../broker/transport.ts";
 import { encodeMessage, type TaskMessage } from "../protocol/message.ts";
 import type { TaskDefinition } from "../tasks/definition.ts";
+import { rateLimitInterval } from "../tasks/rate-limit-spec.ts";
 import type { WorkerEvents } from "./events.ts";
-
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000 };
-
-/**
- * Parse Celery's rate-limit syntax: "100/m", "10/s", "1000/h", or a bare number (per second).
- * Returns the interval between runs in ms, or undefined when the spec is not valid.
- */
-export function rateLimitInterval(spec: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:\/\s*([smh]))?\s*$/.exec(spec);
-  if (!m) return undefined;
-  const count = Number(m[1]);
-  if (!(count > 0)) return undefined;
-  return UNITS[m[2] ?? "s"]! / count;
-}
 
 /**
  * Enforces tasks' `rateLimit` globally through the broker. A task over its limit is sent back to the

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, type Client } from "../../src/client/client.ts";
 import type { TaskRef } from "../../src/client/types.ts";
-import { rateLimitInterval } from "../../src/worker/rate-limit.ts";
+import { rateLimitInterval } from "../../src/tasks/rate-limit-spec.ts";
 import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
 import { EXEC_TASKS, ExecEnv, waitUntil, type WorkerProc } from "./execution-harness.ts";
 
