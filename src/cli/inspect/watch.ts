@@ -29,6 +29,7 @@ export async function watchLoop(frame: () => Promise<string>, intervalMs: number
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   let done = false;
+  let timer: NodeJS.Timeout | undefined;
   void stopped.then(() => (done = true));
   try {
     while (!done) {
@@ -41,9 +42,14 @@ export async function watchLoop(frame: () => Promise<string>, intervalMs: number
       }
       if (done) break;
       io.out.write(tty ? `${CLEAR}${text}\n${footer(intervalMs)}` : text);
-      await Promise.race([stopped, new Promise((r) => setTimeout(r, intervalMs).unref())]);
+      // The timer is what keeps the process alive between frames when stdin is not a terminal (CI, nohup,
+      // `</dev/null`): nothing else may be listening then, so it must stay ref'ed. It is cleared as soon as
+      // a stop arrives, so quitting does not wait out the interval.
+      await Promise.race([stopped, new Promise((r) => (timer = setTimeout(r, intervalMs)))]);
+      clearTimeout(timer);
     }
   } finally {
+    clearTimeout(timer);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     if (rawable) {
