@@ -1,7 +1,10 @@
+import { existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import { Command } from "commander";
 import { createTransport, transportOptions } from "../broker/factory.ts";
 import { createClient } from "../client/client.ts";
 import { loadConfig } from "../config/load.ts";
+import { TaskLoadError } from "../errors.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
 import { discoverTasks } from "../tasks/discovery.ts";
 import { Worker } from "../worker/worker.ts";
@@ -21,6 +24,7 @@ interface DemoFlags {
   exit?: boolean;
   broker?: string;
   config?: string;
+  tasks?: string;
 }
 
 /**
@@ -34,15 +38,26 @@ export function demoCommand(): Command {
     .option("--exit", "stop once the example results are in (instead of running on as a worker)")
     .option("--broker <url>", "broker URL (default: config, or the embedded SQLite broker)")
     .option("--config <path>", "config file (default config/qworker.yaml)")
+    .option("--tasks <dir>", "the directory holding the example tasks (default tasks/)")
     .addHelpText("after", `\nExample:\n  $ npx qworker demo\n  $ npx qworker demo --exit --broker redis://127.0.0.1:6379/0`)
     .action(
       action(async (flags: DemoFlags) => {
         const { config, defaultBroker } = loadConfig({
           ...(flags.config ? { configPath: flags.config } : {}),
-          overrides: { broker_url: flags.broker },
+          overrides: { broker_url: flags.broker, tasks_dir: flags.tasks },
         });
         const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
+        // The demo is about the example tasks: without them it would send nothing and report "0/0 succeeded"
+        // (or run on as a worker with someone else's tasks), which looks like success. Fail before any broker
+        // is opened or created instead. Some examples missing is fine: it sends to those it has.
+        const dir = resolve(config.tasks_dir);
+        const noExamples = (what: string) =>
+          new TaskLoadError(
+            `${what} (the demo runs ${EXAMPLES.map((e) => e.task).join(", ")}): run it from the qworker project directory, where npm start runs it, or pass --tasks DIR`,
+          );
+        if (!existsSync(dir) || !statSync(dir).isDirectory()) throw noExamples(`no tasks directory at ${dir}`);
         const { registry } = await discoverTasks(config.tasks_dir);
+        if (!EXAMPLES.some((e) => registry.get(e.task))) throw noExamples(`no example tasks found in ${dir}`);
         const transport = await createTransport(config.broker_url, transportOptions(config));
         await transport.connect();
         const worker = new Worker({ transport, registry, config, logger });
