@@ -61,7 +61,10 @@ export function sendCommand(): Command {
         if (flags.kwargs !== undefined) options.kwargs = parseJsonOption(flags.kwargs, "--kwargs", "object");
         if (flags.queue !== undefined) options.queue = flags.queue;
         if (flags.countdown !== undefined) options.countdown = parseNumberOption(flags.countdown, "--countdown", { min: 0 });
-        if (flags.eta !== undefined) options.eta = flags.eta;
+        if (flags.eta !== undefined) {
+          if (/^\s*[\d.]+\s*$/.test(flags.eta)) throw new UsageError(`--eta takes a date such as 2030-01-01T12:00:00Z, found ${flags.eta}: for a delay in seconds use --countdown`);
+          options.eta = flags.eta;
+        }
         if (flags.priority !== undefined) options.priority = parseNumberOption(flags.priority, "--priority", { integer: true, min: 0, max: 9 });
         if (flags.expires !== undefined) {
           options.expires = /^\d+(\.\d+)?$/.test(flags.expires) ? Number(flags.expires) : flags.expires;

@@ -16,7 +16,11 @@ const origin = `${hostname()}:${process.pid}`;
 const MAX_DELAY_SEC = 10 * 365 * 86_400;
 
 function toEpochMs(value: Date | string | number, what: string, expected = "an ISO-8601 date"): number {
-  const ms = value instanceof Date ? value.getTime() : typeof value === "number" ? value : Date.parse(value);
+  // Date.parse("300") is the year 300: a number sent as a string would make a task due, or expired, at once.
+  if (typeof value === "string" && /^\s*[\d.]+\s*$/.test(value)) {
+    throw new UsageError(`${what}: expected ${expected}, found the string ${JSON.stringify(value)}: pass a number, not a string of digits`);
+  }
+  const ms = value instanceof Date ? value.getTime() : typeof value === "number" ? value : typeof value === "string" ? Date.parse(value) : NaN;
   if (!Number.isFinite(ms)) throw new UsageError(`${what}: expected ${expected}, found ${JSON.stringify(value)}`);
   return ms;
 }
@@ -32,6 +36,22 @@ export function checkTaskName(task: unknown): void {
   if (task.length > MAX_TASK_NAME) throw new UsageError(`task name is ${task.length} characters, over the ${MAX_TASK_NAME} a worker accepts: shorten it`);
 }
 
+/**
+ * uniqueKey and uniqueFor, as both brokers can keep them: an empty key was a key on one broker and none on
+ * the other, and a uniqueFor that is not a number of seconds >= 0 held the key for no time or for ever.
+ */
+function checkUniqueness(options: SendOptions): void {
+  const { uniqueKey, uniqueFor } = options;
+  if (uniqueKey !== undefined && (typeof uniqueKey !== "string" || uniqueKey === "")) {
+    throw new UsageError(`uniqueKey must be a non-empty string, found ${JSON.stringify(uniqueKey) ?? String(uniqueKey)}: leave it unset to send without one`);
+  }
+  if (uniqueFor === undefined) return;
+  if (typeof uniqueFor !== "number" || !(uniqueFor >= 0) || uniqueFor > MAX_DELAY_SEC) {
+    throw new UsageError(`uniqueFor must be a number of seconds from 0 (until the task ends) to ${MAX_DELAY_SEC} (10 years), found ${typeof uniqueFor === "number" ? uniqueFor : JSON.stringify(uniqueFor)}`);
+  }
+  if (uniqueKey === undefined) throw new UsageError(`uniqueFor (${uniqueFor} s) needs a uniqueKey: it says how long that key is held`);
+}
+
 /** Turn a send call into the broker item; checks every option so a bad one fails before anything is sent. */
 export function buildEnqueueItem(
   task: string,
@@ -41,25 +61,29 @@ export function buildEnqueueItem(
 ): EnqueueItem {
   checkTaskName(task);
   if (!Array.isArray(args)) throw new UsageError(`args must be an array, found ${typeof args}`);
+  if (typeof options !== "object" || options === null) throw new UsageError(`options must be an object, found ${options === null ? "null" : typeof options}`);
   const now = Date.now();
   const priority = options.priority ?? 0;
   if (!Number.isInteger(priority) || priority < 0 || priority > 9) {
-    throw new UsageError(`priority must be an integer from 0 to 9, found ${priority}`);
+    throw new UsageError(`priority must be an integer from 0 to 9, found ${JSON.stringify(priority) ?? String(priority)}`);
   }
   let eta: number | undefined;
   if (options.countdown !== undefined) {
-    if (!(options.countdown >= 0)) throw new UsageError(`countdown must be a number of seconds >= 0, found ${options.countdown}`);
+    if (typeof options.countdown !== "number" || !(options.countdown >= 0)) {
+      throw new UsageError(`countdown must be a number of seconds >= 0, found ${JSON.stringify(options.countdown) ?? String(options.countdown)}`);
+    }
     if (options.countdown > MAX_DELAY_SEC) {
       throw new UsageError(`countdown must be at most ${MAX_DELAY_SEC} seconds (10 years), found ${options.countdown}: it is in seconds, not milliseconds`);
     }
     eta = now + options.countdown * 1000;
   }
   if (options.eta !== undefined) {
-    eta = toEpochMs(options.eta, "eta");
+    eta = toEpochMs(options.eta, "eta", "a Date, an ISO-8601 date or epoch milliseconds");
     if (eta - now > MAX_DELAY_SEC * 1000) throw new UsageError(`eta must be at most 10 years from now, found ${JSON.stringify(options.eta)}`);
   }
   const limits = timeLimitsProblem(options.softTimeLimit, options.timeLimit);
   if (limits) throw new UsageError(limits);
+  checkUniqueness(options);
   let expires: number | undefined;
   if (options.expires !== undefined) {
     expires = typeof options.expires === "number" ? now + options.expires * 1000 : toEpochMs(options.expires, "expires", "seconds from now (e.g. 300) or an ISO-8601 date (e.g. 2030-01-01T12:00:00Z)");

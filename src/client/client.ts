@@ -2,7 +2,7 @@ import { createTransport, transportOptions } from "../broker/factory.ts";
 import type { Transport } from "../broker/transport.ts";
 import { loadConfig } from "../config/load.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
-import { QWorkerError, ResultTimeoutError } from "../errors.ts";
+import { QWorkerError, ResultTimeoutError, UsageError } from "../errors.ts";
 import { decodeResult, errorFromInfo, type TaskResult } from "../results/record.ts";
 import { waitTimeoutMs } from "../results/wait-deadline.ts";
 import { buildEnqueueItem } from "./build-message.ts";
@@ -38,11 +38,33 @@ export interface Client {
 export async function createClient(options: ClientOptions = {}): Promise<Client> {
   const { config } = loadConfig({
     ...(options.configPath ? { configPath: options.configPath } : {}),
-    overrides: options.brokerUrl ? { broker_url: options.brokerUrl } : {},
+    // An empty brokerUrl is a mistake to report (the schema does), not a reason to fall back to the config's.
+    overrides: options.brokerUrl !== undefined ? { broker_url: options.brokerUrl } : {},
+    overrideSource: () => "createClient option brokerUrl",
   });
   const transport = options.transport ?? (await createTransport(config.broker_url, transportOptions(config, { failFast: true })));
   if (!options.transport) await transport.connect();
   return new QWorkerClient(transport, config);
+}
+
+/** sendMany's calls, or a one-line UsageError naming the first that is not `{ task, args?, options? }`. */
+function checkCalls(calls: unknown): TaskCall[] {
+  const shape = "{ task, args?, options? }";
+  if (!Array.isArray(calls)) throw new UsageError(`sendMany expects a list of ${shape}, found ${describeValue(calls)}`);
+  calls.forEach((c: unknown, i) => {
+    if (typeof c !== "object" || c === null || Array.isArray(c)) throw new UsageError(`sendMany: call ${i} must be ${shape}, found ${describeValue(c)}`);
+    const { options } = c as { options?: unknown };
+    if (options !== undefined && (typeof options !== "object" || options === null)) {
+      throw new UsageError(`sendMany: call ${i}'s options must be an object, found ${describeValue(options)}`);
+    }
+  });
+  return calls as TaskCall[];
+}
+
+function describeValue(v: unknown): string {
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "string") return `string ${JSON.stringify(v)}`;
+  return v === null ? "null" : typeof v;
 }
 
 class QWorkerClient implements Client {
@@ -68,7 +90,7 @@ class QWorkerClient implements Client {
 
   async sendMany(calls: TaskCall[]): Promise<TaskRef[]> {
     const defaults = this.defaults;
-    const items = calls.map((c) => buildEnqueueItem(c.task, c.args ?? [], c.options ?? {}, defaults));
+    const items = checkCalls(calls).map((c) => buildEnqueueItem(c.task, c.args ?? [], c.options ?? {}, defaults));
     const refs: TaskRef[] = [];
     for (let i = 0; i < items.length; i += SEND_MANY_CHUNK) {
       const chunk = items.slice(i, i + SEND_MANY_CHUNK);

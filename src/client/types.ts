@@ -5,11 +5,11 @@ export interface SendOptions {
   queue?: string;
   /** Run no earlier than this many seconds from now. */
   countdown?: number;
-  /** Run no earlier than this time. */
+  /** Run no earlier than this time: a Date, an ISO-8601 string, or epoch milliseconds (`Date.now() + 60_000`). */
   eta?: Date | string | number;
   /** 0..9, higher runs first. */
   priority?: number;
-  /** Discard the task if it has not started by then: seconds from now, or a date. */
+  /** Discard the task if it has not started by then: seconds from now (a number), or a Date or ISO-8601 string. */
   expires?: number | Date | string;
   /** Hard and soft time limits, seconds (override the task's). */
   timeLimit?: number;
@@ -17,7 +17,7 @@ export interface SendOptions {
   maxRetries?: number;
   /** While a task with this key is queued or running, sending again returns its id. */
   uniqueKey?: string;
-  /** Hold the unique key at most this many seconds. */
+  /** Hold the unique key at most this many seconds (needs uniqueKey); unset or 0: until the task ends. */
   uniqueFor?: number;
   ignoreResult?: boolean;
   /** Use this id instead of a new UUID. */

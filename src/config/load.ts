@@ -16,6 +16,8 @@ export interface LoadOptions {
   configPath?: string;
   /** Values from command-line flags, already named as config keys; they win over everything. */
   overrides?: Partial<Record<keyof QWorkerConfig, unknown>>;
+  /** Where an override came from, for errors (default: the command-line flag of that name). */
+  overrideSource?: (key: string) => string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
 }
@@ -50,7 +52,8 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const fromEnv = readEnv(env);
   for (const key of Object.keys(fromEnv)) sources.set(key, `environment variable ${envName(key)}`);
   const fromFlags = Object.fromEntries(Object.entries(opts.overrides ?? {}).filter(([, v]) => v !== undefined));
-  for (const key of Object.keys(fromFlags)) sources.set(key, `option ${FLAG_NAMES[key] ?? `--${key.replace(/_/g, "-")}`}`);
+  const flagSource = (key: string) => `option ${FLAG_NAMES[key] ?? `--${key.replace(/_/g, "-")}`}`;
+  for (const key of Object.keys(fromFlags)) sources.set(key, (opts.overrideSource ?? flagSource)(key));
 
   const merged = { ...fromFile, ...fromEnv, ...fromFlags };
   const parsed = configSchema.safeParse(merged);

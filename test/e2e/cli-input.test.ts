@@ -88,6 +88,8 @@ describe("due times: bounded at send time; shown even when out of range", () => 
       expectOneLineError(await cli(["send", "demo.add", ...args]), 2, /^qworker: error: countdown must be at most 315360000 seconds \(10 years\), found \d+: it is in seconds, not milliseconds$/);
     }
     expectOneLineError(await cli(["send", "demo.add", "--eta", "2999-01-01T00:00:00Z"]), 2, /^qworker: error: eta must be at most 10 years from now, found "2999-01-01T00:00:00Z"$/);
+    // A number is no date here (Date.parse reads "300" as the year 300, due at once).
+    expectOneLineError(await cli(["send", "demo.add", "--eta", "300"]), 2, /^qworker: error: --eta takes a date such as 2030-01-01T12:00:00Z, found 300: for a delay in seconds use --countdown$/);
   });
 
   it("inspect scheduled and result show a due time no Date can hold (a foreign sender's) as stored", async () => {

@@ -55,9 +55,26 @@ describe("buildEnqueueItem", () => {
   });
 
   it("rejects a bad eta or countdown", () => {
-    expect(usageError(() => build({ eta: "tomorrow-ish" }))).toBe('eta: expected an ISO-8601 date, found "tomorrow-ish"');
+    expect(usageError(() => build({ eta: "tomorrow-ish" }))).toBe('eta: expected a Date, an ISO-8601 date or epoch milliseconds, found "tomorrow-ish"');
     expect(usageError(() => build({ countdown: -1 }))).toMatch(/^countdown must be a number of seconds >= 0/);
     expect(usageError(() => build({ countdown: Number.NaN }))).toMatch(/^countdown must be/);
+    expect(usageError(() => build({ countdown: "5" as unknown as number }))).toBe('countdown must be a number of seconds >= 0, found "5"');
+    expect(build({ eta: NOW + 60_000 }).dueAt).toBe(NOW + 60_000);
+  });
+
+  it("refuses a number sent as a string of digits for eta or expires (Date.parse reads \"300\" as the year 300)", () => {
+    expect(usageError(() => build({ expires: "300" }))).toMatch(/^expires: .*found the string "300": pass a number, not a string of digits$/);
+    expect(usageError(() => build({ eta: "1700000000000" }))).toMatch(/^eta: .*found the string "1700000000000": pass a number/);
+    expect(decodeMessage(build({ expires: 300 }).payload).expires).toBe(NOW + 300_000);
+  });
+
+  it("refuses an empty uniqueKey (a key on one broker, none on the other) and a uniqueFor that is not seconds >= 0 or has no key", () => {
+    expect(usageError(() => build({ uniqueKey: "" }))).toBe('uniqueKey must be a non-empty string, found "": leave it unset to send without one');
+    expect(usageError(() => build({ uniqueKey: "k", uniqueFor: -1 }))).toMatch(/^uniqueFor must be a number of seconds from 0 \(until the task ends\)/);
+    expect(usageError(() => build({ uniqueKey: "k", uniqueFor: "5" as unknown as number }))).toMatch(/^uniqueFor must be .*found "5"$/);
+    expect(usageError(() => build({ uniqueFor: 5 }))).toBe("uniqueFor (5 s) needs a uniqueKey: it says how long that key is held");
+    expect(build({ uniqueKey: "k", uniqueFor: 0 })).toMatchObject({ uniqueKey: "k", uniqueForMs: 0 });
+    expect(usageError(() => build(null as unknown as SendOptions))).toBe("options must be an object, found null");
   });
 
   it("countdown and eta at most 10 years ahead, so every due time stays displayable", () => {
