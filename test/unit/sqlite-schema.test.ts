@@ -21,6 +21,19 @@ describe("embedded broker schema", () => {
     db.close();
   });
 
+  it("upgrades a v3 file: the queues its tasks and dead-lettered tasks are in are remembered", () => {
+    const db = new Database(":memory:");
+    migrate(db);
+    db.exec("DROP TABLE queues");
+    db.prepare("UPDATE meta SET value = 3 WHERE key = 'schema_version'").run();
+    db.prepare("INSERT INTO tasks (id, queue, priority, payload, state, seq, enqueued_at) VALUES ('a', 'emails', 0, '{}', 'ready', 1, 1)").run();
+    db.prepare("INSERT INTO dead (id, queue, priority, payload, reason, dead_at, deliveries) VALUES ('b', 'reports', 0, '{}', 'failed', 1, 1)").run();
+
+    migrate(db);
+    expect(db.prepare("SELECT name FROM queues ORDER BY 1").pluck().all()).toEqual(["emails", "reports"]);
+    db.close();
+  });
+
   it("refuses a file written by a newer schema with a one-line reason", () => {
     const db = new Database(":memory:");
     migrate(db);

@@ -12,7 +12,7 @@ import { BrokerError } from "../../errors.ts";
  * Bump SCHEMA_VERSION with any change and add a step to `migrate`; a file written by a newer qworker is
  * refused rather than misread.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const DDL_V1 = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -113,6 +113,13 @@ const DDL_V3 = `
 ALTER TABLE terminations ADD COLUMN terminate INTEGER NOT NULL DEFAULT 1;
 `;
 
+// Every queue ever sent to, as Redis's <p>queues set: inspect and stats list a drained queue at 0 instead
+// of forgetting it once its last task settles. Filled from the tasks and dead rows a v3 file holds.
+const DDL_V4 = `
+CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT OR IGNORE INTO queues (name) SELECT queue FROM tasks UNION SELECT queue FROM dead;
+`;
+
 /** Create or upgrade the schema; runs in one immediate transaction so concurrent openers serialize. */
 export function migrate(db: Database.Database): void {
   db.transaction(() => {
@@ -130,6 +137,7 @@ export function migrate(db: Database.Database): void {
     }
     if (current < 2) db.exec(DDL_V2);
     if (current < 3) db.exec(DDL_V3);
+    if (current < 4) db.exec(DDL_V4);
     db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(
       SCHEMA_VERSION,
     );

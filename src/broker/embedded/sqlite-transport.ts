@@ -423,6 +423,9 @@ export class SqliteTransport implements Transport {
         }
         results.push({ id: item.id, duplicate: false });
       }
+      // Once per queue of the batch: a bulk send is nearly always to one queue.
+      const remember = this.sql("INSERT OR IGNORE INTO queues (name) VALUES (?)");
+      for (const q of new Set(items.map((it) => it.queue))) remember.run(q);
       return results;
     });
     this.notify();
@@ -696,7 +699,7 @@ export class SqliteTransport implements Transport {
       const names =
         queues && queues.length > 0
           ? queues
-          : (this.sql("SELECT DISTINCT queue FROM tasks UNION SELECT DISTINCT queue FROM dead ORDER BY 1").pluck().all() as string[]);
+          : (this.sql("SELECT name FROM queues ORDER BY 1").pluck().all() as string[]);
       const byState = this.sql("SELECT state, count(*) AS n FROM tasks WHERE queue = ? GROUP BY state");
       const dead = this.sql("SELECT count(*) FROM dead WHERE queue = ?").pluck();
       return names.map((name) => {

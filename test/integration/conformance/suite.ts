@@ -142,6 +142,8 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(await t.reserve(req(q))).toEqual([]);
         expect((await t.listActive(10_000)).some((a) => a.id === r.id)).toBe(false);
         expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 0, dead: 0 }]);
+        // Unfiltered, a drained queue is still listed (at 0), not forgotten once its last task settles.
+        expect((await t.stats()).find((c) => c.name === q)).toEqual({ name: q, ready: 0, delayed: 0, active: 0, dead: 0 });
       });
 
       it("reserve returns at most max", async () => {
