@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MAX_TIME_LIMIT_SEC } from "../tasks/time-limits.ts";
+import { MAX_TIME_LIMIT_SEC, TOO_LONG_LIMIT } from "../tasks/time-limits.ts";
 import { isRedisUrl, parseRedisUrl } from "../broker/redis/url.ts";
 import { celeryConfigSchema } from "../celery/config.ts";
 
@@ -11,7 +11,7 @@ const taskRoute = z
   })
   .transform((r) => (typeof r === "string" ? r : r.queue));
 const timeLimit = seconds.max(MAX_TIME_LIMIT_SEC, {
-  message: `must be at most ${MAX_TIME_LIMIT_SEC} seconds (about 24 days, the longest a timer can wait); leave it unset for no limit`,
+  message: `${TOO_LONG_LIMIT}; leave it unset for no limit`,
 });
 /** command_timeout's default, in seconds; also what a Celery client given only a URL uses. */
 export const DEFAULT_COMMAND_TIMEOUT = 10;

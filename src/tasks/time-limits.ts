@@ -10,10 +10,13 @@ export const MAX_TIMER_MS = 2_147_483_647;
 /** The longest time limit, in whole seconds, that a worker can keep. */
 export const MAX_TIME_LIMIT_SEC = Math.floor(MAX_TIMER_MS / 1000);
 
+/** What a too-long time limit is told, wherever it is set (config, defineTask, send). */
+export const TOO_LONG_LIMIT = `must be at most ${MAX_TIME_LIMIT_SEC} seconds (about 24 days, the longest a timer can wait)`;
+
 /** Why a time limit (in seconds) cannot be kept, or undefined when it can. */
 export function limitLengthProblem(seconds: number | undefined, name: string): string | undefined {
   if (seconds === undefined || seconds <= MAX_TIME_LIMIT_SEC) return undefined;
-  return `${name} must be at most ${MAX_TIME_LIMIT_SEC} seconds (about 24 days, the longest a timer can wait), found ${seconds}: leave it unset for no limit`;
+  return `${name} ${TOO_LONG_LIMIT}, found ${seconds}: leave it unset for no limit`;
 }
 
 /** Why a soft time limit cannot work with a hard one, or undefined when it can (or either is unset). */
