@@ -1,6 +1,6 @@
 import { ResultTimeoutError, UsageError } from "../errors.ts";
 import { isoTime } from "../cli/inspect/format.ts";
-import { parseJsonOption, parseNumberOption } from "../cli/json-option.ts";
+import { parseEtaOption, parseExpiresOption, parseJsonOption, parseNumberOption } from "../cli/json-option.ts";
 import { parseWait } from "../cli/result.ts";
 import type { DecodedCeleryResult } from "../protocol/celery/index.ts";
 import { createCeleryClient, type CeleryClientOptions, type CelerySendCallOptions } from "./client.ts";
@@ -21,6 +21,9 @@ export interface CelerySendFlags {
   expires?: string;
   timeLimit?: string;
   softTimeLimit?: string;
+  id?: string;
+  uniqueKey?: string;
+  uniqueFor?: string;
   broker?: string;
   config?: string;
   wait?: string | boolean;
@@ -39,15 +42,24 @@ function clientOptions(flags: { broker?: string; config?: string }): CeleryClien
 }
 
 export function sendOptionsFromFlags(flags: CelerySendFlags): CelerySendCallOptions {
+  // Celery messages carry no unique key: silently sending duplicates would be worse than saying so.
+  if (flags.uniqueKey !== undefined || flags.uniqueFor !== undefined) {
+    throw new UsageError(`${flags.uniqueKey !== undefined ? "--unique-key" : "--unique-for"} is not available with --celery: Celery messages have no unique key (use --id to name the task instead)`);
+  }
   const o: CelerySendCallOptions = {};
   if (flags.kwargs !== undefined) o.kwargs = parseJsonOption(flags.kwargs, "--kwargs", "object");
   if (flags.queue !== undefined) o.queue = flags.queue;
+  if (flags.countdown !== undefined && flags.eta !== undefined) throw new UsageError("give either --countdown or --eta, not both");
   if (flags.countdown !== undefined) o.countdown = parseNumberOption(flags.countdown, "--countdown", { min: 0 });
-  if (flags.eta !== undefined) o.eta = flags.eta;
+  if (flags.eta !== undefined) o.eta = parseEtaOption(flags.eta);
   if (flags.priority !== undefined) o.priority = parseNumberOption(flags.priority, "--priority", { integer: true, min: 0, max: 9 });
-  if (flags.expires !== undefined) o.expires = /^\d+(\.\d+)?$/.test(flags.expires) ? Number(flags.expires) : flags.expires;
-  if (flags.timeLimit !== undefined) o.timeLimit = parseNumberOption(flags.timeLimit, "--time-limit", { min: 0 });
-  if (flags.softTimeLimit !== undefined) o.softTimeLimit = parseNumberOption(flags.softTimeLimit, "--soft-time-limit", { min: 0 });
+  if (flags.expires !== undefined) o.expires = parseExpiresOption(flags.expires);
+  if (flags.timeLimit !== undefined) o.timeLimit = parseNumberOption(flags.timeLimit, "--time-limit", { above: 0 });
+  if (flags.softTimeLimit !== undefined) o.softTimeLimit = parseNumberOption(flags.softTimeLimit, "--soft-time-limit", { above: 0 });
+  if (flags.id !== undefined) {
+    if (flags.id.trim() === "") throw new UsageError("--id: expected a task id, found an empty string");
+    o.id = flags.id;
+  }
   return o;
 }
 

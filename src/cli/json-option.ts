@@ -13,11 +13,39 @@ export function parseJsonOption<T extends "array" | "object">(raw: string, optio
   return value as T extends "array" ? unknown[] : Record<string, unknown>;
 }
 
-export function parseNumberOption(raw: string, option: string, opts: { integer?: boolean; min?: number; max?: number } = {}): number {
+interface NumberRange {
+  integer?: boolean;
+  min?: number;
+  /** Exclusive lower bound (instead of min). */
+  above?: number;
+  max?: number;
+}
+
+function rangeText(r: NumberRange): string {
+  if (r.above !== undefined) return r.max !== undefined ? ` above ${r.above} and at most ${r.max}` : ` above ${r.above}`;
+  if (r.min !== undefined) return r.max !== undefined ? ` from ${r.min} to ${r.max}` : ` >= ${r.min}`;
+  return r.max !== undefined ? ` at most ${r.max}` : "";
+}
+
+export function parseNumberOption(raw: string, option: string, opts: NumberRange = {}): number {
   const n = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(n) || (opts.integer && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
-    const range = opts.min !== undefined && opts.max !== undefined ? ` from ${opts.min} to ${opts.max}` : opts.min !== undefined ? ` >= ${opts.min}` : "";
-    throw new UsageError(`${option} expects ${opts.integer ? "an integer" : "a number"}${range}, found "${raw}"`);
+  const low = opts.above !== undefined ? n <= opts.above : opts.min !== undefined && n < opts.min;
+  if (raw.trim() === "" || !Number.isFinite(n) || (opts.integer && !Number.isInteger(n)) || low || (opts.max !== undefined && n > opts.max)) {
+    throw new UsageError(`${option} expects ${opts.integer ? "an integer" : "a number"}${rangeText(opts)}, found "${raw}"`);
   }
   return n;
+}
+
+/** `--eta`: a date. A bare number is refused (Date.parse reads "300" as the year 300); --countdown is for delays. */
+export function parseEtaOption(raw: string): string {
+  if (/^\s*[\d.]+\s*$/.test(raw)) throw new UsageError(`--eta takes a date such as 2030-01-01T12:00:00Z, found ${raw}: for a delay in seconds use --countdown`);
+  if (!Number.isFinite(Date.parse(raw))) throw new UsageError(`--eta expects a date such as 2030-01-01T12:00:00Z, found "${raw}"`);
+  return raw;
+}
+
+/** `--expires`: seconds from now (a number >= 0) or a date. */
+export function parseExpiresOption(raw: string): number | string {
+  if (/^\s*[-+]?[\d.]+\s*$/.test(raw)) return parseNumberOption(raw, "--expires", { min: 0 });
+  if (!Number.isFinite(Date.parse(raw))) throw new UsageError(`--expires expects seconds from now (e.g. 300) or a date such as 2030-01-01T12:00:00Z, found "${raw}"`);
+  return raw;
 }

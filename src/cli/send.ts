@@ -7,7 +7,7 @@ import type { SendOptions } from "../client/types.ts";
 import { loadConfig } from "../config/load.ts";
 import { ResultTimeoutError, UsageError } from "../errors.ts";
 import { action } from "./errors.ts";
-import { parseJsonOption, parseNumberOption } from "./json-option.ts";
+import { parseEtaOption, parseExpiresOption, parseJsonOption, parseNumberOption } from "./json-option.ts";
 import { failureLine, parseWait, waitFinal } from "./result.ts";
 
 interface SendFlags {
@@ -60,17 +60,14 @@ export function sendCommand(): Command {
         const options: SendOptions = {};
         if (flags.kwargs !== undefined) options.kwargs = parseJsonOption(flags.kwargs, "--kwargs", "object");
         if (flags.queue !== undefined) options.queue = flags.queue;
+        if (flags.countdown !== undefined && flags.eta !== undefined) throw new UsageError("give either --countdown or --eta, not both");
         if (flags.countdown !== undefined) options.countdown = parseNumberOption(flags.countdown, "--countdown", { min: 0 });
-        if (flags.eta !== undefined) {
-          if (/^\s*[\d.]+\s*$/.test(flags.eta)) throw new UsageError(`--eta takes a date such as 2030-01-01T12:00:00Z, found ${flags.eta}: for a delay in seconds use --countdown`);
-          options.eta = flags.eta;
-        }
+        if (flags.eta !== undefined) options.eta = parseEtaOption(flags.eta);
         if (flags.priority !== undefined) options.priority = parseNumberOption(flags.priority, "--priority", { integer: true, min: 0, max: 9 });
-        if (flags.expires !== undefined) {
-          options.expires = /^\d+(\.\d+)?$/.test(flags.expires) ? Number(flags.expires) : flags.expires;
-        }
-        if (flags.timeLimit !== undefined) options.timeLimit = parseNumberOption(flags.timeLimit, "--time-limit", { min: 0, max: MAX_TIME_LIMIT_SEC });
-        if (flags.softTimeLimit !== undefined) options.softTimeLimit = parseNumberOption(flags.softTimeLimit, "--soft-time-limit", { min: 0, max: MAX_TIME_LIMIT_SEC });
+        if (flags.expires !== undefined) options.expires = parseExpiresOption(flags.expires);
+        // Above 0: a message's limit replaces the task's, and a message cannot say "no limit".
+        if (flags.timeLimit !== undefined) options.timeLimit = parseNumberOption(flags.timeLimit, "--time-limit", { above: 0, max: MAX_TIME_LIMIT_SEC });
+        if (flags.softTimeLimit !== undefined) options.softTimeLimit = parseNumberOption(flags.softTimeLimit, "--soft-time-limit", { above: 0, max: MAX_TIME_LIMIT_SEC });
         if (softLimitProblem(options.softTimeLimit, options.timeLimit)) {
           throw new UsageError(`--soft-time-limit (${options.softTimeLimit}) must be below --time-limit (${options.timeLimit}): the soft limit warns the task before the hard one stops it`);
         }

@@ -36,6 +36,18 @@ export function checkTaskName(task: unknown): void {
   if (task.length > MAX_TASK_NAME) throw new UsageError(`task name is ${task.length} characters, over the ${MAX_TASK_NAME} a worker accepts: shorten it`);
 }
 
+/** A queue a task may be sent to by name. */
+function checkQueueName(queue: unknown): void {
+  if (typeof queue !== "string" || queue.trim() === "") {
+    throw new UsageError(`queue must be a queue name, found ${JSON.stringify(queue) ?? String(queue)}: leave it unset for the task's route or default_queue`);
+  }
+  // A worker's Celery bridge keeps the messages it takes from kombu queue X in queue "celery:X" (see
+  // leaseQueue in src/celery/consumer.ts): a qworker message there would be dead-lettered as undecodable.
+  if (queue.startsWith("celery:")) {
+    throw new UsageError(`queue ${queue} is where a worker keeps the Celery messages it took from kombu queue ${queue.slice(7)}: send to Celery workers with --celery (createCeleryClient) and queue ${queue.slice(7)}`);
+  }
+}
+
 /**
  * uniqueKey and uniqueFor, as both brokers can keep them: an empty key was a key on one broker and none on
  * the other, and a uniqueFor that is not a number of seconds >= 0 held the key for no time or for ever.
@@ -67,6 +79,8 @@ export function buildEnqueueItem(
   if (!Number.isInteger(priority) || priority < 0 || priority > 9) {
     throw new UsageError(`priority must be an integer from 0 to 9, found ${JSON.stringify(priority) ?? String(priority)}`);
   }
+  if (options.queue !== undefined) checkQueueName(options.queue);
+  if (options.countdown !== undefined && options.eta !== undefined) throw new UsageError("give either countdown or eta, not both");
   let eta: number | undefined;
   if (options.countdown !== undefined) {
     if (typeof options.countdown !== "number" || !(options.countdown >= 0)) {
@@ -83,6 +97,10 @@ export function buildEnqueueItem(
   }
   const limits = timeLimitsProblem(options.softTimeLimit, options.timeLimit);
   if (limits) throw new UsageError(limits);
+  for (const [name, v] of [["timeLimit", options.timeLimit], ["softTimeLimit", options.softTimeLimit]] as const) {
+    // A message's limit replaces the task's, and a message has no way to say "no limit".
+    if (v !== undefined && !(typeof v === "number" && v > 0)) throw new UsageError(`${name} must be a number of seconds above 0 when sent, found ${JSON.stringify(v) ?? String(v)}`);
+  }
   checkUniqueness(options);
   let expires: number | undefined;
   if (options.expires !== undefined) {

@@ -129,7 +129,20 @@ describe("send: options that cannot work together", () => {
 
 describe("messages that name the way out", () => {
   it("--expires that is neither seconds nor a date says both forms are allowed", async () => {
-    expectOneLineError(await cli(["send", "demo.add", "--expires", "xyz"]), 2, /^qworker: error: expires: expected seconds from now \(e\.g\. 300\) or an ISO-8601 date \(e\.g\. 2030-01-01T12:00:00Z\), found "xyz"$/);
+    expectOneLineError(await cli(["send", "demo.add", "--expires", "xyz"]), 2, /^qworker: error: --expires expects seconds from now \(e\.g\. 300\) or a date such as 2030-01-01T12:00:00Z, found "xyz"$/);
+    expectOneLineError(await cli(["send", "demo.add", "--expires", "-1"]), 2, /^qworker: error: --expires expects a number >= 0, found "-1"$/);
+  });
+
+  it("send's options say which flag is wrong: --eta not a date, --countdown with --eta, a 0 s --time-limit, unique keys with --celery", async () => {
+    expectOneLineError(await cli(["send", "demo.add", "--eta", "notadate"]), 2, /^qworker: error: --eta expects a date such as 2030-01-01T12:00:00Z, found "notadate"$/);
+    expectOneLineError(await cli(["send", "demo.add", "--countdown", "5", "--eta", "2030-01-01T00:00:00Z"]), 2, /^qworker: error: give either --countdown or --eta, not both$/);
+    expectOneLineError(await cli(["send", "demo.add", "--time-limit", "0"]), 2, /^qworker: error: --time-limit expects a number above 0 and at most 2147483, found "0"$/);
+    expectOneLineError(await cli(["send", "demo.add", "--queue", ""]), 2, /^qworker: error: queue must be a queue name, found "": leave it unset/);
+    expectOneLineError(
+      await cli(["send", "tasks.add", "--celery", "--unique-key", "k", "--broker", "redis://127.0.0.1:1/0"]),
+      2,
+      /^qworker: error: --unique-key is not available with --celery: Celery messages have no unique key \(use --id to name the task instead\)$/,
+    );
   });
 
   it("inspect with an unknown view names the views", async () => {

@@ -53,6 +53,14 @@ describe.skipIf(missing !== undefined)(`qworker sender → real Celery worker${m
     expect(celery.child.exitCode).toBeNull();
   }, 30_000);
 
+  it("qworker send --celery --id names the Celery task (it was dropped for a fresh UUID)", () => {
+    const sent = qworker(["send", "--celery", "tasks.add", "--args", "[4, 5]", "--id", "my-celery-id-1", "--broker", redis.url, "--wait", "15"]);
+    expect(sent.stderr).toBe("");
+    expect(sent.stdout.trim().split("\n")).toEqual(["my-celery-id-1", "9"]);
+    const shown = qworker(["result", "--celery", "my-celery-id-1", "--json", "--broker", redis.url]);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ id: "my-celery-id-1", state: "SUCCESS", result: 9 });
+  }, 30_000);
+
   it("carries kwargs, unicode and nested JSON, countdowns, Celery retries and exceptions", async () => {
     const started = Date.now();
     const greet = await client.send("tasks.greet", ["Zoë"], { kwargs: { greeting: "Grüß dich" } });

@@ -158,8 +158,17 @@ describe("buildEnqueueItem", () => {
 
 describe("a message a worker would refuse is refused at send time, whatever option made it", () => {
   const defaults = { queue: "default", maxPayloadBytes: 1 << 20 };
+  it("an empty queue, a Celery bridge queue, and countdown with eta are refused in words of the option", () => {
+    expect(() => buildEnqueueItem("demo.add", [], { queue: "" }, defaults)).toThrow(/^queue must be a queue name, found "": leave it unset/);
+    expect(() => buildEnqueueItem("demo.add", [], { queue: "celery:billing" }, defaults)).toThrow(
+      /^queue celery:billing is where a worker keeps the Celery messages it took from kombu queue billing: send to Celery workers with --celery/,
+    );
+    expect(() => buildEnqueueItem("demo.add", [], { countdown: 5, eta: new Date() }, defaults)).toThrow(/^give either countdown or eta, not both$/);
+  });
+
   it("a 0 s time limit, an id over 200 characters", () => {
-    expect(() => buildEnqueueItem("demo.add", [], { timeLimit: 0 }, defaults)).toThrow(/^cannot send demo\.add: a worker would refuse its message \(timeLimitMs: /);
+    expect(() => buildEnqueueItem("demo.add", [], { timeLimit: 0 }, defaults)).toThrow(/^timeLimit must be a number of seconds above 0 when sent, found 0$/);
+    expect(() => buildEnqueueItem("demo.add", [], { softTimeLimit: -1 }, defaults)).toThrow(/^softTimeLimit must be a number of seconds above 0 when sent, found -1$/);
     expect(() => buildEnqueueItem("demo.add", [], { id: "x".repeat(201) }, defaults)).toThrow(/^cannot send demo\.add: a worker would refuse its message \(id: /);
     expect(() => buildEnqueueItem("demo.add", [], { id: "x".repeat(200), timeLimit: 1 }, defaults)).not.toThrow();
   });
