@@ -84,7 +84,11 @@ const SPECS: Spec[] = [
 export function inspectCommand(): Command {
   const root = new Command("inspect")
     .description("show what is happening: queues (default), workers, active, scheduled, dead, stats, events")
-    .addHelpText("after", `\nExamples:\n  $ qworker inspect\n  $ qworker inspect workers --json\n  $ qworker inspect active --watch`);
+    // The options belong to the views (queues is the default one), so commander lists none here.
+    .addHelpText(
+      "after",
+      `\nEvery view takes --json, --watch [seconds], --broker <url> and --config <path>; some take --limit, --queue or\n--minutes: see qworker inspect <view> --help.\n\nExamples:\n  $ qworker inspect\n  $ qworker inspect workers --json\n  $ qworker inspect active --watch`,
+    );
   for (const spec of SPECS) root.addCommand(subcommand(spec), spec.name === "queues" ? { isDefault: true } : {});
   return root;
 }

@@ -145,6 +145,12 @@ describe("messages that name the way out", () => {
     );
   });
 
+  it("inspect --help names the options its views take (commander listed only -h)", async () => {
+    const r = await cli(["inspect", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Every view takes --json, --watch \[seconds\], --broker <url> and --config <path>/);
+  });
+
   it("inspect with an unknown view names the views", async () => {
     expectOneLineError(await cli(["inspect", "bogus"]), 2, /^qworker: error: unknown view "bogus": use one of queues, workers, active, scheduled, dead, stats, events, e\.g\. qworker inspect workers$/);
   });
