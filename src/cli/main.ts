@@ -39,6 +39,14 @@ for (const cmd of [program, ...program.commands]) {
   });
 }
 
+// Commander's own errors ("error: unknown option '--bogus'") start with "qworker: " like every other error,
+// so a log reader or a wrapper script sees one format. Set on every command: addCommand does not pass it on.
+const withPrefix = (cmd: Command): void => {
+  cmd.configureOutput({ outputError: (text, write) => write(`qworker: ${text}`) });
+  cmd.commands.forEach(withPrefix);
+};
+withPrefix(program);
+
 // A reader that stops early (`qworker dead --json | head -1`) has what it wanted: end quietly and
 // successfully, as `git log | head` does, instead of an unhandled EPIPE with its stack trace.
 // A closed stderr is different: nothing can be reported any more, and a worker must not end with 0 (a

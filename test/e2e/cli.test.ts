@@ -165,7 +165,7 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
   });
 
   it("an unknown option", async () => {
-    expectOneLineError(await runCli(["send", "demo.add", "--bogus"], { cwd: tmp }), 2, /unknown option '--bogus'/);
+    expectOneLineError(await runCli(["send", "demo.add", "--bogus"], { cwd: tmp }), 2, /^qworker: error: unknown option '--bogus'$/);
   });
 
   it("a broker URL that cannot be read (a bad port, a db that is not a number): exit 2 naming the flag, variable or YAML file", async () => {
