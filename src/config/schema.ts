@@ -123,6 +123,15 @@ export const configSchema = z
     if (c.soft_time_limit !== undefined && c.time_limit !== undefined && c.soft_time_limit >= c.time_limit) {
       ctx.addIssue({ code: "custom", path: ["soft_time_limit"], message: `must be below time_limit (${c.time_limit})` });
     }
+    // A worker beats every heartbeat_interval and is taken for dead after heartbeat_ttl without a beat: at or
+    // below the interval, healthy workers take each other for dead and run each other's tasks again.
+    if (c.heartbeat_ttl <= c.heartbeat_interval) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["heartbeat_ttl"],
+        message: `must be above heartbeat_interval (${c.heartbeat_interval}), or healthy workers are taken for dead; 3 to 5 times it is usual`,
+      });
+    }
   });
 
 export type QWorkerConfig = z.infer<typeof configSchema>;

@@ -29,9 +29,17 @@ export function decideRetry(
   random: () => number = Math.random,
 ): RetryDecision {
   const max = policy.max;
-  const allowed = !(err instanceof NonRetryableError) && (retryOn ? retryOn(err) : true);
+  const allowed = !isNonRetryable(err) && (retryOn ? retryOn(err) : true);
   if (!allowed || retriesSoFar >= max) return { retry: false, delaySec: 0, max };
   return { retry: true, delaySec: backoffDelay(policy, retriesSoFar, random), max };
+}
+
+/**
+ * By its code as well as its class: a task module that imports another copy of qworker (a global CLI with
+ * a local library, or src/ beside an older dist/) throws a NonRetryableError of that copy's class.
+ */
+function isNonRetryable(err: Error): boolean {
+  return err instanceof NonRetryableError || (err as { code?: unknown }).code === "E_NON_RETRYABLE";
 }
 
 export function backoffDelay(policy: RetryPolicy, retriesSoFar: number, random: () => number = Math.random): number {

@@ -123,6 +123,16 @@ describe("errors: one line naming the source, the key, what was found and what i
     expect(loadConfig({ cwd, env: { QWORKER_SOFT_TIME_LIMIT: "1" } }).config.soft_time_limit).toBe(1);
   });
 
+  it("heartbeat_ttl at or below heartbeat_interval is refused (healthy workers would take each other for dead)", () => {
+    writeYaml("heartbeat_ttl: 2\nheartbeat_interval: 5\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(
+      `${DEFAULT_CONFIG_PATH}: key "heartbeat_ttl": must be above heartbeat_interval (5), or healthy workers are taken for dead; 3 to 5 times it is usual, found number 2`,
+    );
+    writeYaml("heartbeat_ttl: 2\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toMatch(/key "heartbeat_ttl": must be above heartbeat_interval \(2\)/);
+    expect(loadConfig({ cwd, env: { QWORKER_HEARTBEAT_TTL: "3" } }).config.heartbeat_ttl).toBe(3);
+  });
+
   it("time limits no timer can wait for (over 2147483 s) are refused", () => {
     writeYaml("time_limit: 2592000\n");
     expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(

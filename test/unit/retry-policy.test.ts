@@ -48,6 +48,11 @@ describe("decideRetry", () => {
 
   it("never retries a NonRetryableError", () => {
     expect(decideRetry(base, 0, new NonRetryableError("card declined")).retry).toBe(false);
+    // Thrown by a task module that loaded another copy of qworker: another class, the same code.
+    class OtherCopyNonRetryable extends Error {
+      readonly code = "E_NON_RETRYABLE";
+    }
+    expect(decideRetry(base, 0, new OtherCopyNonRetryable("card declined")).retry).toBe(false);
   });
 
   it("retries only what retryOn accepts", () => {
