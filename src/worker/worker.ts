@@ -486,11 +486,18 @@ export class Worker {
     this.run(t, def, msg);
   }
 
+  /**
+   * A task this worker has no definition for fails for good without running. It reports what any task
+   * that fails for good reports, received then failed (final, run time 0; never started), so the events
+   * stream, `inspect stats` and the metrics (as task="<unregistered>") count it like any other failure.
+   */
   private notRegistered(t: Running, msg: TaskMessage): void {
     const err = new NotRegisteredError(msg.task);
     // No task code ran: the stack would show only the worker's own frames to whoever reads the result.
     err.stack = `${err.name}: ${err.message}`;
+    if (!t.announced) this.received(t, msg);
     this.logger.error(`task ${msg.task}[${msg.id}] failed: ${err.message} (registered: ${this.registry.names().join(", ") || "none"})`);
+    this.events.safeEmit("task:failed", msg, err, 0, true);
     this.finish(msg, t, "FAILURE", { error: errorInfo(err) }, `not registered: ${msg.task}`);
     this.failed++;
   }

@@ -77,7 +77,7 @@ async function setup(overrides: Record<string, unknown> = {}) {
     await transport.close();
   });
   cleanups.push(() => client.close());
-  return { client, transport: clientT, batches };
+  return { client, transport: clientT, batches, metricsPort: observers.metricsPort };
 }
 
 describe("task state on the embedded broker", () => {
@@ -169,5 +169,48 @@ describe("task state on the embedded broker", () => {
     expect(withEvents.length).toBeLessThan(40); // 40 tasks × 3 events each went out in fewer calls than tasks
     const stats = await statsView({ heartbeatTtlMs: 0, limit: 0, minutes: 5 }).fetch(transport, Date.now());
     expect(stats.tasks.find((t) => t.task === "t.add")).toMatchObject({ received: 40, succeeded: 40, failed: 0 });
+  });
+
+  it("a task the worker does not know: received then failed (final) in the events, failed in `inspect stats`, task=\"<unregistered>\" in the metrics", async () => {
+    gate = new Promise<void>((r) => (openGate = r));
+    const { client, transport, metricsPort } = await setup({ concurrency: 1, prefetch: 1, metrics_port: 0, metrics_host: "127.0.0.1" });
+    expect(metricsPort).toBeDefined();
+    // One taken into a free slot, one taken into the prefetch while the slot is busy (failed on receipt).
+    const idle = await client.send("no.such", [1]);
+    await expect(idle.get({ timeout: 5 })).rejects.toThrow(/not registered/);
+    const busy = await client.send("t.gate");
+    await waitFor("the gate task to start", async () => ((await taskStatus(transport, busy.id)).state === "STARTED" ? true : undefined), 5000);
+    const prefetched = await client.send("no.such", [2]);
+    await expect(prefetched.get({ timeout: 5 })).rejects.toThrow(/not registered/);
+    openGate!();
+    await busy.get({ timeout: 5 });
+
+    for (const ref of [idle, prefetched]) {
+      const evs = await waitFor(
+        `the events of ${ref.id}`,
+        async () => {
+          const mine = (await transport.readEvents!(1000)).map((e) => decodeEvent(e.data)).filter((e) => e?.id === ref.id);
+          return mine.length >= 2 ? mine : undefined;
+        },
+        5000,
+      );
+      expect(evs.map((e) => e!.type)).toEqual(["task-received", "task-failed"]);
+      expect(evs[1]).toMatchObject({ task: "no.such", queue: "default", final: true, runtimeMs: 0, error: { type: "NotRegisteredError" } });
+    }
+    const stats = await waitFor(
+      "no.such in the stats",
+      async () => {
+        const s = await statsView({ heartbeatTtlMs: 0, limit: 0, minutes: 5 }).fetch(transport, Date.now());
+        const row = s.tasks.find((t) => t.task === "no.such");
+        return row && row.failed >= 2 ? row : undefined;
+      },
+      5000,
+    );
+    expect(stats).toMatchObject({ received: 2, succeeded: 0, failed: 2, failureRate: 1 });
+
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toContain('qworker_tasks_received_total{task="<unregistered>",queue="default"} 2');
+    expect(metrics).toContain('qworker_tasks_failed_total{task="<unregistered>",queue="default"} 2');
+    expect(metrics).not.toContain('task="no.such"');
   });
 });
