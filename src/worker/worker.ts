@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { LeaseRef, Reservation, TaskProgress, Transport, WorkerInfo } from "../broker/transport.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
-import { NotRegisteredError, TaskRevokedError, WorkerShutdownError, type QWorkerError } from "../errors.ts";
+import { NonRetryableError, NotRegisteredError, TaskRevokedError, WorkerShutdownError, type QWorkerError } from "../errors.ts";
 import { decodeMessage, encodeMessage, type TaskMessage } from "../protocol/message.ts";
 import { messageArgsPreview } from "../results/args.ts";
 import { clampProgress, progressOf, waitingIds } from "../results/progress.ts";
@@ -587,12 +587,27 @@ export class Worker {
     try {
       this.autoPrefetch.observe(outcome.runtimeMs);
       if (outcome.kind === "success") {
-        this.processed++;
-        if (this.logger.isLevelEnabled("info")) this.logger.info(`task ${msg.task}[${msg.id}] succeeded in ${ms(outcome.runtimeMs)}: ${preview(outcome.value)}`);
-        this.events.safeEmit("task:succeeded", msg, outcome.value, outcome.runtimeMs);
-        this.finish(msg, t, "SUCCESS", { result: outcome.value, runtimeMs: outcome.runtimeMs }, undefined, def);
-        this.slotFreed();
-        return;
+        // Encoded before it is logged or counted: a value JSON cannot hold (a BigInt, a cycle) is the task's
+        // failure, reported and dead-lettered as one, not a success that stores a FAILURE record.
+        const record = this.resultRecord(msg, t, "SUCCESS", { result: outcome.value, runtimeMs: outcome.runtimeMs }, def);
+        let encoded: string | undefined;
+        try {
+          encoded = record && encodeResult(record);
+        } catch (err) {
+          outcome = {
+            kind: "failure",
+            error: new NonRetryableError(`result is not JSON-serializable (${(err as Error).message}): return plain data, or a reference to where the data is kept`),
+            runtimeMs: outcome.runtimeMs,
+          };
+        }
+        if (outcome.kind === "success") {
+          this.processed++;
+          if (this.logger.isLevelEnabled("info")) this.logger.info(`task ${msg.task}[${msg.id}] succeeded in ${ms(outcome.runtimeMs)}: ${preview(outcome.value)}`);
+          this.events.safeEmit("task:succeeded", msg, outcome.value, outcome.runtimeMs);
+          this.settle(msg, t, "SUCCESS", encoded);
+          this.slotFreed();
+          return;
+        }
       }
     } catch (err) {
       this.internalError(t, err);
@@ -665,9 +680,17 @@ export class Worker {
     deadReason?: string,
     def?: TaskDefinition,
   ): void {
+    const record = this.resultRecord(msg, running, state, extra, def);
+    // Kept with the dead task too: its result expires (a day by default) long before the dead entry (a week).
+    const deadError = deadReason !== undefined && extra.error ? `${extra.error.type}: ${extra.error.message}` : undefined;
+    this.settle(msg, running, state, record ? safeEncodeResult(record) : undefined, deadReason, deadError);
+  }
+
+  /** The result record to store, or undefined for an ignored success (its record and args preview are not built at all). */
+  private resultRecord(msg: TaskMessage, running: Running, state: TaskResult["state"], extra: Partial<TaskResult>, def?: TaskDefinition): TaskResult | undefined {
     const ignore = msg.ignoreResult ?? def?.options.ignoreResult ?? false;
-    // An ignored success stores nothing, so its record (and args preview) is not built at all.
-    const record: TaskResult | undefined = ignore && state === "SUCCESS" ? undefined : {
+    if (ignore && state === "SUCCESS") return undefined;
+    return {
       id: msg.id,
       state,
       task: msg.task,
@@ -680,6 +703,9 @@ export class Worker {
       argsPreview: messageArgsPreview(msg, (def ?? this.registry.get(msg.task))?.options.secretArgs),
       ...extra,
     };
+  }
+
+  private settle(msg: TaskMessage, running: Running, state: TaskResult["state"], result: string | undefined, deadReason?: string, deadError?: string): void {
     const ref = running.ref;
     running.finished = true;
     // One object shape for every item: the settle path stays monomorphic.
@@ -689,10 +715,9 @@ export class Worker {
       queue: ref.queue,
       outcome: state === "SUCCESS" ? "SUCCESS" : state === "EXPIRED" ? "EXPIRED" : state === "REVOKED" ? "REVOKED" : "FAILURE",
       resultTtlMs: this.config.result_expires * 1000,
-      result: record ? safeEncodeResult(record) : undefined,
+      result,
       deadReason,
-      // Kept with the dead task too: its result expires (a day by default) long before the dead entry (a week).
-      deadError: deadReason !== undefined && extra.error ? `${extra.error.type}: ${extra.error.message}` : undefined,
+      deadError,
       uniqueKey: msg.uniqueKey,
     }, running);
   }
