@@ -4,6 +4,7 @@ import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { isRedisUrl, maskUrlCredentials } from "../broker/redis/url.ts";
 import { ConfigError } from "../errors.ts";
+import { plainZodMessage } from "./zod-words.ts";
 import { configSchema, DEFAULT_BROKER_URL, type QWorkerConfig } from "./schema.ts";
 
 export const DEFAULT_CONFIG_PATH = "config/qworker.yaml";
@@ -146,7 +147,7 @@ function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>,
   // A broker URL can carry a password, and this message goes to logs and terminals.
   if (issue.path.at(-1) === "broker_url" && typeof found === "string") found = maskUrlCredentials(found);
   // zod says "Invalid input: expected number, received string"; the "found" part below says it better.
-  const expected = issue.message.replace(/^Invalid (input|option): /, "").replace(/, received \w+$/, "");
+  const expected = plainZodMessage(issue.message);
   return new ConfigError(`${source}: key "${path}": ${expected}, found ${describe(found)}`);
 }
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { retryPolicySchema } from "../config/schema.ts";
+import { plainZodMessage } from "../config/zod-words.ts";
 import { QWorkerError } from "../errors.ts";
 import type { TaskOptions } from "./definition.ts";
 import { rateLimitInterval } from "./rate-limit-spec.ts";
@@ -51,8 +52,7 @@ export function checkTaskOptions(options: TaskOptions): TaskOptions {
     }
     let found: unknown = options;
     for (const part of issue.path) found = (found as Record<PropertyKey, unknown> | undefined)?.[part];
-    // zod's own words where ours are not set ("Too small: expected number to be >=0"), made to read like ours.
-    const what = issue.message.replace(/^Invalid (input|option): /, "").replace(/^Too (small|big): expected (\w+) to be /, "expected a $2 ");
+    const what = plainZodMessage(issue.message);
     throw new QWorkerError("E_TASK_DEFINITION", `${label}: option ${issue.path.map(String).join(".")}: ${what}, found ${shown(found)}`);
   }
   // 0 is no limit (as in the config and `send --time-limit 0`), so it bounds nothing.

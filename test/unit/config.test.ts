@@ -123,6 +123,15 @@ describe("errors: one line naming the source, the key, what was found and what i
     expect(loadConfig({ cwd, env: { QWORKER_SOFT_TIME_LIMIT: "1" } }).config.soft_time_limit).toBe(1);
   });
 
+  it("range and length errors read as ours, not zod's ('Too small: expected number to be >=1')", () => {
+    writeYaml("concurrency: 0\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(`${DEFAULT_CONFIG_PATH}: key "concurrency": expected a number >= 1, found number 0`);
+    writeYaml("queues: []\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(`${DEFAULT_CONFIG_PATH}: key "queues": expected a non-empty list, found a list ([])`);
+    writeYaml("concurrency: 1.5\n");
+    expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(`${DEFAULT_CONFIG_PATH}: key "concurrency": expected an integer, found number 1.5`);
+  });
+
   it("heartbeat_ttl at or below heartbeat_interval is refused (healthy workers would take each other for dead)", () => {
     writeYaml("heartbeat_ttl: 2\nheartbeat_interval: 5\n");
     expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(

@@ -19,7 +19,7 @@ describe("defineTask's options", () => {
     expect(verdict({ name: "a.b", rateLimit: "0/s" })).toMatch(/^task a\.b: option rateLimit: expected N\/s/);
     expect(verdict({ name: "" })).toBe('task (unnamed): option name: must not be empty: a dotted name such as "shop.send_invoice_email", found ""');
     expect(verdict({ name: "a.b", timeLimit: -1 })).toBe("task a.b: option timeLimit: expected a number of seconds >= 0 (0 or unset: no limit), found -1");
-    expect(verdict({ name: "a.b", retry: { max: -1 } })).toBe("task a.b: option retry.max: expected a number >=0, found -1");
+    expect(verdict({ name: "a.b", retry: { max: -1 } })).toBe("task a.b: option retry.max: expected a number >= 0, found -1");
     expect(verdict({ name: "a.b", priority: 12 })).toBe("task a.b: option priority: expected an integer from 0 to 9, found 12");
     expect(verdict({ name: "a.b", queue: " " })).toMatch(/^task a\.b: option queue: must not be empty/);
     expect(verdict({ name: "a.b", retryOn: 5 })).toBe("task a.b: option retryOn: expected a function (err) => boolean, found 5");
