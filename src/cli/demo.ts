@@ -6,6 +6,7 @@ import { createClient } from "../client/client.ts";
 import { loadConfig } from "../config/load.ts";
 import { TaskLoadError } from "../errors.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
+import { startObservedWorker } from "../events/observe.ts";
 import { discoverTasks } from "../tasks/discovery.ts";
 import { Worker } from "../worker/worker.ts";
 import { preview } from "../worker/format.ts";
@@ -62,7 +63,8 @@ export function demoCommand(): Command {
         await transport.connect();
         const worker = new Worker({ transport, registry, config, logger });
         logger.info(`demo: worker on ${transport.displayUrl}${defaultBroker ? " (embedded broker)" : ""} with tasks ${registry.names().join(", ")}`);
-        await worker.start();
+        // Task events, `inspect stats` counters and metrics (when metrics_port is set), as a worker records them.
+        const observers = await startObservedWorker({ worker, transport, registry, config, logger });
         const client = await createClient({ transport });
 
         const outcomes = await Promise.all(
@@ -84,6 +86,7 @@ export function demoCommand(): Command {
 
         const shutdown = async () => {
           await worker.stop();
+          await observers.close();
           await transport.close();
           flush();
           process.exit(0);

@@ -6,7 +6,7 @@ import { loadConfig } from "../config/load.ts";
 import { BrokerUnreachableError } from "../errors.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
-import { startObservers } from "../events/observe.ts";
+import { startObservedWorker } from "../events/observe.ts";
 import { discoverTasks } from "../tasks/discovery.ts";
 import { VERSION } from "../version.ts";
 import { HealthFile } from "../worker/health-file.ts";
@@ -124,8 +124,7 @@ export function workerCommand(): Command {
         for (const line of await transport.checkSettings?.().catch(() => []) ?? []) logger.warn(line);
         const running = worker;
         const started = (async () => {
-          await running.start();
-          const observers = await startObservers({ worker: running, transport, registry, config, logger });
+          const observers = await startObservedWorker({ worker: running, transport, registry, config, logger });
           const watchdog = new Watchdog({ worker: running, transport, logger, queues: config.queues, concurrency: config.concurrency, healthFile: new HealthFile(running.id) }).start();
           return { observers, watchdog };
         })();

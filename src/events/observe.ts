@@ -60,3 +60,19 @@ export async function startObservers(opts: {
   }
   return out;
 }
+
+/**
+ * Start a worker with its observers: what `qworker worker` and `qworker demo` both do. The observers are
+ * attached before the worker consumes, so the tasks it takes at once (a backlog waiting for it) are
+ * recorded and counted like the rest; if the worker then fails to start, they are closed again.
+ */
+export async function startObservedWorker(opts: Parameters<typeof startObservers>[0]): Promise<Observers> {
+  const observers = await startObservers(opts);
+  try {
+    await opts.worker.start();
+  } catch (err) {
+    await observers.close();
+    throw err;
+  }
+  return observers;
+}
