@@ -41,6 +41,8 @@ export class Watchdog {
   private readonly o: Required<Omit<WatchdogOptions, "healthFile">> & { healthFile?: HealthFile };
   private timer: NodeJS.Timeout | undefined;
   private lastTick: number;
+  /** When the previous round ran: a round far later than due means the event loop was blocked. */
+  private lastCheck: number;
   private lastTaken: number;
   private lastProgress: number;
   private lastRebuild = 0;
@@ -56,7 +58,7 @@ export class Watchdog {
   constructor(opts: WatchdogOptions) {
     this.o = { checkEveryMs: 500, silentAfterMs: 1000, stallAfterMs: 5000, now: Date.now, ...opts };
     const now = this.o.now();
-    this.lastTick = this.lastTaken = this.lastProgress = now;
+    this.lastTick = this.lastCheck = this.lastTaken = this.lastProgress = now;
     const on = (event: "worker:tick" | "task:received" | "task:poisoned" | "task:expired" | "broker:down" | "broker:up" | "worker:stopping", fn: () => void) => {
       const events = this.o.worker.events as unknown as NodeJS.EventEmitter;
       events.on(event, fn);
@@ -98,12 +100,23 @@ export class Watchdog {
     this.checking = true;
     try {
       const now = this.o.now();
-      const silentFor = now - this.lastTick;
+      const late = now - this.lastCheck - this.o.checkEveryMs;
+      this.lastCheck = now;
       // A stopping worker ends its housekeeping itself: that silence is not an outage.
       if (this.stopping) {
         this.publish();
         return;
       }
+      if (late >= this.o.silentAfterMs) {
+        // This round's own timer ran that late: the event loop was blocked (synchronous code in a task of the
+        // async pool), and the broker's replies sat in the socket meanwhile. Not an outage, and rebuilding
+        // the connections would not help: say what it was, and give housekeeping a fresh window.
+        this.o.logger.warn(`the event loop was blocked for ${ms(late)}, most likely by a task running synchronous code; CPU-bound tasks belong in pool: process`);
+        this.lastTick = this.lastTaken = now;
+        this.publish();
+        return;
+      }
+      const silentFor = now - this.lastTick;
       if (silentFor >= this.o.silentAfterMs) {
         if (this.silentSince === undefined) {
           this.silentSince = this.lastTick;

@@ -1,0 +1,43 @@
+import { EventEmitter } from "node:events";
+import pino from "pino";
+import { describe, expect, it } from "vitest";
+import type { Transport, WorkerInfo } from "../../src/broker/transport.ts";
+import type { WorkerEvents } from "../../src/worker/events.ts";
+import { Watchdog } from "../../src/worker/watchdog.ts";
+
+/** A watchdog on a fake clock; rounds are run by hand (check()), as its timer would. */
+function setup() {
+  let t = 1_000_000;
+  const lines: { level: number; msg: string }[] = [];
+  const logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
+  const events = new EventEmitter();
+  let rebuilds = 0;
+  const transport = { stats: async () => [], reconnect: async () => void rebuilds++ } as unknown as Transport;
+  const worker = { id: "w", events: events as unknown as WorkerEvents, info: () => ({ active: 1 }) as WorkerInfo };
+  const dog = new Watchdog({ worker, transport, logger, queues: ["default"], concurrency: 10, checkEveryMs: 500, silentAfterMs: 1000, stallAfterMs: 5000, now: () => t });
+  return { dog, events, lines, advance: (ms: number) => (t += ms), rebuilds: () => rebuilds };
+}
+
+describe("Watchdog", () => {
+  it("a blocked event loop (its own round 12 s late) is reported as such, not as a silent broker, and nothing is rebuilt", async () => {
+    const { dog, lines, advance, rebuilds } = setup();
+    advance(12_500);
+    await dog.check();
+    expect(lines.map((l) => l.msg)).toEqual(["the event loop was blocked for 12.00 s, most likely by a task running synchronous code; CPU-bound tasks belong in pool: process"]);
+    advance(500);
+    await dog.check();
+    expect(lines).toHaveLength(1);
+    expect(rebuilds()).toBe(0);
+  });
+
+  it("a broker that stops answering while rounds run on time is still reported, then rebuilt", async () => {
+    const { dog, lines, advance, rebuilds } = setup();
+    for (let i = 0; i < 12; i++) {
+      advance(500);
+      await dog.check();
+    }
+    expect(lines.some((l) => l.level === 50 && /^broker not answering for /.test(l.msg))).toBe(true);
+    expect(lines.some((l) => /rebuilding the broker connections$/.test(l.msg))).toBe(true);
+    expect(rebuilds()).toBe(1);
+  });
+});
