@@ -105,7 +105,9 @@ export function workerCommand(): Command {
           toldLoading = true;
           logger.warn(`waiting for the broker's Redis to load its data set${eta === undefined ? "" : ` (about ${eta} s left, by its own estimate)`}`);
         };
-        const base = await createTransport(config.broker_url, { ...transportOptions(config), onLoading });
+        // A new file is right on a first run, and a typo in the path otherwise: either way, say where it is.
+        const onCreate = (file: string): void => logger.info(`created the broker file ${file}; senders must use this file too`);
+        const base = await createTransport(config.broker_url, { ...transportOptions(config), onLoading, onCreate });
         // Celery interop (docs/celery.md) wraps the transport only when a `celery:` section is configured.
         const celery = config.celery ? (await import("../celery/worker-setup.ts")).addCelery(base, config, logger) : undefined;
         const transport = celery?.transport ?? base;
