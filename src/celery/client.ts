@@ -121,8 +121,8 @@ export async function createCeleryClient(options: CeleryClientOptions = {}): Pro
 class RedisCeleryClient implements CeleryClient {
   private sub: Promise<RedisConnection> | undefined;
   private readonly listeners: ChannelListeners = new Map();
-  /** Rejects every pending wait (used by close()). */
-  private readonly waits = new Set<(err: Error) => void>();
+  /** Every pending wait: close() ends them, a reconnect of the subscriber reads their results again. */
+  private readonly waits = new Set<{ key: string; offer: (raw: string) => void; abandon: (err: Error) => void }>();
   private closed = false;
 
   constructor(
@@ -166,11 +166,29 @@ class RedisCeleryClient implements CeleryClient {
 
   private subscriber(): Promise<RedisConnection> {
     if (this.closed) return Promise.reject(this.closedError());
-    this.sub ??= openSubscriber(this.url, this.connOpts, "qworker-celery-sub", this.listeners).catch((err: unknown) => {
+    this.sub ??= openSubscriber(this.url, this.connOpts, "qworker-celery-sub", this.listeners, () => this.rereadResults()).catch((err: unknown) => {
       this.sub = undefined; // see openSubscriber
       throw err;
     });
     return this.sub;
+  }
+
+  /**
+   * The subscriber reconnected (see openSubscriber): a result published while it was away, or the one
+   * whose size made Redis drop it, never arrives, so every pending wait reads its key again, in one MGET.
+   * A failed read leaves the waits to their deadlines; the subscriber's next reconnect reads again.
+   */
+  private rereadResults(): void {
+    const waits = [...this.waits];
+    if (this.closed || waits.length === 0) return;
+    this.redis.mget(waits.map((w) => w.key)).then(
+      (values) => {
+        values.forEach((raw, i) => {
+          if (raw !== null) waits[i]!.offer(raw);
+        });
+      },
+      () => {},
+    );
   }
 
   private async waitReady(id: string, timeoutMs: number): Promise<DecodedCeleryResult> {
@@ -178,11 +196,9 @@ class RedisCeleryClient implements CeleryClient {
     const sub = await this.subscriber();
     let fn: ((message: string) => void) | undefined;
     let cancelDeadline: (() => void) | undefined;
-    let abandon: ((err: Error) => void) | undefined;
+    let wait: { key: string; offer: (raw: string) => void; abandon: (err: Error) => void } | undefined;
     try {
       return await new Promise<DecodedCeleryResult>((resolve, reject) => {
-        abandon = reject;
-        this.waits.add(abandon);
         const offer = (raw: string) => {
           try {
             const r = decodeResultMeta(raw);
@@ -192,6 +208,8 @@ class RedisCeleryClient implements CeleryClient {
           }
         };
         fn = offer;
+        wait = { key: channel, offer, abandon: reject };
+        this.waits.add(wait);
         let set = this.listeners.get(channel);
         if (!set) this.listeners.set(channel, (set = new Set()));
         set.add(offer);
@@ -207,7 +225,7 @@ class RedisCeleryClient implements CeleryClient {
       });
     } finally {
       cancelDeadline?.();
-      if (abandon) this.waits.delete(abandon);
+      if (wait) this.waits.delete(wait);
       const set = this.listeners.get(channel);
       if (fn) set?.delete(fn);
       if (set && set.size === 0) {
@@ -220,7 +238,7 @@ class RedisCeleryClient implements CeleryClient {
   async close(): Promise<void> {
     this.closed = true;
     // A pending wait would otherwise never settle: its subscriber is about to go, its deadline may be hours off.
-    for (const abandon of this.waits) abandon(this.closedError());
+    for (const wait of this.waits) wait.abandon(this.closedError());
     const sub = this.sub ? await this.sub.catch(() => undefined) : undefined;
     await Promise.all([this.redis, sub].map((c) => c && closeConnection(c)));
   }

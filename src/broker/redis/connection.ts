@@ -271,12 +271,37 @@ export type ChannelListeners = Map<string, Set<(message: string) => void>>;
  * A connection for SUBSCRIBE that hands each message to the listeners of its channel. Callers that cache
  * the promise must drop a rejected one, so that the next wait opens the connection again instead of
  * failing with the same error for ever.
+ *
+ * A message published while the connection is down is lost: ioredis reconnects and subscribes again, but
+ * does not replay what it missed. That is not only a network blip: Redis itself drops a subscriber that a
+ * large message pushes past `client-output-buffer-limit pubsub` (32 MB by default), so a result bigger
+ * than that was never delivered. Once every channel with a listener is subscribed again after a
+ * reconnect, `onResubscribed` runs, for the caller to read again what it was waiting for. (Not on a
+ * Cluster, whose subscriber connection is ioredis's own and reports no reconnect.)
  */
-export async function openSubscriber(url: string, opts: ConnectionOptions, name: string, listeners: ChannelListeners): Promise<RedisConnection> {
+export async function openSubscriber(
+  url: string,
+  opts: ConnectionOptions,
+  name: string,
+  listeners: ChannelListeners,
+  onResubscribed?: () => void,
+): Promise<RedisConnection> {
   const sub = await openConnection(url, opts, name);
   sub.on("message", (channel: string, message: string) => {
     for (const fn of listeners.get(channel) ?? []) fn(message);
   });
+  // openConnection returned after the first "ready": any later one is a reconnect.
+  if (onResubscribed && sub instanceof Redis) {
+    sub.on("ready", () => {
+      const channels = [...listeners.keys()];
+      if (channels.length === 0) return;
+      // ioredis has sent its own SUBSCRIBE already, but does not say when Redis has it: ours comes after
+      // it on the same connection, so once it is answered a result stored from then on is either
+      // published to us or found by the caller's read. Subscribing to a channel twice is harmless.
+      // A failure means the connection dropped again, and its next "ready" comes back here.
+      sub.subscribe(...channels).then(onResubscribed, () => {});
+    });
+  }
   return sub;
 }
 

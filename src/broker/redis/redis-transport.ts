@@ -115,6 +115,13 @@ export interface RedisTransportOptions {
   enqueueReplicaTimeoutMs?: number;
 }
 
+/** A pending waitForResult: the result key it waits on, and how it ends. */
+interface ResultWait {
+  key: string;
+  settle(value: string): void;
+  abandon(err: Error): void;
+}
+
 /**
  * The production transport. Every state change is one Lua script (src/broker/redis/lua), so each batch
  * costs one round trip. Three connections at most: commands, a blocking one for BLPOP on the queues' wake
@@ -132,8 +139,8 @@ export class RedisTransport implements Transport {
   private subReady?: Promise<RedisConnection>;
   private readonly channelListeners: ChannelListeners = new Map();
   private closed = false;
-  /** Ends every pending waitForResult with the given error (used by close()). */
-  private readonly resultWaits = new Set<(err: Error) => void>();
+  /** Every pending waitForResult: close() ends them, a reconnect of the subscriber reads their results again. */
+  private readonly resultWaits = new Set<ResultWait>();
   /**
    * reserve.lua needs a token prefix unique per call (it recognises a re-sent call by it): a random base
    * per transport and a counter, rather than a call into the CSPRNG on every reserve.
@@ -178,7 +185,7 @@ export class RedisTransport implements Transport {
   async close(): Promise<void> {
     this.closed = true;
     // A wait for a result would otherwise never settle: its subscriber is gone, and its deadline may be hours off.
-    for (const abandon of this.resultWaits) abandon(this.closedError());
+    for (const wait of this.resultWaits) wait.abandon(this.closedError());
     const conns = [this.cmd, this.blocker, this.sub].filter((c): c is RedisConnection => c !== undefined);
     await Promise.all(conns.map((c) => closeConnection(c)));
   }
@@ -447,13 +454,13 @@ export class RedisTransport implements Transport {
         if (done) return;
         done = true;
         cancelDeadline();
-        this.resultWaits.delete(abandon);
+        this.resultWaits.delete(wait);
         unsubscribe?.();
         if (err) reject(err);
         else resolve(value);
       };
-      const abandon = (err: Error) => finish(null, err);
-      this.resultWaits.add(abandon);
+      const wait: ResultWait = { key: channel, settle: (value) => finish(value), abandon: (err) => finish(null, err) };
+      this.resultWaits.add(wait);
       const cancelDeadline = startWaitDeadline(timeoutMs, () => finish(null));
       // Subscribe first, then read: a result stored between the two is caught by one or the other.
       this.listen(channel, (message) => finish(message))
@@ -591,7 +598,7 @@ export class RedisTransport implements Transport {
 
   private async subscriber(): Promise<RedisConnection> {
     if (this.closed) throw this.closedError();
-    this.subReady ??= openSubscriber(this.url, this.connOpts(), "qworker-sub", this.channelListeners).then(
+    this.subReady ??= openSubscriber(this.url, this.connOpts(), "qworker-sub", this.channelListeners, () => this.rereadResults()).then(
       (sub) => (this.sub = sub),
       (err: unknown) => {
         this.subReady = undefined; // see openSubscriber
@@ -599,6 +606,25 @@ export class RedisTransport implements Transport {
       },
     );
     return this.subReady;
+  }
+
+  /**
+   * The subscriber reconnected (see openSubscriber): a result published while it was away, or the one
+   * whose size made Redis drop it, never arrives, so every pending wait reads its key again, in one MGET.
+   * A failed read leaves the waits to their deadlines; the subscriber's next reconnect reads again.
+   */
+  private rereadResults(): void {
+    if (this.closed || !this.cmd) return;
+    const waits = [...this.resultWaits];
+    if (waits.length === 0) return;
+    this.cmd.mget(waits.map((w) => w.key)).then(
+      (values) => {
+        values.forEach((value, i) => {
+          if (value !== null) waits[i]!.settle(value);
+        });
+      },
+      () => {},
+    );
   }
 
   private async listen(channel: string, fn: (message: string) => void): Promise<() => void> {
