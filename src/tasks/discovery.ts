@@ -51,7 +51,7 @@ export async function discoverTasks(dir: string, registry = new TaskRegistry()):
     for (const [exportName, value] of Object.entries(mod)) {
       if (!isTaskDefinition(value)) continue;
       value.name ??= exportName === "default" ? base : `${base}.${exportName}`;
-      registry.register(value.name, value, shown);
+      registry.register(value.name, value, shown, exportName);
       found++;
     }
     if (found === 0) empty.push(shown);

@@ -41,6 +41,12 @@ describe("discoverTasks", () => {
     expect(err.exitCode).toBe(2);
   });
 
+  it("two tasks with one name in one file: an error naming both exports", async () => {
+    const err = await loadError("tasks-dup-one-file");
+    const file = shown("tasks-dup-one-file", "a.ts");
+    expect(err.message).toBe(`task "dup.same" is defined twice: in ${file} (export a) and in ${file} (export b); rename one`);
+  });
+
   it("a module whose import throws: an error naming the file and the reason", async () => {
     const err = await loadError("tasks-throws");
     expect(err.message).toBe(`cannot load task module ${shown("tasks-throws", "broken.ts")}: SMTP host is not configured`);
