@@ -1,5 +1,6 @@
 import { Command } from "commander";
-import { QWorkerError } from "../errors.ts";
+import { QWorkerError, TaskLoadError } from "../errors.ts";
+import { moduleLoading } from "../tasks/loading.ts";
 import { VERSION } from "../version.ts";
 import { deadCommand } from "./dead.ts";
 import { demoCommand } from "./demo.ts";
@@ -60,8 +61,18 @@ process.stderr.on("error", () => process.exit(1));
 // A command whose promise is left pending with nothing else to wait on (a library that never settles one,
 // as ioredis's Cluster connect once did) would end the process with status 0 and no output: a send that
 // printed no id, a worker that simply stopped, both reported as success. Say so and fail instead.
+// A task module whose top-level await never settles ends up here too: that is the module's doing, and the
+// error names it.
 let finished = false;
 process.on("beforeExit", () => {
+  const stuck = moduleLoading();
+  if (!finished && stuck !== undefined) {
+    exitWithError(
+      new TaskLoadError(
+        `cannot load task module ${stuck}: its top-level await never finished (nothing was left to wait for): settle the promise it awaits, or await it inside a task instead`,
+      ),
+    );
+  }
   if (!finished) {
     exitWithError(
       new QWorkerError("E_INTERNAL", "the command stopped before it finished, with nothing left to wait for (a bug in qworker): run it again with QWORKER_LOGLEVEL=debug, and report the output"),

@@ -3,6 +3,7 @@ import { join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { TaskLoadError } from "../errors.ts";
 import { isTaskDefinition } from "./definition.ts";
+import { whileLoading } from "./loading.ts";
 import { TaskRegistry } from "./registry.ts";
 
 const TASK_FILE = /\.(ts|mts|js|mjs)$/;
@@ -42,7 +43,7 @@ export async function discoverTasks(dir: string, registry = new TaskRegistry()):
     const shown = relative(process.cwd(), file) || file;
     let mod: Record<string, unknown>;
     try {
-      mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+      mod = await whileLoading(shown, () => import(pathToFileURL(file).href) as Promise<Record<string, unknown>>);
     } catch (err) {
       throw new TaskLoadError(`cannot load task module ${shown}: ${loadFailure(err)}`, { cause: err });
     }

@@ -384,6 +384,21 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expect(w.stderr()).toContain("SIGTERM received before the worker started: stopping");
   }, 60_000);
 
+  it("a task module whose top-level await never settles: one line naming it, exit 2, not a 'bug in qworker'", async () => {
+    const dir = join(tmp, "never-settles");
+    mkdirSync(join(dir, "td"), { recursive: true });
+    writeFileSync(join(dir, "package.json"), '{"type":"module"}');
+    writeFileSync(
+      join(dir, "td", "hang.ts"),
+      `import { defineTask } from ${JSON.stringify(join(ROOT, "src", "index.ts"))};\nawait new Promise(() => {});\nexport const a = defineTask("t.a", () => 1);\n`,
+    );
+    expectOneLineError(
+      await runCli(["worker", "--tasks", "td"], { cwd: dir, env: { QWORKER_BROKER_URL: redis.url }, timeoutMs: 40_000 }),
+      2,
+      /^qworker: error: cannot load task module td\/hang\.ts: its top-level await never finished \(nothing was left to wait for\): /,
+    );
+  }, 60_000);
+
   it("with --loglevel=debug the worker's error shows its stack", async () => {
     const closed = `redis://127.0.0.1:${await freePort()}`;
     const r = await runCli(["worker", "--loglevel=debug", "--broker", closed, "--tasks", join(ROOT, "tasks")], {
