@@ -55,7 +55,8 @@ function isBusy(err: unknown): boolean {
  *   and FIFO applying within each queue.
  * - Revoke: a queued (ready or delayed) task is settled at once; a task enqueued later under a revoked id
  *   is settled when `reserve` meets it. Either way it is deleted, its unique key freed, and unless a
- *   result exists the result `{"id":…,"state":"REVOKED"}` is stored for the revoke's TTL. Running tasks
+ *   result exists the result `{"id":…,"state":"REVOKED","task":…,"queue":…,"finishedAt":…}` is stored
+ *   for the revoke's TTL (the record Redis stores, see revokedResult). Running tasks
  *   are left to their worker, which hears of every revoke through `onRevoke`.
  * - Unique keys are freed whenever the holding task leaves the queue (settled, dead-lettered, revoked,
  *   purged), or when `uniqueForMs` runs out, whichever comes first.
@@ -122,9 +123,32 @@ const RECOVER_BATCH = 1000;
 const TERMINATION_KEEP_MS = 60 * 60 * 1000;
 const DEFAULT_LIST_LIMIT = 100;
 
-/** The result stored for a task that was revoked before it ran. */
-export function revokedResult(id: string): string {
-  return JSON.stringify({ id, state: "REVOKED" });
+/**
+ * Payloads up to this size are read for the task name of a revoked task's record; a larger one is not
+ * parsed for it (the name is left out). The same bound as the Redis scripts (lua/lib/revoked_result.lua).
+ */
+const REVOKED_TASK_SCAN_BYTES = 65_536;
+
+/**
+ * The result stored for a task revoked while it waited: the same record as on Redis (revoke.lua and
+ * reserve.lua): id, state, the task name when the message names one (see REVOKED_TASK_SCAN_BYTES),
+ * queue and finishedAt. Transports treat payloads as opaque everywhere else; this reads one only for a
+ * revoke, never on the per-task path.
+ */
+export function revokedResult(id: string, queue: string, payload: string, finishedAt: number): string {
+  const task = taskNameOf(payload);
+  return JSON.stringify({ id, state: "REVOKED", ...(task === undefined ? {} : { task }), queue, finishedAt });
+}
+
+function taskNameOf(payload: string): string | undefined {
+  // Checked in bytes, as Redis counts them; a string longer in UTF-16 units is longer in bytes too.
+  if (payload.length > REVOKED_TASK_SCAN_BYTES || Buffer.byteLength(payload) > REVOKED_TASK_SCAN_BYTES) return undefined;
+  try {
+    const task: unknown = (JSON.parse(payload) as { task?: unknown } | null)?.task;
+    return typeof task === "string" ? task : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function expiry(now: number, ttlMs: number): number {
@@ -356,7 +380,7 @@ export class SqliteTransport implements Transport {
   private settleRevoked(row: TaskRow, until: number, now: number): void {
     this.removeTask(row);
     const existing = this.sql("SELECT 1 FROM results WHERE id = ? AND expires_at > ?").pluck().get(row.id, now);
-    if (existing === undefined) this.putResult(row.id, revokedResult(row.id), until);
+    if (existing === undefined) this.putResult(row.id, revokedResult(row.id, row.queue, row.payload, now), until);
   }
 
   private promoteDue(now: number, limit: number): number {

@@ -688,6 +688,40 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 1, dead: 0 }]);
       });
 
+      it("a revoked waiting task stores the same record on every broker: id, state, task (from its message), queue, finishedAt", async () => {
+        const q = freshQueue();
+        const send = (task: string, args: unknown[], options = {}) => buildEnqueueItem(task, args, options, { queue: q, maxPayloadBytes: 1 << 20 });
+        const ready = send("conf.invoice", [1234]);
+        const delayed = send("conf.report", ["monthly"], { countdown: 60 });
+        // Not a qworker message, and one too large to be read for its name: both stored without a task.
+        const opaque = item(q, freshId("opaque"));
+        const large = send("conf.large", ["x".repeat(70_000)]);
+        // Revoked before it is sent: finished by reserve instead, with the same record.
+        const late = send("conf.late", []);
+        await t.revoke([late.id], 60_000, false);
+        await t.enqueue([ready, delayed, opaque, large]);
+        const before = Date.now();
+        await t.revoke([ready.id, delayed.id, opaque.id, large.id], 60_000, false);
+        await t.enqueue([late]);
+        expect(await drain(other, q, 10)).toEqual([]);
+        const after = Date.now();
+        const record = async (id: string) => JSON.parse((await t.getResult(id))!) as Record<string, unknown>;
+        const expected = (id: string, task?: string) => ({ id, state: "REVOKED", ...(task ? { task } : {}), queue: q, finishedAt: expect.any(Number) });
+        expect(await record(ready.id)).toEqual(expected(ready.id, "conf.invoice"));
+        expect(await record(delayed.id)).toEqual(expected(delayed.id, "conf.report"));
+        expect(await record(opaque.id)).toEqual(expected(opaque.id));
+        expect(await record(large.id)).toEqual(expected(large.id));
+        expect(await record(late.id)).toEqual(expected(late.id, "conf.late"));
+        // Keys in one order too, so `qworker result --json` prints the same on either broker.
+        expect(Object.keys(await record(ready.id))).toEqual(["id", "state", "task", "queue", "finishedAt"]);
+        expect(Object.keys(await record(opaque.id))).toEqual(["id", "state", "queue", "finishedAt"]);
+        for (const id of [ready.id, late.id]) {
+          const at = (await record(id)).finishedAt as number;
+          expect(at).toBeGreaterThanOrEqual(before - 1000);
+          expect(at).toBeLessThanOrEqual(after + 1000);
+        }
+      });
+
       it("revoke is durable: a task enqueued (or due) after the revoke never starts", async () => {
         const q = freshQueue();
         const early = freshId("pre");

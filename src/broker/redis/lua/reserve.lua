@@ -7,7 +7,8 @@
 -- Guarantees: atomically, each returned task leaves <q>:ready, enters <q>:active with score = lease deadline
 --   (Redis server time), gets a fresh token and its delivery count incremented, and is recorded in the
 --   worker's set <p>w:<worker>:jobs; so a task is either ready or leased to exactly one token. Due delayed
---   tasks of these queues are promoted first. A revoked task is never returned: it is finished as REVOKED.
+--   tasks of these queues are promoted first. A revoked task is never returned: it is finished as REVOKED
+--   (its result from lib/revoked_result.lua).
 --   A ready id whose task hash is missing or unreadable is moved to <q>:dead with a reason, never returned;
 --   a delivery count that is not a number counts as 0. If ready tasks remain, the wake marker is kept so
 --   another blocked consumer wakes. Idempotent per token prefix: a re-sent call (lost reply) returns the
@@ -17,6 +18,7 @@
 --   queue, count, count x (id, payload, deliveries)}; the k-th task returned (from 1, across queues) holds
 --   token <token prefix>k, and every lease ends at leaseUntil. A re-sent compact call is answered with
 --   leaseUntil = -1 followed by the full six-value rows, since those leases need not be numbered in order.
+--#include revoked_result
 local p, worker = ARGV[1], ARGV[2]
 local max, leaseMs, tokenPrefix, resultTtl = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local compact = max < 0
@@ -99,7 +101,7 @@ for qi = 7, #ARGV do
       elseif anyRevoked and (tonumber(redis.call('ZSCORE', revokedKey, id) or '0') or 0) > now then
         redis.call('DEL', jk)
         local rk = p .. 'r:' .. id
-        local rec = cjson.encode({id = id, state = 'REVOKED', queue = q, finishedAt = now})
+        local rec = revokedRecord(id, q, payload, now)
         if resultTtl > 0 then redis.call('SET', rk, rec, 'PX', resultTtl) else redis.call('SET', rk, rec) end
         redis.call('PUBLISH', rk, rec)
       else

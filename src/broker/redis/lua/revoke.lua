@@ -5,12 +5,14 @@
 --   ARGV[4] the control message announcing the revoke to workers; ARGV[5..] task ids.
 -- Guarantees: each id is recorded in <p>revoked until now + ttlMs, so a task enqueued or recovered later
 --   under that id is finished as REVOKED by reserve.lua instead of running. A task that is waiting (ready
---   or delayed) is removed at once, its REVOKED result stored and published and its unique key freed; a
---   running task is left to its worker (revoke --terminate aborts it through the control channel).
+--   or delayed) is removed at once, its REVOKED result (lib/revoked_result.lua) stored and published and
+--   its unique key freed; a running task is left to its worker (revoke --terminate aborts it through the
+--   control channel).
 --   The control message is published on <p>control in the same step, once the revoke is recorded, so
 --   workers hear revokes in the order they were made, on a Redis Cluster too (where a client's own
 --   PUBLISH goes to whichever node, and two of them can reach a subscriber in either order).
 -- Returns: number of waiting tasks removed.
+--#include revoked_result
 local p, ttl, resultTtl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -19,7 +21,7 @@ for i = 5, #ARGV do
   local id = ARGV[i]
   redis.call('ZADD', p .. 'revoked', now + ttl, id)
   local jk = p .. 'j:' .. id
-  local fields = redis.call('HMGET', jk, 'q', 't', 'u', 'dr')
+  local fields = redis.call('HMGET', jk, 'q', 't', 'u', 'dr', 'p')
   local q = fields[1]
   if q and not fields[2] and not fields[4] then
     local qk = p .. 'q:' .. q
@@ -30,7 +32,7 @@ for i = 5, #ARGV do
       redis.call('DEL', p .. 'u:' .. fields[3])
     end
     local rk = p .. 'r:' .. id
-    local rec = cjson.encode({id = id, state = 'REVOKED', queue = q, finishedAt = now})
+    local rec = revokedRecord(id, q, fields[5], now)
     if resultTtl > 0 then redis.call('SET', rk, rec, 'PX', resultTtl) else redis.call('SET', rk, rec) end
     redis.call('PUBLISH', rk, rec)
     removed = removed + 1
