@@ -9,6 +9,20 @@ export function preview(value: unknown, max = 200): string {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
+/**
+ * An error message for a log line: its first line, at most `max` characters, and when that is not all of
+ * it, an ellipsis and the whole length. A task may throw a message of megabytes (a response body, a dump)
+ * or of many lines, and the log line carried it whole; the stored result keeps the whole message.
+ */
+export function messagePreview(message: string, max = 300): string {
+  // Only the head is searched: a message of megabytes without a newline is not scanned to its end.
+  const head = message.length > max ? message.slice(0, max) : message;
+  const nl = head.indexOf("\n");
+  if (nl === -1 && head.length === message.length) return message;
+  const shown = nl === -1 ? head : head.slice(0, head[nl - 1] === "\r" ? nl - 1 : nl);
+  return `${shown}… (${message.length} characters)`;
+}
+
 export function ms(n: number): string {
   return n < 1000 ? `${n.toFixed(1)} ms` : `${(n / 1000).toFixed(2)} s`;
 }

@@ -14,7 +14,7 @@ import { VERSION } from "../version.ts";
 import type { ExecLimits, ExecOutcome } from "./executor.ts";
 import { WorkerEvents } from "./events.ts";
 import { AsyncPool, type Pool, type PoolJob } from "./pool.ts";
-import { ms, preview } from "./format.ts";
+import { messagePreview, ms, preview } from "./format.ts";
 import { decideRetry, effectivePolicy } from "./retry-policy.ts";
 import { LazyAbortController } from "./lazy-abort.ts";
 import { LeaseTable } from "./lease-table.ts";
@@ -624,7 +624,7 @@ export class Worker {
     // Handed back by stop(): the handler failing because it was told to stop is not an attempt, and must
     // not use up a retry (nor, at the last one, dead-letter the task) in a race with the hand-back.
     if (running.controller.signal.reason instanceof WorkerShutdownError) {
-      this.logger.debug(`task ${label} stopped for the shutdown after ${ms(outcome.runtimeMs)}: ${outcome.error.message}`);
+      this.logger.debug(`task ${label} stopped for the shutdown after ${ms(outcome.runtimeMs)}: ${messagePreview(outcome.error.message)}`);
       return;
     }
     if (running.controller.signal.reason instanceof TaskRevokedError) {
@@ -640,7 +640,7 @@ export class Worker {
         : decideRetry(policy, msg.retries, outcome.error, def.options.retryOn);
     if (decision.retry) {
       const next: TaskMessage = { ...msg, retries: msg.retries + 1 };
-      this.logger.warn(`task ${label} retry ${msg.retries + 1}/${decision.max} in ${decision.delaySec.toFixed(1)} s: ${outcome.error.message}`);
+      this.logger.warn(`task ${label} retry ${msg.retries + 1}/${decision.max} in ${decision.delaySec.toFixed(1)} s: ${messagePreview(outcome.error.message)}`);
       this.events.safeEmit("task:failed", msg, outcome.error, outcome.runtimeMs, false);
       this.events.safeEmit("task:retry", msg, outcome.error, decision.delaySec);
       try {
@@ -664,7 +664,7 @@ export class Worker {
     const code = (err as Partial<QWorkerError>).code;
     this.logger.error(
       { ...(this.logger.isLevelEnabled("debug") ? { err } : {}) },
-      `task ${label} failed${msg.retries > 0 ? ` after ${msg.retries} retries` : ""}: ${err.name}: ${err.message}${code ? ` (${code})` : ""}`,
+      `task ${label} failed${msg.retries > 0 ? ` after ${msg.retries} retries` : ""}: ${err.name}: ${messagePreview(err.message)}${code ? ` (${code})` : ""}`,
     );
     this.events.safeEmit("task:failed", msg, err, outcome.runtimeMs, true);
     const reason = msg.retries > 0 ? `failed after ${msg.retries} retries: ${err.message}` : `failed: ${err.message}`;
