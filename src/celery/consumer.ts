@@ -38,6 +38,7 @@ import {
 } from "../protocol/celery/index.ts";
 import { encodeMessage } from "../protocol/message.ts";
 import type { WorkerEvents } from "../worker/events.ts";
+import { RecentRevokes } from "../worker/recent-revokes.ts";
 import { celeryMetaFromRecord, metaText, toTaskMessage } from "./codec.ts";
 import type { CeleryConfig } from "./config.ts";
 import { listenForRevokes } from "./revoke.ts";
@@ -96,6 +97,12 @@ export class CeleryConsumer {
   private readonly byTask = new Map<string, string>();
   private readonly retryErrors = new Map<string, Error>();
   private readonly revokeListeners = new Set<RevokeListener>();
+  /**
+   * Celery task ids revoked lately (from `qworker revoke` or a Celery broadcast), checked when a message is
+   * admitted: a revoke heard while its message was being claimed, before `byTask` knew its lease, would
+   * otherwise reach the worker under an id it does not hold the task by.
+   */
+  private readonly recentRevokes = new RecentRevokes();
   private stopRevokes: (() => Promise<void>) | undefined;
   private readonly listArgs: (string | number)[];
   private readonly leaseQueues: string[];
@@ -247,7 +254,7 @@ export class CeleryConsumer {
     const out: Reservation[] = [];
     for (const [i, { c, req }] of decoded.entries()) {
       const revokedUntil = Number(revokedScores[i] ?? 0);
-      if (revokedUntil > now) {
+      if (revokedUntil > now || this.recentRevokes.has(req.id)) {
         this.opts.logger.warn(`celery task ${req.task}[${req.id}] was revoked; not run`);
         finals.push({ leaseId: c.id, token: c.token, queue: c.queue, taskId: req.id, meta: metaText(revokedMeta(req.id, "revoked")) });
         continue;
@@ -421,13 +428,43 @@ export class CeleryConsumer {
     }
   }
 
+  /**
+   * The worker holds a Celery message under its lease id (`celery:…`), while revokes name the Celery task
+   * id: `qworker revoke <id>` on the worker's own broker, and Celery's broadcast (`celeryRevoked`). Both
+   * reach the worker with the lease ids added, so it drops a prefetched message and, on terminate,
+   * aborts a running one, exactly as for a native task.
+   */
   async onRevoke(listener: RevokeListener): Promise<() => void> {
-    const unsubscribe = await this.opts.inner.onRevoke(listener);
+    const unsubscribe = await this.opts.inner.onRevoke((ids, terminate, ttlMs) => {
+      this.recentRevokes.prune();
+      this.recentRevokes.note(ids, ttlMs);
+      // `qworker revoke` recorded the ids on the worker's broker; admit() reads the revoked set on Celery's.
+      if (!this.sameBroker) this.recordRevokes(ids, ttlMs ?? this.opts.celery.revoke_expires * 1000, "qworker revoke");
+      listener(this.withLeaseIds(ids), terminate, ttlMs);
+    });
     this.revokeListeners.add(listener);
     return () => {
       this.revokeListeners.delete(listener);
       unsubscribe();
     };
+  }
+
+  /** The ids, plus the lease id of each one that is a Celery task this consumer holds. */
+  private withLeaseIds(ids: string[]): string[] {
+    let out: string[] | undefined;
+    for (const id of ids) {
+      const leaseId = this.byTask.get(id);
+      if (leaseId !== undefined) (out ??= [...ids]).push(leaseId);
+    }
+    return out ?? ids;
+  }
+
+  /** Remember revoked Celery task ids in the Celery Redis, where admit() checks them (never shortening one). */
+  private recordRevokes(ids: string[], ttlMs: number, from: string): void {
+    const until = Date.now() + ttlMs;
+    this.cmd
+      .zadd(`${this.opts.prefix}revoked`, "GT", ...ids.flatMap((id) => [until, id]))
+      .catch((err: unknown) => this.opts.logger.error(`could not record a ${from} on Celery's Redis: ${(err as Error).message}`));
   }
 
   /**
@@ -436,11 +473,14 @@ export class CeleryConsumer {
    */
   private async celeryRevoked(ids: string[], terminate: boolean): Promise<void> {
     if (ids.length === 0) return;
-    const until = Date.now() + this.opts.celery.revoke_expires * 1000;
+    const ttlMs = this.opts.celery.revoke_expires * 1000;
+    this.recentRevokes.prune();
+    this.recentRevokes.note(ids, ttlMs);
+    const until = Date.now() + ttlMs;
     await this.cmd.zadd(`${this.opts.prefix}revoked`, ...ids.flatMap((id) => [until, id]));
     this.opts.logger.info(`celery revoke for ${ids.join(", ")}${terminate ? " (terminate)" : ""}`);
-    const leaseIds = ids.map((id) => this.byTask.get(id)).filter((l): l is string => l !== undefined);
-    if (leaseIds.length > 0) for (const fn of this.revokeListeners) fn(leaseIds, terminate, this.opts.celery.revoke_expires * 1000);
+    const withLeases = this.withLeaseIds(ids);
+    for (const fn of this.revokeListeners) fn(withLeases, terminate, ttlMs);
   }
 }
 

@@ -754,8 +754,9 @@ export class Worker {
         dropped = true;
         this.dropRevoked(t, "while waiting in the prefetch");
       } else if (terminate && t.started) {
-        this.logger.warn(`task ${t.msg.task}[${id}] revoked with --terminate; aborting it`);
-        t.controller.abort(new TaskRevokedError(id));
+        // The task's own id: a Celery message's lease id is not the one its caller knows.
+        this.logger.warn(`task ${t.msg.task}[${t.msg.id}] revoked with --terminate; aborting it`);
+        t.controller.abort(new TaskRevokedError(t.msg.id));
       }
     }
     // Room in the prefetch budget: the fetch loop may ask for more.
