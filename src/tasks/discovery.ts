@@ -1,6 +1,7 @@
+import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { TaskLoadError } from "../errors.ts";
 import { isTaskDefinition } from "./definition.ts";
 import { whileLoading } from "./loading.ts";
@@ -45,7 +46,7 @@ export async function discoverTasks(dir: string, registry = new TaskRegistry()):
     try {
       mod = await whileLoading(shown, () => import(pathToFileURL(file).href) as Promise<Record<string, unknown>>);
     } catch (err) {
-      throw new TaskLoadError(`cannot load task module ${shown}: ${loadFailure(err)}`, { cause: err });
+      throw new TaskLoadError(`cannot load task module ${shown}: ${loadFailure(err, file)}`, { cause: err });
     }
     const base = relative(root, file).replace(TASK_FILE, "").split(sep).join(".");
     let found = 0;
@@ -63,9 +64,10 @@ export async function discoverTasks(dir: string, registry = new TaskRegistry()):
 /**
  * One line that says what is wrong with a module that failed to load. esbuild (through tsx) reports a syntax
  * error as "Transform failed with 1 error:" and puts the error itself, with its place, on the next line;
- * Node's refusal to require() an ES module means the project is not marked as ES modules.
+ * Node's refusal to require() an ES module means the project is not marked as ES modules. A syntax error in
+ * a JavaScript module (`file`) gets its place from Node's own parser (see placeJsSyntaxError).
  */
-export function loadFailure(err: unknown): string {
+export function loadFailure(err: unknown, file?: string): string {
   if (!(err instanceof Error)) return String(err);
   const lines = err.message.split("\n");
   const first = lines[0] ?? "";
@@ -78,7 +80,50 @@ export function loadFailure(err: unknown): string {
     const said = first.split(". ")[0];
     return `task modules are ES modules, and this project is not marked as one: add "type": "module" to its package.json (Node: ${said})`;
   }
+  if (file !== undefined && JS_FILE.test(file)) return placeJsSyntaxError(err, first, file) ?? first;
   return first;
+}
+
+const JS_FILE = /\.m?js$/;
+
+/**
+ * Node's SyntaxError for a JavaScript module has no place in its message. Some Node versions put it at the
+ * top of the stack ("file:///…/a.js:2", the source line, a caret under the column); Node 20 shows it only
+ * when it prints an uncaught error. And tsx, once registered, scans a module's imports first: its scanner
+ * (es-module-lexer) fails with "Parse error <file>:L:C" at a place that is often wrong (1:1 for an unclosed
+ * parenthesis) and with no reason. So the place comes from the stack when it is there, else from
+ * `node --check` on the file: Node's parser, without running the module, on a path taken only on the way out.
+ */
+function placeJsSyntaxError(err: Error, first: string, file: string): string | undefined {
+  const lexer = /^Parse error (.+):\d+:\d+$/.exec(first);
+  if (err.name !== "SyntaxError" && !lexer) return undefined;
+  const other = (path: string) => (resolve(path) === resolve(file) ? "" : `${relative(process.cwd(), path) || path}, `);
+  if (!lexer) {
+    const at = caretPlace(err.stack ?? "");
+    if (at) return `${first} (${other(at.file)}line ${at.line}, column ${at.column})`;
+  }
+  const path = lexer?.[1] ?? file;
+  const checked = checkSyntax(path);
+  // For Node's own error, a check that disagrees (say, an error in a module it imports) would point elsewhere.
+  if (!checked || (!lexer && checked.message !== first)) return undefined;
+  return `${checked.message} (${other(path)}line ${checked.line}, column ${checked.column})`;
+}
+
+/** The place in Node's report of a syntax error: "<file or URL>:<line>", the source line, then a caret. */
+function caretPlace(text: string): { file: string; line: number; column: number } | undefined {
+  const at = /^(.+):(\d+)\r?\n.*\r?\n([ \t]*)\^/.exec(text);
+  if (!at) return undefined;
+  const where = at[1]!;
+  // The caret line copies the source line's tabs, so its length is the column, counted from 0 as esbuild's.
+  return { file: where.startsWith("file://") ? fileURLToPath(where) : where, line: Number(at[2]), column: at[3]!.length };
+}
+
+function checkSyntax(path: string): { message: string; line: number; column: number } | undefined {
+  const run = spawnSync(process.execPath, ["--check", path], { encoding: "utf8", timeout: 10_000 });
+  if (run.status === 0 || typeof run.stderr !== "string") return undefined;
+  const at = caretPlace(run.stderr);
+  const message = /^SyntaxError: (.*)$/m.exec(run.stderr)?.[1];
+  return at && message !== undefined ? { message, line: at.line, column: at.column } : undefined;
 }
 
 function listFiles(dir: string): string[] {

@@ -354,6 +354,21 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expectOneLineError(await runCli(["worker"], { cwd: cjs, env, timeoutMs: 40_000 }), 2, /cannot load task module tasks\/t\.ts: task modules are ES modules, and this project is not marked as one: add "type": "module" to its package\.json/);
   }, 120_000);
 
+  it("a syntax error in a JavaScript task module (.js, .mjs) names the error and its line and column", async () => {
+    const env = { QWORKER_BROKER_URL: redis.url };
+    const js = join(tmp, "syntax-js");
+    mkdirSync(join(js, "td"), { recursive: true });
+    writeFileSync(join(js, "package.json"), '{"type":"module"}');
+    writeFileSync(join(js, "td", "a.js"), "export const a = 1;\nconst = 2;\n");
+    expectOneLineError(await runCli(["worker", "--tasks", "td"], { cwd: js, env, timeoutMs: 40_000 }), 2, /^qworker: error: cannot load task module td\/a\.js: Unexpected token '=' \(line 2, column 6\)$/);
+
+    // With an import in it, tsx's import scanner reads the module before Node does (and put the error at 1:1).
+    const mjs = join(tmp, "syntax-mjs");
+    mkdirSync(join(mjs, "td"), { recursive: true });
+    writeFileSync(join(mjs, "td", "a.mjs"), 'import { EOL } from "node:os";\nexport const a = EOL;\n\n\nconst b = (1;\n');
+    expectOneLineError(await runCli(["worker", "--tasks", "td"], { cwd: mjs, env, timeoutMs: 40_000 }), 2, /^qworker: error: cannot load task module td\/a\.mjs: Unexpected token ';' \(line 5, column 12\)$/);
+  }, 120_000);
+
   it("a worker with no tasks says so as a warning, since it can only fail what it receives", async () => {
     const dir = join(tmp, "no-tasks");
     mkdirSync(join(dir, "tasks"), { recursive: true });

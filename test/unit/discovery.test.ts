@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { describe, expect, it } from "vitest";
+import { pathToFileURL } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
 import { TaskLoadError } from "../../src/errors.ts";
 import { discoverTasks, loadFailure } from "../../src/tasks/discovery.ts";
 import { TaskRegistry } from "../../src/tasks/registry.ts";
@@ -56,6 +59,43 @@ describe("discoverTasks", () => {
   it("a syntax error reported by esbuild (as tsx loads task modules): the error and its place, not the header line", () => {
     const err = Object.assign(new Error('Transform failed with 1 error:\n/p/tasks/a.ts:2:42: ERROR: Expected ")" but found ";"'), { name: "TransformError" });
     expect(loadFailure(err)).toBe('Expected ")" but found ";" (line 2, column 42)');
+  });
+
+  describe("a syntax error in a JavaScript task module: Node's error with its line and column", () => {
+    const dir = mkdtempSync(join(tmpdir(), "qworker-discovery-"));
+    writeFileSync(join(dir, "package.json"), '{"type":"module"}');
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const write = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      return join(dir, name);
+    };
+    const syntaxError = (message: string, stack?: string) => {
+      const err = new SyntaxError(message);
+      if (stack !== undefined) err.stack = stack;
+      return err;
+    };
+
+    it("the place from the top of the stack, where Node puts it", () => {
+      const file = write("stacked.js", "export const a = 1;\nconst = 2;\n");
+      const stack = `${pathToFileURL(file).href}:2\nconst = 2;\n      ^\n\nSyntaxError: Unexpected token '='\n    at x (node:internal/y:1:1)`;
+      expect(loadFailure(syntaxError("Unexpected token '='", stack), file)).toBe("Unexpected token '=' (line 2, column 6)");
+    });
+
+    it("the place from Node's parser when the stack has none (Node 20)", () => {
+      const file = write("plain.js", "export const a = 1;\nconst = 2;\n");
+      const err = syntaxError("Unexpected token '='", "SyntaxError: Unexpected token '='\n    at compileSourceTextModule (node:internal/modules/esm/utils:346:16)");
+      expect(loadFailure(err, file)).toBe("Unexpected token '=' (line 2, column 6)");
+    });
+
+    it("tsx's import scanner's 'Parse error <file>:1:1' replaced by what Node's parser says, and where", () => {
+      const file = write("lexer.mjs", 'import { EOL } from "node:os";\nexport const a = EOL;\n\n\nconst b = (1;\n');
+      expect(loadFailure(new Error(`Parse error ${file}:1:1`), file)).toBe("Unexpected token ';' (line 5, column 12)");
+    });
+
+    it("no place when the task module itself parses (the error is in a module it imports)", () => {
+      const file = write("fine.mjs", "export const a = 1;\n");
+      expect(loadFailure(syntaxError("Unexpected token '='", "SyntaxError: Unexpected token '='\n    at x"), file)).toBe("Unexpected token '='");
+    });
   });
 
   it("a project not marked as ES modules: the fix, not Node's require(esm) riddle", () => {
