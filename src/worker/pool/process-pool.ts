@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import type { Logger } from "pino";
-import { TaskLoadError, TimeLimitExceeded, toError, WorkerLostError } from "../../errors.ts";
+import { TaskLoadError, TimeLimitExceeded, toError, WorkerLostError, WorkerShutdownError } from "../../errors.ts";
 import type { ExecOutcome } from "../executor.ts";
 import type { Pool, PoolJob } from "../pool.ts";
 import { isFromChild, sendTo, spawnChild } from "./child-process.ts";
@@ -266,8 +266,12 @@ export class ProcessPool implements Pool {
           new Promise<void>((resolve) => {
             if (slot.state === "dead") return resolve();
             slot.proc.once("exit", () => resolve());
-            if (slot.job) slot.proc.kill("SIGKILL");
-            else stopChild(slot.proc);
+            if (slot.job) {
+              // Killed on purpose, like a task past its time limit: its exit is not a lost child to report
+              // (and the worker is not replacing it), and the task's outcome is the shutdown it was handed back for.
+              slot.job.killedWith ??= new WorkerShutdownError();
+              slot.proc.kill("SIGKILL");
+            } else stopChild(slot.proc);
             setTimeout(() => slot.state !== "dead" && slot.proc.kill("SIGKILL"), this.grace).unref();
           }),
       ),
