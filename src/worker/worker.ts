@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { LeaseRef, Reservation, TaskProgress, Transport, WorkerInfo } from "../broker/transport.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
+import { isDataError } from "../broker/redis/command-errors.ts";
 import { NonRetryableError, NotRegisteredError, TaskRevokedError, WorkerShutdownError, type QWorkerError } from "../errors.ts";
 import { decodeMessage, encodeMessage, type TaskMessage } from "../protocol/message.ts";
 import { messageArgsPreview } from "../results/args.ts";
@@ -113,6 +114,9 @@ export class Worker {
   private readonly startedAt = Date.now();
   private lastProgress = Date.now();
   private outageSince: number | undefined;
+  /** The last call the broker refused for its data (see brokerRefused), and when it was logged. */
+  private refusedWith = "";
+  private refusedLoggedAt = -Infinity;
   // Deadlines in epoch ms. They start at -Infinity ("due now"), not 0: V8 stores a field that starts as a
   // small integer as one, and the first timestamp written into it (at the first tick, mid-drain on a busy
   // worker) gives every Worker a new hidden class, which throws away the optimised code of the hot methods.
@@ -410,11 +414,30 @@ export class Worker {
   }
 
   private brokerDown(err: unknown): void {
+    if (isDataError(err)) return this.brokerRefused(err as Error);
     if (this.outageSince === undefined) {
       this.outageSince = Date.now();
       this.logger.error(`broker unreachable (${(err as Error).message}); retrying until it answers`);
       this.events.safeEmit("broker:down", err as Error);
     }
+  }
+
+  /**
+   * The broker answered but refused the call for the data it found: a key under the prefix holds another
+   * program's data. Not an outage (reconnecting changes nothing), and the same refusal comes back with
+   * every retry, so it is logged once a minute. The recovery sweep sets qworker's queue and global keys
+   * aside and logs each; what it cannot repair stays in this line until someone does.
+   */
+  private brokerRefused(err: Error): void {
+    this.brokerOk();
+    const now = Date.now();
+    if (err.message === this.refusedWith && now - this.refusedLoggedAt < 60_000) return;
+    this.refusedWith = err.message;
+    this.refusedLoggedAt = now;
+    const why = err.message.startsWith("BADKEY ")
+      ? err.message.slice(7)
+      : `${err.message}: a key under redis_prefix holds another program's data; the recovery sweep sets queue keys and qworker's global keys aside within a second and logs which, any other key needs deleting by hand`;
+    this.logger.error(`broker refused a call (${why})`);
   }
 
   /**
@@ -831,6 +854,8 @@ export class Worker {
     } catch (err) {
       this.brokerDown(err);
       this.nextRenew = -Infinity;
+      // The broker answered: the watchdog must not take a refusal for silence and rebuild connections.
+      if (isDataError(err)) this.events.safeEmit("worker:tick");
     } finally {
       this.housekeeping = false;
     }

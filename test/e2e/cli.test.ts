@@ -164,6 +164,13 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expectOneLineError(r, 3, /^qworker: error: Redis at \S+ holds a key of the wrong type where qworker keeps its data .*redis_prefix/);
   });
 
+  it("a sequence counter that is not an integer: send fails in one line naming the key and the fix, exit 3, and stores nothing", async () => {
+    await rawCommand(redis.port, ["SET", "badseq:seq", "abc"]);
+    const r = await runCli(["send", "demo.add", "--id", "seq-1", "--broker", redis.url], { cwd: tmp, env: { QWORKER_REDIS_PREFIX: "badseq:" } });
+    expectOneLineError(r, 3, /^qworker: error: Redis at \S+: badseq:seq holds the string "abc", not the integer counter .*a running worker sets it aside .*start one if none runs/);
+    expect(await rawCommand(redis.port, ["EXISTS", "badseq:j:seq-1"])).toBe(":0");
+  });
+
   it("an unknown option", async () => {
     expectOneLineError(await runCli(["send", "demo.add", "--bogus"], { cwd: tmp }), 2, /^qworker: error: unknown option '--bogus'$/);
   });

@@ -27,10 +27,21 @@ export function plainCommandError(err: unknown, where: string, timeoutMs: number
       { cause: err },
     );
   }
+  // A script that found one of its keys holding another program's data names the key and the fix itself.
+  if (err.message.startsWith("BADKEY ")) return new BrokerError(`${where}: ${err.message.slice(7)}`, { cause: err });
   // Something else wrote one of qworker's keys (a shared prefix): Redis names neither the key nor a fix.
-  if (err.message.startsWith("WRONGTYPE")) {
+  // A plain command says which key it read; a script's error does not.
+  if (isDataError(err)) {
+    const key = keyOf(err);
+    const what = err.message.startsWith("WRONGTYPE") ? "a key of the wrong type" : "a value that is not an integer";
+    if (key !== undefined) {
+      const fix = repairedByWorkers(key)
+        ? "a running worker sets it aside within a second (start one if none runs), then try again"
+        : "delete or rename it (redis-cli), then try again";
+      return new BrokerError(`${where} holds ${what} at ${key}, where qworker keeps its data (another program writing under redis_prefix?): ${fix}; or give qworker a prefix of its own`, { cause: err });
+    }
     return new BrokerError(
-      `${where} holds a key of the wrong type where qworker keeps its data (another program writing under redis_prefix?): a running worker sets such a queue key aside into the dead-letter set within a second, so try again; or give qworker a prefix of its own`,
+      `${where} holds ${what} where qworker keeps its data (another program writing under redis_prefix?): a running worker sets queue keys and qworker's global keys of another kind aside within a second, so try again once one runs; any other key, find it with redis-cli --scan and TYPE and delete it; or give qworker a prefix of its own`,
       { cause: err },
     );
   }
@@ -52,6 +63,32 @@ export function plainCommandError(err: unknown, where: string, timeoutMs: number
     );
   }
   return err;
+}
+
+/**
+ * Redis refused a command because of the data it found (a key of another type, a counter that is not an
+ * integer): it answered, so this is not an outage, and waiting or reconnecting does not change it.
+ */
+export function isDataError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const m = err.message;
+  return m.startsWith("WRONGTYPE") || m.startsWith("BADKEY ") || m.startsWith("ERR value is not an integer");
+}
+
+/** The key a plain (not scripted) command's error is about: ioredis records the command it answered. */
+function keyOf(err: Error): string | undefined {
+  const cmd = (err as { command?: { name?: unknown; args?: unknown[] } }).command;
+  if (!cmd || typeof cmd.name !== "string" || /^(eval|evalsha|fcall)/i.test(cmd.name)) return undefined;
+  const key = cmd.args?.[0];
+  return typeof key === "string" ? key : Buffer.isBuffer(key) ? key.toString() : undefined;
+}
+
+/**
+ * Whether recover.lua sets this key aside when it holds the wrong type: a queue's keys and the global ones
+ * (judged by the name's end, since the prefix is not known here).
+ */
+function repairedByWorkers(key: string): boolean {
+  return /(?:^|:)(?:queues|workers|revoked|events|seq|poisoned|recover:last|recover:gap)$/.test(key) || /(?:^|:)q:.+:(?:ready|delayed|active|dead|wake)$/.test(key);
 }
 
 /**

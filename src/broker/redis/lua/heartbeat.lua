@@ -9,6 +9,8 @@
 local p, w, info, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', p .. 'workers', now, w)
+-- pcall: a workers key of another type is set aside by recover.lua within a second, and the next beat lands;
+-- failing here would only stop the beat's own key below and report the broker as failing.
+redis.pcall('ZADD', p .. 'workers', now, w)
 redis.call('SET', p .. 'w:' .. w, info, 'PX', ttl)
 return now

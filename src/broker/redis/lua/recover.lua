@@ -14,11 +14,16 @@
 --   in 2 and 3 a task already delivered maxDeliveries times is dead-lettered instead, with the reason,
 --   so a task that kills its worker cannot crash-loop the fleet;
 --   4. dead-letter sets are trimmed to deadMax entries and deadTtlMs of age; expired revokes are dropped;
---   0. first, a queue key holding the wrong Redis type (written by something else) is renamed aside to
---      <key>:poisoned:<now> and reported in <q>:dead, so one bad key cannot stop every queue's recovery.
+--   0. first, a global key holding the wrong Redis type (poisoned, workers, queues, revoked, events,
+--      recover:last, recover:gap), or a sequence counter that INCR refuses, is renamed aside to
+--      <key>:poisoned:<now> and reported with what it held and what that costs; the queue set is listed
+--      again from the live workers' queues, and the counter goes on above every sequence in a ready set;
+--      then a queue key holding the wrong Redis type (written by something else) is renamed aside the same
+--      way and reported in <q>:dead, so one bad key cannot stop every queue's recovery.
 --   Poison reports (here and from reserve.lua) wait in the list <p>poisoned; each is returned once, for
 --   the worker that ran this sweep to log.
 -- Returns: {promoted, recovered, deadLettered, {poison report, ...}}
+--#include bad_key
 local p = ARGV[1]
 local maxDeliveries, hbTtl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local deadMax, deadTtl = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -71,6 +76,45 @@ local function putBack(id, q)
   end
 end
 
+-- 0. wrong-type global keys. Every script (every send, every reserve) touches some of these, so one of them
+-- holding another program's data stops every queue; sending or leasing cannot repair it safely, this
+-- sweep can. The report list comes first: the others are reported into it.
+local function setAside(key, found, want, cost)
+  local held = heldBy(key, found)
+  local aside = key .. ':poisoned:' .. now
+  redis.call('RENAME', key, aside)
+  redis.call('RPUSH', p .. 'poisoned', key .. ' held ' .. held .. ', not ' .. want .. '; renamed to ' .. aside ..
+    ' (inspect it, then DEL it); ' .. cost)
+end
+local globals = {
+  {'poisoned', 'list', 'a list', 'reports of poisoned tasks waiting there were not logged (their tasks are in the dead-letter sets)'},
+  {'workers', 'zset', 'a sorted set', 'live workers are listed again with their next heartbeat; tasks of a worker that died before now come back when their leases expire'},
+  {'queues', 'set', 'a set', 'listed again now: the queues live workers consume; any other queue is listed again when a task is sent to it'},
+  {'revoked', 'zset', 'a sorted set', 'the revokes stored there are lost, so a task revoked before now may run: re-issue them with qworker revoke <id>...'},
+  {'events', 'stream', 'a stream', 'task events recorded before now stay in the renamed key; new ones go to a new stream'},
+  {'recover:last', 'string', 'a string', 'only timing of these sweeps was kept there, nothing is lost'},
+  {'recover:gap', 'string', 'a string', 'only timing of these sweeps was kept there, nothing is lost'},
+}
+for _, g in ipairs(globals) do
+  local key = p .. g[1]
+  local found = redis.call('TYPE', key).ok
+  if found ~= 'none' and found ~= g[2] then
+    setAside(key, found, g[3], g[4])
+    if g[1] == 'queues' then
+      -- Each live worker's info names the queues it consumes: those need their expired leases recovered.
+      for _, w in ipairs(redis.call('ZRANGE', p .. 'workers', 0, -1)) do
+        local info = redis.pcall('GET', p .. 'w:' .. w)
+        local ok, dec = pcall(cjson.decode, type(info) == 'string' and info or 'null')
+        if ok and type(dec) == 'table' and type(dec.queues) == 'table' then
+          for _, q in ipairs(dec.queues) do
+            if type(q) == 'string' then redis.call('SADD', p .. 'queues', q) end
+          end
+        end
+      end
+    end
+  end
+end
+
 local queues = redis.call('SMEMBERS', p .. 'queues')
 
 -- 0. wrong-type queue keys
@@ -81,6 +125,36 @@ for _, q in ipairs(queues) do
     local found = redis.call('TYPE', key).ok
     if found ~= 'none' and found ~= want then poisonedKey(key, q, found, want) end
   end
+end
+
+-- 0. the sequence that orders ready tasks within a priority (enqueue.lua). Its replacement goes on above
+-- every sequence still in a ready set (score = (9 - priority) * 1e14 + seq, one band per priority), so a
+-- task sent after the repair never overtakes one sent before it.
+local seqKey = p .. 'seq'
+local seqType = redis.call('TYPE', seqKey).ok
+if seqType ~= 'none' and (seqType ~= 'string' or not isCounter(redis.call('GET', seqKey))) then
+  local top = 0
+  if seqType == 'string' then
+    -- A number INCR refuses ('12.5', '1e6') still tells how far the count had gone.
+    local old = tonumber(redis.call('GET', seqKey))
+    if old and old > 0 and old < 1e14 then top = math.floor(old) end
+  end
+  for _, q in ipairs(queues) do
+    local rk = p .. 'q:' .. q .. ':ready'
+    if redis.call('TYPE', rk).ok == 'zset' then
+      for band = 0, 9 do
+        local base = band * 1e14
+        local hi = redis.call('ZREVRANGEBYSCORE', rk, '(' .. string.format('%d', base + 1e14), string.format('%d', base),
+          'WITHSCORES', 'LIMIT', 0, 1)
+        if hi[2] then top = math.max(top, tonumber(hi[2]) - base) end
+      end
+    end
+  end
+  top = string.format('%d', top)
+  local kind = seqType == 'string' and 'an integer' or 'a string holding an integer'
+  setAside(seqKey, seqType, kind, 'the sequence that orders ready tasks goes on from ' .. top ..
+    ', above every queued task, so queue order is kept')
+  redis.call('SET', seqKey, top)
 end
 
 -- 2. dead workers. Right after Redis restarts every heartbeat looks stale at once (they are as old as the

@@ -12,7 +12,9 @@
 --   A ready id whose task hash is missing or unreadable is moved to <q>:dead with a reason, never returned;
 --   a delivery count that is not a number counts as 0. If ready tasks remain, the wake marker is kept so
 --   another blocked consumer wakes. Idempotent per token prefix: a re-sent call (lost reply) returns the
---   first call's leases, recorded in <p>w:<worker>:last.
+--   first call's leases, recorded in <p>w:<worker>:last. A revokes key of another type leases nothing, and
+--   a sequence counter INCR refuses promotes nothing, with nextDueMs 250 ms ahead, rather than failing:
+--   recover.lua sets such a key aside within a second.
 -- Returns: {nextDueMs (-1 if nothing delayed), now, id, queue, payload, token, deliveries, leaseUntil, ...}.
 --   Compact form (fewer reply elements to parse): {nextDueMs, now, leaseUntil, then per queue with leases:
 --   queue, count, count x (id, payload, deliveries)}; the k-th task returned (from 1, across queues) holds
@@ -34,7 +36,6 @@ local n = 0
 local nextDue = -1
 local workerJobs = p .. 'w:' .. worker .. ':jobs'
 local revokedKey = p .. 'revoked'
-local anyRevoked = redis.call('ZCARD', revokedKey) > 0
 -- Set and sorted-set writes are sent once per batch (one command is far cheaper than one per task); unpack
 -- in chunks stays below Lua's limit on the number of values it can pass to a call.
 local CHUNK = 1000
@@ -57,6 +58,17 @@ if redis.call('GET', lastKey) == tokenPrefix then
   return out
 end
 
+local revokedCount = redis.pcall('ZCARD', revokedKey)
+-- A revokes key of another type cannot say which tasks are revoked: lease nothing (a revoked task must not
+-- run) and ask again shortly; recover.lua sets the key aside within a second.
+if type(revokedCount) ~= 'number' then
+  out[1] = now + 250
+  return out
+end
+local anyRevoked = revokedCount > 0
+-- Set when the sequence counter is unusable (see the promotion below).
+local seqBad = false
+
 local leased = {}
 for qi = 7, #ARGV do
   local q = ARGV[qi]
@@ -67,8 +79,15 @@ for qi = 7, #ARGV do
   if first[2] and tonumber(first[2]) <= now then
     local due = redis.call('ZRANGEBYSCORE', qk .. ':delayed', '-inf', now, 'LIMIT', 0, 1000)
     for _, id in ipairs(due) do
+      -- pcall: a counter INCR refuses (another program's value) leaves due tasks delayed until recover.lua
+      -- replaces it within a second; ready tasks are still leased meanwhile.
+      local seq = redis.pcall('INCR', p .. 'seq')
+      if type(seq) ~= 'number' then
+        seqBad = true
+        break
+      end
       local pr = tonumber(redis.pcall('HGET', p .. 'j:' .. id, 'pr')) or 0
-      redis.call('ZADD', qk .. ':ready', (9 - pr) * 1e14 + redis.call('INCR', p .. 'seq'), id)
+      redis.call('ZADD', qk .. ':ready', (9 - pr) * 1e14 + seq, id)
       redis.call('ZREM', qk .. ':delayed', id)
     end
     first = redis.call('ZRANGE', qk .. ':delayed', 0, 0, 'WITHSCORES')
@@ -144,6 +163,8 @@ for qi = 7, #ARGV do
   end
 end
 if #leased > 0 then many('SADD', workerJobs, leased) end
+-- Due tasks left delayed: look again soon rather than at once (their due time has passed).
+if seqBad then nextDue = now + 250 end
 out[1] = nextDue
 if n > 0 then redis.call('SET', lastKey, tokenPrefix, 'PX', leaseMs) end
 return out
