@@ -4,6 +4,7 @@ import { createTransport, transportOptions } from "../broker/factory.ts";
 import type { DeadTask, Transport } from "../broker/transport.ts";
 import { loadConfig } from "../config/load.ts";
 import { action } from "./errors.ts";
+import { idCell, peekPayload } from "./inspect/format.ts";
 import { parseNumberOption } from "./json-option.ts";
 
 export interface BrokerFlags {
@@ -23,16 +24,6 @@ export async function openBroker(flags: BrokerFlags): Promise<Transport> {
   const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true, mustExist: true }));
   await transport.connect();
   return transport;
-}
-
-/** The task name inside a dead task's payload, or "?" when it cannot be read (often why it is dead). */
-export function taskName(payload: string): string {
-  try {
-    const v = JSON.parse(payload) as { task?: unknown };
-    return typeof v.task === "string" ? v.task : "?";
-  } catch {
-    return "?";
-  }
 }
 
 interface DeadFlags extends BrokerFlags {
@@ -69,10 +60,13 @@ export function deadCommand(): Command {
 }
 
 function deadJson(d: DeadTask) {
+  const { task, celeryId } = peekPayload(d.payload);
   return {
     id: d.id,
+    ...(celeryId ? { celeryId } : {}),
     queue: d.queue,
-    task: taskName(d.payload),
+    // "?" when the payload cannot be read, which is often why it is dead.
+    task: task ?? "?",
     reason: d.reason,
     error: d.error ?? null,
     deadAt: new Date(d.deadAt).toISOString(),
@@ -84,7 +78,8 @@ export function renderDead(dead: DeadTask[], queue?: string): string {
   if (dead.length === 0) return `no dead-lettered tasks${queue ? ` in queue ${queue}` : ""}\n`;
   const table = new Table({ head: ["id", "queue", "task", "reason", "error", "when"], style: { head: [], border: [] }, wordWrap: true, colWidths: [null, null, null, 50, 30, null] });
   for (const d of dead) {
-    table.push([d.id, d.queue, taskName(d.payload), d.reason, d.error ?? "", new Date(d.deadAt).toISOString()]);
+    const { task, celeryId } = peekPayload(d.payload);
+    table.push([idCell(d.id, celeryId), d.queue, task ?? "?", d.reason, d.error ?? "", new Date(d.deadAt).toISOString()]);
   }
   return `${table.toString()}\n${dead.length} dead-lettered task(s); put them back with: qworker requeue ID | --all\n`;
 }

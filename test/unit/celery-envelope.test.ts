@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MessageError } from "../../src/errors.ts";
-import { decodeCeleryMessage, peekCeleryIdentity, queueFromListKey } from "../../src/protocol/celery/index.ts";
+import { celeryMessageSummary, decodeCeleryMessage, peekCeleryIdentity, queueFromListKey } from "../../src/protocol/celery/index.ts";
 import { fixtureNames, messageFixture, onlyEntry } from "../fixtures/celery/load.ts";
 
 const tid = (n: number) => `6f25c36f-62bf-4767-a722-${String(n).padStart(12, "0")}`;
@@ -282,5 +282,29 @@ describe("peekCeleryIdentity", () => {
   it("finds id and task even when the body cannot be decoded", () => {
     expect(peekCeleryIdentity(onlyEntry("v2-pickle").raw)).toEqual({ id: tid(14), task: "tasks.add" });
     expect(peekCeleryIdentity("garbage")).toEqual({});
+  });
+});
+
+describe("celeryMessageSummary", () => {
+  const summary = (raw: string) => celeryMessageSummary(JSON.parse(raw));
+
+  it("reads task, id and retries from v2 headers, even when the body is not JSON", () => {
+    expect(summary(onlyEntry("v2-basic").raw)).toEqual({ id: "6f25c36f-62bf-4767-a722-50ed79640001", task: "tasks.add", retries: 0 });
+    expect(summary(onlyEntry("v2-pickle").raw)).toEqual({ id: tid(14), task: "tasks.add", retries: 0 });
+    expect(summary(mutate((env) => (env.headers.retries = 3)))).toMatchObject({ retries: 3 });
+  });
+
+  it("reads a protocol 1 body, base64 or not", () => {
+    expect(summary(onlyEntry("v1-basic").raw)).toEqual({ id: tid(201), task: "tasks.add", retries: 0 });
+    const plain = { body: JSON.stringify({ id: "p1", task: "tasks.plain", retries: 2 }), "content-type": "application/json", headers: {}, properties: {} };
+    expect(celeryMessageSummary(plain)).toEqual({ id: "p1", task: "tasks.plain", retries: 2 });
+  });
+
+  it("never throws on a malformed envelope; leaves out what it cannot read", () => {
+    for (const bad of [null, 42, "x", [], {}, { headers: "x" }, { body: 7 }, { headers: null, body: "not json" }, { body: b64("{"), properties: { body_encoding: "base64" } }, { body: "{}", properties: "x" }]) {
+      expect(celeryMessageSummary(bad)).toEqual({});
+    }
+    expect(celeryMessageSummary({ headers: { task: "", id: 5, retries: -1 }, body: "[]" })).toEqual({});
+    expect(celeryMessageSummary({ headers: { task: "t.x" }, body: b64([[], {}, {}]), properties: { body_encoding: "base64" } })).toEqual({ task: "t.x" });
   });
 });

@@ -1,15 +1,17 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import type { WorkerInfo } from "../../src/broker/transport.ts";
-import { colorFor, duration, plain } from "../../src/cli/inspect/format.ts";
+import { renderDead as renderDeadCommand } from "../../src/cli/dead.ts";
+import { colorFor, duration, peekPayload, plain } from "../../src/cli/inspect/format.ts";
 import { summarize } from "../../src/cli/inspect/stats.ts";
 import { CLEAR, watchLoop } from "../../src/cli/inspect/watch.ts";
-import { activeRows, renderActive, renderQueues, renderScheduled, renderStats, renderWorkers, workerRow } from "../../src/cli/inspect/views.ts";
+import { activeRows, deadRows, renderActive, renderDead, renderQueues, renderScheduled, renderStats, renderWorkers, scheduledRows, workerRow } from "../../src/cli/inspect/views.ts";
 import { renderStatus } from "../../src/cli/result.ts";
 import { decodeEvent, encodeEvent } from "../../src/events/format.ts";
 import { argsPreview, MASK } from "../../src/results/args.ts";
 import { clampProgress } from "../../src/results/progress.ts";
 import { fromLocation } from "../../src/results/status.ts";
+import { onlyEntry } from "../fixtures/celery/load.ts";
 
 const NOW = Date.UTC(2030, 0, 1, 12, 0, 30);
 const worker = (extra: Partial<WorkerInfo> = {}): WorkerInfo => ({
@@ -114,6 +116,53 @@ describe("renderers", () => {
 
   it("durations read naturally", () => {
     expect([duration(850), duration(12_345), duration(245_000), duration(7_380_000), duration(273_600_000)]).toEqual(["850 ms", "12.3 s", "4m 05s", "2h 03m", "3d 04h"]);
+  });
+});
+
+describe("Celery messages (held under a celery:… lease, payload = kombu's envelope)", () => {
+  const CELERY_ID = "6f25c36f-62bf-4767-a722-50ed79640001";
+  const LEASE = "celery:gsTNs_Uq3g.2";
+  const v2 = onlyEntry("v2-basic").raw;
+  const withRetries = (n: number) => {
+    const env = JSON.parse(v2) as { headers: Record<string, unknown> };
+    env.headers.retries = n;
+    return JSON.stringify(env);
+  };
+
+  it("peekPayload: task name, retries and Celery task id; qworker payloads as before; never throws", () => {
+    expect(peekPayload(v2)).toEqual({ task: "tasks.add", retries: 0, celeryId: CELERY_ID });
+    expect(peekPayload(onlyEntry("v1-basic").raw)).toMatchObject({ task: "tasks.add", celeryId: expect.stringMatching(/201$/) });
+    expect(peekPayload(JSON.stringify({ v: 1, id: "q1", task: "img.resize", retries: 2 }))).toEqual({ task: "img.resize", retries: 2 });
+    for (const bad of ["", "garbage", "null", "[1]", "7", '{"headers":5}', '{"body":"%%%","properties":{"body_encoding":"base64"}}', '{"headers":{"task":3}}']) {
+      expect(peekPayload(bad)).toEqual({});
+    }
+  });
+
+  it("dead, scheduled and active rows name the task and carry the Celery id beside the lease id", () => {
+    const dead = deadRows([{ id: LEASE, queue: "celery:billing", payload: v2, reason: "failed: boom", deadAt: NOW - 5000, deliveries: 1 }]);
+    expect(dead[0]).toMatchObject({ id: LEASE, celeryId: CELERY_ID, task: "tasks.add" });
+    const deadOut = renderDead({ dead }, NOW, plain);
+    expect(deadOut).toContain(LEASE);
+    expect(deadOut).toContain(`celery ${CELERY_ID}`);
+    expect(deadOut).toContain("tasks.add");
+
+    const scheduled = scheduledRows([{ id: LEASE, queue: "celery:billing", payload: withRetries(2), dueAt: NOW + 60_000 }]);
+    expect(scheduled[0]).toEqual({ id: LEASE, celeryId: CELERY_ID, task: "tasks.add", queue: "celery:billing", dueAt: NOW + 60_000, retries: 2 });
+    expect(renderScheduled({ scheduled }, NOW, plain)).toContain(`celery ${CELERY_ID}`);
+
+    const active = activeRows([{ id: LEASE, queue: "celery:billing", payload: v2, workerId: "h.1.a", leaseUntil: NOW + 1000, startedAt: NOW - 1000, deliveries: 1 }], [], NOW);
+    expect(active[0]).toMatchObject({ id: LEASE, celeryId: CELERY_ID, task: "tasks.add" });
+    expect(renderActive({ active }, NOW, plain)).toContain(`celery ${CELERY_ID}`);
+  });
+
+  it("qworker dead's table too; a malformed payload shows ? and no Celery id", () => {
+    const out = renderDeadCommand([
+      { id: LEASE, queue: "celery:billing", payload: v2, reason: "failed: boom", deadAt: NOW, deliveries: 1 },
+      { id: "celery:x.1", queue: "celery:billing", payload: "not json", reason: "undecodable", deadAt: NOW, deliveries: 1 },
+    ]);
+    expect(out).toContain(`celery ${CELERY_ID}`);
+    expect(out).toMatch(/celery:x\.1\s+│ celery:billing │ \?/);
+    expect(deadRows([{ id: "celery:x.1", queue: "q", payload: "{", reason: "r", deadAt: NOW, deliveries: 1 }])[0]).not.toHaveProperty("celeryId");
   });
 });
 

@@ -1,5 +1,6 @@
 import { Chalk, type ChalkInstance } from "chalk";
 import Table from "cli-table3";
+import { celeryMessageSummary } from "../../protocol/celery/index.ts";
 
 /** Colour only for a person at a terminal: never in pipes, with --json, or when NO_COLOR is set. */
 export function colorFor(opts: { json?: boolean; stream?: NodeJS.WriteStream; env?: NodeJS.ProcessEnv } = {}): ChalkInstance {
@@ -50,15 +51,31 @@ export function truncate(s: string, max: number): string {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
-/** Task name and retries from an opaque payload, without trusting it. */
-export function peekPayload(payload: string): { task?: string; retries?: number } {
+/**
+ * Task name and retries from an opaque payload, without trusting it. A Celery message (the kombu envelope
+ * a worker holds under a `celery:…` lease) gives its task name and retries too, and its Celery task id as
+ * `celeryId`: the lease id alone matches nothing the Celery app knows.
+ */
+export function peekPayload(payload: string): { task?: string; retries?: number; celeryId?: string } {
+  let m: unknown;
   try {
-    const m = JSON.parse(payload) as { task?: unknown; retries?: unknown };
-    return {
-      ...(typeof m.task === "string" ? { task: m.task } : {}),
-      ...(typeof m.retries === "number" ? { retries: m.retries } : {}),
-    };
+    m = JSON.parse(payload);
   } catch {
     return {};
   }
+  if (typeof m !== "object" || m === null || Array.isArray(m)) return {};
+  const o = m as Record<string, unknown>;
+  if (typeof o.task !== "string" && ("headers" in o || "body" in o)) {
+    const { id, task, retries } = celeryMessageSummary(o);
+    return { ...(task ? { task } : {}), ...(retries !== undefined ? { retries } : {}), ...(id ? { celeryId: id } : {}) };
+  }
+  return {
+    ...(typeof o.task === "string" ? { task: o.task } : {}),
+    ...(typeof o.retries === "number" ? { retries: o.retries } : {}),
+  };
+}
+
+/** A table's id cell: the lease id (what requeue/revoke take), and under it a Celery message's task id. */
+export function idCell(id: string, celeryId: string | undefined): string {
+  return celeryId ? `${id}\ncelery ${celeryId}` : id;
 }

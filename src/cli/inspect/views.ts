@@ -1,7 +1,7 @@
 import type { ChalkInstance } from "chalk";
 import type { ActiveTask, DeadTask, QueueCounts, ScheduledTask, TaskProgress, Transport, WorkerInfo } from "../../broker/transport.ts";
 import { decodeEvent, type TaskEvent } from "../../events/format.ts";
-import { duration, isoTime, peekPayload, progressText, relative, table, truncate } from "./format.ts";
+import { duration, idCell, isoTime, peekPayload, progressText, relative, table, truncate } from "./format.ts";
 import { summarize, type StatsReport } from "./stats.ts";
 
 /**
@@ -87,6 +87,8 @@ export function renderWorkers(d: { workers: WorkerRow[] }, now: number, c: Chalk
 
 export interface ActiveRow {
   id: string;
+  /** A Celery message's task id; `id` is then the worker's `celery:…` lease id. */
+  celeryId?: string;
   task?: string;
   queue: string;
   workerId: string;
@@ -116,10 +118,11 @@ export function activeRows(active: ActiveTask[], workers: WorkerInfo[], now: num
   }
   return active.map((a) => {
     const p = progress.get(a.id);
-    const { task } = peekPayload(a.payload);
+    const { task, celeryId } = peekPayload(a.payload);
     const isWaiting = waiting.has(a.id);
     return {
       id: a.id,
+      ...(celeryId ? { celeryId } : {}),
       ...(task ? { task } : {}),
       queue: a.queue,
       workerId: a.workerId,
@@ -137,7 +140,7 @@ export function activeRows(active: ActiveTask[], workers: WorkerInfo[], now: num
 export function renderActive(d: { active: ActiveRow[] }, _now: number, c: ChalkInstance): string {
   if (d.active.length === 0) return "no running tasks\n";
   const rows = d.active.map((a) => [
-    a.id,
+    idCell(a.id, a.celeryId),
     a.task ?? "?",
     a.queue,
     truncate(a.workerId, 40),
@@ -152,6 +155,8 @@ export function renderActive(d: { active: ActiveRow[] }, _now: number, c: ChalkI
 
 export interface ScheduledRow {
   id: string;
+  /** A Celery message's task id; `id` is then the worker's `celery:…` lease id. */
+  celeryId?: string;
   task?: string;
   queue: string;
   dueAt: number;
@@ -167,14 +172,14 @@ export const scheduledView = (o: ViewOptions): View<{ scheduled: ScheduledRow[] 
 
 export function scheduledRows(list: ScheduledTask[]): ScheduledRow[] {
   return list.map((s) => {
-    const { task, retries } = peekPayload(s.payload);
-    return { id: s.id, ...(task ? { task } : {}), queue: s.queue, dueAt: s.dueAt, retries: retries ?? 0 };
+    const { task, retries, celeryId } = peekPayload(s.payload);
+    return { id: s.id, ...(celeryId ? { celeryId } : {}), ...(task ? { task } : {}), queue: s.queue, dueAt: s.dueAt, retries: retries ?? 0 };
   });
 }
 
 export function renderScheduled(d: { scheduled: ScheduledRow[] }, now: number, c: ChalkInstance): string {
   if (d.scheduled.length === 0) return "no scheduled tasks\n";
-  const rows = d.scheduled.map((s) => [s.id, s.task ?? "?", s.queue, isoTime(s.dueAt), relative(s.dueAt, now), s.retries > 0 ? c.yellow(`retry ${s.retries}`) : "-"]);
+  const rows = d.scheduled.map((s) => [idCell(s.id, s.celeryId), s.task ?? "?", s.queue, isoTime(s.dueAt), relative(s.dueAt, now), s.retries > 0 ? c.yellow(`retry ${s.retries}`) : "-"]);
   return `${table(["id", "task", "queue", "due", "when", "retry"], rows)}\n`;
 }
 
@@ -182,6 +187,8 @@ export function renderScheduled(d: { scheduled: ScheduledRow[] }, now: number, c
 
 export interface DeadRow {
   id: string;
+  /** A Celery message's task id; `id` is then the worker's `celery:…` lease id. */
+  celeryId?: string;
   task?: string;
   queue: string;
   reason: string;
@@ -199,14 +206,14 @@ export const deadView = (o: ViewOptions): View<{ dead: DeadRow[] }> => ({
 
 export function deadRows(list: DeadTask[]): DeadRow[] {
   return list.map((d) => {
-    const { task } = peekPayload(d.payload);
-    return { id: d.id, ...(task ? { task } : {}), queue: d.queue, reason: d.reason, ...(d.error ? { error: d.error } : {}), deadAt: d.deadAt, deliveries: d.deliveries };
+    const { task, celeryId } = peekPayload(d.payload);
+    return { id: d.id, ...(celeryId ? { celeryId } : {}), ...(task ? { task } : {}), queue: d.queue, reason: d.reason, ...(d.error ? { error: d.error } : {}), deadAt: d.deadAt, deliveries: d.deliveries };
   });
 }
 
 export function renderDead(d: { dead: DeadRow[] }, now: number, c: ChalkInstance): string {
   if (d.dead.length === 0) return "no dead-lettered tasks\n";
-  const rows = d.dead.map((x) => [x.id, x.task ?? "?", x.queue, c.red(truncate(x.reason, 60)), relative(x.deadAt, now), x.deliveries]);
+  const rows = d.dead.map((x) => [idCell(x.id, x.celeryId), x.task ?? "?", x.queue, c.red(truncate(x.reason, 60)), relative(x.deadAt, now), x.deliveries]);
   return `${table(["id", "task", "queue", "reason", "dead since", "deliveries"], rows)}\n`;
 }
 

@@ -330,6 +330,35 @@ export function decodeCeleryMessage(raw: string | Buffer, options: DecodeOptions
 }
 
 /**
+ * What `qworker dead` and `inspect` show for a Celery message held under a `celery:…` lease: task name,
+ * Celery task id and retries, from the v2 headers or else a v1 body (base64 or not). Takes the parsed
+ * envelope so a caller that already parsed the payload does not parse it twice. Never throws: a payload
+ * is often dead because it is malformed.
+ */
+export function celeryMessageSummary(envelope: unknown): { id?: string; task?: string; retries?: number } {
+  if (!isPlainObject(envelope)) return {};
+  const headers = isPlainObject(envelope["headers"]) ? envelope["headers"] : {};
+  let meta: Record<string, unknown> = headers;
+  if (typeof headers["task"] !== "string" && typeof envelope["body"] === "string") {
+    const props = isPlainObject(envelope["properties"]) ? envelope["properties"] : {};
+    try {
+      const text = props["body_encoding"] === "base64" ? Buffer.from(envelope["body"], "base64").toString("utf8") : envelope["body"];
+      const body: unknown = JSON.parse(text);
+      // Protocol 1 (or a hybrid message): the fields are in the body, headers override them.
+      if (isPlainObject(body)) meta = { ...body, ...headers };
+    } catch {
+      // Not JSON (pickle, yaml, garbage): only the headers can say anything.
+    }
+  }
+  const { id, task, retries } = meta;
+  return {
+    ...(typeof id === "string" && id !== "" ? { id } : {}),
+    ...(typeof task === "string" && task !== "" ? { task } : {}),
+    ...(typeof retries === "number" && Number.isSafeInteger(retries) && retries >= 0 ? { retries } : {}),
+  };
+}
+
+/**
  * The least a worker needs to store a result for a message it cannot run (unknown content type, broken
  * body): the task id and name if they can be found in the headers. Never throws.
  */

@@ -3,6 +3,7 @@
  * messages and retries, encode/decode result meta, and kombu's Redis key names. See docs/celery.md.
  */
 export {
+  celeryMessageSummary,
   decodeCeleryMessage,
   peekCeleryIdentity,
   type CeleryEmbed,
