@@ -46,7 +46,7 @@ export function workerCommand(): Command {
     .action(
       action(async (flags: WorkerFlags) => {
         if (flags.loglevel?.toLowerCase() === "debug") setShowStack(true);
-        const { config, file, defaultBroker } = loadConfig({
+        const { config, file, defaultBroker, unknownEnv } = loadConfig({
           ...(flags.config ? { configPath: flags.config } : {}),
           overrides: {
             loglevel: flags.loglevel,
@@ -62,6 +62,7 @@ export function workerCommand(): Command {
         setShowStack(config.loglevel === "debug");
         const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
         installStrayErrorGuard(logger);
+        for (const { name, meant } of unknownEnv) logger.warn(`environment variable ${name} is not a setting (did you mean ${meant}?); it is ignored`);
         // Signal handlers go in before tasks are loaded, the broker is connected and start-up finishes. A
         // SIGTERM while tasks load stops the worker with status 0 (not death by signal, 143: a supervisor
         // stopping a worker it just started is not a crash); one while it waits for its broker (which can

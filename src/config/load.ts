@@ -4,6 +4,8 @@ import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { isRedisUrl, maskUrlCredentials } from "../broker/redis/url.ts";
 import { ConfigError } from "../errors.ts";
+import { envName, readEnv } from "./env.ts";
+import { suggest } from "./suggest.ts";
 import { plainZodMessage } from "./zod-words.ts";
 import { configSchema, DEFAULT_BROKER_URL, type QWorkerConfig } from "./schema.ts";
 
@@ -29,6 +31,8 @@ export interface LoadedConfig {
   file?: string;
   /** True when broker_url came from the built-in default (the embedded broker). */
   defaultBroker: boolean;
+  /** QWORKER_* variables that look like a misspelt setting, with the setting meant (a worker warns). */
+  unknownEnv: { name: string; meant: string }[];
 }
 
 /**
@@ -50,8 +54,14 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     throw new ConfigError(`config file ${explicit} not found: check --config or QWORKER_CONFIG`);
   }
 
-  const fromEnv = readEnv(env);
+  const { values: fromEnv, nested, unknown: unknownEnv } = readEnv(env);
   for (const key of Object.keys(fromEnv)) sources.set(key, `environment variable ${envName(key)}`);
+  // QWORKER_RETRY_MAX and the like set one key of a mapping: merged over the file's mapping, not replacing it.
+  for (const [key, parts] of Object.entries(nested)) {
+    const base = fromEnv[key] ?? fromFile[key];
+    fromEnv[key] = { ...(typeof base === "object" && base !== null && !Array.isArray(base) ? base : {}), ...parts };
+    for (const sub of Object.keys(parts)) sources.set(`${key}.${sub}`, `environment variable ${envName(`${key}_${sub}`)}`);
+  }
   const fromFlags = Object.fromEntries(Object.entries(opts.overrides ?? {}).filter(([, v]) => v !== undefined));
   const flagSource = (key: string) => `option ${FLAG_NAMES[key] ?? `--${key.replace(/_/g, "-")}`}`;
   for (const key of Object.keys(fromFlags)) sources.set(key, (opts.overrideSource ?? flagSource)(key));
@@ -69,6 +79,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     config: { ...config, broker_url: config.broker_url ?? DEFAULT_BROKER_URL },
     ...(existsSync(file) ? { file } : {}),
     defaultBroker: config.broker_url === undefined,
+    unknownEnv,
   };
 }
 
@@ -96,32 +107,6 @@ function readYaml(path: string, shown: string): Record<string, unknown> {
   return data as Record<string, unknown>;
 }
 
-function envName(key: string): string {
-  return `QWORKER_${key.toUpperCase()}`;
-}
-
-/** QWORKER_<KEY> for every top-level key; values are read as YAML scalars, lists as comma-separated. */
-function readEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const shape = configSchema.shape as Record<string, unknown>;
-  for (const key of Object.keys(shape)) {
-    const raw = env[envName(key)];
-    if (raw === undefined || raw === "") continue;
-    if (key === "queues") out[key] = raw.split(",").map((s) => s.trim()).filter(Boolean);
-    else if (key === "broker_url" || key === "tasks_dir" || key === "redis_prefix" || key === "default_queue" || key === "metrics_host") out[key] = raw;
-    else out[key] = parseScalar(raw);
-  }
-  return out;
-}
-
-function parseScalar(raw: string): unknown {
-  try {
-    return parseDocument(raw).toJS() as unknown;
-  } catch {
-    return raw;
-  }
-}
-
 function describe(value: unknown): string {
   if (value === undefined) return "nothing";
   if (Array.isArray(value)) return `a list (${JSON.stringify(value)})`;
@@ -132,7 +117,7 @@ function describe(value: unknown): string {
 
 function describeIssue(issue: z.core.$ZodIssue, merged: Record<string, unknown>, sources: Map<string, string>): ConfigError {
   const top = String(issue.path[0] ?? "");
-  const source = sources.get(top) ?? "configuration";
+  const source = sources.get(issue.path.map(String).join(".")) ?? sources.get(top) ?? "configuration";
   if (issue.code === "unrecognized_keys") {
     const key = issue.keys[0] ?? "?";
     // Nested (retry.bogus): the full path, so the user finds it, and the source of its top-level key.
@@ -161,31 +146,4 @@ function keysAt(path: string[]): string[] {
   }
   const obj = unwrap(schema);
   return obj instanceof z.ZodObject ? Object.keys(obj.shape) : [];
-}
-
-function suggest(key: string, known: string[]): string | undefined {
-  let best: string | undefined;
-  let bestScore = 3;
-  for (const candidate of known) {
-    const d = distance(key, candidate);
-    if (d < bestScore) {
-      best = candidate;
-      bestScore = d;
-    }
-  }
-  return best;
-}
-
-function distance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!;
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length]!;
 }

@@ -132,6 +132,21 @@ describe("errors: one line naming the source, the key, what was found and what i
     expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(`${DEFAULT_CONFIG_PATH}: key "concurrency": expected an integer, found number 1.5`);
   });
 
+  it("QWORKER_RETRY_MAX and the like set one retry key, over the file's retry mapping", () => {
+    writeYaml("retry:\n  max: 5\n  countdown: 10\n");
+    const { config } = loadConfig({ cwd, env: { QWORKER_RETRY_MAX: "7", QWORKER_RETRY_JITTER: "false" } });
+    expect(config.retry).toMatchObject({ max: 7, countdown: 10, jitter: false });
+    expect(configError(() => loadConfig({ cwd, env: { QWORKER_RETRY_MAX: "abc" } })).message).toBe(
+      'environment variable QWORKER_RETRY_MAX: key "retry.max": expected number, found string "abc"',
+    );
+  });
+
+  it("a QWORKER_* variable one or two letters off a setting is reported with the setting meant; others are not", () => {
+    writeYaml("");
+    const { unknownEnv } = loadConfig({ cwd, env: { QWORKER_CONCURENCY: "3", QWORKER_TEST_RUNS: "/tmp/x", QWORKER_CONFIG: undefined } });
+    expect(unknownEnv).toEqual([{ name: "QWORKER_CONCURENCY", meant: "QWORKER_CONCURRENCY" }]);
+  });
+
   it("heartbeat_ttl at or below heartbeat_interval is refused (healthy workers would take each other for dead)", () => {
     writeYaml("heartbeat_ttl: 2\nheartbeat_interval: 5\n");
     expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(
