@@ -28,39 +28,27 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 
--- The sequence range and the queue set are taken before any task is stored: a script that fails part-way
--- keeps what it wrote, and a task stored but never queued would answer every later send of its id as a
--- duplicate that never runs. A key of another kind there fails the whole call, naming the key. The range
--- counts every task due now; one that turns out a duplicate leaves a gap, which orders nothing wrong.
-local dueNow, names, named = 0, {}, {}
-for i = 2, #ARGV, 7 do
-  if not (tonumber(ARGV[i + 4]) > now) then dueNow = dueNow + 1 end
-  local q = ARGV[i + 1]
-  if not named[q] then
-    named[q] = true
-    names[#names + 1] = q
-  end
-end
+-- The sequence counter and the queue set are checked before any task is stored: a script that fails
+-- part-way keeps what it wrote, and a task stored but never queued would answer every later send of its id
+-- as a duplicate that never runs. A key of another kind there fails the whole call, naming the key. Two
+-- commands per call, where taking the range first cost a pass over every task of a bulk send.
 local function badKey(key, want, fix)
   local found = redis.call('TYPE', key).ok
   return redis.error_reply('BADKEY ' .. key .. ' holds ' .. heldBy(key, found) .. ', not ' .. want .. ': ' .. fix)
 end
-local seq = 0
-if dueNow > 0 then
-  local top = redis.pcall('INCRBY', p .. 'seq', dueNow)
-  if type(top) ~= 'number' then
-    return badKey(p .. 'seq', 'the integer counter that orders queued tasks',
-      'a running worker sets it aside within a second and goes on above every queued task (start one if none runs), then send again')
-  end
-  seq = top - dueNow
+if type(redis.pcall('INCRBY', p .. 'seq', 0)) ~= 'number' then
+  return badKey(p .. 'seq', 'the integer counter that orders queued tasks',
+    'a running worker sets it aside within a second and goes on above every queued task (start one if none runs), then send again')
 end
-if #names > 0 and type(redis.pcall('SADD', p .. 'queues', unpack(names))) ~= 'number' then
+local queuesType = redis.call('TYPE', p .. 'queues').ok
+if queuesType ~= 'set' and queuesType ~= 'none' then
   return badKey(p .. 'queues', 'the set of queue names',
     'a running worker sets it aside within a second (start one if none runs), then send again')
 end
 -- Per queue: ready = {priority, id, ...} in send order, delayed = {dueAt, id, ...}.
 local ready, delayed, touched = {}, {}, {}
 local queueNames = {}
+local readyCount = 0
 
 for i = 2, #ARGV, 7 do
   local id, q, pr, payload = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
@@ -117,6 +105,7 @@ for i = 2, #ARGV, 7 do
       local r = ready[q]
       r[#r + 1] = pr
       r[#r + 1] = id
+      readyCount = readyCount + 1
     end
   end
 end
@@ -131,8 +120,11 @@ local function variadic(cmd, key, list)
   end
 end
 
--- One sequence range for the whole call (taken above); scores are given out in send order, so FIFO within a
--- priority holds across and within calls.
+-- One sequence range for the whole call; scores are given out in send order, so FIFO within a priority
+-- holds across and within calls. Neither key can fail here: both were checked above, in this same script.
+local seq = 0
+if readyCount > 0 then seq = redis.call('INCRBY', p .. 'seq', readyCount) - readyCount end
+redis.call('SADD', p .. 'queues', unpack(queueNames))
 for _, q in ipairs(queueNames) do
   local qk = p .. 'q:' .. q
   local r = ready[q]
