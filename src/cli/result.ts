@@ -41,8 +41,11 @@ export function resultCommand(): Command {
         let code = 0;
         try {
           let status: TaskStatus;
-          if (waitSec === undefined) status = await taskStatus(transport, id);
-          else {
+          if (waitSec === undefined) {
+            status = await taskStatus(transport, id);
+            // As `result --celery` and `--wait` do: a script can tell a task that ended badly from its exit code.
+            code = status.state === "FAILURE" || status.state === "REVOKED" || status.state === "EXPIRED" ? 1 : 0;
+          } else {
             const done = await waitFinal(transport, id, waitSec);
             if (!done) {
               const now = await taskStatus(transport, id);

@@ -110,7 +110,8 @@ describe("send --wait and result", { timeout: 90_000 }, () => {
     const id = r.stdout.trim().split("\n")[0]!;
     expect(r.stdout.trim().split("\n")).toHaveLength(1);
     const shown = await cli(["result", id, "--json"]);
-    expect(shown.code).toBe(0);
+    // Exit 1 for a task that ended badly, with or without --wait (as `result --celery` does).
+    expect(shown.code).toBe(1);
     const rec = JSON.parse(shown.stdout) as { state: string; error: { type: string; message: string; stack?: string }; argsPreview: string };
     expect(rec).toMatchObject({ state: "FAILURE", error: { type: "TypeError", message: "bad input 42" }, argsPreview: "[42]" });
     expect(rec.error.stack).toContain("bad input 42");
@@ -123,6 +124,7 @@ describe("send --wait and result", { timeout: 90_000 }, () => {
     const id = r.stdout.trim();
     const shown = await cli(["result", id, "--json"]);
     expect(JSON.parse(shown.stdout)).toMatchObject({ id, state: "PENDING", task: "demo.add", queue: "nobody-here" });
+    expect(shown.code).toBe(0);
   });
 
   it("secret arguments are masked in the stored result", async () => {
