@@ -6,6 +6,7 @@ import { loadConfig } from "../config/load.ts";
 import { BrokerUnreachableError } from "../errors.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
+import { reportTaskExits } from "../worker/task-exit.ts";
 import { startObservedWorker } from "../events/observe.ts";
 import { discoverTasks } from "../tasks/discovery.ts";
 import { VERSION } from "../version.ts";
@@ -62,6 +63,7 @@ export function workerCommand(): Command {
         setShowStack(config.loglevel === "debug");
         const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
         installStrayErrorGuard(logger);
+        reportTaskExits(logger, flush);
         for (const { name, meant } of unknownEnv) logger.warn(`environment variable ${name} is not a setting (did you mean ${meant}?); it is ignored`);
         // Signal handlers go in before tasks are loaded, the broker is connected and start-up finishes. A
         // SIGTERM while tasks load stops the worker with status 0 (not death by signal, 143: a supervisor
