@@ -36,6 +36,8 @@ import { checkRedisSettings } from "./server-check.ts";
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
 /** Tasks purge.lua removes per call: a few milliseconds of Redis time, so workers are not held up. */
 const PURGE_STEP = 5000;
+/** Revokes re-announced to this process's listeners after its subscriber reconnects: the newest ones held. */
+const REVOKE_RESYNC_MAX = 10_000;
 
 /** reserve.lua's compact reply: leaseUntil at [2], then per queue: name, count, count x (id, payload, deliveries). */
 function parseCompactLeases(out: (string | number)[], tokenPrefix: string): Reservation[] {
@@ -141,6 +143,8 @@ export class RedisTransport implements Transport {
   private closed = false;
   /** Every pending waitForResult: close() ends them, a reconnect of the subscriber reads their results again. */
   private readonly resultWaits = new Set<ResultWait>();
+  /** Told again of every held revoke when the subscriber reconnects (see resyncRevokes). */
+  private readonly revokeListeners = new Set<RevokeListener>();
   /**
    * reserve.lua needs a token prefix unique per call (it recognises a re-sent call by it): a random base
    * per transport and a counter, rather than a call into the CSPRNG on every reserve.
@@ -487,7 +491,8 @@ export class RedisTransport implements Transport {
   }
 
   async onRevoke(listener: RevokeListener): Promise<() => void> {
-    return this.listen(this.keys.control, (message) => {
+    this.revokeListeners.add(listener);
+    const unlisten = await this.listen(this.keys.control, (message) => {
       try {
         const msg = JSON.parse(message) as { type?: string; ids?: unknown; ttlMs?: unknown };
         // A TTL of 0 or less means "forever"; a message from an older client has none.
@@ -497,6 +502,10 @@ export class RedisTransport implements Transport {
         // Control messages we do not understand are ignored: they may come from a newer version.
       }
     });
+    return () => {
+      this.revokeListeners.delete(listener);
+      unlisten();
+    };
   }
 
   async describeTask(id: string): Promise<TaskLocation | null> {
@@ -598,7 +607,7 @@ export class RedisTransport implements Transport {
 
   private async subscriber(): Promise<RedisConnection> {
     if (this.closed) throw this.closedError();
-    this.subReady ??= openSubscriber(this.url, this.connOpts(), "qworker-sub", this.channelListeners, () => this.rereadResults()).then(
+    this.subReady ??= openSubscriber(this.url, this.connOpts(), "qworker-sub", this.channelListeners, () => this.subscriberBack()).then(
       (sub) => (this.sub = sub),
       (err: unknown) => {
         this.subReady = undefined; // see openSubscriber
@@ -606,6 +615,36 @@ export class RedisTransport implements Transport {
       },
     );
     return this.subReady;
+  }
+
+  /** The subscriber reconnected (see openSubscriber): what was published while it was away never arrives. */
+  private subscriberBack(): void {
+    this.rereadResults();
+    this.resyncRevokes();
+  }
+
+  /**
+   * A revoke announced while the subscriber was away would leave a prefetched task to run: tell the revoke
+   * listeners every revoke still held (the durable set, the REVOKE_RESYNC_MAX held longest), as if announced
+   * again. Not a terminate: the set does not say which were, so a running task is left to finish.
+   */
+  private resyncRevokes(): void {
+    if (this.closed || !this.cmd || this.revokeListeners.size === 0) return;
+    this.cmd.zrevrange(this.keys.revoked, 0, REVOKE_RESYNC_MAX - 1, "WITHSCORES").then(
+      (flat) => {
+        const now = Date.now();
+        const ids: string[] = [];
+        let longest = 0;
+        for (let i = 0; i < flat.length; i += 2) {
+          const left = Number(flat[i + 1]) - now;
+          if (left <= 0) continue;
+          ids.push(flat[i]!);
+          longest = Math.max(longest, left);
+        }
+        if (ids.length > 0) for (const listener of this.revokeListeners) listener(ids, false, longest);
+      },
+      () => {},
+    );
   }
 
   /**
