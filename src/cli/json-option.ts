@@ -49,3 +49,15 @@ export function parseExpiresOption(raw: string): number | string {
   if (!Number.isFinite(Date.parse(raw))) throw new UsageError(`--expires expects seconds from now (e.g. 300) or a date such as 2030-01-01T12:00:00Z, found "${raw}"`);
   return raw;
 }
+
+/**
+ * The required argument of a command that also has `--wait [seconds]`: `send --wait demo.add` gives the
+ * name to --wait as its seconds, and commander would only say the argument is missing. Say why.
+ */
+export function requiredBesideWait(value: string | undefined, wait: string | boolean | undefined, what: string, example: string): string {
+  if (value !== undefined) return value;
+  if (typeof wait === "string" && !Number.isFinite(Number(wait))) {
+    throw new UsageError(`missing the ${what}: --wait took "${wait}" as its seconds; put --wait after the ${what} (${example})`);
+  }
+  throw new UsageError(`missing the ${what} (${example})`);
+}

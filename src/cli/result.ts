@@ -8,7 +8,7 @@ import { decodeResult, type TaskResult } from "../results/record.ts";
 import { taskStatus, type TaskStatus } from "../results/status.ts";
 import { action } from "./errors.ts";
 import { colorFor, duration, isoTime, progressText, relative } from "./inspect/format.ts";
-import { parseNumberOption } from "./json-option.ts";
+import { parseNumberOption, requiredBesideWait } from "./json-option.ts";
 
 /** `--wait` given without a number waits this long (a day: longer than any sensible result_expires wait). */
 export const WAIT_FOREVER_SEC = 86_400;
@@ -24,7 +24,9 @@ interface ResultFlags {
 export function resultCommand(): Command {
   return new Command("result")
     .description("show a task's state and result (or error); with --wait, exit 0 on success, 1 on failure, 124 on timeout")
-    .argument("<id>", "task id, as printed by `qworker send`")
+    // Optional for commander only, so that an id taken by --wait gets a message saying so.
+    .argument("[id]", "task id, as printed by `qworker send`")
+    .usage("<id> [options]")
     .option("--wait [seconds]", "wait for the task to finish (default: a day)")
     .option("--json", "print the state record as one JSON object")
     .option("--celery", "read a Celery result (celery-task-meta-<id>), e.g. of a task sent with send --celery")
@@ -32,7 +34,8 @@ export function resultCommand(): Command {
     .option("--config <path>", "config file (default config/qworker.yaml)")
     .addHelpText("after", `\nExample:\n  $ qworker result 6f1c2d4e-…\n  $ qworker result 6f1c2d4e-… --wait 10 --json | jq .result`)
     .action(
-      action(async (id: string, flags: ResultFlags) => {
+      action(async (idArg: string | undefined, flags: ResultFlags) => {
+        const id = requiredBesideWait(idArg, flags.wait, "task id", "qworker result <id> --wait 10");
         if (flags.celery) return (await import("../celery/cli.ts")).celeryResult(id, flags);
         const waitSec = parseWait(flags.wait);
         const { config } = loadConfig({ ...(flags.config ? { configPath: flags.config } : {}), overrides: { broker_url: flags.broker } });

@@ -7,7 +7,7 @@ import type { SendOptions } from "../client/types.ts";
 import { loadConfig } from "../config/load.ts";
 import { ResultTimeoutError, UsageError } from "../errors.ts";
 import { action } from "./errors.ts";
-import { parseEtaOption, parseExpiresOption, parseJsonOption, parseNumberOption } from "./json-option.ts";
+import { parseEtaOption, parseExpiresOption, parseJsonOption, parseNumberOption, requiredBesideWait } from "./json-option.ts";
 import { failureLine, parseWait, waitFinal } from "./result.ts";
 
 interface SendFlags {
@@ -32,7 +32,9 @@ interface SendFlags {
 export function sendCommand(): Command {
   return new Command("send")
     .description("enqueue a task and print its id")
-    .argument("<task>", "task name, e.g. shop.send_invoice_email")
+    // Optional for commander only, so that a name taken by --wait gets a message saying so.
+    .argument("[task]", "task name, e.g. shop.send_invoice_email")
+    .usage("<task> [options]")
     .option("--args <json>", "positional arguments as a JSON array", "[]")
     .option("--kwargs <json>", "keyword arguments as a JSON object")
     .option("--queue <name>", "queue to send to (default: its task_routes entry, else default_queue)")
@@ -51,7 +53,8 @@ export function sendCommand(): Command {
     .option("--wait [seconds]", "then wait for the result and print it as JSON (exit 1 if the task fails, 124 on timeout)")
     .addHelpText("after", `\nExample:\n  $ qworker send shop.send_invoice_email --args '[1234]'\n  $ qworker send demo.add --args '[2, 3]' --countdown 2\n  $ qworker send demo.add --args '[2, 3]' --wait 5`)
     .action(
-      action(async (task: string, flags: SendFlags) => {
+      action(async (taskArg: string | undefined, flags: SendFlags) => {
+        const task = requiredBesideWait(taskArg, flags.wait, "task name", "qworker send demo.add --args '[2, 3]' --wait 5");
         // Checked before --celery branches off and before the broker is opened: it is bad whichever way it goes.
         checkTaskName(task);
         if (flags.celery) return (await import("../celery/cli.ts")).celerySend(task, flags);

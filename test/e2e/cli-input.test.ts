@@ -145,6 +145,12 @@ describe("messages that name the way out", () => {
     );
   });
 
+  it("a task name or id taken by --wait as its seconds is explained, not just reported missing", async () => {
+    expectOneLineError(await cli(["send", "--wait", "demo.add"]), 2, /^qworker: error: missing the task name: --wait took "demo\.add" as its seconds; put --wait after the task name/);
+    expectOneLineError(await cli(["result", "--wait", "abc-123"]), 2, /^qworker: error: missing the task id: --wait took "abc-123" as its seconds; put --wait after the task id/);
+    expectOneLineError(await cli(["send"]), 2, /^qworker: error: missing the task name \(qworker send demo\.add/);
+  });
+
   it("inspect --help names the options its views take (commander listed only -h)", async () => {
     const r = await cli(["inspect", "--help"]);
     expect(r.code).toBe(0);
