@@ -15,10 +15,13 @@ export function preview(value: unknown, max = 200): string {
  * or of many lines, and the log line carried it whole; the stored result keeps the whole message.
  */
 export function messagePreview(message: string, max = 300): string {
-  // Only the head is searched: a message of megabytes without a newline is not scanned to its end.
-  const head = message.length > max ? message.slice(0, max) : message;
+  // The first line with text: some libraries (Prisma) start their messages with a newline. Only the head
+  // is searched: a message of megabytes without a newline is not scanned to its end.
+  let start = 0;
+  while (start < message.length && start < max && (message[start] === "\n" || message[start] === "\r" || message[start] === " ")) start++;
+  const head = message.slice(start, start + max);
   const nl = head.indexOf("\n");
-  if (nl === -1 && head.length === message.length) return message;
+  if (nl === -1 && start + head.length === message.length) return start === 0 ? message : head;
   const shown = nl === -1 ? head : head.slice(0, head[nl - 1] === "\r" ? nl - 1 : nl);
   return `${shown}… (${message.length} characters)`;
 }

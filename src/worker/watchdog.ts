@@ -96,23 +96,23 @@ export class Watchdog {
 
   /** One round; exposed for tests. */
   async check(): Promise<void> {
+    // Lateness is measured on every round, also one skipped below while an earlier round still waits for
+    // the broker: a round that waits on a frozen Redis is not the event loop being blocked.
+    const now = this.o.now();
+    const late = now - this.lastCheck - this.o.checkEveryMs;
+    this.lastCheck = now;
+    if (late >= this.o.silentAfterMs && !this.stopping) {
+      // This round's own timer ran that late: the event loop was blocked (synchronous code in a task of the
+      // async pool), and the broker's replies sat in the socket meanwhile. Not an outage, and rebuilding
+      // the connections would not help: say what it was, and give housekeeping a fresh window.
+      this.o.logger.warn(`the event loop was blocked for ${ms(late)}, most likely by a task running synchronous code; CPU-bound tasks belong in pool: process`);
+      this.lastTick = this.lastTaken = now;
+    }
     if (this.checking) return;
     this.checking = true;
     try {
-      const now = this.o.now();
-      const late = now - this.lastCheck - this.o.checkEveryMs;
-      this.lastCheck = now;
       // A stopping worker ends its housekeeping itself: that silence is not an outage.
       if (this.stopping) {
-        this.publish();
-        return;
-      }
-      if (late >= this.o.silentAfterMs) {
-        // This round's own timer ran that late: the event loop was blocked (synchronous code in a task of the
-        // async pool), and the broker's replies sat in the socket meanwhile. Not an outage, and rebuilding
-        // the connections would not help: say what it was, and give housekeeping a fresh window.
-        this.o.logger.warn(`the event loop was blocked for ${ms(late)}, most likely by a task running synchronous code; CPU-bound tasks belong in pool: process`);
-        this.lastTick = this.lastTaken = now;
         this.publish();
         return;
       }

@@ -18,7 +18,9 @@ describe("messagePreview (an error message in a worker's log line)", () => {
   it("keeps only the first line of a message of several (a CRLF's CR too)", () => {
     expect(messagePreview("first line\nsecond line")).toBe("first line… (22 characters)");
     expect(messagePreview("first\r\nsecond")).toBe("first… (13 characters)");
-    expect(messagePreview("\nafter an empty first line")).toBe("… (26 characters)");
+    // The first line with text: Prisma's messages start with a newline (this showed only "… (94 characters)").
+    expect(messagePreview("\nafter an empty first line")).toBe("after an empty first line");
+    expect(messagePreview("\nInvalid `prisma.user.create()` invocation:\n\nUnique constraint failed")).toBe("Invalid `prisma.user.create()` invocation:… (69 characters)");
     // A first line longer than the cap is cut like any long message.
     expect(messagePreview(`${"z".repeat(10)}\nrest`, 4)).toBe("zzzz… (15 characters)");
   });

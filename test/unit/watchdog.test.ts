@@ -6,13 +6,13 @@ import type { WorkerEvents } from "../../src/worker/events.ts";
 import { Watchdog } from "../../src/worker/watchdog.ts";
 
 /** A watchdog on a fake clock; rounds are run by hand (check()), as its timer would. */
-function setup() {
+function setup(stats: () => Promise<unknown> = async () => []) {
   let t = 1_000_000;
   const lines: { level: number; msg: string }[] = [];
   const logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
   const events = new EventEmitter();
   let rebuilds = 0;
-  const transport = { stats: async () => [], reconnect: async () => void rebuilds++ } as unknown as Transport;
+  const transport = { stats, reconnect: async () => void rebuilds++ } as unknown as Transport;
   const worker = { id: "w", events: events as unknown as WorkerEvents, info: () => ({ active: 1 }) as WorkerInfo };
   const dog = new Watchdog({ worker, transport, logger, queues: ["default"], concurrency: 10, checkEveryMs: 500, silentAfterMs: 1000, stallAfterMs: 5000, now: () => t });
   return { dog, events, lines, advance: (ms: number) => (t += ms), rebuilds: () => rebuilds };
@@ -39,5 +39,31 @@ describe("Watchdog", () => {
     expect(lines.some((l) => l.level === 50 && /^broker not answering for /.test(l.msg))).toBe(true);
     expect(lines.some((l) => /rebuilding the broker connections$/.test(l.msg))).toBe(true);
     expect(rebuilds()).toBe(1);
+  });
+
+  it("rounds skipped while one waits for a frozen broker do not count as the event loop being blocked", async () => {
+    let answer: (v: unknown) => void = () => {};
+    // Work waits and slots are free, so a round asks the broker how much: that call hangs (Redis frozen).
+    const { dog, events, lines, advance } = setup(() => new Promise((r) => (answer = r)));
+    const tick = () => events.emit("worker:tick");
+    // 5.5 s of rounds on time with the broker answering; no task taken, so the last one asks how much waits.
+    for (let i = 0; i < 10; i++) {
+      advance(500);
+      tick();
+      await dog.check();
+    }
+    advance(500);
+    tick();
+    const waiting = dog.check();
+    for (let i = 0; i < 6; i++) {
+      advance(500);
+      await dog.check();
+    }
+    answer([{ name: "default", ready: 0, delayed: 0, active: 0, dead: 0 }]);
+    await waiting;
+    advance(500);
+    await dog.check();
+    expect(lines.some((l) => /event loop was blocked/.test(l.msg))).toBe(false);
+    expect(lines.some((l) => l.level === 50 && /^broker not answering for 3\.50 s/.test(l.msg))).toBe(true);
   });
 });
