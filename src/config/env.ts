@@ -38,12 +38,15 @@ export function readEnv(env: NodeJS.ProcessEnv): EnvSettings {
       if (raw !== undefined && raw !== "") (nested[key] ??= {})[sub] = parseScalar(raw);
     }
   }
-  // Only near-misses are reported: other QWORKER_* names may belong to the app or its tests.
+  // Only near-misses are reported: other QWORKER_* names may belong to the app or its tests. Two edits
+  // turn one short word into another (PORT into POOL), so short names must be one edit off.
   const unknown: { name: string; meant: string }[] = [];
+  const settings = [...known].map((k) => k.slice("QWORKER_".length));
   for (const name of Object.keys(env)) {
     if (!name.startsWith("QWORKER_") || known.has(name)) continue;
-    const meant = suggest(name, [...known]);
-    if (meant) unknown.push({ name, meant });
+    const word = name.slice("QWORKER_".length);
+    const meant = suggest(word, settings, word.length <= 6 ? 1 : 2);
+    if (meant) unknown.push({ name, meant: `QWORKER_${meant}` });
   }
   return { values, nested, unknown };
 }

@@ -120,7 +120,8 @@ export const configSchema = z
   .strict()
   .superRefine((c, ctx) => {
     // At or past the hard limit the soft one never fires: the task is stopped without its warning.
-    if (c.soft_time_limit !== undefined && c.time_limit !== undefined && c.soft_time_limit >= c.time_limit) {
+    // A time_limit of 0 is no limit, so any soft limit is below it.
+    if (c.soft_time_limit !== undefined && c.time_limit !== undefined && c.time_limit > 0 && c.soft_time_limit >= c.time_limit) {
       ctx.addIssue({ code: "custom", path: ["soft_time_limit"], message: `must be below time_limit (${c.time_limit})` });
     }
     // A worker beats every heartbeat_interval and is taken for dead after heartbeat_ttl without a beat: at or

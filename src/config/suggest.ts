@@ -1,7 +1,7 @@
-/** The known name closest to a misspelt one (at most 2 edits away), for "did you mean" hints. */
-export function suggest(key: string, known: string[]): string | undefined {
+/** The known name closest to a misspelt one (at most `maxEdits` edits away), for "did you mean" hints. */
+export function suggest(key: string, known: string[], maxEdits = 2): string | undefined {
   let best: string | undefined;
-  let bestScore = 3;
+  let bestScore = maxEdits + 1;
   for (const candidate of known) {
     const d = distance(key, candidate);
     if (d < bestScore) {

@@ -118,6 +118,9 @@ describe("errors: one line naming the source, the key, what was found and what i
   });
 
   it("soft_time_limit not below time_limit", () => {
+    // time_limit 0 is no limit, as timeLimit: 0 on a task: any soft limit is below it.
+    writeYaml("time_limit: 0\nsoft_time_limit: 30\n");
+    expect(loadConfig({ cwd, env: {} }).config.soft_time_limit).toBe(30);
     writeYaml("time_limit: 2\nsoft_time_limit: 5\n");
     expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(`${DEFAULT_CONFIG_PATH}: key "soft_time_limit": must be below time_limit (2), found number 5`);
     expect(loadConfig({ cwd, env: { QWORKER_SOFT_TIME_LIMIT: "1" } }).config.soft_time_limit).toBe(1);
@@ -145,6 +148,8 @@ describe("errors: one line naming the source, the key, what was found and what i
     writeYaml("");
     const { unknownEnv } = loadConfig({ cwd, env: { QWORKER_CONCURENCY: "3", QWORKER_TEST_RUNS: "/tmp/x", QWORKER_CONFIG: undefined } });
     expect(unknownEnv).toEqual([{ name: "QWORKER_CONCURENCY", meant: "QWORKER_CONCURRENCY" }]);
+    // Short names must be one edit off: QWORKER_PORT is an app's own, not a misspelt QWORKER_POOL.
+    expect(loadConfig({ cwd, env: { QWORKER_PORT: "1", QWORKER_QUEUE: "a" } }).unknownEnv).toEqual([{ name: "QWORKER_QUEUE", meant: "QWORKER_QUEUES" }]);
   });
 
   it("heartbeat_ttl at or below heartbeat_interval is refused (healthy workers would take each other for dead)", () => {

@@ -400,6 +400,7 @@ export class SqliteTransport implements Transport {
     if (items.length === 0) return [];
     const out = await this.write((now) => {
       const results: EnqueueResult[] = [];
+      const stored = new Set<string>();
       let seq = this.nextSeq(items.length);
       for (const item of items) {
         const mySeq = seq++;
@@ -446,10 +447,12 @@ export class SqliteTransport implements Transport {
           ).run(item.uniqueKey, item.id, until);
         }
         results.push({ id: item.id, duplicate: false });
+        stored.add(item.queue);
       }
-      // Once per queue of the batch: a bulk send is nearly always to one queue.
+      // Once per queue a task of the batch was stored in (a bulk send is nearly always to one); a queue
+      // that only got duplicates is not listed, as on Redis.
       const remember = this.sql("INSERT OR IGNORE INTO queues (name) VALUES (?)");
-      for (const q of new Set(items.map((it) => it.queue))) remember.run(q);
+      for (const q of stored) remember.run(q);
       return results;
     });
     this.notify();

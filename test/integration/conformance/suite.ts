@@ -144,6 +144,11 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(await t.stats([q])).toEqual([{ name: q, ready: 0, delayed: 0, active: 0, dead: 0 }]);
         // Unfiltered, a drained queue is still listed (at 0), not forgotten once its last task settles.
         expect((await t.stats()).find((c) => c.name === q)).toEqual({ name: q, ready: 0, delayed: 0, active: 0, dead: 0 });
+        // A queue that only ever got duplicates (the id is still queued in q) is not listed.
+        const onlyDup = freshQueue();
+        expect(await t.enqueue([{ ...item(q), id: r.id }])).toEqual([{ id: r.id, duplicate: false }]);
+        expect((await t.enqueue([{ ...item(onlyDup), id: r.id }]))[0]!.duplicate).toBe(true);
+        expect((await t.stats()).some((c) => c.name === onlyDup)).toBe(false);
       });
 
       it("reserve returns at most max", async () => {
