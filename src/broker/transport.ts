@@ -314,6 +314,11 @@ export interface Transport {
   reconnect?(): Promise<void>;
   /** One line per broker setting that puts tasks at risk (eviction, no persistence), for the worker to warn. */
   checkSettings?(): Promise<string[]>;
+  /**
+   * True when `err` is the broker refusing a call for the data it found (a key of another type: another
+   * program's data under the prefix), not an outage: waiting or reconnecting changes nothing.
+   */
+  isDataError?(err: unknown): boolean;
 
   /**
    * Global rate limit, one run of `name` per `intervalMs` across all workers: 0 when task `taskId` may run

@@ -3,7 +3,6 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { LeaseRef, Reservation, TaskProgress, Transport, WorkerInfo } from "../broker/transport.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
-import { isDataError } from "../broker/redis/command-errors.ts";
 import { NonRetryableError, NotRegisteredError, TaskRevokedError, WorkerShutdownError, type QWorkerError } from "../errors.ts";
 import { decodeMessage, encodeMessage, type TaskMessage } from "../protocol/message.ts";
 import { messageArgsPreview } from "../results/args.ts";
@@ -414,7 +413,7 @@ export class Worker {
   }
 
   private brokerDown(err: unknown): void {
-    if (isDataError(err)) return this.brokerRefused(err as Error);
+    if (this.transport.isDataError?.(err)) return this.brokerRefused(err as Error);
     if (this.outageSince === undefined) {
       this.outageSince = Date.now();
       this.logger.error(`broker unreachable (${(err as Error).message}); retrying until it answers`);
@@ -855,7 +854,7 @@ export class Worker {
       this.brokerDown(err);
       this.nextRenew = -Infinity;
       // The broker answered: the watchdog must not take a refusal for silence and rebuild connections.
-      if (isDataError(err)) this.events.safeEmit("worker:tick");
+      if (this.transport.isDataError?.(err)) this.events.safeEmit("worker:tick");
     } finally {
       this.housekeeping = false;
     }

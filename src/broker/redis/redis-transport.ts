@@ -31,6 +31,7 @@ import { releaseOrphans } from "./orphans.ts";
 import { ReplicatedEnqueuer } from "./replicated-enqueue.ts";
 import { runScript } from "./scripts.ts";
 import { startWaitDeadline } from "../../results/wait-deadline.ts";
+import { isDataError as isRedisDataError } from "./command-errors.ts";
 import { checkRedisSettings } from "./server-check.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
@@ -599,6 +600,10 @@ export class RedisTransport implements Transport {
   async reconnect(): Promise<void> {
     // Only connections that believe they are fine: one already reconnecting is waiting for Redis anyway.
     for (const c of [this.cmd, this.blocker, this.sub]) if (c?.status === "ready") c.disconnect(true);
+  }
+
+  isDataError(err: unknown): boolean {
+    return isRedisDataError(err);
   }
 
   async checkSettings(): Promise<string[]> {
