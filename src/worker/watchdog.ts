@@ -108,7 +108,11 @@ export class Watchdog {
       this.o.logger.warn(`the event loop was blocked for ${ms(late)}, most likely by a task running synchronous code; CPU-bound tasks belong in pool: process`);
       this.lastTick = this.lastTaken = now;
     }
-    if (this.checking) return;
+    if (this.checking) {
+      // An earlier round still waits for the broker (up to 2 s): report a silence now, not when it gives up.
+      if (!this.stopping) this.noteSilence(now);
+      return;
+    }
     this.checking = true;
     try {
       // A stopping worker ends its housekeeping itself: that silence is not an outage.
@@ -116,15 +120,8 @@ export class Watchdog {
         this.publish();
         return;
       }
-      const silentFor = now - this.lastTick;
+      const silentFor = this.noteSilence(now);
       if (silentFor >= this.o.silentAfterMs) {
-        if (this.silentSince === undefined) {
-          this.silentSince = this.lastTick;
-          if (!this.workerReported) {
-            this.o.logger.error(`broker not answering for ${ms(silentFor)}; waiting for it (leased tasks stay leased and are renewed when it returns)`);
-          }
-        }
-        this.setState("broker-down", `broker not answering for ${ms(silentFor)}`);
         // A connection can look healthy to the client and still be dead (no FIN after a failover):
         // after long enough, rebuild it. Connections already reconnecting are left alone.
         if (silentFor >= this.o.stallAfterMs) await this.rebuild(`broker silent for ${ms(silentFor)}`);
@@ -137,6 +134,20 @@ export class Watchdog {
     } finally {
       this.checking = false;
     }
+  }
+
+  /** How long housekeeping has not reached the broker; past silentAfterMs, logged once and made the state. */
+  private noteSilence(now: number): number {
+    const silentFor = now - this.lastTick;
+    if (silentFor < this.o.silentAfterMs) return silentFor;
+    if (this.silentSince === undefined) {
+      this.silentSince = this.lastTick;
+      if (!this.workerReported) {
+        this.o.logger.error(`broker not answering for ${ms(silentFor)}; waiting for it (leased tasks stay leased and are renewed when it returns)`);
+      }
+    }
+    this.setState("broker-down", `broker not answering for ${ms(silentFor)}`);
+    return silentFor;
   }
 
   private async checkConsuming(now: number): Promise<void> {
