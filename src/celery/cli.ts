@@ -1,6 +1,7 @@
 import { ResultTimeoutError, UsageError } from "../errors.ts";
 import { isoTime } from "../cli/inspect/format.ts";
-import { parseEtaOption, parseExpiresOption, parseJsonOption, parseNumberOption } from "../cli/json-option.ts";
+import { parseJsonOption } from "../cli/json-option.ts";
+import { parseCommonSendFlags, type SendFlags } from "../cli/send-flags.ts";
 import { parseWait } from "../cli/result.ts";
 import type { DecodedCeleryResult } from "../protocol/celery/index.ts";
 import { createCeleryClient, type CeleryClientOptions, type CelerySendCallOptions } from "./client.ts";
@@ -11,23 +12,6 @@ import { createCeleryClient, type CeleryClientOptions, type CelerySendCallOption
  * the id on stdout, the value as JSON, failures as one line on stderr with exit code 1, 124 on timeout.
  */
 
-export interface CelerySendFlags {
-  args?: string;
-  kwargs?: string;
-  queue?: string;
-  countdown?: string;
-  eta?: string;
-  priority?: string;
-  expires?: string;
-  timeLimit?: string;
-  softTimeLimit?: string;
-  id?: string;
-  uniqueKey?: string;
-  uniqueFor?: string;
-  broker?: string;
-  config?: string;
-  wait?: string | boolean;
-}
 
 export interface CeleryResultFlags {
   wait?: string | boolean;
@@ -41,26 +25,12 @@ function clientOptions(flags: { broker?: string; config?: string }): CeleryClien
   return { ...(flags.broker ? { brokerUrl: flags.broker } : {}), ...(flags.config ? { configPath: flags.config } : {}) };
 }
 
-export function sendOptionsFromFlags(flags: CelerySendFlags): CelerySendCallOptions {
+export function sendOptionsFromFlags(flags: SendFlags): CelerySendCallOptions {
   // Celery messages carry no unique key: silently sending duplicates would be worse than saying so.
   if (flags.uniqueKey !== undefined || flags.uniqueFor !== undefined) {
     throw new UsageError(`${flags.uniqueKey !== undefined ? "--unique-key" : "--unique-for"} is not available with --celery: Celery messages have no unique key (use --id to name the task instead)`);
   }
-  const o: CelerySendCallOptions = {};
-  if (flags.kwargs !== undefined) o.kwargs = parseJsonOption(flags.kwargs, "--kwargs", "object");
-  if (flags.queue !== undefined) o.queue = flags.queue;
-  if (flags.countdown !== undefined && flags.eta !== undefined) throw new UsageError("give either --countdown or --eta, not both");
-  if (flags.countdown !== undefined) o.countdown = parseNumberOption(flags.countdown, "--countdown", { min: 0 });
-  if (flags.eta !== undefined) o.eta = parseEtaOption(flags.eta);
-  if (flags.priority !== undefined) o.priority = parseNumberOption(flags.priority, "--priority", { integer: true, min: 0, max: 9 });
-  if (flags.expires !== undefined) o.expires = parseExpiresOption(flags.expires);
-  if (flags.timeLimit !== undefined) o.timeLimit = parseNumberOption(flags.timeLimit, "--time-limit", { above: 0 });
-  if (flags.softTimeLimit !== undefined) o.softTimeLimit = parseNumberOption(flags.softTimeLimit, "--soft-time-limit", { above: 0 });
-  if (flags.id !== undefined) {
-    if (flags.id.trim() === "") throw new UsageError("--id: expected a task id, found an empty string");
-    o.id = flags.id;
-  }
-  return o;
+  return parseCommonSendFlags(flags);
 }
 
 /** One line naming what a Celery task ended with, for stderr. */
@@ -79,7 +49,7 @@ function asJson(id: string, r: DecodedCeleryResult | null): Record<string, unkno
   return out;
 }
 
-export async function celerySend(task: string, flags: CelerySendFlags): Promise<void> {
+export async function celerySend(task: string, flags: SendFlags): Promise<void> {
   const args = parseJsonOption(flags.args ?? "[]", "--args", "array");
   const options = sendOptionsFromFlags(flags);
   const waitSec = parseWait(flags.wait);

@@ -1,33 +1,15 @@
 import { Command } from "commander";
 import { createTransport, transportOptions } from "../broker/factory.ts";
 import { checkTaskName } from "../client/build-message.ts";
-import { MAX_TIME_LIMIT_SEC, softLimitProblem } from "../tasks/time-limits.ts";
 import { createClient } from "../client/client.ts";
 import type { SendOptions } from "../client/types.ts";
 import { loadConfig } from "../config/load.ts";
 import { ResultTimeoutError, UsageError } from "../errors.ts";
 import { action } from "./errors.ts";
-import { parseEtaOption, parseExpiresOption, parseJsonOption, parseNumberOption, requiredBesideWait } from "./json-option.ts";
+import { parseJsonOption, parseNumberOption, requiredBesideWait } from "./json-option.ts";
+import { parseCommonSendFlags, type SendFlags } from "./send-flags.ts";
 import { failureLine, parseWait, waitFinal } from "./result.ts";
 
-interface SendFlags {
-  args?: string;
-  kwargs?: string;
-  queue?: string;
-  countdown?: string;
-  eta?: string;
-  priority?: string;
-  expires?: string;
-  timeLimit?: string;
-  softTimeLimit?: string;
-  uniqueKey?: string;
-  uniqueFor?: string;
-  id?: string;
-  config?: string;
-  broker?: string;
-  wait?: string | boolean;
-  celery?: boolean;
-}
 
 export function sendCommand(): Command {
   return new Command("send")
@@ -60,28 +42,11 @@ export function sendCommand(): Command {
         if (flags.celery) return (await import("../celery/cli.ts")).celerySend(task, flags);
         const args = parseJsonOption(flags.args ?? "[]", "--args", "array");
         const waitSec = parseWait(flags.wait);
-        const options: SendOptions = {};
-        if (flags.kwargs !== undefined) options.kwargs = parseJsonOption(flags.kwargs, "--kwargs", "object");
-        if (flags.queue !== undefined) options.queue = flags.queue;
-        if (flags.countdown !== undefined && flags.eta !== undefined) throw new UsageError("give either --countdown or --eta, not both");
-        if (flags.countdown !== undefined) options.countdown = parseNumberOption(flags.countdown, "--countdown", { min: 0 });
-        if (flags.eta !== undefined) options.eta = parseEtaOption(flags.eta);
-        if (flags.priority !== undefined) options.priority = parseNumberOption(flags.priority, "--priority", { integer: true, min: 0, max: 9 });
-        if (flags.expires !== undefined) options.expires = parseExpiresOption(flags.expires);
-        // Above 0: a message's limit replaces the task's, and a message cannot say "no limit".
-        if (flags.timeLimit !== undefined) options.timeLimit = parseNumberOption(flags.timeLimit, "--time-limit", { above: 0, max: MAX_TIME_LIMIT_SEC });
-        if (flags.softTimeLimit !== undefined) options.softTimeLimit = parseNumberOption(flags.softTimeLimit, "--soft-time-limit", { above: 0, max: MAX_TIME_LIMIT_SEC });
-        if (softLimitProblem(options.softTimeLimit, options.timeLimit)) {
-          throw new UsageError(`--soft-time-limit (${options.softTimeLimit}) must be below --time-limit (${options.timeLimit}): the soft limit warns the task before the hard one stops it`);
-        }
+        const options: SendOptions = parseCommonSendFlags(flags);
         if (flags.uniqueKey !== undefined) options.uniqueKey = flags.uniqueKey;
         if (flags.uniqueFor !== undefined) {
           if (flags.uniqueKey === undefined) throw new UsageError("--unique-for only bounds a unique key: add --unique-key KEY, or drop --unique-for");
           options.uniqueFor = parseNumberOption(flags.uniqueFor, "--unique-for", { min: 0 });
-        }
-        if (flags.id !== undefined) {
-          if (flags.id.trim() === "") throw new UsageError("--id: expected a task id, found an empty string");
-          options.id = flags.id;
         }
         const { config } = loadConfig({ ...(flags.config ? { configPath: flags.config } : {}), overrides: { broker_url: flags.broker } });
         // Sending before any worker has started is fine, but the default embedded broker's path is relative,
