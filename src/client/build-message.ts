@@ -36,6 +36,13 @@ export function checkTaskName(task: unknown): void {
   if (task.length > MAX_TASK_NAME) throw new UsageError(`task name is ${task.length} characters, over the ${MAX_TASK_NAME} a worker accepts: shorten it`);
 }
 
+/** A message's limit replaces the task's, and a message has no way to say "no limit": above 0 only. */
+function checkSentLimit(name: string, seconds: unknown): void {
+  if (seconds !== undefined && !(typeof seconds === "number" && seconds > 0)) {
+    throw new UsageError(`${name} must be a number of seconds above 0 when sent, found ${JSON.stringify(seconds) ?? String(seconds)}`);
+  }
+}
+
 /** A queue a task may be sent to by name. */
 function checkQueueName(queue: unknown): void {
   if (typeof queue !== "string" || queue.trim() === "") {
@@ -97,10 +104,8 @@ export function buildEnqueueItem(
   }
   const limits = timeLimitsProblem(options.softTimeLimit, options.timeLimit);
   if (limits) throw new UsageError(limits);
-  for (const [name, v] of [["timeLimit", options.timeLimit], ["softTimeLimit", options.softTimeLimit]] as const) {
-    // A message's limit replaces the task's, and a message has no way to say "no limit".
-    if (v !== undefined && !(typeof v === "number" && v > 0)) throw new UsageError(`${name} must be a number of seconds above 0 when sent, found ${JSON.stringify(v) ?? String(v)}`);
-  }
+  checkSentLimit("timeLimit", options.timeLimit);
+  checkSentLimit("softTimeLimit", options.softTimeLimit);
   checkUniqueness(options);
   let expires: number | undefined;
   if (options.expires !== undefined) {
