@@ -1,4 +1,5 @@
 import { withPlainCommandErrors } from "../broker/redis/command-errors.ts";
+import { PendingWaits, type PendingWait } from "../broker/redis/pending-waits.ts";
 import { closeConnection, describeTarget, maskUrl, openConnection, openSubscriber, type ChannelListeners, type ConnectionOptions, type RedisConnection } from "../broker/redis/connection.ts";
 import { isClusterUrl, isRedisUrl } from "../broker/redis/url.ts";
 import { loadConfig } from "../config/load.ts";
@@ -122,7 +123,7 @@ class RedisCeleryClient implements CeleryClient {
   private sub: Promise<RedisConnection> | undefined;
   private readonly listeners: ChannelListeners = new Map();
   /** Every pending wait: close() ends them, a reconnect of the subscriber reads their results again. */
-  private readonly waits = new Set<{ key: string; offer: (raw: string) => void; abandon: (err: Error) => void }>();
+  private readonly waits = new PendingWaits();
   private closed = false;
 
   constructor(
@@ -166,29 +167,13 @@ class RedisCeleryClient implements CeleryClient {
 
   private subscriber(): Promise<RedisConnection> {
     if (this.closed) return Promise.reject(this.closedError());
-    this.sub ??= openSubscriber(this.url, this.connOpts, "qworker-celery-sub", this.listeners, () => this.rereadResults()).catch((err: unknown) => {
+    this.sub ??= openSubscriber(this.url, this.connOpts, "qworker-celery-sub", this.listeners, () => {
+      if (!this.closed) this.waits.reread(this.redis);
+    }).catch((err: unknown) => {
       this.sub = undefined; // see openSubscriber
       throw err;
     });
     return this.sub;
-  }
-
-  /**
-   * The subscriber reconnected (see openSubscriber): a result published while it was away, or the one
-   * whose size made Redis drop it, never arrives, so every pending wait reads its key again, in one MGET.
-   * A failed read leaves the waits to their deadlines; the subscriber's next reconnect reads again.
-   */
-  private rereadResults(): void {
-    const waits = [...this.waits];
-    if (this.closed || waits.length === 0) return;
-    this.redis.mget(waits.map((w) => w.key)).then(
-      (values) => {
-        values.forEach((raw, i) => {
-          if (raw !== null) waits[i]!.offer(raw);
-        });
-      },
-      () => {},
-    );
   }
 
   private async waitReady(id: string, timeoutMs: number): Promise<DecodedCeleryResult> {
@@ -196,7 +181,7 @@ class RedisCeleryClient implements CeleryClient {
     const sub = await this.subscriber();
     let fn: ((message: string) => void) | undefined;
     let cancelDeadline: (() => void) | undefined;
-    let wait: { key: string; offer: (raw: string) => void; abandon: (err: Error) => void } | undefined;
+    let wait: PendingWait | undefined;
     try {
       return await new Promise<DecodedCeleryResult>((resolve, reject) => {
         const offer = (raw: string) => {
@@ -208,7 +193,7 @@ class RedisCeleryClient implements CeleryClient {
           }
         };
         fn = offer;
-        wait = { key: channel, offer, abandon: reject };
+        wait = { key: channel, settle: offer, abandon: reject };
         this.waits.add(wait);
         let set = this.listeners.get(channel);
         if (!set) this.listeners.set(channel, (set = new Set()));
@@ -238,7 +223,7 @@ class RedisCeleryClient implements CeleryClient {
   async close(): Promise<void> {
     this.closed = true;
     // A pending wait would otherwise never settle: its subscriber is about to go, its deadline may be hours off.
-    for (const wait of this.waits) wait.abandon(this.closedError());
+    this.waits.abandonAll(this.closedError());
     const sub = this.sub ? await this.sub.catch(() => undefined) : undefined;
     await Promise.all([this.redis, sub].map((c) => c && closeConnection(c)));
   }

@@ -32,6 +32,7 @@ import { ReplicatedEnqueuer } from "./replicated-enqueue.ts";
 import { runScript } from "./scripts.ts";
 import { startWaitDeadline } from "../../results/wait-deadline.ts";
 import { isDataError as isRedisDataError } from "./command-errors.ts";
+import { PendingWaits, type PendingWait } from "./pending-waits.ts";
 import { checkRedisSettings } from "./server-check.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
@@ -118,13 +119,6 @@ export interface RedisTransportOptions {
   enqueueReplicaTimeoutMs?: number;
 }
 
-/** A pending waitForResult: the result key it waits on, and how it ends. */
-interface ResultWait {
-  key: string;
-  settle(value: string): void;
-  abandon(err: Error): void;
-}
-
 /**
  * The production transport. Every state change is one Lua script (src/broker/redis/lua), so each batch
  * costs one round trip. Three connections at most: commands, a blocking one for BLPOP on the queues' wake
@@ -143,7 +137,7 @@ export class RedisTransport implements Transport {
   private readonly channelListeners: ChannelListeners = new Map();
   private closed = false;
   /** Every pending waitForResult: close() ends them, a reconnect of the subscriber reads their results again. */
-  private readonly resultWaits = new Set<ResultWait>();
+  private readonly resultWaits = new PendingWaits();
   /** Told again of every held revoke when the subscriber reconnects (see resyncRevokes). */
   private readonly revokeListeners = new Set<RevokeListener>();
   /**
@@ -190,7 +184,7 @@ export class RedisTransport implements Transport {
   async close(): Promise<void> {
     this.closed = true;
     // A wait for a result would otherwise never settle: its subscriber is gone, and its deadline may be hours off.
-    for (const wait of this.resultWaits) wait.abandon(this.closedError());
+    this.resultWaits.abandonAll(this.closedError());
     const conns = [this.cmd, this.blocker, this.sub].filter((c): c is RedisConnection => c !== undefined);
     await Promise.all(conns.map((c) => closeConnection(c)));
   }
@@ -464,7 +458,7 @@ export class RedisTransport implements Transport {
         if (err) reject(err);
         else resolve(value);
       };
-      const wait: ResultWait = { key: channel, settle: (value) => finish(value), abandon: (err) => finish(null, err) };
+      const wait: PendingWait = { key: channel, settle: (value) => finish(value), abandon: (err) => finish(null, err) };
       this.resultWaits.add(wait);
       const cancelDeadline = startWaitDeadline(timeoutMs, () => finish(null));
       // Subscribe first, then read: a result stored between the two is caught by one or the other.
@@ -624,7 +618,8 @@ export class RedisTransport implements Transport {
 
   /** The subscriber reconnected (see openSubscriber): what was published while it was away never arrives. */
   private subscriberBack(): void {
-    this.rereadResults();
+    if (this.closed || !this.cmd) return;
+    this.resultWaits.reread(this.cmd);
     this.resyncRevokes();
   }
 
@@ -647,25 +642,6 @@ export class RedisTransport implements Transport {
           longest = Math.max(longest, left);
         }
         if (ids.length > 0) for (const listener of this.revokeListeners) listener(ids, false, longest);
-      },
-      () => {},
-    );
-  }
-
-  /**
-   * The subscriber reconnected (see openSubscriber): a result published while it was away, or the one
-   * whose size made Redis drop it, never arrives, so every pending wait reads its key again, in one MGET.
-   * A failed read leaves the waits to their deadlines; the subscriber's next reconnect reads again.
-   */
-  private rereadResults(): void {
-    if (this.closed || !this.cmd) return;
-    const waits = [...this.resultWaits];
-    if (waits.length === 0) return;
-    this.cmd.mget(waits.map((w) => w.key)).then(
-      (values) => {
-        values.forEach((value, i) => {
-          if (value !== null) waits[i]!.settle(value);
-        });
       },
       () => {},
     );

@@ -1,0 +1,44 @@
+import type { RedisConnection } from "./connection.ts";
+
+/** A wait for a key's value that pub/sub announces: the key, what to do with the value, how to give up. */
+export interface PendingWait {
+  key: string;
+  settle(value: string): void;
+  abandon(err: Error): void;
+}
+
+/**
+ * The result waits of one client (the Redis transport, the Celery client). Pub/sub does not replay what a
+ * subscriber missed, and Redis drops a subscriber that one message pushes past its pubsub output buffer
+ * (32 MB by default): after a reconnect every pending wait reads its key again, in one MGET. close() gives
+ * every wait up at once rather than leave it to a deadline that may be hours off.
+ */
+export class PendingWaits {
+  private readonly waits = new Set<PendingWait>();
+
+  add(wait: PendingWait): void {
+    this.waits.add(wait);
+  }
+
+  delete(wait: PendingWait): void {
+    this.waits.delete(wait);
+  }
+
+  abandonAll(err: Error): void {
+    for (const wait of [...this.waits]) wait.abandon(err);
+  }
+
+  /** A failed read leaves the waits to their deadlines; the subscriber's next reconnect reads again. */
+  reread(redis: RedisConnection): void {
+    const waits = [...this.waits];
+    if (waits.length === 0) return;
+    redis.mget(waits.map((w) => w.key)).then(
+      (values) => {
+        values.forEach((value, i) => {
+          if (value !== null) waits[i]!.settle(value);
+        });
+      },
+      () => {},
+    );
+  }
+}
