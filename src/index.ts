@@ -6,7 +6,7 @@ export { createClient, type Client, type ClientOptions } from "./client/client.t
 export { closeDefaultClient } from "./client/default.ts";
 export type { SendOptions, TaskCall, TaskRef } from "./client/types.ts";
 export type { TaskResult, TaskState } from "./results/record.ts";
-export type { Transport } from "./broker/transport.ts";
+export type { RevokeReport, Transport } from "./broker/transport.ts";
 export {
   QWorkerError,
   NonRetryableError,

@@ -35,6 +35,12 @@ export interface EnqueueResult {
   duplicate: boolean;
 }
 
+/** What Transport.revoke did besides revoking the ids as given. */
+export interface RevokeReport {
+  /** Each `celery:…` lease id given, with the Celery task id revoked in its place; in the order given. */
+  aliases: [lease: string, taskId: string][];
+}
+
 /** Hears revokes: see Transport.onRevoke. */
 export type RevokeListener = (ids: string[], terminate: boolean, ttlMs?: number) => void;
 
@@ -284,8 +290,13 @@ export interface Transport {
   /** Resolve with the stored result as soon as it exists (also if it was stored before the call), or null on timeout. */
   waitForResult(id: string, timeoutMs: number): Promise<string | null>;
 
-  /** Durable revoke: tasks with these ids are never started; stored for ttlMs. */
-  revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<void>;
+  /**
+   * Durable revoke: tasks with these ids are never started; stored for ttlMs. An id that names a Celery
+   * message a worker holds under a lease of its own (`celery:…`, what `inspect` shows) stands for that
+   * message's Celery task id, which is revoked instead (workers check and report Celery revokes by task id):
+   * the report says which ids were so replaced. A transport that holds no such leases may return nothing.
+   */
+  revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<RevokeReport | void>;
   /**
    * Called with the ids of every revoke (`terminate` as it was given), from any connection: a worker
    * drops those it holds unstarted in its prefetch, and aborts those it runs when `terminate` is set.

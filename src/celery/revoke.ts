@@ -2,8 +2,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { closeConnection, openConnection } from "../broker/redis/connection.ts";
 import { parseRedisUrl } from "../broker/redis/url.ts";
-import type { Transport } from "../broker/transport.ts";
-import { decodeCeleryMessage, fanoutChannel, peekCeleryIdentity } from "../protocol/celery/index.ts";
+import { fanoutChannel } from "../protocol/celery/index.ts";
 
 /**
  * Celery's `app.control.revoke(id, terminate=…)` is a broadcast: kombu PUBLISHes an envelope on the
@@ -68,37 +67,4 @@ export async function listenForRevokes(
   return async () => {
     await closeConnection(sub);
   };
-}
-
-/** Prefix of the lease ids a qworker worker holds Celery messages under (see `leaseQueue`'s queues). */
-const LEASE_PREFIX = "celery:";
-
-/**
- * `qworker revoke` takes Celery task ids, and also the `celery:…` ids that `inspect active`/`scheduled`
- * show for Celery messages: each such id that names a Celery message in the broker is replaced by the
- * message's Celery task id, so the revoke is the same as revoking that id (the worker holds the message
- * by lease, but checks and reports revokes by task id). Revoking the lease id itself would finish a parked
- * or recovered message with a qworker result that no Celery client reads. Ids not found stay as given.
- */
-export async function celeryTaskIdsOf(transport: Transport, ids: string[]): Promise<{ ids: string[]; resolved: [lease: string, task: string][] }> {
-  const resolved: [string, string][] = [];
-  const out: string[] = [];
-  for (const id of ids) {
-    const taskId = id.startsWith(LEASE_PREFIX) ? await celeryTaskIdOfLease(transport, id) : undefined;
-    if (taskId !== undefined) resolved.push([id, taskId]);
-    const use = taskId ?? id;
-    if (!out.includes(use)) out.push(use);
-  }
-  return { ids: out, resolved };
-}
-
-async function celeryTaskIdOfLease(transport: Transport, leaseId: string): Promise<string | undefined> {
-  const where = transport.describeTask ? await transport.describeTask(leaseId) : null;
-  if (!where) return undefined;
-  try {
-    return decodeCeleryMessage(where.payload).id;
-  } catch {
-    // Dead-lettered because it could not be decoded: the id may still be readable.
-    return peekCeleryIdentity(where.payload).id;
-  }
 }

@@ -1,6 +1,5 @@
 import { Command } from "commander";
 import { createTransport, transportOptions } from "../broker/factory.ts";
-import { celeryTaskIdsOf } from "../celery/revoke.ts";
 import { loadConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
 import { action } from "./errors.ts";
@@ -36,11 +35,11 @@ export function revokeCommand(): Command {
         const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true, mustExist: true }));
         await transport.connect();
         try {
-          // A Celery message's lease id (`celery:…`, shown by inspect) stands for its Celery task id.
-          const celery = await celeryTaskIdsOf(transport, ids);
-          for (const [lease, task] of celery.resolved) process.stderr.write(`${lease} is Celery task ${task}: revoking that id\n`);
-          ids = celery.ids;
-          await transport.revoke(ids, ttlSec * 1000, flags.terminate === true);
+          const report = await transport.revoke(ids, ttlSec * 1000, flags.terminate === true);
+          // The transport revoked a Celery message's lease id (`celery:…`, shown by inspect) as its Celery task id.
+          const aliases = new Map(report?.aliases ?? []);
+          for (const [lease, task] of aliases) process.stderr.write(`${lease} is Celery task ${task}: revoking that id\n`);
+          ids = [...new Set(ids.map((id) => aliases.get(id) ?? id))];
         } finally {
           await transport.close();
         }

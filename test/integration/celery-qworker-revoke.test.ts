@@ -14,6 +14,7 @@ import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCeleryClient, type CeleryClient, type CeleryResultRef } from "../../src/celery/client.ts";
+import { createClient } from "../../src/client/client.ts";
 import { ROOT, startQworkerWorker, type Proc } from "../fixtures/celery/interop.ts";
 import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
 
@@ -137,6 +138,36 @@ describe.skipIf(!redisServerAvailable())("qworker revoke on Celery tasks run by 
     expect(await r.exists(`qw:r:${parkedLease}`)).toBe(0);
     expect(ran()).not.toContain("lease-busy");
     expect(ran()).not.toContain("lease-parked");
+    await w.kill("SIGTERM");
+  }, 60_000);
+
+  it("by the celery:… id through the library (client.transport.revoke): the same as qworker revoke", async () => {
+    const { url, r, celery } = await server();
+    const w = await worker(url);
+    const busy = await celery.send("tasks.abortable", [30_000, "lib-busy"]);
+    await w.waitFor(new RegExp(`tasks\\.abortable\\[${busy.id}\\] started`));
+    const [busyLease] = await r.zrange("qw:q:celery:celery:active", 0, -1);
+    expect(busyLease).toMatch(/^celery:/);
+    const parked = await celery.send("tasks.slow", [10, "lib-parked"], { countdown: 4 });
+    await expect.poll(() => r.zcard(DELAYED), { timeout: 5000 }).toBe(1);
+    const [parkedLease] = await r.zrange(DELAYED, 0, -1);
+    expect(parkedLease).toMatch(/^celery:/);
+
+    const client = await createClient({ brokerUrl: url });
+    const report = await client.transport.revoke([busyLease!, parkedLease!, "plain-id"], 60_000, true).finally(() => client.close());
+    expect(await outcome(busy)).toEqual(REVOKED);
+    expect(w.output()).toContain(`tasks.abortable[${busy.id}] revoked with --terminate; aborting it`);
+    // Revoked under its Celery task id, not the lease id: Celery clients read the REVOKED result.
+    expect(await r.zscore("qw:revoked", busy.id)).not.toBeNull();
+    expect(await r.zscore("qw:revoked", busyLease!)).toBeNull();
+    expect(await outcome(parked)).toEqual(REVOKED);
+    expect(await r.exists(`qw:r:${parkedLease}`)).toBe(0);
+    expect(ran()).not.toContain("lib-busy");
+    expect(ran()).not.toContain("lib-parked");
+    expect(report?.aliases).toEqual([
+      [busyLease, busy.id],
+      [parkedLease, parked.id],
+    ]);
     await w.kill("SIGTERM");
   }, 60_000);
 

@@ -15,6 +15,7 @@ import type {
   Reservation,
   ReserveRequest,
   RevokeListener,
+  RevokeReport,
   RetryItem,
   ScheduledTask,
   SettleItem,
@@ -34,10 +35,16 @@ import { startWaitDeadline } from "../../results/wait-deadline.ts";
 import { isDataError as isRedisDataError } from "./command-errors.ts";
 import { PendingWaits, type PendingWait } from "./pending-waits.ts";
 import { checkRedisSettings } from "./server-check.ts";
+import { celeryTaskIdOf } from "../../protocol/celery/index.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
 /** Tasks purge.lua removes per call: a few milliseconds of Redis time, so workers are not held up. */
 const PURGE_STEP = 5000;
+/**
+ * Lease ids and lease queues of the Celery messages a worker takes from kombu start with this (see
+ * leaseQueue in src/celery/consumer.ts and celery_claim.lua).
+ */
+const CELERY_LEASE_PREFIX = "celery:";
 /** Revokes re-announced to this process's listeners after its subscriber reconnects: the newest ones held. */
 const REVOKE_RESYNC_MAX = 10_000;
 
@@ -191,7 +198,10 @@ export class RedisTransport implements Transport {
 
   async enqueue(items: EnqueueItem[]): Promise<EnqueueResult[]> {
     if (items.length === 0) return [];
-    const args: (string | number)[] = [this.keys.prefix];
+    // enqueue.lua checks every queue's keys before it stores a task, so it is told the queues up front.
+    const queues = new Set<string>();
+    for (const it of items) queues.add(it.queue);
+    const args: (string | number)[] = [this.keys.prefix, queues.size, ...queues];
     for (const it of items) {
       args.push(it.id, it.queue, it.priority, it.payload, it.dueAt ?? 0, it.uniqueKey ?? "", it.uniqueForMs ?? 0);
     }
@@ -473,12 +483,41 @@ export class RedisTransport implements Transport {
     });
   }
 
-  async revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<void> {
-    if (ids.length === 0) return;
+  async revoke(given: string[], ttlMs: number, terminate: boolean): Promise<RevokeReport> {
+    const { ids, aliases } = await this.celeryTaskIds(given);
+    if (ids.length === 0) return { aliases };
     // Workers drop these from their prefetch, and abort them if running on terminate. The type for a
     // terminate stays "terminate", which workers before 0.2 (that knew no other) also follow.
     const announce = JSON.stringify({ type: terminate ? "terminate" : "revoke", ids, ttlMs });
     await runScript(this.redis, "revoke", [this.keys.prefix, ttlMs, DEFAULT_RESULT_TTL_MS, announce, ...ids]);
+    return { aliases };
+  }
+
+  /**
+   * The ids to revoke: each `celery:…` id naming a Celery message held here replaced by the message's Celery
+   * task id (see Transport.revoke), duplicates dropped. Revoking the lease id itself would leave a running
+   * message alone (the worker matches revokes by task id) and finish a parked one with a qworker result no
+   * Celery client reads. Ids that name no Celery message here stay as given.
+   */
+  private async celeryTaskIds(given: string[]): Promise<{ ids: string[]; aliases: [string, string][] }> {
+    const leases = given.filter((id) => id.startsWith(CELERY_LEASE_PREFIX));
+    const rows = await Promise.all(leases.map((id) => this.redis.hmget(this.keys.job(id), "q", "p")));
+    const taskOf = new Map<string, string>();
+    leases.forEach((id, i) => {
+      const [queue, payload] = rows[i]!;
+      // A native task may carry any id, but is never sent to a lease queue (`celery:<kombu queue>`).
+      if (!queue?.startsWith(CELERY_LEASE_PREFIX) || payload == null) return;
+      const taskId = celeryTaskIdOf(payload);
+      if (taskId !== undefined && taskId !== "") taskOf.set(id, taskId);
+    });
+    const aliases: [string, string][] = [];
+    const ids = new Set<string>();
+    for (const id of given) {
+      const taskId = taskOf.get(id);
+      if (taskId !== undefined) aliases.push([id, taskId]);
+      ids.add(taskId ?? id);
+    }
+    return { ids: [...ids], aliases };
   }
 
   async rateLimit(name: string, intervalMs: number, taskId: string): Promise<number> {

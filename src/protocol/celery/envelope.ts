@@ -374,3 +374,15 @@ export function peekCeleryIdentity(raw: string | Buffer): { id?: string; task?: 
     return {};
   }
 }
+
+/**
+ * The Celery task id of a stored message: decoded like a worker decodes it, else (a message dead-lettered
+ * because it could not be decoded) read from its headers. Undefined when neither finds one.
+ */
+export function celeryTaskIdOf(raw: string): string | undefined {
+  try {
+    return decodeCeleryMessage(raw).id;
+  } catch {
+    return peekCeleryIdentity(raw).id;
+  }
+}

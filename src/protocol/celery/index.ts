@@ -4,6 +4,7 @@
  */
 export {
   celeryMessageSummary,
+  celeryTaskIdOf,
   decodeCeleryMessage,
   peekCeleryIdentity,
   type CeleryEmbed,
