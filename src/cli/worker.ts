@@ -16,6 +16,7 @@ import { leaseKeeperFor } from "../worker/lease-keeper.ts";
 import { createPool } from "../worker/pool/index.ts";
 import { installStrayErrorGuard } from "../worker/stray-errors.ts";
 import { Worker } from "../worker/worker.ts";
+import { takeEarlySignal } from "./early-signal.ts";
 import { action, setShowStack } from "./errors.ts";
 import { parseNumberOption } from "./json-option.ts";
 
@@ -65,7 +66,8 @@ export function workerCommand(): Command {
         installStrayErrorGuard(logger);
         reportTaskExits(logger, flush);
         for (const { name, meant } of unknownEnv) logger.warn(`environment variable ${name} is not a setting (did you mean ${meant}?); it is ignored`);
-        // Signal handlers go in before tasks are loaded, the broker is connected and start-up finishes. A
+        // Signal handlers go in before tasks are loaded, the broker is connected and start-up finishes (one
+        // that came while the CLI itself loaded was noted by bin/qworker.js and counts as if it came now). A
         // SIGTERM while tasks load stops the worker with status 0 (not death by signal, 143: a supervisor
         // stopping a worker it just started is not a crash); one while it waits for its broker (which can
         // take as long as the broker takes to come up) stops it at once, also with 0; one during start-up
@@ -98,6 +100,8 @@ export function workerCommand(): Command {
         };
         process.on("SIGTERM", onSignal);
         process.on("SIGINT", onSignal);
+        const early = takeEarlySignal();
+        if (early) onSignal(early);
         const { registry, empty } = await discoverTasks(config.tasks_dir);
         for (const f of empty) logger.warn(`${f} defines no task (export a defineTask(...) to register one)`);
         // A worker started with its Redis (after a reboot) waits while Redis loads its data set: say so once,
