@@ -79,6 +79,13 @@ process.on("beforeExit", () => {
     );
   }
 });
-program.parseAsync(process.argv).then(() => {
+// Commander answers `qworker help bogus` with the whole help on stderr, as if the help had been asked for.
+// A name that is no command is the same mistake as `qworker bogus`, so it gets that error, did-you-mean
+// included. `help help` (which commander also took for a failed lookup) is the general help, as `help` is.
+const [first, second, ...rest] = process.argv.slice(2);
+const isCommand = (name: string): boolean => program.commands.some((c) => c.name() === name || c.aliases().includes(name));
+const lookup = first === "help" && second !== undefined && !second.startsWith("-") && !isCommand(second);
+const argv = !lookup ? process.argv : [...process.argv.slice(0, 2), ...(second === "help" ? ["help"] : [second, ...rest])];
+program.parseAsync(argv).then(() => {
   finished = true;
 }, exitWithError);

@@ -157,6 +157,21 @@ describe("messages that name the way out", () => {
     expect(r.stdout).toMatch(/Every view takes --json, --watch \[seconds\], --broker <url> and --config <path>/);
   });
 
+  it("help with a name that is no command fails as that unknown command does, did-you-mean included", async () => {
+    for (const [name, hint] of [["bogus", ""], ["wroker", "(Did you mean worker?)\n"]] as const) {
+      const [viaHelp, direct] = await Promise.all([cli(["help", name]), cli([name])]);
+      expect(viaHelp.stdout, viaHelp.stderr).toBe("");
+      expect(viaHelp.stderr).toBe(`qworker: error: unknown command '${name}'\n${hint}(run with --help for usage)\n`);
+      expect(viaHelp.code).toBe(2);
+      expect([viaHelp.code, viaHelp.stderr]).toEqual([direct.code, direct.stderr]);
+    }
+    const [known, helpHelp] = await Promise.all([cli(["help", "worker"]), cli(["help", "help"])]);
+    expect([known.code, known.stderr]).toEqual([0, ""]);
+    expect(known.stdout).toMatch(/^Usage: qworker worker \[options\]/);
+    expect([helpHelp.code, helpHelp.stderr]).toEqual([0, ""]);
+    expect(helpHelp.stdout).toMatch(/^Usage: qworker \[options\] \[command\]/);
+  });
+
   it("inspect with an unknown view names the views", async () => {
     expectOneLineError(await cli(["inspect", "bogus"]), 2, /^qworker: error: unknown view "bogus": use one of queues, workers, active, scheduled, dead, stats, events, e\.g\. qworker inspect workers$/);
   });
