@@ -1,5 +1,6 @@
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { createTransport, transportOptions } from "../broker/factory.ts";
 import { createClient } from "../client/client.ts";
@@ -11,6 +12,11 @@ import { discoverTasks } from "../tasks/discovery.ts";
 import { Worker } from "../worker/worker.ts";
 import { preview } from "../worker/format.ts";
 import { action } from "./errors.ts";
+
+/** The example tasks in the package itself (its tasks/ directory), from src/cli/ and dist/cli/ alike. */
+const SHIPPED_EXAMPLES = fileURLToPath(new URL("../../tasks", import.meta.url));
+
+const isDirectory = (path: string): boolean => existsSync(path) && statSync(path).isDirectory();
 
 /** The example calls the demo sends: one per example task. */
 const EXAMPLES: { task: string; args: unknown[] }[] = [
@@ -43,7 +49,7 @@ export function demoCommand(): Command {
     .addHelpText("after", `\nExample:\n  $ npx qworker demo\n  $ npx qworker demo --exit --broker redis://127.0.0.1:6379/0`)
     .action(
       action(async (flags: DemoFlags) => {
-        const { config, defaultBroker } = loadConfig({
+        const { config, defaultBroker, defaultTasksDir } = loadConfig({
           ...(flags.config ? { configPath: flags.config } : {}),
           overrides: { broker_url: flags.broker, tasks_dir: flags.tasks },
         });
@@ -52,13 +58,19 @@ export function demoCommand(): Command {
         // (or run on as a worker with someone else's tasks), which looks like success. Fail before any broker
         // is opened or created instead. Some examples missing is fine: it sends to those it has.
         const dir = resolve(config.tasks_dir);
-        const noExamples = (what: string) =>
-          new TaskLoadError(
-            `${what} (the demo runs ${EXAMPLES.map((e) => e.task).join(", ")}): run it from the qworker project directory, where npm start runs it, or pass --tasks DIR`,
-          );
-        if (!existsSync(dir) || !statSync(dir).isDirectory()) throw noExamples(`no tasks directory at ${dir}`);
-        const { registry } = await discoverTasks(config.tasks_dir);
-        if (!EXAMPLES.some((e) => registry.get(e.task))) throw noExamples(`no example tasks found in ${dir}`);
+        const own = isDirectory(dir) ? (await discoverTasks(dir)).registry : undefined;
+        // Where nothing says otherwise and ./tasks has no task of its own (`npx qworker demo` in a new
+        // project, after `npm i qworker`), the examples come with the package. A directory that was asked
+        // for, or that holds someone's tasks, is never swapped for them.
+        const shipped = defaultTasksDir && (own?.names().length ?? 0) === 0 && isDirectory(SHIPPED_EXAMPLES);
+        if (shipped) logger.info(`demo: no tasks in ${dir}: using the example tasks shipped with qworker (${SHIPPED_EXAMPLES})`);
+        const registry = shipped ? (await discoverTasks(SHIPPED_EXAMPLES)).registry : own;
+        const way = defaultTasksDir
+          ? "pass --tasks DIR with the examples (the ones shipped with qworker stand in only for a tasks/ with no tasks of its own)"
+          : "point --tasks (or tasks_dir) at a directory with the examples, or leave it unset to use the ones shipped with qworker";
+        const noExamples = (what: string) => new TaskLoadError(`${what} (the demo runs ${EXAMPLES.map((e) => e.task).join(", ")}): ${way}`);
+        if (!registry) throw noExamples(`no tasks directory at ${dir}`);
+        if (!EXAMPLES.some((e) => registry.get(e.task))) throw noExamples(`no example tasks found in ${shipped ? SHIPPED_EXAMPLES : dir}`);
         const transport = await createTransport(config.broker_url, transportOptions(config));
         await transport.connect();
         const worker = new Worker({ transport, registry, config, logger });

@@ -31,6 +31,8 @@ export interface LoadedConfig {
   file?: string;
   /** True when broker_url came from the built-in default (the embedded broker). */
   defaultBroker: boolean;
+  /** True when tasks_dir came from the built-in default (no flag, variable or file set it). */
+  defaultTasksDir: boolean;
   /** QWORKER_* variables that look like a misspelt setting, with the setting meant (a worker warns). */
   unknownEnv: { name: string; meant: string }[];
 }
@@ -79,6 +81,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     config: { ...config, broker_url: config.broker_url ?? DEFAULT_BROKER_URL },
     ...(existsSync(file) ? { file } : {}),
     defaultBroker: config.broker_url === undefined,
+    defaultTasksDir: merged.tasks_dir === undefined,
     unknownEnv,
   };
 }

@@ -42,11 +42,13 @@ export interface CliProcess {
 export interface SpawnOptions {
   cwd?: string;
   env?: Record<string, string>;
+  /** The CLI script to run instead of this checkout's (an installed copy of the package, say). */
+  bin?: string;
 }
 
 export function spawnCli(args: string[], opts: SpawnOptions = {}): CliProcess {
   const [cmd, ...pre] = [...pdeathsigPrefix(), process.execPath];
-  const proc = spawn(cmd!, [...pre, BIN, ...args], { cwd: opts.cwd ?? ROOT, env: cleanEnv(opts.env), stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(cmd!, [...pre, opts.bin ?? BIN, ...args], { cwd: opts.cwd ?? ROOT, env: cleanEnv(opts.env), stdio: ["ignore", "pipe", "pipe"] });
   live.add(proc);
   let out = "";
   let err = "";
