@@ -13,6 +13,10 @@ export class Keys {
   get revoked() {
     return `${this.prefix}revoked`;
   }
+  /** Which held revokes terminate (revoke.lua): ids scored by expiry, like `revoked`. */
+  get revokedTerminate() {
+    return `${this.prefix}revoked:terminate`;
+  }
   get control() {
     return `${this.prefix}control`;
   }

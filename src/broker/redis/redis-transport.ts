@@ -489,7 +489,7 @@ export class RedisTransport implements Transport {
     // Workers drop these from their prefetch, and abort them if running on terminate. The type for a
     // terminate stays "terminate", which workers before 0.2 (that knew no other) also follow.
     const announce = JSON.stringify({ type: terminate ? "terminate" : "revoke", ids, ttlMs });
-    await runScript(this.redis, "revoke", [this.keys.prefix, ttlMs, DEFAULT_RESULT_TTL_MS, announce, ...ids]);
+    await runScript(this.redis, "revoke", [this.keys.prefix, ttlMs, DEFAULT_RESULT_TTL_MS, announce, terminate ? "1" : "0", ...ids]);
     return { aliases };
   }
 
@@ -663,27 +663,48 @@ export class RedisTransport implements Transport {
   }
 
   /**
-   * A revoke announced while the subscriber was away would leave a prefetched task to run: tell the revoke
-   * listeners every revoke still held (the durable set, the REVOKE_RESYNC_MAX held longest), as if announced
-   * again. Not a terminate: the set does not say which were, so a running task is left to finish.
+   * A revoke announced while the subscriber was away would leave a prefetched task to run, and a terminating
+   * one a running task: tell the revoke listeners every revoke still held (the durable set, the
+   * REVOKE_RESYNC_MAX held longest), as if announced again, those recorded as terminating (revoke.lua) with
+   * terminate. Told twice, a revoke changes nothing: a revoked id is never started again while it is held.
    */
   private resyncRevokes(): void {
     if (this.closed || !this.cmd || this.revokeListeners.size === 0) return;
-    this.cmd.zrevrange(this.keys.revoked, 0, REVOKE_RESYNC_MAX - 1, "WITHSCORES").then(
-      (flat) => {
-        const now = Date.now();
-        const ids: string[] = [];
-        let longest = 0;
-        for (let i = 0; i < flat.length; i += 2) {
-          const left = Number(flat[i + 1]) - now;
-          if (left <= 0) continue;
-          ids.push(flat[i]!);
-          longest = Math.max(longest, left);
+    const cmd = this.cmd;
+    /** Held ids with how long each still holds; undefined when the set cannot be read. */
+    const held = (key: string): Promise<Map<string, number> | undefined> =>
+      cmd.zrevrange(key, 0, REVOKE_RESYNC_MAX - 1, "WITHSCORES").then(
+        (flat) => {
+          const now = Date.now();
+          const left = new Map<string, number>();
+          for (let i = 0; i < flat.length; i += 2) {
+            const ms = Number(flat[i + 1]) - now;
+            if (ms > 0) left.set(flat[i]!, ms);
+          }
+          return left;
+        },
+        () => undefined,
+      );
+    void Promise.all([held(this.keys.revoked), held(this.keys.revokedTerminate)]).then(([revoked, terminating]) => {
+      if (!revoked || this.closed) return;
+      const plain: string[] = [];
+      const terminate: string[] = [];
+      let plainTtl = 0;
+      let terminateTtl = 0;
+      for (const [id, ms] of revoked) {
+        if (terminating?.has(id)) {
+          terminate.push(id);
+          terminateTtl = Math.max(terminateTtl, ms);
+        } else {
+          plain.push(id);
+          plainTtl = Math.max(plainTtl, ms);
         }
-        if (ids.length > 0) for (const listener of this.revokeListeners) listener(ids, false, longest);
-      },
-      () => {},
-    );
+      }
+      for (const listener of this.revokeListeners) {
+        if (plain.length > 0) listener(plain, false, plainTtl);
+        if (terminate.length > 0) listener(terminate, true, terminateTtl);
+      }
+    });
   }
 
   private async listen(channel: string, fn: (message: string) => void): Promise<() => void> {

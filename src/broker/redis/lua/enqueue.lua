@@ -2,8 +2,10 @@
 -- KEYS[1]: not read. runScript (scripts.ts) names one key under the prefix only so that Redis Cluster
 --   routes the call to the prefix's slot. Every key is built from the prefix in ARGV[1]; on a Cluster the
 --   transport makes it hash-tagged (such as "{qw}:"), which keeps them all in that one slot.
--- ARGV[1] prefix; then 7 per task: id, queue, priority (0..9), payload, dueAt (ms, 0 = now),
---   uniqueKey ('' = none), uniqueForMs (0 = until settled).
+-- ARGV[1] prefix, ARGV[2] n, ARGV[3..n+2] every queue the tasks name, each once; then 7 per task: id,
+--   queue, priority (0..9), payload, dueAt (ms, 0 = now), uniqueKey ('' = none), uniqueForMs (0 = until
+--   settled). The caller lists the queues so that their keys are checked before any task is stored
+--   without a pass over the tasks to find them (a cost per task on the bulk path).
 -- Keys touched: <p>queues (set), <p>j:<id> (hash: p payload, q queue, pr priority, d deliveries, and
 --   u unique key only when there is one),
 --   <p>q:<queue>:ready (zset, score = (9-priority)*1e14 + seq), <p>q:<queue>:delayed (zset, score = dueAt),
@@ -17,8 +19,11 @@
 --   tasks keep the order they were sent in within their priority. One wake marker wakes a blocked
 --   consumer. The per-queue writes (queue set, ready and delayed sorted sets, wake marker, sequence) are
 --   one command per key for the whole call, not one per task: bulk sends cost Redis little more than
---   storing each task's hash. A sequence counter or queue set of another kind (another program's data)
---   fails the call before anything is stored, with an error starting BADKEY that names the key.
+--   storing each task's hash. A sequence counter, queue set, or a listed queue's ready, delayed or wake
+--   key of another kind (another program's data) fails the call before any task is stored, with an
+--   error starting BADKEY that names the key; for a queue key the queue name alone is added to the queue
+--   set, so that the recovery sweep (recover.lua) finds the key and sets it aside. A task's own keys
+--   (<p>j:<id>, <p>u:<uniqueKey>) are not checked first: one of another kind still fails the call part-way.
 -- Returns: the duplicates only, as a flat list {position (1-based, in input order), id that will run, ...};
 --   every other task was stored under its own id. (Echoing every id back cost Redis and the client more
 --   than a tenth of a bulk send.)
@@ -28,10 +33,11 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 
--- The sequence counter and the queue set are checked before any task is stored: a script that fails
--- part-way keeps what it wrote, and a task stored but never queued would answer every later send of its id
--- as a duplicate that never runs. A key of another kind there fails the whole call, naming the key. Two
--- commands per call, where taking the range first cost a pass over every task of a bulk send.
+-- The sequence counter, the queue set and the keys of every listed queue are checked before any task is
+-- stored: a script that fails part-way keeps what it wrote, and a task stored but never queued would
+-- answer every later send of its id as a duplicate that never runs. A key of another kind there fails the
+-- whole call, naming the key. Two commands per call and three per queue, where taking the range first
+-- cost a pass over every task of a bulk send.
 local function badKey(key, want, fix)
   local found = redis.call('TYPE', key).ok
   return redis.error_reply('BADKEY ' .. key .. ' holds ' .. heldBy(key, found) .. ', not ' .. want .. ': ' .. fix)
@@ -45,12 +51,38 @@ if queuesType ~= 'set' and queuesType ~= 'none' then
   return badKey(p .. 'queues', 'the set of queue names',
     'a running worker sets it aside within a second (start one if none runs), then send again')
 end
+local nQueues = tonumber(ARGV[2]) or 0
+local firstTask = 3 + nQueues
+if nQueues < 1 or (#ARGV - firstTask + 1) % 7 ~= 0 then
+  return redis.error_reply('ERR enqueue: ARGV[2] must count the queue names that precede the tasks')
+end
+local queueKeys = {
+  {'ready', 'zset', "the sorted set of the queue's ready tasks"},
+  {'delayed', 'zset', "the sorted set of the queue's delayed tasks"},
+  {'wake', 'list', "the list that wakes the queue's consumers"},
+}
+local listed = {}
+for k = 3, firstTask - 1 do
+  local q = ARGV[k]
+  listed[q] = true
+  for _, qk in ipairs(queueKeys) do
+    local key = p .. 'q:' .. q .. ':' .. qk[1]
+    local found = redis.call('TYPE', key).ok
+    if found ~= 'none' and found ~= qk[2] then
+      -- The sweep sets aside the keys of listed queues only; a queue name is no task, and listing it
+      -- makes the refusal's fix true for a queue nothing was sent to yet.
+      redis.call('SADD', p .. 'queues', q)
+      return badKey(key, qk[3],
+        'a running worker sets it aside within a second (start one if none runs), then send again')
+    end
+  end
+end
 -- Per queue: ready = {priority, id, ...} in send order, delayed = {dueAt, id, ...}.
 local ready, delayed, touched = {}, {}, {}
 local queueNames = {}
 local readyCount = 0
 
-for i = 2, #ARGV, 7 do
+for i = firstTask, #ARGV, 7 do
   local id, q, pr, payload = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local due, uniq, uniqFor = tonumber(ARGV[i + 4]), ARGV[i + 5], tonumber(ARGV[i + 6])
   local jk = p .. 'j:' .. id
@@ -60,7 +92,8 @@ for i = 2, #ARGV, 7 do
     if dead[1] and dead[2] then
       -- Dead-lettered: neither queued nor running, so this send queues it afresh and it leaves the
       -- dead-letter set (as on the embedded broker).
-      redis.call('ZREM', p .. 'q:' .. dead[2] .. ':dead', id)
+      -- pcall: a dead-letter set of another kind is no reason to refuse the send (recover.lua sets it aside).
+      redis.pcall('ZREM', p .. 'q:' .. dead[2] .. ':dead', id)
       redis.call('DEL', jk)
     else
       existing = id
@@ -80,9 +113,18 @@ for i = 2, #ARGV, 7 do
     end
   end
   if existing then
-    out[#out + 1] = (i - 2) / 7 + 1
+    out[#out + 1] = (i - firstTask) / 7 + 1
     out[#out + 1] = existing
   else
+    if not touched[q] then
+      -- A queue the caller did not list was not checked: refuse it before this task is stored (tasks
+      -- already stored in this call stay; only a caller that breaks the ARGV contract gets here).
+      if not listed[q] then return redis.error_reply('ERR enqueue: queue ' .. q .. ' is not in the listed queues') end
+      touched[q] = true
+      queueNames[#queueNames + 1] = q
+      ready[q] = {}
+      delayed[q] = {}
+    end
     -- An earlier run's result (a dead-lettered failure, an old success) would answer a waiter at once.
     redis.call('DEL', p .. 'r:' .. id)
     -- No 'u' field without a unique key: readers take a missing one as none.
@@ -90,12 +132,6 @@ for i = 2, #ARGV, 7 do
       redis.call('HSET', jk, 'p', payload, 'q', q, 'pr', pr, 'd', 0)
     else
       redis.call('HSET', jk, 'p', payload, 'q', q, 'pr', pr, 'd', 0, 'u', uniq)
-    end
-    if not touched[q] then
-      touched[q] = true
-      queueNames[#queueNames + 1] = q
-      ready[q] = {}
-      delayed[q] = {}
     end
     if due > now then
       local d = delayed[q]
@@ -121,7 +157,7 @@ local function variadic(cmd, key, list)
 end
 
 -- One sequence range for the whole call; scores are given out in send order, so FIFO within a priority
--- holds across and within calls. Neither key can fail here: both were checked above, in this same script.
+-- holds across and within calls. No key below can fail here: each was checked above, in this same script.
 local seq = 0
 if readyCount > 0 then seq = redis.call('INCRBY', p .. 'seq', readyCount) - readyCount end
 redis.call('SADD', p .. 'queues', unpack(queueNames))

@@ -2,24 +2,48 @@
 -- KEYS[1]: not read (only routes the call on Redis Cluster).
 -- Keys are built from the prefix ARGV[1] (see enqueue.lua).
 -- ARGV[1] prefix, ARGV[2] ttlMs (how long the revoke is remembered), ARGV[3] resultTtlMs (<= 0: no expiry);
---   ARGV[4] the control message announcing the revoke to workers; ARGV[5..] task ids.
+--   ARGV[4] the control message announcing the revoke to workers; ARGV[5] '1' for a terminating revoke
+--   (--terminate), else '0'; ARGV[6..] task ids.
 -- Guarantees: each id is recorded in <p>revoked until now + ttlMs, so a task enqueued or recovered later
 --   under that id is finished as REVOKED by reserve.lua instead of running. A task that is waiting (ready
 --   or delayed) is removed at once, its REVOKED result (lib/revoked_result.lua) stored and published and
 --   its unique key freed; a running task is left to its worker (revoke --terminate aborts it through the
 --   control channel).
+--   A terminating revoke is also recorded in <p>revoked:terminate (zset, score = the same expiry), so a
+--   worker whose subscriber missed the announcement (reconnecting) is told again that it terminates
+--   (resyncRevokes in redis-transport.ts), not only that it revokes. A later plain revoke of such an id
+--   can shorten that entry (to its own expiry) but never lengthens it: a terminate outlives neither its
+--   own TTL nor the id's latest revoke. Expired entries are pruned here, on each revoke (recover.lua does
+--   not know this key). A key of another type there fails a terminating revoke before anything is
+--   written (error starting BADKEY); a plain revoke leaves it alone.
 --   The control message is published on <p>control in the same step, once the revoke is recorded, so
 --   workers hear revokes in the order they were made, on a Redis Cluster too (where a client's own
 --   PUBLISH goes to whichever node, and two of them can reach a subscriber in either order).
 -- Returns: number of waiting tasks removed.
 --#include revoked_result
-local p, ttl, resultTtl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local p, ttl, resultTtl, terminate = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5] == '1'
+local FIRST_ID = 6
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local removed = 0
-for i = 5, #ARGV do
+local termKey = p .. 'revoked:terminate'
+local termKind = redis.call('TYPE', termKey).ok
+if termKind ~= 'none' and termKind ~= 'zset' then
+  if terminate then
+    return redis.error_reply('BADKEY ' .. termKey .. ' holds a ' .. termKind .. ', not the sorted set of '
+      .. 'terminating revokes: another program writes under this prefix; rename or delete that key')
+  end
+  termKind = 'foreign'
+end
+if termKind == 'zset' then redis.call('ZREMRANGEBYSCORE', termKey, '-inf', now) end
+for i = FIRST_ID, #ARGV do
   local id = ARGV[i]
   redis.call('ZADD', p .. 'revoked', now + ttl, id)
+  if terminate then
+    redis.call('ZADD', termKey, now + ttl, id)
+  elseif termKind == 'zset' then
+    redis.call('ZADD', termKey, 'XX', 'LT', now + ttl, id)
+  end
   local jk = p .. 'j:' .. id
   local fields = redis.call('HMGET', jk, 'q', 't', 'u', 'dr', 'p')
   local q = fields[1]
