@@ -276,8 +276,8 @@ export type ChannelListeners = Map<string, Set<(message: string) => void>>;
  * does not replay what it missed. That is not only a network blip: Redis itself drops a subscriber that a
  * large message pushes past `client-output-buffer-limit pubsub` (32 MB by default), so a result bigger
  * than that was never delivered. Once every channel with a listener is subscribed again after a
- * reconnect, `onResubscribed` runs, for the caller to read again what it was waiting for. (Not on a
- * Cluster, whose subscriber connection is ioredis's own and reports no reconnect.)
+ * reconnect, `onResubscribed` runs, for the caller to read again what it was waiting for. On a Cluster
+ * a reconnect is a new subscriber connection (see watchClusterSubscriber).
  */
 export async function openSubscriber(
   url: string,
@@ -290,19 +290,62 @@ export async function openSubscriber(
   sub.on("message", (channel: string, message: string) => {
     for (const fn of listeners.get(channel) ?? []) fn(message);
   });
+  if (!onResubscribed) return sub;
+  const resubscribed = (conn: Redis): void => {
+    const channels = [...listeners.keys()];
+    if (channels.length === 0) return;
+    // ioredis subscribes the connection again by itself, but does not say when Redis has it: ours goes on
+    // the same connection and names every channel, so once it is answered a result stored from then on
+    // is either published to us or found by the caller's read. Subscribing to a channel twice is
+    // harmless. A failure means the connection dropped again, and its next "ready" comes back here.
+    conn.subscribe(...channels).then(onResubscribed, () => {});
+  };
   // openConnection returned after the first "ready": any later one is a reconnect.
-  if (onResubscribed && sub instanceof Redis) {
-    sub.on("ready", () => {
-      const channels = [...listeners.keys()];
-      if (channels.length === 0) return;
-      // ioredis has sent its own SUBSCRIBE already, but does not say when Redis has it: ours comes after
-      // it on the same connection, so once it is answered a result stored from then on is either
-      // published to us or found by the caller's read. Subscribing to a channel twice is harmless.
-      // A failure means the connection dropped again, and its next "ready" comes back here.
-      sub.subscribe(...channels).then(onResubscribed, () => {});
-    });
-  }
+  if (sub instanceof Redis) sub.on("ready", () => resubscribed(sub));
+  else watchClusterSubscriber(sub, resubscribed);
   return sub;
+}
+
+/** The part of ioredis's (private) ClusterSubscriber that watchClusterSubscriber uses. */
+interface ClusterSubscriberHolder {
+  getInstance(): Redis | null;
+}
+
+/**
+ * Calls `onNew` with each subscriber connection a Cluster opens after the one it has now, once that one
+ * is ready. An ioredis that keeps its subscriber elsewhere is not watched (no catch-up, as before).
+ *
+ * Why not an event: a Cluster emits nothing when its subscriber connection drops or is replaced (its
+ * "+subscriber"/"-subscriber" are for sharded subscribers, SSUBSCRIBE, which qworker's PUBLISH does not
+ * reach). ioredis keeps that connection in its private `subscriber` (ClusterSubscriber): a plain Redis
+ * with no retry strategy, which, once it has ended, is replaced at once by a new connection to a node
+ * picked at random, subscribed to the old one's channels; a reconnect of the whole Cluster replaces it
+ * too. So a new connection there is a reconnect, and its "ready" the same signal a plain Redis gives.
+ * Why not a periodic re-read instead: it would cost a round trip per interval for as long as anything is
+ * pending, and still be late by up to an interval, for an event that is rare. The private field is
+ * checked rather than trusted; redis-cluster-subscriber-reconnect.test.ts fails if ioredis moves it.
+ */
+function watchClusterSubscriber(cluster: Cluster, onNew: (conn: Redis) => void): void {
+  const holder = (cluster as unknown as { subscriber?: Partial<ClusterSubscriberHolder> }).subscriber;
+  if (typeof holder?.getInstance !== "function") return;
+  const getInstance = holder.getInstance.bind(holder);
+  // ClusterSubscriber's own "end" listener was added first, so the replacement exists when this runs.
+  const watchEnd = (conn: Redis): void => void conn.once("end", () => setImmediate(check));
+  // The connection present now is the first, not a reconnect.
+  let current = getInstance();
+  if (current) watchEnd(current);
+  const check = (): void => {
+    const conn = getInstance();
+    if (conn === null || conn === current) return;
+    current = conn;
+    watchEnd(conn);
+    if (conn.status === "ready") onNew(conn);
+    else conn.once("ready", () => onNew(conn));
+  };
+  // A reconnect of the whole Cluster, or a node found after there was none to subscribe to: both pick a
+  // new subscriber, the latter in a "+node" listener that runs after this one.
+  cluster.on("ready", check);
+  cluster.on("+node", () => setImmediate(check));
 }
 
 /**

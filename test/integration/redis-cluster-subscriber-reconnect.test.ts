@@ -1,0 +1,139 @@
+/**
+ * On Redis Cluster, what was published while the transport's subscriber connection was away must be caught
+ * up as it is on a single server (redis-result-wait-reconnect, redis-revoke-resync): pending result waits
+ * read their keys again, and the held revokes are told to the revoke listeners again. ioredis's Cluster
+ * replaces a dropped subscriber connection by itself and says nothing of it, so before the fix a result wait
+ * hung until its timeout and a revoke was never heard. Where the result or revoke is written without a
+ * PUBLISH, only the catch-up can deliver it; the big result is a PUBLISH that Redis itself drops.
+ */
+import { randomUUID } from "node:crypto";
+import { Cluster, Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRedisTransport } from "../../src/broker/redis/index.ts";
+import type { Transport } from "../../src/broker/transport.ts";
+import { redisCliAvailable, startRedisCluster, type RedisClusterHandle } from "../support/redis-cluster.ts";
+import { redisServerAvailable } from "../support/redis-server.ts";
+import { within } from "../support/within.ts";
+
+/** Bigger than the 1 MB pubsub output buffer limit set below. */
+const BIG = 2 * 1024 * 1024;
+/** Waits time out long after this: resolving within it means the catch-up delivered, not the deadline. */
+const PROMPTLY_MS = 4000;
+const WAIT_TIMEOUT_MS = 20_000;
+
+describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster: a subscriber that reconnects catches up", () => {
+  let cluster: RedisClusterHandle;
+  /** One plain connection per node, for commands that must reach every node (CLIENT KILL, CONFIG SET). */
+  let nodes: Redis[];
+  /** Writes keys the way any cluster client does (routed by slot). */
+  let raw: Cluster;
+  /** Stores and publishes results as a worker does (settle.lua). */
+  let worker: Transport;
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    nodes = cluster.nodes.map((n) => new Redis({ host: n.host, port: n.port }));
+    raw = new Cluster(cluster.nodes.map((n) => ({ host: n.host, port: n.port })));
+    worker = createRedisTransport(cluster.url);
+    await worker.connect();
+  }, 60_000);
+  afterAll(async () => {
+    for (const n of nodes ?? []) n.disconnect();
+    raw?.disconnect();
+    await worker?.close();
+    await cluster?.cleanup();
+  });
+
+  /** Subscribers of `channel` over the whole cluster (PUBSUB NUMSUB counts only a node's own clients). */
+  async function subscribers(channel: string): Promise<number> {
+    const counts = await Promise.all(nodes.map(async (n) => ((await n.call("PUBSUB", "NUMSUB", channel)) as [string, number])[1]));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  async function subscribed(channel: string): Promise<void> {
+    await expect.poll(() => subscribers(channel), { timeout: 5000, interval: 20 }).toBe(1);
+  }
+
+  /** Drops every subscriber connection in the cluster: only this file's transports subscribe. */
+  async function killSubscribers(): Promise<void> {
+    await Promise.all(nodes.map((n) => n.client("KILL", "TYPE", "pubsub")));
+  }
+
+  async function waiter(): Promise<Transport> {
+    const t = createRedisTransport(cluster.url);
+    await t.connect();
+    return t;
+  }
+
+  it("a result wait resolves with a result stored while its subscriber connection was killed", async () => {
+    const t = await waiter();
+    try {
+      const id = `cl-${randomUUID()}`;
+      const got = t.waitForResult(id, WAIT_TIMEOUT_MS);
+      await subscribed(`{qw}:r:${id}`);
+      // Stored with no PUBLISH, as if published while the subscriber was away.
+      await raw.set(`{qw}:r:${id}`, '{"state":"SUCCESS","result":1}');
+      await killSubscribers();
+      expect(await within(got, PROMPTLY_MS)).toEqual({ value: '{"state":"SUCCESS","result":1}' });
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("a result wait resolves with a result larger than the pubsub output buffer limit, whose PUBLISH dropped the subscriber", async () => {
+    await Promise.all(nodes.map((n) => n.config("SET", "client-output-buffer-limit", "pubsub 1mb 1mb 0")));
+    const drops = () => cluster.nodes.map((n) => n.logTail()).join("\n").split("\n").filter((l) => l.includes("for overcoming of output buffer limits")).length;
+    const t = await waiter();
+    try {
+      const id = `big-${randomUUID()}`;
+      const queue = `q-${randomUUID().slice(0, 8)}`;
+      await worker.enqueue([{ id, queue, priority: 0, payload: "{}" }]);
+      const [r] = await worker.reserve({ queues: [queue], max: 1, leaseMs: 30_000, workerId: "w-big", waitMs: 0 });
+      expect(r?.id).toBe(id);
+      const got = t.waitForResult(id, WAIT_TIMEOUT_MS);
+      await subscribed(`{qw}:r:${id}`);
+      const before = drops();
+      const result = JSON.stringify({ state: "SUCCESS", result: "x".repeat(BIG) });
+      expect(await worker.settle([{ id, token: r!.token, queue, outcome: "SUCCESS", result, resultTtlMs: 60_000 }])).toEqual([id]);
+      expect(await within(got, PROMPTLY_MS)).toEqual({ value: result });
+      // The case at hand: Redis did drop the subscriber for this message.
+      expect(drops()).toBeGreaterThan(before);
+    } finally {
+      await t.close();
+      await Promise.all(nodes.map((n) => n.config("SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60")));
+    }
+  });
+
+  it("a result wait resolves with a result stored while the transport reconnected to the whole cluster", async () => {
+    const t = await waiter();
+    try {
+      const id = `rc-${randomUUID()}`;
+      const got = t.waitForResult(id, WAIT_TIMEOUT_MS);
+      await subscribed(`{qw}:r:${id}`);
+      await raw.set(`{qw}:r:${id}`, '{"state":"SUCCESS","result":2}');
+      await t.reconnect!();
+      expect(await within(got, PROMPTLY_MS)).toEqual({ value: '{"state":"SUCCESS","result":2}' });
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("the held revokes are told to the revoke listeners again after the subscriber connection was killed", async () => {
+    const t = await waiter();
+    const heard: { ids: string[]; terminate: boolean }[] = [];
+    const off = await t.onRevoke((ids, terminate) => heard.push({ ids, terminate }));
+    try {
+      await subscribed("{qw}:control");
+      const now = Number((await raw.time())[0]) * 1000;
+      const id = `rv-${randomUUID()}`;
+      // Held in the durable set, never announced.
+      await raw.zadd("{qw}:revoked", now + 60_000, id);
+      await killSubscribers();
+      await expect.poll(() => heard.some((h) => h.ids.includes(id)), { timeout: PROMPTLY_MS, interval: 20 }).toBe(true);
+      expect(heard.find((h) => h.ids.includes(id))!.terminate).toBe(false);
+    } finally {
+      off();
+      await t.close();
+    }
+  });
+});
