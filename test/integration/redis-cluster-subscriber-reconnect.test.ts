@@ -8,9 +8,15 @@
  */
 import { randomUUID } from "node:crypto";
 import { Cluster, Redis } from "ioredis";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisTransport } from "../../src/broker/redis/index.ts";
 import type { Transport } from "../../src/broker/transport.ts";
+import { createClient } from "../../src/client/client.ts";
+import { configSchema } from "../../src/config/schema.ts";
+import { defineTask } from "../../src/tasks/define.ts";
+import { TaskRegistry } from "../../src/tasks/registry.ts";
+import { Worker } from "../../src/worker/worker.ts";
 import { redisCliAvailable, startRedisCluster, type RedisClusterHandle } from "../support/redis-cluster.ts";
 import { redisServerAvailable } from "../support/redis-server.ts";
 import { within } from "../support/within.ts";
@@ -134,6 +140,45 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
     } finally {
       off();
       await t.close();
+    }
+  });
+
+  it("a worker does not run a task it had prefetched whose revoke was held while its subscriber connection was killed", async () => {
+    const ran: string[] = [];
+    let release: () => void = () => {};
+    const registry = new TaskRegistry();
+    const hold = defineTask("cl.hold", async () => {
+      await new Promise<void>((r) => (release = r));
+    });
+    const note = defineTask("cl.note", () => void ran.push("cl.note"));
+    for (const t of [hold, note]) registry.register(t.name!, t as never, "test");
+    const prefix = "wk:";
+    const config = configSchema.parse({ broker_url: cluster.url, redis_prefix: prefix, concurrency: 1, prefetch: 2, lease_timeout: 30, heartbeat_interval: 0.5 });
+    const transport = createRedisTransport(cluster.url, { prefix });
+    await transport.connect();
+    const worker = new Worker({ transport, registry, config, logger: pino({ level: "silent" }) });
+    await worker.start();
+    const clientTransport = createRedisTransport(cluster.url, { prefix, failFast: true });
+    const client = await createClient({ transport: clientTransport });
+    await clientTransport.connect();
+    try {
+      await subscribed("{wk}:control");
+      await client.send("cl.hold", []);
+      const later = await client.send("cl.note", []);
+      // Both leased: one running in the only slot, the other waiting in the prefetch.
+      await expect.poll(() => raw.zcard("{wk}:q:default:active"), { timeout: 5000, interval: 20 }).toBe(2);
+      const now = Number((await raw.time())[0]) * 1000;
+      await raw.zadd("{wk}:revoked", now + 60_000, later.id);
+      await killSubscribers();
+      await expect.poll(async () => (await later.state())?.state, { timeout: PROMPTLY_MS, interval: 50 }).toBe("REVOKED");
+      release();
+      await expect.poll(() => raw.zcard("{wk}:q:default:active"), { timeout: 5000, interval: 20 }).toBe(0);
+      expect(ran).toEqual([]);
+    } finally {
+      release();
+      await worker.stop();
+      await transport.close();
+      await client.close();
     }
   });
 });
