@@ -269,7 +269,8 @@ describe.skipIf(!redisServerAvailable())("redis reserve/settle batches", () => {
   it("task events: a counter that cannot be incremented fails the publish, but the error says both parts were stored", async () => {
     const minute = Math.floor(Date.now() / 60_000);
     await raw.del("qw:events");
-    await raw.set(`qw:m:${minute}`, "not a hash");
+    // A field that is no integer (a minute's key of another kind is set aside instead, redis-worker-keys.test.ts).
+    await raw.hset(`qw:m:${minute}`, "succeeded:x", "not a number");
     try {
       const batch = { events: eventLinesOf(['{"v":1,"n":1}']), eventsMaxLen: 1000, counters: [{ minute, key: "succeeded:x", n: 1 }], countersTtlMs: 60_000 };
       const err = await t.publishActivity!(batch).then(() => undefined, (e: unknown) => e);

@@ -1,14 +1,24 @@
 /**
- * Nothing is lost when one of qworker's per-queue keys holds another program's data.
+ * Nothing is lost when one of qworker's per-queue or per-worker keys holds another program's data.
  * - A send that names a queue whose ready, delayed or wake key is of another kind is refused before any
  *   task is stored (a script that fails part-way keeps what it wrote: a task stored but never queued never
  *   runs and answers every later send of its id as a duplicate), naming the key and the fix.
+ * - A worker's set of leases (w:<id>:jobs), its re-send marker (w:<id>:last) and a minute's counters
+ *   (m:<minute>) of another kind are set aside by the call that finds them, reported in one line, and the
+ *   work goes on: before, every reserve, settle, lease renewal or sweep that touched them failed until a
+ *   person deleted the key, and a settle that failed part-way left its task in no set at all.
  */
 import { Redis } from "ioredis";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisTransport } from "../../src/broker/redis/index.ts";
-import type { RecoverReport, Transport } from "../../src/broker/transport.ts";
+import type { RecoverReport, Reservation, Transport } from "../../src/broker/transport.ts";
 import { buildEnqueueItem } from "../../src/client/build-message.ts";
+import { configSchema } from "../../src/config/schema.ts";
+import { defineTask } from "../../src/tasks/define.ts";
+import { TaskRegistry } from "../../src/tasks/registry.ts";
+import { Worker } from "../../src/worker/worker.ts";
+import { waitFor } from "../e2e/helpers.ts";
 import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
 
 let redis: RedisServerHandle;
@@ -41,6 +51,10 @@ async function pair(): Promise<{ p: string; t: Transport; cli: Transport }> {
 const item = (id: string, opts: { queue?: string; countdown?: number } = {}) =>
   buildEnqueueItem("demo.add", [1, 2], { id, ...opts }, { queue: "a", maxPayloadBytes: 1 << 20 });
 const recoverOnce = (t: Transport): Promise<RecoverReport> => t.recover({ maxDeliveries: 5, heartbeatTtlMs: 10_000, deadMax: 1000, deadTtlMs: 0 });
+const reserve = (t: Transport, leaseMs = 30_000): Promise<Reservation[]> => t.reserve({ queues: ["a"], max: 100, leaseMs, workerId: "w1", waitMs: 0 });
+const settleAll = (t: Transport, got: Reservation[]) =>
+  t.settle(got.map((r) => ({ id: r.id, token: r.token, queue: r.queue, outcome: "SUCCESS" as const, result: `{"r":"${r.id}"}`, resultTtlMs: 60_000 })));
+
 /** Replace `key` with a string: another program's data. */
 async function spoil(key: string, value = "x"): Promise<void> {
   await raw.del(key);
@@ -97,5 +111,127 @@ describe.skipIf(!redisServerAvailable())("a queue key of another kind: the send 
     reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}q:fresh:ready`);
     await cli.enqueue([item("f1", { queue: "fresh" })]);
     expect(await raw.zrange(`${p}q:fresh:ready`, 0, -1)).toEqual(["f1"]);
+  });
+});
+
+describe.skipIf(!redisServerAvailable())("a worker's keys of another kind are set aside and the work goes on", () => {
+  it("w:<id>:jobs at reserve: the tasks are leased and recorded as the worker's", async () => {
+    const { p, t } = await pair();
+    await t.enqueue([item("a1"), item("a2")]);
+    await spoil(`${p}w:w1:jobs`);
+    expect((await reserve(t)).map((r) => r.id)).toEqual(["a1", "a2"]);
+    expect((await raw.smembers(`${p}w:w1:jobs`)).sort()).toEqual(["a1", "a2"]);
+    const { line, aside } = reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}w:w1:jobs`);
+    expect(line).toContain('held the string "x", not a set');
+    expect(line).toContain("listed again from the active tasks (2 found)");
+    expect(await raw.get(aside)).toBe("x");
+  });
+
+  it("w:<id>:jobs while tasks are leased: renewal lists them again and renews them; settle and recovery work", async () => {
+    const { p, t } = await pair();
+    await t.enqueue([item("a1"), item("a2"), item("a3")]);
+    const got = await reserve(t);
+    await spoil(`${p}w:w1:jobs`);
+    expect((await t.extendWorkerLeases("w1", 60_000)).sort()).toEqual(["a1", "a2", "a3"]);
+    reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}w:w1:jobs`);
+
+    // Settle with the set bad again: before, the tasks left their active set, then the script failed, so
+    // they were neither finished nor ever recovered.
+    await spoil(`${p}w:w1:jobs`);
+    expect(await settleAll(t, got.slice(0, 1))).toEqual(["a1"]);
+    expect(await raw.exists(`${p}j:a1`)).toBe(0);
+    expect(await raw.get(`${p}r:a1`)).toBe('{"r":"a1"}');
+    expect((await raw.smembers(`${p}w:w1:jobs`)).sort()).toEqual(["a2", "a3"]);
+
+    // Release, then an expired lease swept back with the set bad each time.
+    await spoil(`${p}w:w1:jobs`);
+    await t.release([got[1]!]);
+    expect(await raw.zrange(`${p}q:a:ready`, 0, -1)).toEqual(["a2"]);
+    expect(await t.extendWorkerLeases("w1", 1)).toEqual(["a3"]);
+    await spoil(`${p}w:w1:jobs`);
+    await new Promise((r) => setTimeout(r, 20));
+    const rep = await recoverOnce(t);
+    expect(rep.recovered).toBe(1);
+    expect(rep.poisoned ?? []).toHaveLength(3);
+    expect((await raw.zrange(`${p}q:a:ready`, 0, -1)).sort()).toEqual(["a2", "a3"]);
+    expect(await raw.smembers(`${p}w:w1:jobs`)).toEqual([]);
+  });
+
+  it("w:<id>:jobs at retry and dead-letter: the task moves on, the set is listed again", async () => {
+    const { p, t } = await pair();
+    await t.enqueue([item("a1"), item("a2"), item("a3")]);
+    const got = await reserve(t);
+    await spoil(`${p}w:w1:jobs`);
+    const r = got[0]!;
+    expect(await t.retry({ id: r.id, token: r.token, queue: r.queue, priority: 0, payload: r.payload, dueAt: 0 })).toBe(true);
+    await spoil(`${p}w:w1:jobs`);
+    await t.deadLetter([{ id: got[1]!.id, token: got[1]!.token, queue: "a", reason: "test" }]);
+    expect(await raw.zrange(`${p}q:a:ready`, 0, -1)).toEqual(["a1"]);
+    expect(await raw.zrange(`${p}q:a:dead`, 0, -1)).toEqual(["a2"]);
+    expect(await raw.smembers(`${p}w:w1:jobs`)).toEqual(["a3"]);
+    expect((await recoverOnce(t)).poisoned ?? []).toHaveLength(2);
+  });
+
+  it("w:<id>:last at reserve: set aside, the call leases as a new one", async () => {
+    const { p, t } = await pair();
+    await t.enqueue([item("a1")]);
+    await raw.rpush(`${p}w:w1:last`, "x");
+    expect((await reserve(t)).map((r) => r.id)).toEqual(["a1"]);
+    const { line, aside } = reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}w:w1:last`);
+    expect(line).toContain("held a list, not a string");
+    expect(await raw.lrange(aside, 0, -1)).toEqual(["x"]);
+  });
+
+  it("m:<minute> (a minute's counters): set aside, and the counts still land, once", async () => {
+    const { p, t } = await pair();
+    const minute = Math.floor(Date.now() / 60_000);
+    await t.publishActivity!({ events: { data: Buffer.alloc(0), count: 0 }, eventsMaxLen: 100, counters: [{ minute, key: "succeeded:demo.add", n: 1 }], countersTtlMs: 60_000 });
+    await spoil(`${p}m:${minute}`, "old");
+    await t.publishActivity!({
+      events: { data: Buffer.alloc(0), count: 0 },
+      eventsMaxLen: 100,
+      counters: [
+        { minute, key: "succeeded:demo.add", n: 2 },
+        { minute, key: "failed:demo.add", n: 1 },
+        { minute: minute - 1, key: "succeeded:demo.add", n: 5 },
+      ],
+      countersTtlMs: 60_000,
+    });
+    expect(await raw.hgetall(`${p}m:${minute}`)).toEqual({ "succeeded:demo.add": "2", "failed:demo.add": "1" });
+    expect(await raw.hgetall(`${p}m:${minute - 1}`)).toEqual({ "succeeded:demo.add": "5" });
+    expect(await raw.pttl(`${p}m:${minute}`)).toBeGreaterThan(0);
+    const { line, aside } = reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}m:${minute}`);
+    expect(line).toContain('held the string "old", not a hash');
+    expect(await raw.get(aside)).toBe("old");
+  });
+});
+
+describe.skipIf(!redisServerAvailable())("a real worker whose own keys hold another program's data", () => {
+  it("runs its tasks, logs each key once as set aside, and never that the broker refused a call", async () => {
+    const { p, t } = await pair();
+    await raw.rpush(`${p}w:wk1:last`, "x");
+    await raw.set(`${p}w:wk1:jobs`, "x");
+    const url = redis.url;
+    const config = { ...configSchema.parse({ broker_url: url, redis_prefix: p, queues: ["a"] }), broker_url: url };
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
+    const registry = new TaskRegistry();
+    registry.register("demo.add", defineTask("demo.add", (a: number, b: number) => a + b) as never, "test");
+    const transport = createRedisTransport(url, { prefix: p });
+    await transport.connect();
+    const worker = new Worker({ transport, registry, config, logger, id: "wk1" });
+    await worker.start();
+    try {
+      await t.enqueue([item("r1"), item("r2")]);
+      await waitFor("both tasks to finish", async () => ((await raw.exists(`${p}r:r1`, `${p}r:r2`)) === 2 ? true : undefined), 5000);
+      const msgs = () => lines.map((l) => l.msg);
+      await waitFor("the set-aside lines", () => (msgs().filter((m) => / held .*renamed to /.test(m)).length >= 2 ? true : undefined), 5000);
+      expect(msgs().filter((m) => m.startsWith(`${p}w:wk1:last held a list`))).toHaveLength(1);
+      expect(msgs().filter((m) => m.startsWith(`${p}w:wk1:jobs held the string "x"`))).toHaveLength(1);
+      expect(msgs().filter((m) => /broker refused|unreachable/.test(m))).toEqual([]);
+    } finally {
+      await worker.stop();
+      await transport.close();
+    }
   });
 });

@@ -578,11 +578,18 @@ export class RedisTransport implements Transport {
         minutes.add(c.minute);
       }
       for (const m of minutes) tx.pexpire(this.keys.counters(m), batch.countersTtlMs);
-      // Once EXEC ran, the increments are applied; one that failed on its own (a key of another type)
-      // would fail again, so it is reported, not retried.
-      counters = tx.exec().then((res) => {
+      // Once EXEC ran, the increments are applied. One that failed on its own would fail again: a minute's
+      // key of another type (another program's data) is set aside by counters.lua, which adds just the
+      // refused increments (none counts twice); anything else is reported, not retried.
+      counters = tx.exec().then(async (res) => {
         countersApplied = true;
-        const failed = (res ?? []).find(([err]) => err);
+        const rows = res ?? [];
+        const wrongType = (err: Error | null | undefined) => err?.message.startsWith("WRONGTYPE") === true;
+        const refused = batch.counters.filter((_, i) => wrongType(rows[i]?.[0]));
+        if (refused.length > 0) {
+          await runScript(this.redis, "counters", [this.keys.prefix, batch.countersTtlMs, ...refused.flatMap((c) => [c.minute, c.key, c.n])]);
+        }
+        const failed = rows.find(([err], i) => err && !(i < batch.counters.length && wrongType(err)));
         if (failed?.[0]) throw failed[0];
       });
     }

@@ -25,6 +25,7 @@ const NAMES = [
   "celery_retry",
   "celery_store",
   "rate_limit",
+  "counters",
 ] as const;
 
 export type ScriptName = (typeof NAMES)[number];

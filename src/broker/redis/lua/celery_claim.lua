@@ -13,7 +13,10 @@
 --   not back to kombu. The message is not parsed here (no JSON work inside Redis); the worker decodes it
 --   and settles bad ones through celery_settle with a dead-letter reason. The queue joins <p>queues so
 --   recover.lua sweeps its expired leases.
+--   A worker's set of another kind is set aside and listed again (lib/worker_jobs.lua), not a failure.
 -- Returns: {now, leaseId, queue, payload, token, deliveries, leaseUntil, ...}
+--#include bad_key
+--#include worker_jobs
 local p, worker = ARGV[1], ARGV[2]
 local max, leaseMs, idPrefix = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local t = redis.call('TIME')
@@ -21,7 +24,6 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local leaseUntil = now + leaseMs
 local out = {now}
 local n = 0
-local workerJobs = p .. 'w:' .. worker .. ':jobs'
 local known = {}
 for i = 6, #ARGV, 3 do
   if n >= max then break end
@@ -35,7 +37,7 @@ for i = 6, #ARGV, 3 do
     local jk = p .. 'j:' .. id
     redis.call('HSET', jk, 'p', raw, 'q', q, 'pr', pr, 'd', 1, 't', token, 'w', worker, 's', now, 'src', list)
     redis.call('ZADD', p .. 'q:' .. q .. ':active', leaseUntil, id)
-    redis.call('SADD', workerJobs, id)
+    jobsCall(p, worker, 'SADD', id)
     if not known[q] then
       redis.call('SADD', p .. 'queues', q)
       known[q] = true

@@ -9,7 +9,10 @@
 --   kombu's list (so any consumer of the queue, Celery or qworker, may run the retry, as with Celery),
 --   the RETRY state is stored and PUBLISHed (unless SUCCESS is already stored) and the lease is dropped:
 --   a crash can neither lose the retry nor run the old attempt again next to it.
+--   A worker's set of another kind is set aside and listed again (lib/worker_jobs.lua), not a failure.
 -- Returns: 1 if retried, 0 if the token was no longer valid.
+--#include bad_key
+--#include worker_jobs
 --#include celery_result
 local p, id, token, q = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local list, envelope, rk, meta, ttl = ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
@@ -17,7 +20,7 @@ local jk = p .. 'j:' .. id
 local fields = redis.call('HMGET', jk, 't', 'w')
 if fields[1] ~= token then return 0 end
 redis.call('ZREM', p .. 'q:' .. q .. ':active', id)
-if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end
+if fields[2] then jobsCall(p, fields[2], 'SREM', id) end
 redis.call('DEL', jk)
 redis.call('LPUSH', list, envelope)
 storeCeleryResult(rk, meta, ttl)

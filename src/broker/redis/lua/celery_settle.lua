@@ -9,7 +9,10 @@
 --   meta is SET (with EX when ttl > 0) and PUBLISHed on the key's own channel (AsyncResult.get() waits
 --   on the PUBLISH), and the message is deleted or kept in <q>:dead with the reason. Like Celery, a
 --   stored SUCCESS is never overwritten (a duplicate delivery cannot turn success into failure).
+--   A worker's set of another kind is set aside and listed again (lib/worker_jobs.lua), not a failure.
 -- Returns: the lease ids that were settled (token valid).
+--#include bad_key
+--#include worker_jobs
 --#include celery_result
 local p = ARGV[1]
 local t = redis.call('TIME')
@@ -23,7 +26,7 @@ for i = 2, #ARGV, 7 do
   if fields[1] == token then
     local qk = p .. 'q:' .. q
     redis.call('ZREM', qk .. ':active', id)
-    if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end
+    if fields[2] then jobsCall(p, fields[2], 'SREM', id) end
     if deadReason ~= '' then
       redis.call('HDEL', jk, 't', 'w', 's')
       redis.call('HSET', jk, 'dr', deadReason, 'da', now)

@@ -5,7 +5,10 @@
 -- Guarantees: only the current token holder can do it; in one step the task leaves <q>:active and the
 --   worker's set and is kept in <q>:dead with reason, error and time, for `qworker dead` to show; its
 --   unique key is freed, so the same work can be sent again.
+--   A worker's set of another kind is set aside and listed again (lib/worker_jobs.lua), not a failure.
 -- Returns: number of tasks dead-lettered.
+--#include bad_key
+--#include worker_jobs
 local p = ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -20,7 +23,7 @@ for i = 2, #ARGV, 5 do
     end
     local qk = p .. 'q:' .. q
     redis.call('ZREM', qk .. ':active', id)
-    if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end
+    if fields[2] then jobsCall(p, fields[2], 'SREM', id) end
     redis.call('HDEL', jk, 't', 'w', 's')
     redis.call('HSET', jk, 'dr', reason, 'da', now)
     if err ~= '' then redis.call('HSET', jk, 'de', err) end

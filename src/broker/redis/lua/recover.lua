@@ -20,10 +20,13 @@
 --      again from the live workers' queues, and the counter goes on above every sequence in a ready set;
 --      then a queue key holding the wrong Redis type (written by something else) is renamed aside the same
 --      way and reported in <q>:dead, so one bad key cannot stop every queue's recovery.
---   Poison reports (here and from reserve.lua) wait in the list <p>poisoned; each is returned once, for
---   the worker that ran this sweep to log.
+--   A worker's set of leases of another kind, met in 2 or 3, is set aside and listed again
+--   (lib/worker_jobs.lua) rather than failing the sweep.
+--   Poison reports (here, from reserve.lua and from the scripts that set a worker's keys aside) wait in the
+--   list <p>poisoned; each is returned once, for the worker that ran this sweep to log.
 -- Returns: {promoted, recovered, deadLettered, {poison report, ...}}
 --#include bad_key
+--#include worker_jobs
 local p = ARGV[1]
 local maxDeliveries, hbTtl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local deadMax, deadTtl = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -58,7 +61,7 @@ local function putBack(id, q)
     redis.call('RPUSH', p .. 'poisoned', 'task ' .. id .. ' in queue ' .. q .. ' dead-lettered: ' .. why)
     return
   end
-  if fields[1] then redis.call('SREM', p .. 'w:' .. fields[1] .. ':jobs', id) end
+  if fields[1] then jobsCall(p, fields[1], 'SREM', id) end
   redis.call('HDEL', jk, 't', 'w', 's')
   local d = tonumber(fields[2]) or 0
   if d >= maxDeliveries then
@@ -80,11 +83,7 @@ end
 -- holding another program's data stops every queue; sending or leasing cannot repair it safely, this
 -- sweep can. The report list comes first: the others are reported into it.
 local function setAside(key, found, want, cost)
-  local held = heldBy(key, found)
-  local aside = key .. ':poisoned:' .. now
-  redis.call('RENAME', key, aside)
-  redis.call('RPUSH', p .. 'poisoned', key .. ' held ' .. held .. ', not ' .. want .. '; renamed to ' .. aside ..
-    ' (inspect it, then DEL it); ' .. cost)
+  renameAside(p, key, found, want, cost)
 end
 local globals = {
   {'poisoned', 'list', 'a list', 'reports of poisoned tasks waiting there were not logged (their tasks are in the dead-letter sets)'},
@@ -177,7 +176,7 @@ if uptime * 1000 >= hbTtl and now - gapEnded >= hbTtl then
 end
 for _, w in ipairs(deadWorkers) do
   local wj = p .. 'w:' .. w .. ':jobs'
-  for _, id in ipairs(redis.call('SMEMBERS', wj)) do
+  for _, id in ipairs(jobsCall(p, w, 'SMEMBERS')) do
     local fields = redis.pcall('HMGET', p .. 'j:' .. id, 'w', 'q')
     if not fields.err and fields[1] == w and fields[2] then putBack(id, fields[2]) end
   end

@@ -14,13 +14,18 @@
 --   another blocked consumer wakes. Idempotent per token prefix: a re-sent call (lost reply) returns the
 --   first call's leases, recorded in <p>w:<worker>:last. A revokes key of another type leases nothing, and
 --   a sequence counter INCR refuses promotes nothing, with nextDueMs 250 ms ahead, rather than failing:
---   recover.lua sets such a key aside within a second.
+--   recover.lua sets such a key aside within a second. The worker's own keys of another kind are set aside
+--   here, reported in <p>poisoned: <p>w:<worker>:last (the call then counts as a new one) and
+--   <p>w:<worker>:jobs (listed again from the active tasks, lib/worker_jobs.lua); neither costs a command
+--   while the key is good.
 -- Returns: {nextDueMs (-1 if nothing delayed), now, id, queue, payload, token, deliveries, leaseUntil, ...}.
 --   Compact form (fewer reply elements to parse): {nextDueMs, now, leaseUntil, then per queue with leases:
 --   queue, count, count x (id, payload, deliveries)}; the k-th task returned (from 1, across queues) holds
 --   token <token prefix>k, and every lease ends at leaseUntil. A re-sent compact call is answered with
 --   leaseUntil = -1 followed by the full six-value rows, since those leases need not be numbered in order.
 --#include revoked_result
+--#include bad_key
+--#include worker_jobs
 local p, worker = ARGV[1], ARGV[2]
 local max, leaseMs, tokenPrefix, resultTtl = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local compact = max < 0
@@ -34,7 +39,6 @@ local out = {-1, now}
 if compact then out[3] = leaseUntil end
 local n = 0
 local nextDue = -1
-local workerJobs = p .. 'w:' .. worker .. ':jobs'
 local revokedKey = p .. 'revoked'
 -- Set and sorted-set writes are sent once per batch (one command is far cheaper than one per task); unpack
 -- in chunks stays below Lua's limit on the number of values it can pass to a call.
@@ -46,9 +50,15 @@ end
 -- A reply lost with a dropped connection makes the client re-send this exact call (same token prefix).
 -- Answer it with what the first run leased, instead of leasing more and stranding those until expiry.
 local lastKey = p .. 'w:' .. worker .. ':last'
-if redis.call('GET', lastKey) == tokenPrefix then
+local last = redis.pcall('GET', lastKey)
+if type(last) == 'table' then
+  -- Of another kind (a string or nothing is all this script leaves there): only the answer to a re-sent
+  -- call was kept there, and SET below would replace it only once a call leases something.
+  renameAside(p, lastKey, redis.call('TYPE', lastKey).ok, 'a string',
+    "it only marks the worker's last reserve call, so that a re-sent one is answered the same; nothing is lost")
+elseif last == tokenPrefix then
   if compact then out[3] = -1 end
-  for _, id in ipairs(redis.call('SMEMBERS', workerJobs)) do
+  for _, id in ipairs(jobsCall(p, worker, 'SMEMBERS')) do
     local f = redis.call('HMGET', p .. 'j:' .. id, 't', 'q', 'p', 'd')
     if f[1] and f[2] and f[3] and string.sub(f[1], 1, #tokenPrefix) == tokenPrefix then
       local lu = tonumber(redis.call('ZSCORE', p .. 'q:' .. f[2] .. ':active', id) or leaseUntil)
@@ -162,7 +172,7 @@ for qi = 7, #ARGV do
     end
   end
 end
-if #leased > 0 then many('SADD', workerJobs, leased) end
+for i = 1, #leased, CHUNK do jobsCall(p, worker, 'SADD', unpack(leased, i, math.min(i + CHUNK - 1, #leased))) end
 -- Due tasks left delayed: look again soon rather than at once (their due time has passed).
 if seqBad then nextDue = now + 250 end
 out[1] = nextDue

@@ -7,7 +7,10 @@
 --   worker's set, its payload is replaced (retries incremented by the caller), its delivery count resets
 --   (max_deliveries counts crashes per attempt) and it waits in <q>:delayed (or <q>:ready if already due).
 --   The retry lives in Redis, never in a worker's memory.
+--   A worker's set of another kind is set aside and listed again (lib/worker_jobs.lua), not a failure.
 -- Returns: 1 if retried, 0 if the token was no longer valid.
+--#include bad_key
+--#include worker_jobs
 local p, id, token, q = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local pr, payload, due = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local jk = p .. 'j:' .. id
@@ -17,7 +20,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local qk = p .. 'q:' .. q
 redis.call('ZREM', qk .. ':active', id)
-if fields[2] then redis.call('SREM', p .. 'w:' .. fields[2] .. ':jobs', id) end
+if fields[2] then jobsCall(p, fields[2], 'SREM', id) end
 redis.call('HDEL', jk, 't', 'w', 's')
 redis.call('HSET', jk, 'p', payload, 'pr', pr, 'd', 0)
 if due > now then

@@ -12,8 +12,11 @@
 --   channel <p>r:<id>, its unique key is released, and it is either deleted or kept in <q>:dead with
 --   reason, error and time. Tokens are all checked before anything is written, and the set and sorted-set
 --   removals and deletes are one command per key for the whole call (far cheaper than one per task).
+--   A worker's set of another kind is set aside and listed again (lib/worker_jobs.lua), not a failure.
 -- Returns: the 0-based positions (counting tasks in the order sent) of the tasks NOT settled (token no
 --   longer valid, or an id already settled earlier in this call); empty when all were settled.
+--#include bad_key
+--#include worker_jobs
 local p = ARGV[1]
 local argc = #ARGV
 local seen, rejected = {}, {}
@@ -83,7 +86,10 @@ local function many(cmd, key, list)
   end
 end
 for _, q in ipairs(queues) do many('ZREM', p .. 'q:' .. q .. ':active', active[q]) end
-for _, w in ipairs(workers) do many('SREM', p .. 'w:' .. w .. ':jobs', held[w]) end
+for _, w in ipairs(workers) do
+  local h = held[w]
+  for k = 1, #h, CHUNK do jobsCall(p, w, 'SREM', unpack(h, k, math.min(k + CHUNK - 1, #h))) end
+end
 if #gone > 0 then many('DEL', nil, gone) end
 local now
 for _, e in ipairs(extra) do
