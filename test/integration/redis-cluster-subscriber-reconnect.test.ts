@@ -37,7 +37,8 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
   let worker: Transport;
 
   beforeAll(async () => {
-    cluster = await startRedisCluster();
+    // Replicas: the node a subscriber sits on can then be shut down while the cluster still serves.
+    cluster = await startRedisCluster({ replicas: 1 });
     nodes = cluster.nodes.map((n) => new Redis({ host: n.host, port: n.port }));
     raw = new Cluster(cluster.nodes.map((n) => ({ host: n.host, port: n.port })));
     worker = createRedisTransport(cluster.url);
@@ -65,6 +66,21 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
     await Promise.all(nodes.map((n) => n.client("KILL", "TYPE", "pubsub")));
   }
 
+  /** The index in `nodes` of the one node that has a subscriber connection. */
+  async function subscriberNode(): Promise<number> {
+    const lists = await Promise.all(nodes.map(async (n) => String(await n.call("CLIENT", "LIST", "TYPE", "pubsub")).trim()));
+    const at = lists.flatMap((l, i) => (l === "" ? [] : [i]));
+    expect(at).toHaveLength(1);
+    return at[0]!;
+  }
+
+  /** A result wait; a test that fails before awaiting it closes its transport, which rejects it unheard. */
+  function resultOf(t: Transport, id: string): Promise<string | null> {
+    const wait = t.waitForResult(id, WAIT_TIMEOUT_MS);
+    wait.catch(() => {});
+    return wait;
+  }
+
   async function waiter(): Promise<Transport> {
     const t = createRedisTransport(cluster.url);
     await t.connect();
@@ -75,7 +91,7 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
     const t = await waiter();
     try {
       const id = `cl-${randomUUID()}`;
-      const got = t.waitForResult(id, WAIT_TIMEOUT_MS);
+      const got = resultOf(t, id);
       await subscribed(`{qw}:r:${id}`);
       // Stored with no PUBLISH, as if published while the subscriber was away.
       await raw.set(`{qw}:r:${id}`, '{"state":"SUCCESS","result":1}');
@@ -96,7 +112,7 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
       await worker.enqueue([{ id, queue, priority: 0, payload: "{}" }]);
       const [r] = await worker.reserve({ queues: [queue], max: 1, leaseMs: 30_000, workerId: "w-big", waitMs: 0 });
       expect(r?.id).toBe(id);
-      const got = t.waitForResult(id, WAIT_TIMEOUT_MS);
+      const got = resultOf(t, id);
       await subscribed(`{qw}:r:${id}`);
       const before = drops();
       const result = JSON.stringify({ state: "SUCCESS", result: "x".repeat(BIG) });
@@ -114,7 +130,7 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
     const t = await waiter();
     try {
       const id = `rc-${randomUUID()}`;
-      const got = t.waitForResult(id, WAIT_TIMEOUT_MS);
+      const got = resultOf(t, id);
       await subscribed(`{qw}:r:${id}`);
       await raw.set(`{qw}:r:${id}`, '{"state":"SUCCESS","result":2}');
       await t.reconnect!();
@@ -179,6 +195,36 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
       await worker.stop();
       await transport.close();
       await client.close();
+    }
+  });
+
+  it("a result wait resolves with a result stored before the node its subscriber connection was on shut down", async () => {
+    // Replicas are listed in CLUSTER SLOTS, and so known to clients, only once they have synced.
+    const replicasListed = async () => ((await nodes[0]!.call("CLUSTER", "SLOTS")) as unknown[][]).every((range) => range.length > 3);
+    await expect.poll(replicasListed, { timeout: 20_000, interval: 100 }).toBe(true);
+    const t = await waiter();
+    let stopped: number | undefined;
+    try {
+      const id = `sd-${randomUUID()}`;
+      const channel = `{qw}:r:${id}`;
+      const got = resultOf(t, id);
+      await subscribed(channel);
+      // The subscriber picks its node at random: move it until it is on a replica.
+      let at = await subscriberNode();
+      for (let tries = 0; ((await nodes[at]!.role()) as string[])[0] !== "slave"; tries++) {
+        expect(tries).toBeLessThan(30);
+        await nodes[at]!.client("KILL", "TYPE", "pubsub");
+        await expect.poll(() => subscriberNode().catch(() => -1), { timeout: 5000, interval: 20 }).not.toBe(-1);
+        await subscribed(channel);
+        at = await subscriberNode();
+      }
+      await raw.set(channel, '{"state":"SUCCESS","result":3}');
+      stopped = at;
+      await cluster.nodes[at]!.stop();
+      expect(await within(got, PROMPTLY_MS)).toEqual({ value: '{"state":"SUCCESS","result":3}' });
+    } finally {
+      await t.close();
+      if (stopped !== undefined) await cluster.nodes[stopped]!.start();
     }
   });
 });
