@@ -161,7 +161,9 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
   it("a queue key of the wrong type (another program writing under the prefix): send fails in one line, exit 3", async () => {
     await rawCommand(redis.port, ["RPUSH", "wrongtype:q:other:ready", "x"]);
     const r = await runCli(["send", "demo.add", "--queue", "other", "--broker", redis.url], { cwd: tmp, env: { QWORKER_REDIS_PREFIX: "wrongtype:" } });
-    expectOneLineError(r, 3, /^qworker: error: Redis at \S+ holds a key of the wrong type where qworker keeps its data .*redis_prefix/);
+    // enqueue.lua checks the queue's keys before it stores anything, so the line names the key and the way out.
+    expectOneLineError(r, 3, /^qworker: error: Redis at \S+: wrongtype:q:other:ready holds a list, not the sorted set of the queue's ready tasks: a running worker sets it aside .*then send again$/);
+    expect(await rawCommand(redis.port, ["KEYS", "wrongtype:j:*"])).toBe("*0");
   });
 
   it("a sequence counter that is not an integer: send fails in one line naming the key and the fix, exit 3, and stores nothing", async () => {
