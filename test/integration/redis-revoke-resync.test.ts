@@ -65,6 +65,27 @@ describe.skipIf(!redisServerAvailable())("revokes after a subscriber reconnect",
     }
   });
 
+  it("tell a revoke made for ever (ttlMs 0) again as one with no TTL, terminate included", async () => {
+    await raw.del("qw:revoked", "qw:revoked:terminate");
+    await t.revoke(["forever-term"], 0, true);
+    await t.revoke(["forever-plain"], -1, false);
+    await sleep(50);
+    const heard: { ids: string[]; terminate: boolean; ttlMs: number | undefined }[] = [];
+    const off = await t.onRevoke((ids, terminate, ttlMs) => heard.push({ ids, terminate, ttlMs }));
+    try {
+      await raw.client("KILL", "TYPE", "pubsub");
+      await expect.poll(() => heard.length, { timeout: 5000, interval: 20 }).toBe(2);
+      expect(heard).toEqual(
+        expect.arrayContaining([
+          { ids: ["forever-plain"], terminate: false, ttlMs: undefined },
+          { ids: ["forever-term"], terminate: true, ttlMs: undefined },
+        ]),
+      );
+    } finally {
+      off();
+    }
+  });
+
   it("keep a terminate no longer than the id's latest revoke, and refuse it over another program's key", async () => {
     await t.revoke(["term-2"], 60_000, true);
     await t.revoke(["term-2"], 30_000, false);

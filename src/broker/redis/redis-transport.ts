@@ -47,6 +47,8 @@ const PURGE_STEP = 5000;
 const CELERY_LEASE_PREFIX = "celery:";
 /** Revokes re-announced to this process's listeners after its subscriber reconnects: the newest ones held. */
 const REVOKE_RESYNC_MAX = 10_000;
+/** The expiry revoke.lua records for a revoke made for ever (ttlMs <= 0): see FOREVER there. */
+const REVOKE_FOREVER = 1e15;
 
 /** reserve.lua's compact reply: leaseUntil at [2], then per queue: name, count, count x (id, payload, deliveries). */
 function parseCompactLeases(out: (string | number)[], tokenPrefix: string): Reservation[] {
@@ -685,7 +687,9 @@ export class RedisTransport implements Transport {
           const now = Date.now();
           const left = new Map<string, number>();
           for (let i = 0; i < flat.length; i += 2) {
-            const ms = Number(flat[i + 1]) - now;
+            const until = Number(flat[i + 1]);
+            // Told on as a revoke with no TTL, as when it was announced, not as one of some 30,000 years.
+            const ms = until >= REVOKE_FOREVER ? Infinity : until - now;
             if (ms > 0) left.set(flat[i]!, ms);
           }
           return left;
@@ -708,8 +712,8 @@ export class RedisTransport implements Transport {
         }
       }
       for (const listener of this.revokeListeners) {
-        if (plain.length > 0) listener(plain, false, plainTtl);
-        if (terminate.length > 0) listener(terminate, true, terminateTtl);
+        if (plain.length > 0) listener(plain, false, Number.isFinite(plainTtl) ? plainTtl : undefined);
+        if (terminate.length > 0) listener(terminate, true, Number.isFinite(terminateTtl) ? terminateTtl : undefined);
       }
     });
   }

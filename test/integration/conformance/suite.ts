@@ -740,6 +740,24 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(JSON.parse((await t.getResult(early))!)).toMatchObject({ state: "REVOKED" });
       });
 
+      it("a revoke with a TTL of 0 or less holds for ever: a task sent under its id, at once or later, never starts", async () => {
+        const q = freshQueue();
+        const zero = freshId("zero");
+        const negative = freshId("neg");
+        await t.revoke([zero], 0, false);
+        await t.revoke([negative], -1, true);
+        await t.enqueue([item(q, zero)]);
+        expect(await other.reserve(req(q))).toEqual([]);
+        // Time passes and the sweeps that drop expired revokes run: still held.
+        await sleep(300);
+        await other.recover(RECOVER);
+        await t.revoke([freshId("other")], 1, false);
+        const spared = freshId("spared");
+        await t.enqueue([item(q, zero), item(q, negative), item(q, spared)]);
+        expect((await drain(other, q, 10)).map((r) => r.id)).toEqual([spared]);
+        for (const id of [zero, negative]) expect(JSON.parse((await t.getResult(id))!)).toMatchObject({ state: "REVOKED" });
+      });
+
       it("onRevoke listeners hear every revoke with its terminate flag, from another connection", async () => {
         const heard: [string, boolean][] = [];
         const stop = await other.onRevoke((ids, terminate) => heard.push(...ids.map((id): [string, boolean] => [id, terminate])));

@@ -1,14 +1,15 @@
 -- revoke: make tasks never start, durably.
 -- KEYS[1]: not read (only routes the call on Redis Cluster).
 -- Keys are built from the prefix ARGV[1] (see enqueue.lua).
--- ARGV[1] prefix, ARGV[2] ttlMs (how long the revoke is remembered), ARGV[3] resultTtlMs (<= 0: no expiry);
+-- ARGV[1] prefix, ARGV[2] ttlMs (how long the revoke is remembered; <= 0: for ever), ARGV[3] resultTtlMs
+--   (<= 0: no expiry);
 --   ARGV[4] the control message announcing the revoke to workers; ARGV[5] '1' for a terminating revoke
 --   (--terminate), else '0'; ARGV[6..] task ids.
--- Guarantees: each id is recorded in <p>revoked until now + ttlMs, so a task enqueued or recovered later
---   under that id is finished as REVOKED by reserve.lua instead of running. A task that is waiting (ready
---   or delayed) is removed at once, its REVOKED result (lib/revoked_result.lua) stored and published and
---   its unique key freed; a running task is left to its worker (revoke --terminate aborts it through the
---   control channel).
+-- Guarantees: each id is recorded in <p>revoked until now + ttlMs (a revoke for ever: until FOREVER, below),
+--   so a task enqueued or recovered later under that id is finished as REVOKED by reserve.lua instead of
+--   running. A task that is waiting (ready or delayed) is removed at once, its REVOKED result
+--   (lib/revoked_result.lua) stored and published and its unique key freed; a running task is left to its
+--   worker (revoke --terminate aborts it through the control channel).
 --   A terminating revoke is also recorded in <p>revoked:terminate (zset, score = the same expiry), so a
 --   worker whose subscriber missed the announcement (reconnecting) is told again that it terminates
 --   (resyncRevokes in redis-transport.ts), not only that it revokes. A later plain revoke of such an id
@@ -25,6 +26,11 @@ local p, ttl, resultTtl, terminate = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3
 local FIRST_ID = 6
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- A finite score that every reader compares as later than any now (year 33658): '+inf' also round-trips
+-- through ZADD/ZSCORE and tonumber here, but comes back as "inf", which JavaScript's Number() reads as NaN
+-- (resyncRevokes, the Celery consumer's admit check). 1e15 is written and read back exactly.
+local FOREVER = 1e15
+local untilMs = ttl > 0 and math.min(now + ttl, FOREVER) or FOREVER
 local removed = 0
 local termKey = p .. 'revoked:terminate'
 local termKind = redis.call('TYPE', termKey).ok
@@ -38,11 +44,11 @@ end
 if termKind == 'zset' then redis.call('ZREMRANGEBYSCORE', termKey, '-inf', now) end
 for i = FIRST_ID, #ARGV do
   local id = ARGV[i]
-  redis.call('ZADD', p .. 'revoked', now + ttl, id)
+  redis.call('ZADD', p .. 'revoked', untilMs, id)
   if terminate then
-    redis.call('ZADD', termKey, now + ttl, id)
+    redis.call('ZADD', termKey, untilMs, id)
   elseif termKind == 'zset' then
-    redis.call('ZADD', termKey, 'XX', 'LT', now + ttl, id)
+    redis.call('ZADD', termKey, 'XX', 'LT', untilMs, id)
   end
   local jk = p .. 'j:' .. id
   local fields = redis.call('HMGET', jk, 'q', 't', 'u', 'dr', 'p')
