@@ -4,7 +4,8 @@ import { createTransport, transportOptions } from "../broker/factory.ts";
 import type { DeadTask, Transport } from "../broker/transport.ts";
 import { loadConfig } from "../config/load.ts";
 import { action } from "./errors.ts";
-import { idCell, peekPayload } from "./inspect/format.ts";
+import { idCell, isoTime, peekPayload } from "./inspect/format.ts";
+import { deadRows } from "./inspect/views.ts";
 import { parseNumberOption } from "./json-option.ts";
 
 export interface BrokerFlags {
@@ -48,7 +49,8 @@ export function deadCommand(): Command {
         try {
           const dead = await transport.listDead(flags.queue, limit);
           if (flags.json) {
-            for (const d of dead) process.stdout.write(`${JSON.stringify(deadJson(d))}\n`);
+            // The rows of `inspect dead --json`, so both commands (and every other --json) give times as epoch ms.
+            for (const row of deadRows(dead)) process.stdout.write(`${JSON.stringify(row)}\n`);
           } else {
             process.stdout.write(renderDead(dead, flags.queue));
           }
@@ -59,27 +61,12 @@ export function deadCommand(): Command {
     );
 }
 
-function deadJson(d: DeadTask) {
-  const { task, celeryId } = peekPayload(d.payload);
-  return {
-    id: d.id,
-    ...(celeryId ? { celeryId } : {}),
-    queue: d.queue,
-    // "?" when the payload cannot be read, which is often why it is dead.
-    task: task ?? "?",
-    reason: d.reason,
-    error: d.error ?? null,
-    deadAt: new Date(d.deadAt).toISOString(),
-    deliveries: d.deliveries,
-  };
-}
-
 export function renderDead(dead: DeadTask[], queue?: string): string {
   if (dead.length === 0) return `no dead-lettered tasks${queue ? ` in queue ${queue}` : ""}\n`;
   const table = new Table({ head: ["id", "queue", "task", "reason", "error", "when"], style: { head: [], border: [] }, wordWrap: true, colWidths: [null, null, null, 50, 30, null] });
   for (const d of dead) {
     const { task, celeryId } = peekPayload(d.payload);
-    table.push([idCell(d.id, celeryId), d.queue, task ?? "?", d.reason, d.error ?? "", new Date(d.deadAt).toISOString()]);
+    table.push([idCell(d.id, celeryId), d.queue, task ?? "?", d.reason, d.error ?? "", isoTime(d.deadAt)]);
   }
   return `${table.toString()}\n${dead.length} dead-lettered task(s); put them back with: qworker requeue ID | --all\n`;
 }

@@ -116,7 +116,14 @@ export const boom = defineTask({ name: "e2e.boom", retry: false }, (n: number) =
       20_000,
       200,
     );
-    expect(JSON.parse(line)).toMatchObject({ id, task: "e2e.boom", reason: "failed: bad input 42", error: "TypeError: bad input 42" });
+    const row = JSON.parse(line) as Record<string, unknown>;
+    expect(row).toMatchObject({ id, task: "e2e.boom", reason: "failed: bad input 42", error: "TypeError: bad input 42" });
+    // Every --json time is epoch ms, and `dead --json` prints the rows of `inspect dead --json`, one a line.
+    expect(row.deadAt).toEqual(expect.any(Number));
+    expect(Math.abs((row.deadAt as number) - Date.now())).toBeLessThan(60_000);
+    const inspected = await runCli(["inspect", "dead", "--json"], { cwd: dir });
+    expect(inspected.code, inspected.stderr).toBe(0);
+    expect((JSON.parse(inspected.stdout) as { dead: unknown[] }).dead).toEqual([row]);
     const table = await runCli(["dead"], { cwd: dir });
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toContain("TypeError: bad input 42");
