@@ -758,6 +758,24 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         for (const id of [zero, negative]) expect(JSON.parse((await t.getResult(id))!)).toMatchObject({ state: "REVOKED" });
       });
 
+      it("revoking a finished task leaves its result: a revoke stops only runs not yet started", async () => {
+        const q = freshQueue();
+        const finished = item(q, freshId("finished"));
+        const running = item(q, freshId("running"));
+        await t.enqueue([finished, running]);
+        const [a, b] = await other.reserve(req(q));
+        expect([a!.id, b!.id]).toEqual([finished.id, running.id]);
+        const ok = (id: string) => JSON.stringify({ id, state: "SUCCESS", result: 42 });
+        expect(await other.settle([done(a!, { result: ok(finished.id) })])).toEqual([finished.id]);
+        await t.revoke([finished.id, running.id], 60_000, false);
+        // Left to its worker, which finishes it: its own result stands.
+        expect(await other.settle([done(b!, { result: ok(running.id) })])).toEqual([running.id]);
+        await t.revoke([running.id], 0, false);
+        expect(await t.getResult(finished.id)).toBe(ok(finished.id));
+        expect(await t.getResult(running.id)).toBe(ok(running.id));
+        expect(await other.waitForResult(finished.id, 200)).toBe(ok(finished.id));
+      });
+
       it("onRevoke listeners hear every revoke with its terminate flag, from another connection", async () => {
         const heard: [string, boolean][] = [];
         const stop = await other.onRevoke((ids, terminate) => heard.push(...ids.map((id): [string, boolean] => [id, terminate])));

@@ -8,7 +8,7 @@
 --   (Redis server time), gets a fresh token and its delivery count incremented, and is recorded in the
 --   worker's set <p>w:<worker>:jobs; so a task is either ready or leased to exactly one token. Due delayed
 --   tasks of these queues are promoted first. A revoked task is never returned: it is finished as REVOKED
---   (its result from lib/revoked_result.lua).
+--   (its result from lib/revoked_result.lua, unless the id has a result already).
 --   A ready id whose task hash is missing or unreadable is moved to <q>:dead with a reason, never returned;
 --   a delivery count that is not a number counts as 0. If ready tasks remain, the wake marker is kept so
 --   another blocked consumer wakes. Idempotent per token prefix: a re-sent call (lost reply) returns the
@@ -131,8 +131,11 @@ for qi = 7, #ARGV do
         redis.call('DEL', jk)
         local rk = p .. 'r:' .. id
         local rec = revokedRecord(id, q, payload, now)
-        if resultTtl > 0 then redis.call('SET', rk, rec, 'PX', resultTtl) else redis.call('SET', rk, rec) end
-        redis.call('PUBLISH', rk, rec)
+        -- NX: a result already stored under this id is the task's own (a finished run's), and a revoke does not
+        -- replace it, as on the embedded broker; waiters already had it, so nothing is published then.
+        local stored
+        if resultTtl > 0 then stored = redis.call('SET', rk, rec, 'NX', 'PX', resultTtl) else stored = redis.call('SET', rk, rec, 'NX') end
+        if stored then redis.call('PUBLISH', rk, rec) end
       else
         n = n + 1
         local token = tokenPrefix .. n

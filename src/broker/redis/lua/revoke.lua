@@ -8,8 +8,8 @@
 -- Guarantees: each id is recorded in <p>revoked until now + ttlMs (a revoke for ever: until FOREVER, below),
 --   so a task enqueued or recovered later under that id is finished as REVOKED by reserve.lua instead of
 --   running. A task that is waiting (ready or delayed) is removed at once, its REVOKED result
---   (lib/revoked_result.lua) stored and published and its unique key freed; a running task is left to its
---   worker (revoke --terminate aborts it through the control channel).
+--   (lib/revoked_result.lua) stored and published unless the id has a result already, and its unique key
+--   freed; a running task is left to its worker (revoke --terminate aborts it through the control channel).
 --   A terminating revoke is also recorded in <p>revoked:terminate (zset, score = the same expiry), so a
 --   worker whose subscriber missed the announcement (reconnecting) is told again that it terminates
 --   (resyncRevokes in redis-transport.ts), not only that it revokes. A later plain revoke of such an id
@@ -63,8 +63,11 @@ for i = FIRST_ID, #ARGV do
     end
     local rk = p .. 'r:' .. id
     local rec = revokedRecord(id, q, fields[5], now)
-    if resultTtl > 0 then redis.call('SET', rk, rec, 'PX', resultTtl) else redis.call('SET', rk, rec) end
-    redis.call('PUBLISH', rk, rec)
+    -- NX: a result already stored under this id is the task's own (a finished run's), and a revoke does not
+    -- replace it, as on the embedded broker; waiters already had it, so nothing is published then.
+    local stored
+    if resultTtl > 0 then stored = redis.call('SET', rk, rec, 'NX', 'PX', resultTtl) else stored = redis.call('SET', rk, rec, 'NX') end
+    if stored then redis.call('PUBLISH', rk, rec) end
     removed = removed + 1
   end
 end
