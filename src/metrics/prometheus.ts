@@ -32,7 +32,7 @@ export function createMetrics(opts: MetricsOptions): { registry: Registry; detac
   const failed = new Counter({ name: "qworker_tasks_failed_total", help: "Tasks that failed for good (retries exhausted or not retryable)", labelNames: labels, registers: [registry] });
   const retried = new Counter({ name: "qworker_tasks_retried_total", help: "Retries scheduled", labelNames: labels, registers: [registry] });
   const runtime = new Histogram({ name: "qworker_task_runtime_seconds", help: "Handler run time", labelNames: labels, buckets: RUNTIME_BUCKETS, registers: [registry] });
-  const wait = new Histogram({ name: "qworker_task_queue_wait_seconds", help: "Time from due (sent or eta) to received", labelNames: labels, buckets: WAIT_BUCKETS, registers: [registry] });
+  const wait = new Histogram({ name: "qworker_task_queue_wait_seconds", help: "Time from due (sent, eta, or the end of a retry's backoff) to received", labelNames: labels, buckets: WAIT_BUCKETS, registers: [registry] });
   new Gauge({
     name: "qworker_worker_active_tasks",
     help: "Tasks running on this worker",

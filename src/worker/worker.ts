@@ -661,7 +661,10 @@ export class Worker {
         ? { retry: msg.retries < policy.max, delaySec: outcome.countdownSec ?? policy.countdown, max: policy.max }
         : decideRetry(policy, msg.retries, outcome.error, def.options.retryOn);
     if (decision.retry) {
-      const next: TaskMessage = { ...msg, retries: msg.retries + 1 };
+      const dueAt = Date.now() + decision.delaySec * 1000;
+      // The next attempt is due when its backoff ends: as its eta, queue-wait figures (the task-received
+      // event's waitMs, the metrics histogram) start from there, not from the first send.
+      const next: TaskMessage = { ...msg, retries: msg.retries + 1, eta: dueAt };
       this.logger.warn(`task ${label} retry ${msg.retries + 1}/${decision.max} in ${decision.delaySec.toFixed(1)} s: ${messagePreview(outcome.error.message)}`);
       this.events.safeEmit("task:failed", msg, outcome.error, outcome.runtimeMs, false);
       this.events.safeEmit("task:retry", msg, outcome.error, decision.delaySec);
@@ -670,7 +673,7 @@ export class Worker {
           ...running.ref,
           priority: msg.priority,
           payload: encodeMessage(next),
-          dueAt: Date.now() + decision.delaySec * 1000,
+          dueAt,
         });
         this.leased.remove(running);
       } catch (err) {

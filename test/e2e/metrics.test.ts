@@ -1,0 +1,103 @@
+/**
+ * The observability surface after a known run, as an operator reads it: a worker on the embedded broker with
+ * `--metrics-port 0` runs two successes, one failure and a task that fails three times (two retries), and
+ * /metrics, `inspect stats --json` and the task events agree with what happened.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { ROOT, runCli, spawnCli, waitFor, type CliProcess } from "./helpers.ts";
+
+const INDEX = pathToFileURL(join(ROOT, "src/index.ts")).href;
+const dir = mkdtempSync(join(tmpdir(), "qworker-e2e-metrics-"));
+let worker: CliProcess | undefined;
+afterAll(async () => {
+  if (worker) {
+    worker.signal("SIGKILL");
+    await worker.exited;
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** `name{labels} value` lines of a Prometheus text page, by name and label text. */
+function samples(page: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of page.split("\n")) {
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (m) out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
+  }
+  return out;
+}
+
+describe("metrics, stats and events after a known run", () => {
+  it("count what ran, and a retry's queue wait starts when its backoff ends", { timeout: 60_000 }, async () => {
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    mkdirSync(join(dir, "tasks"));
+    writeFileSync(
+      join(dir, "tasks", "obs.ts"),
+      `import { defineTask } from ${JSON.stringify(INDEX)};
+export const ok = defineTask({ name: "obs.ok" }, (n: number) => n * 2);
+export const boom = defineTask({ name: "obs.boom", retry: false }, () => { throw new Error("kaput"); });
+export const flaky = defineTask({ name: "obs.flaky", retry: { max: 2, countdown: 1.5, backoff: false, jitter: false } }, () => {
+  throw new Error("flaky");
+});
+`,
+    );
+    // The broker must exist before the worker watches it; the first send creates it.
+    const first = await runCli(["send", "obs.ok", "--args", "[1]"], { cwd: dir });
+    expect(first.code, first.stderr).toBe(0);
+    worker = spawnCli(["worker", "--tasks", join(dir, "tasks"), "--log-format", "json", "--metrics-port", "0"], {
+      cwd: dir,
+      env: { QWORKER_FROM_SOURCE: "1", QWORKER_METRICS_HOST: "127.0.0.1", QWORKER_HEALTH_DIR: join(dir, "health") },
+    });
+    const line = await worker.waitForLine(/metrics: http:\/\/127\.0\.0\.1:\d+\/metrics/, 30_000);
+    const url = /(http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(line)![1]!;
+    for (const args of [["obs.ok", "--args", "[2]"], ["obs.boom"], ["obs.flaky"]]) {
+      const r = await runCli(["send", ...args], { cwd: dir });
+      expect(r.code, r.stderr).toBe(0);
+    }
+    await worker.waitForLine(/obs\.flaky\[.*failed after 2 retries/, 20_000);
+
+    const page = await waitFor(
+      "the final failure in /metrics",
+      async () => {
+        const text = await (await fetch(url)).text();
+        return samples(text).get('qworker_tasks_failed_total{task="obs.flaky",queue="default"}') === 1 ? text : undefined;
+      },
+      5_000,
+    );
+    const m = samples(page);
+    const at = (name: string, task: string) => m.get(`${name}{task="${task}",queue="default"}`) ?? 0;
+    expect([at("qworker_tasks_received_total", "obs.ok"), at("qworker_tasks_succeeded_total", "obs.ok"), at("qworker_tasks_failed_total", "obs.ok")]).toEqual([2, 2, 0]);
+    expect([at("qworker_tasks_received_total", "obs.boom"), at("qworker_tasks_failed_total", "obs.boom"), at("qworker_tasks_retried_total", "obs.boom")]).toEqual([1, 1, 0]);
+    expect([at("qworker_tasks_received_total", "obs.flaky"), at("qworker_tasks_failed_total", "obs.flaky"), at("qworker_tasks_retried_total", "obs.flaky")]).toEqual([3, 1, 2]);
+    // Prometheus conventions: counters end in _total, durations are in seconds.
+    for (const [, name, type] of page.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+      if (type === "counter") expect(name).toMatch(/_total$/);
+      if (type === "histogram" && name!.startsWith("qworker_task")) expect(name).toMatch(/_seconds$/);
+    }
+    // Each of the three runs of obs.flaky was picked up as soon as it was due: a retry's 1.5 s backoff is not
+    // time spent waiting in the queue.
+    expect(m.get('qworker_task_queue_wait_seconds_bucket{le="1",task="obs.flaky",queue="default"}')).toBe(3);
+
+    const stats = await runCli(["inspect", "stats", "--json"], { cwd: dir });
+    expect(stats.code, stats.stderr).toBe(0);
+    const report = JSON.parse(stats.stdout) as { tasks: { task: string; received: number; succeeded: number; failed: number; retried: number }[] };
+    const byTask = Object.fromEntries(report.tasks.map(({ task, received, succeeded, failed, retried }) => [task, { received, succeeded, failed, retried }]));
+    expect(byTask).toEqual({
+      "obs.ok": { received: 2, succeeded: 2, failed: 0, retried: 0 },
+      "obs.boom": { received: 1, succeeded: 0, failed: 1, retried: 0 },
+      "obs.flaky": { received: 3, succeeded: 0, failed: 1, retried: 2 },
+    });
+
+    const events = await runCli(["inspect", "events", "--json", "--limit", "100"], { cwd: dir });
+    expect(events.code, events.stderr).toBe(0);
+    const received = (JSON.parse(events.stdout) as { events: { type: string; task?: string; waitMs?: number }[] }).events.filter(
+      (e) => e.type === "task-received" && e.task === "obs.flaky",
+    );
+    expect(received).toHaveLength(3);
+    for (const e of received) expect(e.waitMs).toBeLessThan(1000);
+  });
+});
