@@ -43,6 +43,10 @@ export const boom = defineTask({ name: "obs.boom", retry: false }, () => { throw
 export const flaky = defineTask({ name: "obs.flaky", retry: { max: 2, countdown: 1.5, backoff: false, jitter: false } }, () => {
   throw new Error("flaky");
 });
+export const slow = defineTask({ name: "obs.slow" }, async (ms: number) => {
+  await new Promise((r) => setTimeout(r, ms));
+  return "done";
+});
 `,
     );
     // The broker must exist before the worker watches it; the first send creates it.
@@ -99,5 +103,24 @@ export const flaky = defineTask({ name: "obs.flaky", retry: { max: 2, countdown:
     );
     expect(received).toHaveLength(3);
     for (const e of received) expect(e.waitMs).toBeLessThan(1000);
+  });
+
+  it("inspect active --json names a task's worker in the field result --json and the events use", { timeout: 30_000 }, async () => {
+    const sent = await runCli(["send", "obs.slow", "--args", "[4000]"], { cwd: dir });
+    expect(sent.code, sent.stderr).toBe(0);
+    const id = sent.stdout.trim();
+    const row = await waitFor(
+      "the task in inspect active",
+      async () => {
+        const r = await runCli(["inspect", "active", "--json"], { cwd: dir });
+        return (JSON.parse(r.stdout) as { active: Record<string, unknown>[] }).active.find((a) => a.id === id);
+      },
+      10_000,
+      200,
+    );
+    const status = JSON.parse((await runCli(["result", id, "--json"], { cwd: dir })).stdout) as Record<string, unknown>;
+    expect(status.worker).toEqual(expect.stringMatching(/\S/));
+    expect(row).toMatchObject({ task: "obs.slow", worker: status.worker });
+    expect(row).not.toHaveProperty("workerId");
   });
 });

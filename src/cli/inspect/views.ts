@@ -91,7 +91,8 @@ export interface ActiveRow {
   celeryId?: string;
   task?: string;
   queue: string;
-  workerId: string;
+  /** The worker holding the lease: `worker`, as in `result --json` and the task events. */
+  worker: string;
   startedAt: number;
   runtimeMs: number;
   deliveries: number;
@@ -125,7 +126,7 @@ export function activeRows(active: ActiveTask[], workers: WorkerInfo[], now: num
       ...(celeryId ? { celeryId } : {}),
       ...(task ? { task } : {}),
       queue: a.queue,
-      workerId: a.workerId,
+      worker: a.workerId,
       startedAt: a.startedAt,
       // A prefetched task's lease started when it was fetched; it has not run at all.
       runtimeMs: a.startedAt && !isWaiting ? Math.max(0, now - a.startedAt) : 0,
@@ -143,7 +144,7 @@ export function renderActive(d: { active: ActiveRow[] }, _now: number, c: ChalkI
     idCell(a.id, a.celeryId),
     a.task ?? "?",
     a.queue,
-    truncate(a.workerId, 40),
+    truncate(a.worker, 40),
     a.waiting ? c.dim("prefetched") : duration(a.runtimeMs),
     a.progress ? c.cyan(progressText(a.progress)) : "-",
     a.deliveries > 1 ? c.yellow(String(a.deliveries)) : a.deliveries,
