@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { Transport } from "../broker/transport.ts";
+import type { QueueCounts, Transport } from "../broker/transport.ts";
 import type { TaskMessage } from "../protocol/message.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
 import type { WorkerEvents } from "../worker/events.ts";
@@ -18,6 +18,8 @@ export interface MetricsOptions {
 
 const RUNTIME_BUCKETS = [0.005, 0.025, 0.1, 0.25, 1, 2.5, 10, 30, 120, 600];
 const WAIT_BUCKETS = [0.001, 0.01, 0.05, 0.25, 1, 5, 30, 120, 600, 3600];
+/** Well under Prometheus's default scrape timeout (10 s). */
+const QUEUE_STATS_TIMEOUT_MS = 2000;
 
 /**
  * Prometheus metrics for one worker, fed from its lifecycle events (no broker calls per task). Queue depth
@@ -27,6 +29,25 @@ export function createMetrics(opts: MetricsOptions): { registry: Registry; detac
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "qworker_" });
   const labels = ["task", "queue"] as const;
+  // One stats() call at a time: scrapes during an outage share the call still waiting instead of piling up.
+  let pending: Promise<QueueCounts[] | null> | undefined;
+  const queueCounts = async (): Promise<QueueCounts[] | null> => {
+    pending ??= opts.transport.stats(opts.queues).then(
+      (c) => c,
+      () => null,
+    );
+    const call = pending;
+    void call.finally(() => {
+      if (pending === call) pending = undefined;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), QUEUE_STATS_TIMEOUT_MS)));
+    try {
+      return await Promise.race([call, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   const received = new Counter({ name: "qworker_tasks_received_total", help: "Tasks received by this worker", labelNames: labels, registers: [registry] });
   const succeeded = new Counter({ name: "qworker_tasks_succeeded_total", help: "Tasks that succeeded", labelNames: labels, registers: [registry] });
   const failed = new Counter({ name: "qworker_tasks_failed_total", help: "Tasks that failed for good (retries exhausted or not retryable)", labelNames: labels, registers: [registry] });
@@ -56,7 +77,10 @@ export function createMetrics(opts: MetricsOptions): { registry: Registry; detac
     registers: [registry],
     async collect() {
       this.reset();
-      for (const c of await opts.transport.stats(opts.queues)) {
+      // Without an answer in time (the broker down or frozen) the page goes out without these gauges: a
+      // scrape that waited for them, or failed with them, would lose every other metric for the outage.
+      const counts = await queueCounts();
+      for (const c of counts ?? []) {
         for (const state of ["ready", "delayed", "active", "dead"] as const) this.set({ queue: c.name, state }, c[state]);
       }
     },
