@@ -320,9 +320,10 @@ export interface Transport {
   // Reliability (optional: only brokers with connections that can go silent or settings that lose data).
   /**
    * Drop and reopen connections that look healthy but are not answering (a socket that died without a
-   * FIN); commands in flight are re-sent. Called by the worker's watchdog.
+   * FIN); commands in flight are re-sent. Called by the worker's watchdog. Resolves with how many it
+   * dropped: none when every connection is already reconnecting (the broker is plainly down).
    */
-  reconnect?(): Promise<void>;
+  reconnect?(): Promise<number>;
   /** One line per broker setting that puts tasks at risk (eviction, no persistence), for the worker to warn. */
   checkSettings?(): Promise<string[]>;
   /**

@@ -188,8 +188,11 @@ export class Watchdog {
     if (!this.o.transport.reconnect || now - this.lastRebuild < this.o.stallAfterMs) return;
     this.lastRebuild = now;
     this.lastTaken = now;
-    this.o.logger.warn(`${why}; rebuilding the broker connections`);
-    await this.o.transport.reconnect();
+    const dropped = await this.o.transport.reconnect();
+    // With every connection already reconnecting (Redis refused or gone) there was nothing to rebuild: the
+    // outage was logged once when it began, and a line every few seconds would claim work that is not done.
+    if (dropped > 0) this.o.logger.warn(`${why}; rebuilding the broker connections`);
+    else this.o.logger.debug(`${why}; every broker connection is already reconnecting`);
   }
 
   private setState(state: "ok" | "broker-down" | "stalled", reason?: string): void {

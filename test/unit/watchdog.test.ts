@@ -12,7 +12,7 @@ function setup(stats: () => Promise<unknown> = async () => []) {
   const logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
   const events = new EventEmitter();
   let rebuilds = 0;
-  const transport = { stats, reconnect: async () => void rebuilds++ } as unknown as Transport;
+  const transport = { stats, reconnect: async () => (rebuilds++, 3) } as unknown as Transport;
   const worker = { id: "w", events: events as unknown as WorkerEvents, info: () => ({ active: 1 }) as WorkerInfo };
   const dog = new Watchdog({ worker, transport, logger, queues: ["default"], concurrency: 10, checkEveryMs: 500, silentAfterMs: 1000, stallAfterMs: 5000, now: () => t });
   return { dog, events, lines, advance: (ms: number) => (t += ms), rebuilds: () => rebuilds };

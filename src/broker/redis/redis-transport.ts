@@ -639,9 +639,11 @@ export class RedisTransport implements Transport {
     return rows;
   }
 
-  async reconnect(): Promise<void> {
+  async reconnect(): Promise<number> {
     // Only connections that believe they are fine: one already reconnecting is waiting for Redis anyway.
-    for (const c of [this.cmd, this.blocker, this.sub]) if (c?.status === "ready") c.disconnect(true);
+    const live = [this.cmd, this.blocker, this.sub].filter((c) => c?.status === "ready");
+    for (const c of live) c!.disconnect(true);
+    return live.length;
   }
 
   isDataError(err: unknown): boolean {
