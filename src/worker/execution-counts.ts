@@ -7,22 +7,22 @@ import type { WorkerEvents } from "./events.ts";
 export class ExecutionCounts {
   private readonly counts: Record<string, number> = {
     retried: 0,
-    time_limited: 0,
+    timeLimited: 0,
     expired: 0,
     revoked: 0,
-    rate_limited: 0,
-    child_lost: 0,
+    rateLimited: 0,
+    childLost: 0,
   };
 
   constructor(events: WorkerEvents) {
     events.on("task:retry", () => this.counts.retried!++);
     events.on("task:expired", () => this.counts.expired!++);
     events.on("task:revoked", () => this.counts.revoked!++);
-    events.on("task:rate-limited", () => this.counts.rate_limited!++);
+    events.on("task:rate-limited", () => this.counts.rateLimited!++);
     events.on("task:failed", (_msg, err) => {
       const code = (err as { code?: unknown }).code;
-      if (code === "E_TIME_LIMIT") this.counts.time_limited!++;
-      else if (code === "E_WORKER_LOST") this.counts.child_lost!++;
+      if (code === "E_TIME_LIMIT") this.counts.timeLimited!++;
+      else if (code === "E_WORKER_LOST") this.counts.childLost!++;
     });
   }
 

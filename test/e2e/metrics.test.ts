@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, runCli, spawnCli, waitFor, type CliProcess } from "./helpers.ts";
 
 const INDEX = pathToFileURL(join(ROOT, "src/index.ts")).href;
@@ -32,7 +32,8 @@ function samples(page: string): Map<string, number> {
 }
 
 describe("metrics, stats and events after a known run", () => {
-  it("count what ran, and a retry's queue wait starts when its backoff ends", { timeout: 60_000 }, async () => {
+  let url: string;
+  beforeAll(async () => {
     writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
     mkdirSync(join(dir, "tasks"));
     writeFileSync(
@@ -57,12 +58,15 @@ export const slow = defineTask({ name: "obs.slow" }, async (ms: number) => {
       env: { QWORKER_FROM_SOURCE: "1", QWORKER_METRICS_HOST: "127.0.0.1", QWORKER_HEALTH_DIR: join(dir, "health") },
     });
     const line = await worker.waitForLine(/metrics: http:\/\/127\.0\.0\.1:\d+\/metrics/, 30_000);
-    const url = /(http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(line)![1]!;
+    url = /(http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(line)![1]!;
+  }, 60_000);
+
+  it("count what ran, and a retry's queue wait starts when its backoff ends", { timeout: 60_000 }, async () => {
     for (const args of [["obs.ok", "--args", "[2]"], ["obs.boom"], ["obs.flaky"]]) {
       const r = await runCli(["send", ...args], { cwd: dir });
       expect(r.code, r.stderr).toBe(0);
     }
-    await worker.waitForLine(/obs\.flaky\[.*failed after 2 retries/, 20_000);
+    await worker!.waitForLine(/obs\.flaky\[.*failed after 2 retries/, 20_000);
 
     const page = await waitFor(
       "the final failure in /metrics",
@@ -122,5 +126,59 @@ export const slow = defineTask({ name: "obs.slow" }, async (ms: number) => {
     expect(status.worker).toEqual(expect.stringMatching(/\S/));
     expect(row).toMatchObject({ task: "obs.slow", worker: status.worker });
     expect(row).not.toHaveProperty("workerId");
+  });
+
+  it("every --json output follows one rule: camelCase keys, times (…At, ts, lastBeat, leaseUntil, since) as epoch ms", { timeout: 60_000 }, async () => {
+    const scheduled = await runCli(["send", "obs.ok", "--args", "[3]", "--countdown", "600"], { cwd: dir });
+    expect(scheduled.code, scheduled.stderr).toBe(0);
+    const slow = await runCli(["send", "obs.slow", "--args", "[4000]"], { cwd: dir });
+    const slowId = slow.stdout.trim();
+    await waitFor(
+      "the slow task to start",
+      async () => ((await runCli(["inspect", "active", "--json"], { cwd: dir })).stdout.includes(slowId) ? true : undefined),
+      10_000,
+      200,
+    );
+    const boom = await runCli(["send", "obs.boom"], { cwd: dir });
+    const deadId = boom.stdout.trim();
+    const dead = await waitFor(
+      "the failed task in dead --json",
+      async () => {
+        const lines = (await runCli(["dead", "--json"], { cwd: dir })).stdout.trim().split("\n");
+        return lines.some((l) => l.includes(deadId)) ? lines : undefined;
+      },
+      10_000,
+      200,
+    );
+    const outputs: [string, string][] = [];
+    for (const args of [
+      ["inspect", "queues", "--json"],
+      ["inspect", "workers", "--json"],
+      ["inspect", "active", "--json"],
+      ["inspect", "scheduled", "--json"],
+      ["inspect", "dead", "--json"],
+      ["inspect", "stats", "--json"],
+      ["inspect", "events", "--json"],
+      ["result", slowId, "--json"],
+      ["result", deadId, "--json"],
+      ["result", scheduled.stdout.trim(), "--json"],
+    ]) {
+      outputs.push([args.join(" "), (await runCli(args, { cwd: dir })).stdout]);
+    }
+    for (const line of dead) outputs.push(["dead --json", line]);
+    const now = Date.now();
+    const problems: string[] = [];
+    const walk = (where: string, v: unknown, key?: string): void => {
+      if (key !== undefined && !/^[a-z][a-zA-Z]*$/.test(key)) problems.push(`${where}: key ${key} is not camelCase`);
+      if (key !== undefined && /(At|^ts|^lastBeat|^leaseUntil|^since)$/.test(key) && !(typeof v === "number" && Math.abs(v - now) < 3_600_000)) {
+        problems.push(`${where}: ${key} is ${JSON.stringify(v)}, not a recent epoch ms`);
+      }
+      // A task's return value is the task's own data.
+      if (key === "result") return;
+      if (Array.isArray(v)) v.forEach((x) => walk(where, x));
+      else if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(where, x, k);
+    };
+    for (const [where, text] of outputs) walk(where, JSON.parse(text));
+    expect(problems).toEqual([]);
   });
 });

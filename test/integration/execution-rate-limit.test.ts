@@ -61,8 +61,8 @@ describe.skipIf(!redisServerAvailable())("global rate limit through the real CLI
     const delayed = workers.flatMap((w) => w.logs()).filter((l) => /rate-limited \(10\/s\): runs in/.test(l.msg));
     expect(delayed.length).toBeGreaterThan(0);
     const inspect = await env.cli(["inspect", "--json"]);
-    const counted = (JSON.parse(inspect.stdout) as { workers: { counts?: { rate_limited?: number } }[] }).workers.reduce(
-      (n, w) => n + (w.counts?.rate_limited ?? 0),
+    const counted = (JSON.parse(inspect.stdout) as { workers: { counts?: { rateLimited?: number } }[] }).workers.reduce(
+      (n, w) => n + (w.counts?.rateLimited ?? 0),
       0,
     );
     expect(counted).toBeGreaterThan(0);
