@@ -91,8 +91,25 @@ export function readHealthRecords(dir: string): HealthEntry[] {
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
+  return !isZombie(pid);
+}
+
+/**
+ * A killed worker whose parent has not reaped it (a shell that exec'd into something else, a container's
+ * PID 1 that is no init) is a zombie: it answers signal 0 like a live process, but it is dead. Linux only;
+ * elsewhere, or when /proc cannot be read, the signal's answer stands.
+ */
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return false;
+  }
+  // "pid (comm) state …": comm may itself hold spaces and parentheses, so the state follows the last ")".
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return state === "Z" || state === "X";
 }
