@@ -149,7 +149,7 @@ export interface WorkerInfo {
    * heartbeat; the broker sees them as active like running ones. At most PROGRESS_MAX_TASKS ids.
    */
   waiting?: string[];
-  /** Execution outcomes since start: retried, time_limited, expired, revoked, rate_limited, … */
+  /** Execution outcomes since start: retried, timeLimited, expired, revoked, rateLimited, childLost. */
   counts?: Record<string, number>;
 }
 
