@@ -53,6 +53,11 @@ interface Running {
   announced: boolean;
   /** Its outcome is known and on its way to the broker. */
   finished: boolean;
+  /**
+   * Another worker took its lease; the run was told. A handler that ignores its signal goes on through
+   * later renewals, and each would otherwise report the same loss again.
+   */
+  leaseLost?: boolean;
   startedAt: number;
   /** Latest ctx.progress() report; travels with the next heartbeat (that is the throttle). */
   progress?: TaskProgress;
@@ -373,7 +378,8 @@ export class Worker {
     const before = startedAt - 1000;
     for (const t of this.leased.values()) {
       mine.add(t.ref.id);
-      if (t.finished || t.acceptedAt > before || held.has(t.ref.id)) continue;
+      if (t.finished || t.leaseLost || t.acceptedAt > before || held.has(t.ref.id)) continue;
+      t.leaseLost = true;
       this.logger.warn(`task ${t.msg?.task ?? "?"}[${t.ref.id}]: lease lost (recovered by another worker); aborting this run`);
       t.controller.abort(new Error("lease lost"));
       if (!t.started) {
@@ -819,7 +825,8 @@ export class Worker {
         this.nextRenew = now + this.leaseMs / 3;
         const lost = new Set(await this.transport.extendLeases(this.leased.values().map((l) => l.ref), this.leaseMs));
         for (const l of this.leased.values()) {
-          if (!lost.has(l.ref.id)) continue;
+          if (!lost.has(l.ref.id) || l.leaseLost) continue;
+          l.leaseLost = true;
           this.logger.warn(`task ${l.msg?.task ?? "?"}[${l.ref.id}]: lease lost (recovered by another worker); aborting this run`);
           l.controller.abort(new Error("lease lost"));
         }

@@ -104,6 +104,49 @@ function message(id: string, task = "lk.waits"): string {
   return JSON.stringify({ v: 1, id, task, args: [], kwargs: {}, queue: "default", priority: 0, retries: 0, sentAt: Date.now() });
 }
 
+describe.skipIf(!redisServerAvailable())("a lost lease in the log", () => {
+  it("is logged once per run, though the run ignores its signal through several more renewals", async () => {
+    const prefix = "lk3:";
+    const started: string[] = [];
+    const finished: string[] = [];
+    const registry = new TaskRegistry();
+    // Ignores its abort signal, as a handler that never checks it does: it outlives the loss by ~4 renewals.
+    const stubborn = defineTask("lk.stubborn", async () => {
+      const id = taskContext().id;
+      started.push(id);
+      await new Promise((r) => setTimeout(r, 6000));
+      finished.push(id);
+    });
+    registry.register("lk.stubborn", stubborn as never, "test");
+    // Both slots busy and no prefetch, so the task handed back below is not reserved again by this worker.
+    const config = { ...shortLeaseConfig(prefix), prefetch: 0 };
+    const { logger, logs } = capturedLogger();
+    const transport = createRedisTransport(redis.url, { prefix });
+    await transport.connect();
+    const worker = new Worker({ transport, registry, config, logger, leaseKeeper: leaseKeeperFor(config, logger) });
+    const other = createRedisTransport(redis.url, { prefix });
+    await other.connect();
+    const raw = new Redis(redis.url);
+    try {
+      await worker.start();
+      await other.enqueue(["stubborn-1", "stubborn-2"].map((id) => ({ id, queue: "default", priority: 0, payload: message(id, "lk.stubborn") })));
+      await waitFor("both tasks started", () => started.length === 2 || undefined, 5000);
+      const token = await raw.hget(`${prefix}j:stubborn-1`, "t");
+      await other.release([{ id: "stubborn-1", token: token!, queue: "default" }]);
+      const [taken] = await other.reserve({ queues: ["default"], max: 1, leaseMs: 60_000, workerId: "someone-else", waitMs: 0 });
+      expect(taken?.id).toBe("stubborn-1");
+
+      await waitFor("the stubborn run to return", () => finished.includes("stubborn-1") || undefined, 10_000);
+      expect(logs.filter((l) => l.includes("stubborn-1") && l.includes("lease lost"))).toHaveLength(1);
+    } finally {
+      await worker.stop({ cold: true });
+      await transport.close();
+      await other.close();
+      raw.disconnect();
+    }
+  }, 30_000);
+});
+
 describe.skipIf(!redisServerAvailable())("orphaned leases", () => {
   it("hands back and runs a task the broker leased to this worker without its hearing of it", async () => {
     // What a Redis restart can leave behind: reserve.lua ran, its reply never reached the worker. Here the
