@@ -35,7 +35,6 @@ import { startWaitDeadline } from "../../results/wait-deadline.ts";
 import { isDataError as isRedisDataError } from "./command-errors.ts";
 import { PendingWaits, type PendingWait } from "./pending-waits.ts";
 import { checkRedisSettings } from "./server-check.ts";
-import { celeryTaskIdOf } from "../../protocol/celery/index.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
 /** Tasks purge.lua removes per call: a few milliseconds of Redis time, so workers are not held up. */
@@ -503,8 +502,12 @@ export class RedisTransport implements Transport {
    */
   private async celeryTaskIds(given: string[]): Promise<{ ids: string[]; aliases: [string, string][] }> {
     const leases = given.filter((id) => id.startsWith(CELERY_LEASE_PREFIX));
+    if (leases.length === 0) return { ids: [...new Set(given)], aliases: [] };
     const rows = await Promise.all(leases.map((id) => this.redis.hmget(this.keys.job(id), "q", "p")));
     const taskOf = new Map<string, string>();
+    // Loaded only here: the Celery protocol modules cost every Redis worker about 8 MB of RSS, and only a
+    // revoke naming a Celery lease needs them.
+    const { celeryTaskIdOf } = await import("../../protocol/celery/envelope.ts");
     leases.forEach((id, i) => {
       const [queue, payload] = rows[i]!;
       // A native task may carry any id, but is never sent to a lease queue (`celery:<kombu queue>`).
