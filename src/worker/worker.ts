@@ -57,7 +57,7 @@ interface Running {
    * Another worker took its lease; the run was told. A handler that ignores its signal goes on through
    * later renewals, and each would otherwise report the same loss again.
    */
-  leaseLost?: boolean;
+  leaseLost: boolean;
   startedAt: number;
   /** Latest ctx.progress() report; travels with the next heartbeat (that is the throttle). */
   progress?: TaskProgress;
@@ -286,6 +286,7 @@ export class Worker {
         started: false,
         announced: false,
         finished: false,
+        leaseLost: false,
         startedAt: now,
         slot: -1,
         // Present from the start, so every record has one shape (a field added later gives the record a
