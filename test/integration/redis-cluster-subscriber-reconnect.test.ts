@@ -4,7 +4,9 @@
  * read their keys again, and the held revokes are told to the revoke listeners again. ioredis's Cluster
  * replaces a dropped subscriber connection by itself and says nothing of it, so before the fix a result wait
  * hung until its timeout and a revoke was never heard. Where the result or revoke is written without a
- * PUBLISH, only the catch-up can deliver it; the big result is a PUBLISH that Redis itself drops.
+ * PUBLISH, only the catch-up can deliver it; the big result is a PUBLISH that Redis itself drops. The last
+ * test has the catch-up's reads fail (the master of the keys' slot is down while the subscriber comes back
+ * on another node): before they were retried, nothing read again, as no later reconnect came.
  */
 import { randomUUID } from "node:crypto";
 import { Cluster, Redis } from "ioredis";
@@ -227,4 +229,54 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
       if (stopped !== undefined) await cluster.nodes[stopped]!.start();
     }
   });
+
+  it("the catch-up reads again until they succeed when the subscriber came back while the master of {qw} was down", async () => {
+    const replicasListed = async () => ((await nodes[0]!.call("CLUSTER", "SLOTS")) as unknown[][]).every((range) => range.length > 3);
+    await expect.poll(replicasListed, { timeout: 20_000, interval: 100 }).toBe(true);
+    const t = await waiter();
+    const heard: string[][] = [];
+    const off = await t.onRevoke((ids) => heard.push(ids));
+    let crashed: number | undefined;
+    try {
+      const id = `md-${randomUUID()}`;
+      const channel = `{qw}:r:${id}`;
+      // Past the failover below (node timeout 2 s, then the election): only a read after it can resolve this.
+      const wait = t.waitForResult(id, 60_000);
+      wait.catch(() => {});
+      await subscribed(channel);
+      await subscribed("{qw}:control");
+      const masterPort = await cluster.masterOf(await cluster.keySlot("{qw}"));
+      const m = cluster.nodes.findIndex((n) => n.port === masterPort);
+      expect(m).toBeGreaterThanOrEqual(0);
+      // The subscriber must come back on a node that stays up while the master is down: move it off the master.
+      let at = await subscriberNode();
+      for (let tries = 0; at === m; tries++) {
+        expect(tries).toBeLessThan(30);
+        await nodes[at]!.client("KILL", "TYPE", "pubsub");
+        await expect.poll(() => subscriberNode().catch(() => -1), { timeout: 5000, interval: 20 }).not.toBe(-1);
+        await subscribed(channel);
+        at = await subscriberNode();
+      }
+      await subscribed("{qw}:control");
+      // Stored with no PUBLISH, and on the replica before the master goes, so the promoted replica has them.
+      const now = Number((await raw.time())[0]) * 1000;
+      const revoked = `md-rv-${randomUUID()}`;
+      await raw.set(channel, '{"state":"SUCCESS","result":4}');
+      await raw.zadd("{qw}:revoked", now + 60_000, revoked);
+      expect(await nodes[m]!.call("WAIT", "1", "5000")).toBe(1);
+      crashed = m;
+      // This file's own connection to it reconnects in vain until the restart below: not worth a warning.
+      nodes[m]!.on("error", () => {});
+      await cluster.nodes[m]!.kill9();
+      // Back at once on a healthy node, well before the cluster has promoted the replica: the first
+      // catch-up reads are sent to a master that is gone, and fail.
+      await nodes[at]!.client("KILL", "TYPE", "pubsub");
+      expect(await within(wait, 20_000)).toEqual({ value: '{"state":"SUCCESS","result":4}' });
+      await expect.poll(() => heard.some((ids) => ids.includes(revoked)), { timeout: 5000, interval: 20 }).toBe(true);
+    } finally {
+      off();
+      await t.close();
+      if (crashed !== undefined) await cluster.nodes[crashed]!.start();
+    }
+  }, 60_000);
 });

@@ -30,15 +30,16 @@ export class PendingWaits {
 
   /** A failed read leaves the waits to their deadlines; the subscriber's next reconnect reads again. */
   reread(redis: RedisConnection): void {
+    this.readAgain(redis).catch(() => {});
+  }
+
+  /** One read of every pending wait's key; rejects when the read fails, for the caller to try again (CatchUp). */
+  async readAgain(redis: RedisConnection): Promise<void> {
     const waits = [...this.waits];
     if (waits.length === 0) return;
-    redis.mget(waits.map((w) => w.key)).then(
-      (values) => {
-        values.forEach((value, i) => {
-          if (value !== null) waits[i]!.settle(value);
-        });
-      },
-      () => {},
-    );
+    const values = await redis.mget(waits.map((w) => w.key));
+    values.forEach((value, i) => {
+      if (value !== null) waits[i]!.settle(value);
+    });
   }
 }

@@ -34,6 +34,7 @@ import { runScript } from "./scripts.ts";
 import { startWaitDeadline } from "../../results/wait-deadline.ts";
 import { isDataError as isRedisDataError } from "./command-errors.ts";
 import { PendingWaits, type PendingWait } from "./pending-waits.ts";
+import { CatchUp } from "./catch-up.ts";
 import { checkRedisSettings } from "./server-check.ts";
 
 const DEFAULT_RESULT_TTL_MS = 86_400_000;
@@ -148,6 +149,8 @@ export class RedisTransport implements Transport {
   private readonly resultWaits = new PendingWaits();
   /** Told again of every held revoke when the subscriber reconnects (see resyncRevokes). */
   private readonly revokeListeners = new Set<RevokeListener>();
+  /** The reads of subscriberBack, tried again until they succeed. */
+  private readonly catchUp = new CatchUp();
   /**
    * reserve.lua needs a token prefix unique per call (it recognises a re-sent call by it): a random base
    * per transport and a counter, rather than a call into the CSPRNG on every reserve.
@@ -191,6 +194,7 @@ export class RedisTransport implements Transport {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.catchUp.stop();
     // A wait for a result would otherwise never settle: its subscriber is gone, and its deadline may be hours off.
     this.resultWaits.abandonAll(this.closedError());
     const conns = [this.cmd, this.blocker, this.sub].filter((c): c is RedisConnection => c !== undefined);
@@ -672,8 +676,8 @@ export class RedisTransport implements Transport {
   /** The subscriber reconnected (see openSubscriber): what was published while it was away never arrives. */
   private subscriberBack(): void {
     if (this.closed || !this.cmd) return;
-    this.resultWaits.reread(this.cmd);
-    this.resyncRevokes();
+    const cmd = this.cmd;
+    this.catchUp.start([() => this.resultWaits.readAgain(cmd), () => this.resyncRevokes()]);
   }
 
   /**
@@ -681,12 +685,13 @@ export class RedisTransport implements Transport {
    * one a running task: tell the revoke listeners every revoke still held (the durable set, the
    * REVOKE_RESYNC_MAX held longest), as if announced again, those recorded as terminating (revoke.lua) with
    * terminate. Told twice, a revoke changes nothing: a revoked id is never started again while it is held.
+   * Rejects when either set cannot be read, for the catch-up to try again.
    */
-  private resyncRevokes(): void {
-    if (this.closed || !this.cmd || this.revokeListeners.size === 0) return;
+  private resyncRevokes(): Promise<void> {
+    if (this.closed || !this.cmd || this.revokeListeners.size === 0) return Promise.resolve();
     const cmd = this.cmd;
-    /** Held ids with how long each still holds; undefined when the set cannot be read. */
-    const held = (key: string): Promise<Map<string, number> | undefined> =>
+    /** Held ids with how long each still holds. */
+    const held = (key: string): Promise<Map<string, number>> =>
       cmd.zrevrange(key, 0, REVOKE_RESYNC_MAX - 1, "WITHSCORES").then(
         (flat) => {
           const now = Date.now();
@@ -699,16 +704,16 @@ export class RedisTransport implements Transport {
           }
           return left;
         },
-        () => undefined,
       );
-    void Promise.all([held(this.keys.revoked), held(this.keys.revokedTerminate)]).then(([revoked, terminating]) => {
-      if (!revoked || this.closed) return;
+    // Both sets or neither: a terminating revoke told without its terminate would leave its task running.
+    return Promise.all([held(this.keys.revoked), held(this.keys.revokedTerminate)]).then(([revoked, terminating]) => {
+      if (this.closed) return;
       const plain: string[] = [];
       const terminate: string[] = [];
       let plainTtl = 0;
       let terminateTtl = 0;
       for (const [id, ms] of revoked) {
-        if (terminating?.has(id)) {
+        if (terminating.has(id)) {
           terminate.push(id);
           terminateTtl = Math.max(terminateTtl, ms);
         } else {
