@@ -291,16 +291,18 @@ export interface Transport {
   waitForResult(id: string, timeoutMs: number): Promise<string | null>;
 
   /**
-   * Durable revoke: tasks with these ids are never started; stored for ttlMs. An id that names a Celery
-   * message a worker holds under a lease of its own (`celery:…`, what `inspect` shows) stands for that
-   * message's Celery task id, which is revoked instead (workers check and report Celery revokes by task id):
-   * the report says which ids were so replaced. A transport that holds no such leases may return nothing.
+   * Durable revoke: tasks with these ids are never started; stored for ttlMs (<= 0: for ever), or for as
+   * long as an earlier revoke of the id holds it if that is longer: a later, shorter revoke never cuts an
+   * earlier one short. An id that names a Celery message a worker holds under a lease of its own
+   * (`celery:…`, what `inspect` shows) stands for that message's Celery task id, which is revoked instead
+   * (workers check and report Celery revokes by task id): the report says which ids were so replaced.
+   * A transport that holds no such leases may return nothing.
    */
   revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<RevokeReport | void>;
   /**
    * Called with the ids of every revoke (`terminate` as it was given), from any connection: a worker
    * drops those it holds unstarted in its prefetch, and aborts those it runs when `terminate` is set.
-   * `ttlMs` is how long the revoke holds, when the broker passes it on (Redis does; SQLite does not).
+   * `ttlMs` is how long the broker holds each id revoked, the longest of its revokes (none: for ever).
    */
   onRevoke(listener: RevokeListener): Promise<() => void>;
 
@@ -314,8 +316,11 @@ export interface Transport {
   publishActivity?(batch: ActivityBatch): Promise<void>;
   /** The newest `limit` events, oldest first. */
   readEvents?(limit: number): Promise<StoredEvent[]>;
-  /** Counters of minutes >= sinceMinute. */
-  readCounters?(sinceMinute: number): Promise<CounterRow[]>;
+  /**
+   * Counters of minutes >= sinceMinute. A minute or counter the broker holds in a form qworker never writes
+   * (another program's data) is left out rather than failing the read, and `leftOut` is told in one line.
+   */
+  readCounters?(sinceMinute: number, leftOut?: (line: string) => void): Promise<CounterRow[]>;
 
   // Reliability (optional: only brokers with connections that can go silent or settings that lose data).
   /**

@@ -11,7 +11,8 @@ export const RECENT_REVOKE_MAX = 10_000;
  * heard; the worker asks here before it runs such a task.
  *
  * A revoke is remembered for a minute, or for its own TTL when the broker passed that on and it is
- * shorter: once the broker has forgotten a revoke, a task sent again under that id must run here too.
+ * shorter: once the broker has forgotten a revoke, a task sent again under that id must run here too. An id
+ * heard again is kept until the later of its two expiries, as the brokers keep it.
  * The size cap drops the oldest first (a Map keeps insertion order).
  */
 export class RecentRevokes {
@@ -29,8 +30,11 @@ export class RecentRevokes {
   note(ids: readonly string[], ttlMs?: number, now = Date.now()): void {
     const until = now + Math.min(ttlMs ?? this.ttlMs, this.ttlMs);
     for (const id of ids) {
-      this.until.delete(id); // to the back: it lives ttlMs from now
-      this.until.set(id, until);
+      // A second revoke with a shorter TTL does not cut short the one heard before: the broker keeps the
+      // later expiry too (a revoke for ever, then one for an hour, still holds after the hour).
+      const held = this.until.get(id);
+      this.until.delete(id); // to the back: the newest heard go last when the cap drops the oldest
+      this.until.set(id, held !== undefined && held > until ? held : until);
     }
     for (const id of this.until.keys()) {
       if (this.until.size <= this.max) break;

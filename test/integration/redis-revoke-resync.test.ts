@@ -86,13 +86,23 @@ describe.skipIf(!redisServerAvailable())("revokes after a subscriber reconnect",
     }
   });
 
-  it("keep a terminate no longer than the id's latest revoke, and refuse it over another program's key", async () => {
+  it("keep a terminate as long as the id's longest terminating revoke, never beyond its revoke, and refuse it over another program's key", async () => {
     await t.revoke(["term-2"], 60_000, true);
+    const terminateUntil = Number(await raw.zscore("qw:revoked:terminate", "term-2"));
+    expect(terminateUntil).toBe(Number(await raw.zscore("qw:revoked", "term-2")));
+    // A shorter revoke, plain or terminating, cuts neither short.
     await t.revoke(["term-2"], 30_000, false);
-    const shortened = Number(await raw.zscore("qw:revoked:terminate", "term-2"));
-    expect(shortened).toBe(Number(await raw.zscore("qw:revoked", "term-2")));
+    await t.revoke(["term-2"], 10_000, true);
+    expect(Number(await raw.zscore("qw:revoked:terminate", "term-2"))).toBe(terminateUntil);
+    expect(Number(await raw.zscore("qw:revoked", "term-2"))).toBe(terminateUntil);
+    // A longer plain revoke holds the id longer, but does not make its terminate last longer.
     await t.revoke(["term-2"], 120_000, false);
-    expect(Number(await raw.zscore("qw:revoked:terminate", "term-2"))).toBe(shortened);
+    expect(Number(await raw.zscore("qw:revoked", "term-2"))).toBeGreaterThan(terminateUntil);
+    expect(Number(await raw.zscore("qw:revoked:terminate", "term-2"))).toBe(terminateUntil);
+    // A longer terminating revoke does, up to the id's revoke.
+    await t.revoke(["term-2"], 0, true);
+    expect(Number(await raw.zscore("qw:revoked:terminate", "term-2"))).toBe(1e15);
+    expect(Number(await raw.zscore("qw:revoked", "term-2"))).toBe(1e15);
     // A plain revoke never starts a terminate entry.
     await t.revoke(["plain-2"], 60_000, false);
     expect(await raw.zscore("qw:revoked:terminate", "plain-2")).toBeNull();

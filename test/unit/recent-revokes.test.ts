@@ -37,6 +37,17 @@ describe("RecentRevokes", () => {
     expect(r.size).toBe(1);
   });
 
+  it("an id heard again with a shorter TTL keeps the later expiry it had", () => {
+    const r = new RecentRevokes(1000, 100);
+    r.note(["forever"], undefined, 0);
+    r.note(["forever"], 200, 100);
+    expect(r.has("forever", 500)).toBe(true);
+    expect(r.has("forever", 1000)).toBe(false);
+    r.note(["brief"], 200, 0);
+    r.note(["brief"], undefined, 100);
+    expect(r.has("brief", 1099)).toBe(true);
+  });
+
   it("keeps at most its cap, dropping the oldest", () => {
     const r = new RecentRevokes(60_000, 3);
     r.note(["a", "b", "c"], undefined, 0);

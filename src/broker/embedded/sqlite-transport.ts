@@ -57,7 +57,10 @@ function isBusy(err: unknown): boolean {
  *   is settled when `reserve` meets it. Either way it is deleted, its unique key freed, and unless a
  *   result exists the result `{"id":…,"state":"REVOKED","task":…,"queue":…,"finishedAt":…}` is stored
  *   for the revoke's TTL (the record Redis stores, see revokedResult). Running tasks
- *   are left to their worker, which hears of every revoke through `onRevoke`.
+ *   are left to their worker, which hears of every revoke through `onRevoke`. Revoking an id again keeps
+ *   the later of the two expiries (as revoke.lua does), and `onRevoke` tells that one; `terminate` is told
+ *   with each revoke as it was given (Redis also records it, to tell it again after a reconnect, for as
+ *   long as the id's terminating revokes last, never beyond its revoke).
  * - Unique keys are freed whenever the holding task leaves the queue (settled, dead-lettered, revoked,
  *   purged), or when `uniqueForMs` runs out, whichever comes first.
  * - Enqueueing an id that is already queued or running is a no-op answered with `duplicate: true`.

@@ -758,6 +758,26 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         for (const id of [zero, negative]) expect(JSON.parse((await t.getResult(id))!)).toMatchObject({ state: "REVOKED" });
       });
 
+      it("revoking an id again with a shorter TTL does not cut short the longer revoke, in either order", async () => {
+        const q = freshQueue();
+        const foreverFirst = freshId("forever-first");
+        const briefFirst = freshId("brief-first");
+        const termFirst = freshId("term-first");
+        await t.revoke([foreverFirst], 0, false);
+        await t.revoke([foreverFirst], 200, false);
+        await t.revoke([briefFirst], 200, false);
+        await t.revoke([briefFirst], 0, false);
+        // A shorter terminating revoke after a longer plain one: the id stays revoked as long.
+        await t.revoke([termFirst], 60_000, false);
+        await t.revoke([termFirst], 200, true);
+        await sleep(400);
+        await other.recover(RECOVER);
+        const spared = freshId("spared");
+        await t.enqueue([item(q, foreverFirst), item(q, briefFirst), item(q, termFirst), item(q, spared)]);
+        expect((await drain(other, q, 10)).map((r) => r.id)).toEqual([spared]);
+        for (const id of [foreverFirst, briefFirst, termFirst]) expect(JSON.parse((await t.getResult(id))!)).toMatchObject({ state: "REVOKED" });
+      });
+
       it("revoking a finished task leaves its result: a revoke stops only runs not yet started", async () => {
         const q = freshQueue();
         const finished = item(q, freshId("finished"));
@@ -830,6 +850,27 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
         expect(heard.get(brief)).toBeLessThanOrEqual(5000);
         expect(heard.has(forever)).toBe(true);
         expect(heard.get(forever)).toBeUndefined();
+      });
+
+      it("onRevoke listeners hear how long an id revoked again stays revoked: the longer revoke, not the last one", async () => {
+        const forever = freshId("forever");
+        const hour = freshId("hour");
+        await t.revoke([forever], 0, false);
+        await t.revoke([hour], 3_600_000, false);
+        // Only the terminating revoke below: a subscriber that reconnects meanwhile is told the plain ones
+        // again (without terminate).
+        const told = new Map<string, number | undefined>();
+        const stop = await other.onRevoke((ids, terminate, ttlMs) => {
+          for (const id of ids) if (terminate && (id === forever || id === hour)) told.set(id, ttlMs);
+        });
+        await t.revoke([forever, hour], 200, true);
+        const deadline = Date.now() + 3000;
+        while (told.size < 2 && Date.now() < deadline) await sleep(10);
+        stop();
+        expect(told.has(forever)).toBe(true);
+        expect(told.get(forever)).toBeUndefined();
+        expect(told.get(hour)).toBeGreaterThan(3_500_000);
+        expect(told.get(hour)).toBeLessThanOrEqual(3_600_000);
       });
     });
 

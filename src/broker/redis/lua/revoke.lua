@@ -6,20 +6,29 @@
 --   ARGV[4] the control message announcing the revoke to workers; ARGV[5] '1' for a terminating revoke
 --   (--terminate), else '0'; ARGV[6..] task ids.
 -- Guarantees: each id is recorded in <p>revoked until now + ttlMs (a revoke for ever: until FOREVER, below),
---   so a task enqueued or recovered later under that id is finished as REVOKED by reserve.lua instead of
---   running. A task that is waiting (ready or delayed) is removed at once, its REVOKED result
---   (lib/revoked_result.lua) stored and published unless the id has a result already, and its unique key
---   freed; a running task is left to its worker (revoke --terminate aborts it through the control channel).
---   A terminating revoke is also recorded in <p>revoked:terminate (zset, score = the same expiry), so a
---   worker whose subscriber missed the announcement (reconnecting) is told again that it terminates
---   (resyncRevokes in redis-transport.ts), not only that it revokes. A later plain revoke of such an id
---   can shorten that entry (to its own expiry) but never lengthens it: a terminate outlives neither its
---   own TTL nor the id's latest revoke. Expired entries are pruned here, on each revoke (recover.lua does
---   not know this key). A key of another type there fails a terminating revoke before anything is
---   written (error starting BADKEY); a plain revoke leaves it alone.
+--   or until the expiry it already had there if that is later: a revoke is a safety action, and revoking an
+--   id again with a shorter TTL does not cut short an earlier, longer revoke (the embedded broker keeps the
+--   later expiry too). So a task enqueued or recovered later under that id is finished as REVOKED by
+--   reserve.lua instead of running. A task that is waiting (ready or delayed) is removed at once, its
+--   REVOKED result (lib/revoked_result.lua) stored and published unless the id has a result already, and its
+--   unique key freed; a running task is left to its worker (revoke --terminate aborts it through the control
+--   channel).
+--   A terminating revoke is also recorded in <p>revoked:terminate (zset), so a worker whose subscriber
+--   missed the announcement (reconnecting) is told again that it terminates (resyncRevokes in
+--   redis-transport.ts), not only that it revokes. Its score is the latest expiry of the id's terminating
+--   revokes: a plain revoke neither starts, lengthens nor shortens it. As <p>revoked keeps the latest expiry
+--   of all the id's revokes, terminating ones included, a terminate never outlives the id's revoke record.
+--   Expired entries are pruned here, on each revoke (recover.lua does not know this key). A key of another
+--   type there fails a terminating revoke before anything is written (error starting BADKEY); a plain
+--   revoke leaves it alone.
 --   The control message is published on <p>control in the same step, once the revoke is recorded, so
 --   workers hear revokes in the order they were made, on a Redis Cluster too (where a client's own
---   PUBLISH goes to whichever node, and two of them can reach a subscriber in either order).
+--   PUBLISH goes to whichever node, and two of them can reach a subscriber in either order). It tells how
+--   long each id stays revoked: ARGV[4] as given for the ids this revoke holds longest, and a copy with the
+--   ttlMs still left (0: for ever) for each group of ids an earlier revoke holds longer, so a worker does
+--   not forget such an id early (src/worker/recent-revokes.ts).
+--   ZSCORE and a compare, not ZADD GT: the expiry an id already had is needed for that message (and GT needs
+--   Redis 6.2).
 -- Returns: number of waiting tasks removed.
 --#include revoked_result
 local p, ttl, resultTtl, terminate = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5] == '1'
@@ -42,13 +51,27 @@ if termKind ~= 'none' and termKind ~= 'zset' then
   termKind = 'foreign'
 end
 if termKind == 'zset' then redis.call('ZREMRANGEBYSCORE', termKey, '-inf', now) end
+local revokedKey = p .. 'revoked'
+-- Ids an earlier revoke holds past untilMs, by the expiry it holds them to (in the order first met).
+local heldLonger, heldUntil, asGiven = {}, {}, {}
 for i = FIRST_ID, #ARGV do
   local id = ARGV[i]
-  redis.call('ZADD', p .. 'revoked', untilMs, id)
+  local kept = tonumber(redis.call('ZSCORE', revokedKey, id))
+  if kept and kept > untilMs then
+    local group = heldLonger[kept]
+    if not group then
+      group = {}
+      heldLonger[kept] = group
+      heldUntil[#heldUntil + 1] = kept
+    end
+    group[#group + 1] = id
+  else
+    redis.call('ZADD', revokedKey, untilMs, id)
+    asGiven[#asGiven + 1] = id
+  end
   if terminate then
-    redis.call('ZADD', termKey, untilMs, id)
-  elseif termKind == 'zset' then
-    redis.call('ZADD', termKey, 'XX', 'LT', untilMs, id)
+    local termUntil = tonumber(redis.call('ZSCORE', termKey, id))
+    if not termUntil or termUntil < untilMs then redis.call('ZADD', termKey, untilMs, id) end
   end
   local jk = p .. 'j:' .. id
   local fields = redis.call('HMGET', jk, 'q', 't', 'u', 'dr', 'p')
@@ -71,5 +94,18 @@ for i = FIRST_ID, #ARGV do
     removed = removed + 1
   end
 end
-redis.call('PUBLISH', p .. 'control', ARGV[4])
+if #heldUntil == 0 then
+  redis.call('PUBLISH', p .. 'control', ARGV[4])
+else
+  local msg = cjson.decode(ARGV[4])
+  if #asGiven > 0 then
+    msg.ids = asGiven
+    redis.call('PUBLISH', p .. 'control', cjson.encode(msg))
+  end
+  for _, kept in ipairs(heldUntil) do
+    msg.ids = heldLonger[kept]
+    msg.ttlMs = kept >= FOREVER and 0 or kept - now
+    redis.call('PUBLISH', p .. 'control', cjson.encode(msg))
+  end
+end
 return removed
