@@ -631,7 +631,7 @@ export class RedisTransport implements Transport {
     return out;
   }
 
-  async readCounters(sinceMinute: number): Promise<CounterRow[]> {
+  async readCounters(sinceMinute: number, leftOut: (line: string) => void = () => {}): Promise<CounterRow[]> {
     const time = await this.redis.time();
     const nowMinute = Math.floor(Number(time[0]) / 60);
     const from = Math.max(Math.trunc(sinceMinute), nowMinute - 1440); // counters never outlive a day
@@ -639,10 +639,26 @@ export class RedisTransport implements Transport {
     for (let m = from; m <= nowMinute; m++) pipe.hgetall(this.keys.counters(m));
     const res = (await pipe.exec()) ?? [];
     const rows: CounterRow[] = [];
-    res.forEach(([err, value], i) => {
+    for (const [i, [err, value]] of res.entries()) {
+      const minute = from + i;
+      const key = this.keys.counters(minute);
+      const at = new Date(minute * 60_000).toISOString().slice(0, 16);
+      // Skipped, not repaired: a past minute is never written again, so counters.lua never sets it aside,
+      // and one bad minute would otherwise hide every other one until the key expires (if it ever does).
+      if (err?.message.startsWith("WRONGTYPE")) {
+        const type = await this.redis.type(key).catch(() => "value of another type");
+        leftOut(`${key} holds a ${type}, not a hash: the counters of ${at} UTC are not shown (another program's data; inspect it, then DEL it)`);
+        continue;
+      }
       if (err) throw new BrokerError(`cannot read task counters: ${err.message}`);
-      for (const [key, n] of Object.entries(value as Record<string, string>)) rows.push({ minute: from + i, key, n: Number(n) });
-    });
+      const bad: string[] = [];
+      for (const [field, n] of Object.entries(value as Record<string, string>)) {
+        // HINCRBY writes only integers; Number() would take "" as 0 and give NaN for the rest.
+        if (/^-?\d{1,18}$/.test(n)) rows.push({ minute, key: field, n: Number(n) });
+        else bad.push(`"${field}" = ${JSON.stringify(n.length > 40 ? `${n.slice(0, 40)}...` : n)}`);
+      }
+      if (bad.length > 0) leftOut(`${key} (${at} UTC) has ${bad.length === 1 ? "a field" : `${bad.length} fields`} that ${bad.length === 1 ? "is" : "are"} no integer, not shown: ${bad.slice(0, 3).join(", ")}${bad.length > 3 ? ", ..." : ""} (HDEL ${bad.length === 1 ? "it" : "them"})`);
+    }
     return rows;
   }
 

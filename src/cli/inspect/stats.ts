@@ -20,6 +20,8 @@ export interface StatsReport {
   since: number;
   tasks: TaskStats[];
   total: Omit<TaskStats, "task">;
+  /** One line per counter key or field the broker holds in a form qworker never writes, left out above. */
+  notes?: string[];
 }
 
 /**
@@ -30,7 +32,8 @@ export function summarize(rows: CounterRow[], minutes: number, nowMs: number): S
   const first = Math.floor(nowMs / 60_000) - minutes + 1;
   const by = new Map<string, Record<string, number>>();
   for (const r of rows) {
-    if (r.minute < first) continue;
+    // A custom transport's bad value would otherwise make every sum it reaches NaN.
+    if (r.minute < first || !Number.isFinite(r.n)) continue;
     const colon = r.key.indexOf(":");
     if (colon < 0) continue;
     const kind = r.key.slice(0, colon);

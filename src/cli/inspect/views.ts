@@ -224,14 +224,17 @@ export const statsView = (o: ViewOptions): View<StatsReport> => ({
   async fetch(t, now) {
     if (!t.readCounters) return summarize([], o.minutes, now);
     const since = Math.floor(now / 60_000) - o.minutes + 1;
-    return summarize(await t.readCounters(since), o.minutes, now);
+    const notes: string[] = [];
+    const report = summarize(await t.readCounters(since, (line) => notes.push(line)), o.minutes, now);
+    return notes.length > 0 ? { ...report, notes } : report;
   },
   render: renderStats,
 });
 
 export function renderStats(d: StatsReport, _now: number, c: ChalkInstance): string {
   const head = `last ${d.minutes} minute${d.minutes === 1 ? "" : "s"} (since ${isoTime(d.since)})`;
-  if (d.tasks.length === 0) return `${head}\nno task activity recorded (workers record it unless events_max_len is 0)\n`;
+  const notes = (d.notes ?? []).map((n) => `${c.yellow(`note: ${n}`)}\n`).join("");
+  if (d.tasks.length === 0) return `${head}\nno task activity recorded (workers record it unless events_max_len is 0)\n${notes}`;
   const pct = (r: number) => `${(r * 100).toFixed(1)}%`;
   const row = (name: string, s: Omit<StatsReport["tasks"][number], "task">) => [
     name,
@@ -245,7 +248,7 @@ export function renderStats(d: StatsReport, _now: number, c: ChalkInstance): str
   ];
   const rows = d.tasks.map((t) => row(t.task, t));
   if (d.tasks.length > 1) rows.push(row(c.bold("all"), d.total));
-  return `${head}\n${table(["task", "received", "succeeded", "failed", "retried", "per min", "failure rate", "avg runtime"], rows)}\n`;
+  return `${head}\n${table(["task", "received", "succeeded", "failed", "retried", "per min", "failure rate", "avg runtime"], rows)}\n${notes}`;
 }
 
 // ------------------------------------------------------------------ events
