@@ -25,6 +25,13 @@ export interface WatchdogOptions {
   /** Where to publish liveness for `qworker health` (none: no file). */
   healthFile?: HealthFile;
   now?: () => number;
+  /** Cumulative CPU time of the process, in ms (every thread: Node 20 has no per-thread figure); tests fake it. */
+  cpuMs?: () => number;
+}
+
+function processCpuMs(): number {
+  const cpu = process.cpuUsage();
+  return (cpu.user + cpu.system) / 1000;
 }
 
 /**
@@ -41,8 +48,10 @@ export class Watchdog {
   private readonly o: Required<Omit<WatchdogOptions, "healthFile">> & { healthFile?: HealthFile };
   private timer: NodeJS.Timeout | undefined;
   private lastTick: number;
-  /** When the previous round ran: a round far later than due means the event loop was blocked. */
+  /** When the previous round ran: a round far later than due means the event loop was blocked or the process did not run. */
   private lastCheck: number;
+  /** CPU time at the previous round: what a late round's gap cost tells why it was late. */
+  private lastCpuMs: number;
   private lastTaken: number;
   private lastProgress: number;
   private lastRebuild = 0;
@@ -56,8 +65,9 @@ export class Watchdog {
   private readonly off: (() => void)[] = [];
 
   constructor(opts: WatchdogOptions) {
-    this.o = { checkEveryMs: 500, silentAfterMs: 1000, stallAfterMs: 5000, now: Date.now, ...opts };
+    this.o = { checkEveryMs: 500, silentAfterMs: 1000, stallAfterMs: 5000, now: Date.now, cpuMs: processCpuMs, ...opts };
     const now = this.o.now();
+    this.lastCpuMs = this.o.cpuMs();
     this.lastTick = this.lastCheck = this.lastTaken = this.lastProgress = now;
     const on = (event: "worker:tick" | "task:received" | "task:poisoned" | "task:expired" | "broker:down" | "broker:up" | "worker:stopping", fn: () => void) => {
       const events = this.o.worker.events as unknown as NodeJS.EventEmitter;
@@ -99,13 +109,16 @@ export class Watchdog {
     // Lateness is measured on every round, also one skipped below while an earlier round still waits for
     // the broker: a round that waits on a frozen Redis is not the event loop being blocked.
     const now = this.o.now();
+    const cpuNow = this.o.cpuMs();
     const late = now - this.lastCheck - this.o.checkEveryMs;
+    const cpuMs = cpuNow - this.lastCpuMs;
     this.lastCheck = now;
+    this.lastCpuMs = cpuNow;
     if (late >= this.o.silentAfterMs && !this.stopping) {
-      // This round's own timer ran that late: the event loop was blocked (synchronous code in a task of the
-      // async pool), and the broker's replies sat in the socket meanwhile. Not an outage, and rebuilding
-      // the connections would not help: say what it was, and give housekeeping a fresh window.
-      this.o.logger.warn(`the event loop was blocked for ${ms(late)}, most likely by a task running synchronous code; CPU-bound tasks belong in pool: process`);
+      // This round's own timer ran that late, and the broker's replies sat in the socket meanwhile. Not an
+      // outage, and rebuilding the connections would not help: say what it was, and give housekeeping a
+      // fresh window.
+      this.o.logger.warn(lateRound(late, cpuMs));
       this.lastTick = this.lastTaken = now;
     }
     if (this.checking) {
@@ -212,4 +225,23 @@ export class Watchdog {
       ...(this.reason ? { reason: this.reason } : {}),
     });
   }
+}
+
+/**
+ * Why a round ran `late` ms late, from the CPU the process used meanwhile. Measured on Node 20 over a 3 s gap:
+ * a busy loop (a CPU-bound task) ~3000 ms; Atomics.wait or execSync in a task 1-3 ms; SIGSTOP ~1 ms. The
+ * figure is the whole process's, but the lease keeper thread uses a few ms a second, so half the gap
+ * separates the cases with room either side. The loop's own busy time (eventLoopUtilization) would tell a
+ * stop from a synchronous wait in a small script, but not in a real worker: there a 3 s SIGSTOP counted
+ * as busy loop in two runs of three. So the two are reported together.
+ */
+function lateRound(late: number, cpuMs: number): string {
+  if (cpuMs >= late / 2) {
+    return `the event loop was blocked for ${ms(late)}, most likely by a task running synchronous code; CPU-bound tasks belong in pool: process`;
+  }
+  return (
+    `the worker's main thread did not run for ${ms(late)} and the process used ${ms(Math.max(0, cpuMs))} of CPU meanwhile, so no task kept it busy: ` +
+    "the process was stopped or paused (SIGSTOP, a debugger, a paused VM or container, a suspended machine), or a task waited synchronously (Atomics.wait, execSync or another sync child_process call). " +
+    "A stopped process renews no leases and sends no heartbeat: after heartbeat_ttl or lease_timeout other workers may have recovered its tasks and run them again (this worker aborts such runs at its next lease renewal)"
+  );
 }

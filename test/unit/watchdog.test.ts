@@ -8,22 +8,43 @@ import { Watchdog } from "../../src/worker/watchdog.ts";
 /** A watchdog on a fake clock; rounds are run by hand (check()), as its timer would. */
 function setup(stats: () => Promise<unknown> = async () => []) {
   let t = 1_000_000;
+  let cpu = 0;
   const lines: { level: number; msg: string }[] = [];
   const logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
   const events = new EventEmitter();
   let rebuilds = 0;
   const transport = { stats, reconnect: async () => (rebuilds++, 3) } as unknown as Transport;
   const worker = { id: "w", events: events as unknown as WorkerEvents, info: () => ({ active: 1 }) as WorkerInfo };
-  const dog = new Watchdog({ worker, transport, logger, queues: ["default"], concurrency: 10, checkEveryMs: 500, silentAfterMs: 1000, stallAfterMs: 5000, now: () => t });
-  return { dog, events, lines, advance: (ms: number) => (t += ms), rebuilds: () => rebuilds };
+  const dog = new Watchdog({ worker, transport, logger, queues: ["default"], concurrency: 10, checkEveryMs: 500, silentAfterMs: 1000, stallAfterMs: 5000, now: () => t, cpuMs: () => cpu });
+  /** Time passes, `cpuMs` of it spent on the CPU by the process. */
+  const advance = (ms: number, cpuMs = 0) => {
+    t += ms;
+    cpu += cpuMs;
+  };
+  return { dog, events, lines, advance, rebuilds: () => rebuilds };
 }
 
 describe("Watchdog", () => {
-  it("a blocked event loop (its own round 12 s late) is reported as such, not as a silent broker, and nothing is rebuilt", async () => {
+  it("a blocked event loop (its own round 12 s late, the gap spent on CPU) is reported as such, not as a silent broker, and nothing is rebuilt", async () => {
     const { dog, lines, advance, rebuilds } = setup();
-    advance(12_500);
+    advance(12_500, 12_400);
     await dog.check();
     expect(lines.map((l) => l.msg)).toEqual(["the event loop was blocked for 12.00 s, most likely by a task running synchronous code; CPU-bound tasks belong in pool: process"]);
+    advance(500);
+    await dog.check();
+    expect(lines).toHaveLength(1);
+    expect(rebuilds()).toBe(0);
+  });
+
+  it("a round 12 s late after a gap that used no CPU (the process stopped, or a task waiting synchronously) is not called a CPU-bound task", async () => {
+    const { dog, lines, advance, rebuilds } = setup();
+    advance(12_500, 4);
+    await dog.check();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.level).toBe(40);
+    expect(lines[0]!.msg).toMatch(/^the worker's main thread did not run for 12\.00 s and the process used 4\.0 ms of CPU meanwhile, so no task kept it busy: the process was stopped or paused \(SIGSTOP.*or a task waited synchronously \(Atomics\.wait, execSync/);
+    expect(lines[0]!.msg).toMatch(/renews no leases/);
+    expect(lines[0]!.msg).not.toMatch(/CPU-bound|event loop was blocked/);
     advance(500);
     await dog.check();
     expect(lines).toHaveLength(1);

@@ -1,7 +1,8 @@
 /**
  * The watchdog against a connection that goes silent without closing (no FIN): the worker must notice,
- * log it once, rebuild its connections by itself and consume again. Plus the pure parts: the health
- * verdict and the Redis settings warnings.
+ * log it once, rebuild its connections by itself and consume again; and against a worker whose rounds run
+ * late, for each reason a real process gives. Plus the pure parts: the health verdict and the Redis
+ * settings warnings.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { createRedisTransport } from "../../../src/broker/redis/index.ts";
@@ -150,4 +151,53 @@ describe.skipIf(!redisServerAvailable())("start-up warning about Redis settings"
       out.cleanup();
     }
   }, 90_000);
+});
+
+describe.skipIf(!redisServerAvailable())("watchdog rounds that ran late", () => {
+  // Usually about 15 s: three gaps of 3 s in one worker.
+  it("calls neither a stopped process nor a synchronous wait a CPU-bound task, and still calls a busy loop one", { timeout: 120_000 }, async () => {
+    const redis = await startRedisServer();
+    const t = createRedisTransport(redis.url);
+    const out = makeOutDir();
+    const w = spawnWorker({ broker: redis.url, outDir: out.dir, concurrency: 1 });
+    const lateLines = () => w.logs().map((l) => l.msg ?? "").filter((m) => /^the (event loop was blocked|worker's main thread did not run) for /.test(m));
+    try {
+      await t.connect();
+      await enqueueNumbered(t, ["before"]);
+      await waitUntil("the worker to start", 60_000, () => recorded(out.dir).includes("before"));
+      await w.ready();
+
+      // The whole process stopped: no CPU during the gap.
+      process.kill(w.pid, "SIGSTOP");
+      await new Promise((r) => setTimeout(r, 3000));
+      process.kill(w.pid, "SIGCONT");
+      await waitUntil("the watchdog's word on the stop", 20_000, () => lateLines().length >= 1);
+      const stopped = /^the worker's main thread did not run for [2-9]\.\d\d s and the process used \d+\.\d ms of CPU meanwhile, so no task kept it busy: the process was stopped or paused \(SIGSTOP/;
+      expect(lateLines()).toEqual([expect.stringMatching(stopped)]);
+      expect(lateLines()[0]).toMatch(/renews no leases/);
+
+      // A task that keeps the loop on the CPU: the advice that has always been given.
+      await enqueueNumbered(t, ["spin"], { task: "faults.spin", ms: 3000 });
+      await waitUntil("the watchdog's word on the busy loop", 30_000, () => lateLines().length >= 2);
+      expect(lateLines()[1]).toMatch(/^the event loop was blocked for [2-9]\.\d\d s, most likely by a task running synchronous code; CPU-bound tasks belong in pool: process$/);
+
+      // A task that holds the loop without CPU: not the CPU-bound advice either.
+      await enqueueNumbered(t, ["wait"], { task: "faults.syncWait", ms: 3000 });
+      await waitUntil("the watchdog's word on the synchronous wait", 30_000, () => lateLines().length >= 3);
+      expect(lateLines()[2]).toMatch(stopped);
+
+      expect(lateLines()).toHaveLength(3);
+      expect(recorded(out.dir).sort()).toEqual(["before", "spin", "wait"]);
+      expect(w.proc.exitCode).toBeNull();
+      if (process.env.FAULT_DEBUG) console.log(lateLines().join("\n"));
+    } catch (err) {
+      console.log(`worker log tail:\n${w.stderr().split("\n").slice(-30).join("\n")}`);
+      throw err;
+    } finally {
+      await w.kill9();
+      await t.close();
+      await redis.cleanup();
+      out.cleanup();
+    }
+  });
 });
