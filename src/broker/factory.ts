@@ -21,6 +21,11 @@ export interface TransportOptions {
   mustExist?: boolean;
   /** Embedded broker: told the database's absolute path when connect() had to create it. */
   onCreate?: (file: string) => void;
+  /**
+   * How long the REVOKED result of a task revoked while it waits is kept, in ms (<= 0: for ever; default one
+   * day): result_expires, so it lives as long as any other result, whoever revokes it and on either broker.
+   */
+  resultTtlMs?: number;
 }
 
 /** The transport options a loaded config sets, plus the caller's own. */
@@ -29,6 +34,7 @@ export function transportOptions(config: QWorkerConfig, extra: { failFast?: bool
   return {
     ...extra,
     redisPrefix: config.redis_prefix,
+    resultTtlMs: config.result_expires * 1000,
     ...(replicated ? { enqueueMinReplicas: config.enqueue_min_replicas, enqueueReplicaTimeoutMs: config.enqueue_replica_timeout * 1000 } : {}),
     // A send that waits for replicas is answered only after that wait, so the deadline starts after it.
     ...(extra.failFast && config.command_timeout > 0
@@ -53,7 +59,11 @@ export async function createTransport(url: string, opts: TransportOptions = {}):
   }
   if (scheme === "sqlite:") {
     const { createSqliteTransport } = await import("./embedded/index.ts");
-    return createSqliteTransport(url, { mustExist: opts.mustExist ?? false, ...(opts.onCreate ? { onCreate: opts.onCreate } : {}) });
+    return createSqliteTransport(url, {
+      mustExist: opts.mustExist ?? false,
+      ...(opts.onCreate ? { onCreate: opts.onCreate } : {}),
+      ...(opts.resultTtlMs !== undefined ? { resultTtlMs: opts.resultTtlMs } : {}),
+    });
   }
   throw new BrokerError(`unsupported broker URL scheme "${scheme}" in ${url}: use redis://, rediss://, redis+sentinel://, redis+cluster:// or sqlite://`);
 }

@@ -52,7 +52,7 @@ export interface ReserveRequest {
   workerId: string;
   /** How long to block when nothing is ready (0: return at once). */
   waitMs: number;
-  /** TTL of the REVOKED result stored for a revoked task found while reserving (default one day). */
+  /** TTL of the REVOKED result stored for a revoked task found while reserving (default: the transport's, see revoke). */
   resultTtlMs?: number;
 }
 
@@ -296,7 +296,8 @@ export interface Transport {
    * earlier one short. An id that names a Celery message a worker holds under a lease of its own
    * (`celery:…`, what `inspect` shows) stands for that message's Celery task id, which is revoked instead
    * (workers check and report Celery revokes by task id): the report says which ids were so replaced.
-   * A transport that holds no such leases may return nothing.
+   * A transport that holds no such leases may return nothing. A waiting task's REVOKED result is kept for
+   * the result TTL the transport was made with (result_expires; default one day), not for ttlMs.
    */
   revoke(ids: string[], ttlMs: number, terminate: boolean): Promise<RevokeReport | void>;
   /**

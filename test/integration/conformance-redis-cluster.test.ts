@@ -20,8 +20,8 @@ afterAll(async () => {
 });
 
 describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster", () => {
-  runConformanceSuite("redis-cluster", async () => {
-    const transport = createRedisTransport((await theCluster()).url);
+  runConformanceSuite("redis-cluster", async (settings) => {
+    const transport = createRedisTransport((await theCluster()).url, { ...settings });
     return { transport, cleanup: () => transport.close() };
   });
 

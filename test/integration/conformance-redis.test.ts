@@ -11,8 +11,8 @@ afterAll(async () => {
   if (server) await (await server).cleanup();
 });
 
-runConformanceSuite("redis", async () => {
+runConformanceSuite("redis", async (settings) => {
   server ??= startRedisServer();
-  const transport = createRedisTransport((await server).url);
+  const transport = createRedisTransport((await server).url, { ...settings });
   return { transport, cleanup: () => transport.close() };
 });

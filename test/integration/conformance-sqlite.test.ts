@@ -14,13 +14,13 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-runConformanceSuite("sqlite", async () => {
-  const transport = createSqliteTransport(url);
+runConformanceSuite("sqlite", async (settings) => {
+  const transport = createSqliteTransport(url, { ...settings });
   return { transport, cleanup: () => transport.close() };
 });
 
 // The same contract where file watching is unavailable: blocked calls fall back to polling data_version.
-runConformanceSuite("sqlite (polling, no file watch)", async () => {
-  const transport = createSqliteTransport(url, { watchFiles: false });
+runConformanceSuite("sqlite (polling, no file watch)", async (settings) => {
+  const transport = createSqliteTransport(url, { ...settings, watchFiles: false });
   return { transport, cleanup: () => transport.close() };
 });

@@ -261,6 +261,7 @@ describe("enqueue_min_replicas", () => {
       enqueueReplicaTimeoutMs: 1000,
       // command_timeout (10 s) counts from the end of the replica wait the send asks Redis for
       commandTimeoutMs: 11_000,
+      resultTtlMs: 86_400_000,
     });
   });
 
@@ -290,5 +291,13 @@ describe("command_timeout", () => {
   it("refuses a negative value in one line", () => {
     writeYaml("command_timeout: -1\n");
     expect(configError(() => loadConfig({ cwd, env: {} })).message).toMatch(/command_timeout/);
+  });
+});
+
+describe("result_expires", () => {
+  it("is the transports' result TTL, so a revoked task's REVOKED result is kept as long as any other", () => {
+    expect(transportOptions(loadConfig({ cwd, env: {} }).config).resultTtlMs).toBe(86_400_000);
+    expect(transportOptions(loadConfig({ cwd, env: { QWORKER_RESULT_EXPIRES: "90" } }).config, { failFast: true }).resultTtlMs).toBe(90_000);
+    expect(transportOptions(loadConfig({ cwd, env: { QWORKER_RESULT_EXPIRES: "0" } }).config).resultTtlMs).toBe(0);
   });
 });

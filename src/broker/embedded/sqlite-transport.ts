@@ -56,7 +56,8 @@ function isBusy(err: unknown): boolean {
  * - Revoke: a queued (ready or delayed) task is settled at once; a task enqueued later under a revoked id
  *   is settled when `reserve` meets it. Either way it is deleted, its unique key freed, and unless a
  *   result exists the result `{"id":…,"state":"REVOKED","task":…,"queue":…,"finishedAt":…}` is stored
- *   for the revoke's TTL (the record Redis stores, see revokedResult). Running tasks
+ *   for `resultTtlMs` (an option; the request's on reserve), as Redis does (the record Redis stores, see
+ *   revokedResult), whatever the revoke's own TTL. Running tasks
  *   are left to their worker, which hears of every revoke through `onRevoke`. Revoking an id again keeps
  *   the later of the two expiries (as revoke.lua does), and `onRevoke` tells that one; `terminate` is told
  *   with each revoke as it was given (Redis also records it, to tell it again after a reconnect, for as
@@ -90,6 +91,12 @@ export interface SqliteTransportOptions {
   mustExist?: boolean;
   /** Told the database's absolute path when connect() created it. */
   onCreate?: (file: string) => void;
+  /**
+   * TTL of the REVOKED result stored for a task revoked while it waits, and for one found revoked by a
+   * reserve whose request names no TTL, in ms (<= 0: kept for ever; default one day). As on Redis: set from
+   * result_expires, not from the revoke's TTL, so it lives as long as any other result.
+   */
+  resultTtlMs?: number;
 }
 
 interface TaskRow {
@@ -125,6 +132,8 @@ const RECOVER_BATCH = 1000;
 /** Terminate notices older than this are pruned; listeners poll every few ms, so this is generous. */
 const TERMINATION_KEEP_MS = 60 * 60 * 1000;
 const DEFAULT_LIST_LIMIT = 100;
+/** Default SqliteTransportOptions.resultTtlMs: one day, as result_expires' default and the Redis transport's. */
+const DEFAULT_RESULT_TTL_MS = 86_400_000;
 
 /**
  * Payloads up to this size are read for the task name of a revoked task's record; a larger one is not
@@ -175,6 +184,7 @@ export class SqliteTransport implements Transport {
   private readonly watchFiles: boolean;
   private readonly mustExist: boolean;
   private readonly onCreate: ((file: string) => void) | undefined;
+  private readonly resultTtlMs: number;
   private fileWatcher: FSWatcher | undefined;
   private db: Database.Database | undefined;
   private watcher: ChangeWatcher | undefined;
@@ -194,6 +204,7 @@ export class SqliteTransport implements Transport {
     this.watchFiles = opts.watchFiles ?? true;
     this.mustExist = opts.mustExist ?? false;
     this.onCreate = opts.onCreate;
+    this.resultTtlMs = opts.resultTtlMs ?? DEFAULT_RESULT_TTL_MS;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -380,10 +391,10 @@ export class SqliteTransport implements Transport {
     return this.sql("SELECT expires_at FROM revoked WHERE id = ? AND expires_at > ?").pluck().get(id, now) as number | undefined;
   }
 
-  private settleRevoked(row: TaskRow, until: number, now: number): void {
+  private settleRevoked(row: TaskRow, resultTtlMs: number, now: number): void {
     this.removeTask(row);
     const existing = this.sql("SELECT 1 FROM results WHERE id = ? AND expires_at > ?").pluck().get(row.id, now);
-    if (existing === undefined) this.putResult(row.id, revokedResult(row.id, row.queue, row.payload, now), until);
+    if (existing === undefined) this.putResult(row.id, revokedResult(row.id, row.queue, row.payload, now), expiry(now, resultTtlMs));
   }
 
   private promoteDue(now: number, limit: number): number {
@@ -506,9 +517,8 @@ export class SqliteTransport implements Transport {
           const rows = pick.all(queue, req.max - out.length) as TaskRow[];
           if (rows.length === 0) break;
           for (const row of rows) {
-            const revokedUntil = this.revokedUntil(row.id, now);
-            if (revokedUntil !== undefined) {
-              this.settleRevoked(row, revokedUntil, now);
+            if (this.revokedUntil(row.id, now) !== undefined) {
+              this.settleRevoked(row, req.resultTtlMs ?? this.resultTtlMs, now);
               continue;
             }
             const token = randomUUID();
@@ -911,7 +921,7 @@ export class SqliteTransport implements Transport {
         ).run(id, until);
         this.sql("INSERT INTO terminations (id, created_at, terminate) VALUES (?, ?, ?)").run(id, now, terminate ? 1 : 0);
         const row = this.getTask(id);
-        if (row && row.state !== "active") this.settleRevoked(row, until, now);
+        if (row && row.state !== "active") this.settleRevoked(row, this.resultTtlMs, now);
       }
     });
     this.notify();

@@ -126,6 +126,12 @@ export interface RedisTransportOptions {
    */
   enqueueMinReplicas?: number;
   enqueueReplicaTimeoutMs?: number;
+  /**
+   * TTL of the REVOKED result stored for a task revoked while it waits, and for one found revoked by a
+   * reserve whose request names no TTL, in ms (<= 0: kept for ever). Configs set it from result_expires,
+   * so a revoked task's result lives as long as any other; default one day, result_expires' own default.
+   */
+  resultTtlMs?: number;
 }
 
 /**
@@ -137,6 +143,8 @@ export class RedisTransport implements Transport {
   readonly kind = "redis";
   readonly displayUrl: string;
   private readonly keys: Keys;
+  /** See RedisTransportOptions.resultTtlMs. */
+  private readonly resultTtlMs: number;
   private cmd?: RedisConnection;
   private blocker?: RedisConnection;
   private sub?: RedisConnection;
@@ -165,6 +173,7 @@ export class RedisTransport implements Transport {
     this.displayUrl = maskUrl(url);
     const prefix = opts.prefix ?? "qw:";
     this.keys = new Keys(isClusterUrl(url) ? clusterPrefix(prefix) : prefix);
+    this.resultTtlMs = opts.resultTtlMs ?? DEFAULT_RESULT_TTL_MS;
   }
 
   private connOpts() {
@@ -251,7 +260,7 @@ export class RedisTransport implements Transport {
       compact ? -req.max : req.max,
       req.leaseMs,
       tokenPrefix,
-      req.resultTtlMs ?? DEFAULT_RESULT_TTL_MS,
+      req.resultTtlMs ?? this.resultTtlMs,
       ...req.queues,
     ])) as (string | number)[];
     const nextDue = Number(out[0]);
@@ -494,7 +503,7 @@ export class RedisTransport implements Transport {
     // Workers drop these from their prefetch, and abort them if running on terminate. The type for a
     // terminate stays "terminate", which workers before 0.2 (that knew no other) also follow.
     const announce = JSON.stringify({ type: terminate ? "terminate" : "revoke", ids, ttlMs });
-    await runScript(this.redis, "revoke", [this.keys.prefix, ttlMs, DEFAULT_RESULT_TTL_MS, announce, terminate ? "1" : "0", ...ids]);
+    await runScript(this.redis, "revoke", [this.keys.prefix, ttlMs, this.resultTtlMs, announce, terminate ? "1" : "0", ...ids]);
     return { aliases };
   }
 

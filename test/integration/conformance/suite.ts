@@ -5,7 +5,7 @@
  *   runConformanceSuite("sqlite", async () => ({ transport, cleanup }));
  *
  * `makeTransport` is called several times per file and must return a NEW transport (its own connection)
- * to the SAME store each time, so tests can play several processes; the suite calls `connect()` itself
+ * to the SAME store each time, made with the settings given (TransportSettings), so tests can play several processes; the suite calls `connect()` itself
  * and `cleanup()` (which must close the transport) in afterAll. Tests isolate themselves with fresh queue
  * names and task ids, so global views (stats(), workers(), listActive()) are filtered by those.
  * Timings use 150–400 ms leases and delays so the whole suite runs in a few seconds.
@@ -29,7 +29,13 @@ import { TaskRegistry } from "../../../src/tasks/registry.ts";
 import { Worker } from "../../../src/worker/worker.ts";
 import { eventLinesOf } from "../../support/event-lines.ts";
 
-export type TransportFactory = () => Promise<{ transport: Transport; cleanup: () => Promise<void> }>;
+/** What a test may ask of a transport it opens; the factory passes it to the transport's constructor. */
+export interface TransportSettings {
+  /** The transport's result TTL (result_expires), in ms. */
+  resultTtlMs?: number;
+}
+
+export type TransportFactory = (settings?: TransportSettings) => Promise<{ transport: Transport; cleanup: () => Promise<void> }>;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -82,8 +88,8 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
     let other: Transport;
 
     /** A further transport on the same store (a second "process"). */
-    async function open(): Promise<Transport> {
-      const { transport, cleanup } = await makeTransport();
+    async function open(settings?: TransportSettings): Promise<Transport> {
+      const { transport, cleanup } = await makeTransport(settings);
       cleanups.push(cleanup);
       await transport.connect();
       return transport;
@@ -725,6 +731,30 @@ export function runConformanceSuite(name: string, makeTransport: TransportFactor
           expect(at).toBeGreaterThanOrEqual(before - 1000);
           expect(at).toBeLessThanOrEqual(after + 1000);
         }
+      });
+
+      it("a revoked waiting task's REVOKED result lives for the transport's result TTL, not the revoke's, whichever path stores it", async () => {
+        const RESULT_TTL_MS = 1000;
+        const short = await open({ resultTtlMs: RESULT_TTL_MS });
+        const q = freshQueue();
+        // Revoked while queued: kept for ever, for an hour, for a moment; and one revoked before it is sent,
+        // finished by a reserve that names no result TTL.
+        const [forever, hour, brief, late] = [freshId("forever"), freshId("hour"), freshId("brief"), freshId("late")];
+        await short.revoke([late], 3_600_000, false);
+        await short.enqueue([item(q, forever), item(q, hour), item(q, brief)]);
+        await short.revoke([forever], 0, false);
+        await short.revoke([hour], 3_600_000, false);
+        await short.revoke([brief], 200, false);
+        await short.enqueue([item(q, late)]);
+        expect(await short.reserve(req(q))).toEqual([]);
+        const ids = [forever, hour, brief, late];
+        for (const id of ids) expect(JSON.parse((await short.getResult(id))!)).toMatchObject({ id, state: "REVOKED" });
+        await sleep(400);
+        // Past the brief revoke's TTL, still within the result TTL.
+        expect(JSON.parse((await short.getResult(brief))!)).toMatchObject({ state: "REVOKED" });
+        await sleep(RESULT_TTL_MS);
+        await short.recover(RECOVER);
+        for (const id of ids) expect(await short.getResult(id)).toBeNull();
       });
 
       it("revoke is durable: a task enqueued (or due) after the revoke never starts", async () => {
