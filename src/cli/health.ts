@@ -28,7 +28,7 @@ export function judge(entries: HealthEntry[], now: number, maxAgeMs: number, ali
   const writtenAge = now - best.record.writtenAt;
   const why =
     writtenAge > maxAgeMs
-      ? `its watchdog has not reported for ${ms(writtenAge)} (event loop blocked?)`
+      ? `its watchdog has not reported for ${ms(writtenAge)} (event loop blocked, or process stopped/paused?)`
       : (best.record.reason ?? best.record.state);
   return { ok: false, line: `unhealthy: ${who} last made progress ${ms(age)} ago: ${why}` };
 }

@@ -58,7 +58,7 @@ describe.skipIf(process.platform !== "linux")("qworker health", () => {
     await new Promise((r) => setTimeout(r, 2500));
     const stuck = await health("--max-age", "1");
     expect(stuck.code).toBe(1);
-    expect(stuck.stderr).toMatch(new RegExp(`^qworker: unhealthy: worker \\S+ \\(pid ${workerPid}\\) last made progress .* ago: its watchdog has not reported for .*\\n$`));
+    expect(stuck.stderr).toMatch(new RegExp(`^qworker: unhealthy: worker \\S+ \\(pid ${workerPid}\\) last made progress .* ago: its watchdog has not reported for \\S+ s \\(event loop blocked, or process stopped\\/paused\\?\\)\\n$`));
 
     process.kill(workerPid, "SIGKILL");
     await waitFor("the worker to be a zombie", () => (/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${workerPid}/stat`, "utf8")) ? true : undefined), 5_000, 20);

@@ -29,9 +29,9 @@ describe("health verdict", () => {
     expect(v.ok).toBe(false);
     expect(v.line).toMatch(/last made progress 90\.00 s ago: broker not answering/);
   });
-  it("blames a blocked event loop when the file itself stopped being written", () => {
+  it("names a blocked event loop or a stopped process when the file itself stopped being written", () => {
     const v = judge([rec({ progressAt: 10_000, writtenAt: 10_000 })], 100_000, 30_000, () => true, "/d");
-    expect(v.line).toMatch(/watchdog has not reported/);
+    expect(v.line).toMatch(/watchdog has not reported for 90\.00 s \(event loop blocked, or process stopped\/paused\?\)$/);
   });
   it("ignores files of dead processes", () => {
     expect(judge([rec({ progressAt: 99_000 })], 100_000, 30_000, () => false, "/d").line).toMatch(/no qworker worker is running/);
