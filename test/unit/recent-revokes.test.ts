@@ -15,7 +15,7 @@ describe("RecentRevokes", () => {
     expect(r.has("c", 1000)).toBe(true);
   });
 
-  it("a second revoke of an id renews it, and pruning stops at the first live entry", () => {
+  it("a second revoke of an id renews it past the first's expiry, and pruning drops only the expired id", () => {
     const r = new RecentRevokes(1000, 100);
     r.note(["a", "b"], undefined, 0);
     r.note(["a"], undefined, 800);
@@ -46,6 +46,15 @@ describe("RecentRevokes", () => {
     r.note(["brief"], 200, 0);
     r.note(["brief"], undefined, 100);
     expect(r.has("brief", 1099)).toBe(true);
+  });
+
+  it("pruning looks past a live entry: with TTLs of their own, ids heard later can expire sooner", () => {
+    const r = new RecentRevokes(1000, 100);
+    r.note(["long"], undefined, 0);
+    r.note(["short"], 100, 0);
+    r.prune(200);
+    expect(r.size).toBe(1);
+    expect(r.has("long", 200)).toBe(true);
   });
 
   it("keeps at most its cap, dropping the oldest", () => {
