@@ -1,4 +1,5 @@
 import { withPlainCommandErrors } from "../broker/redis/command-errors.ts";
+import { CatchUp } from "../broker/redis/catch-up.ts";
 import { PendingWaits, type PendingWait } from "../broker/redis/pending-waits.ts";
 import { closeConnection, describeTarget, maskUrl, openConnection, openSubscriber, type ChannelListeners, type ConnectionOptions, type RedisConnection } from "../broker/redis/connection.ts";
 import { isClusterUrl, isRedisUrl } from "../broker/redis/url.ts";
@@ -124,6 +125,8 @@ class RedisCeleryClient implements CeleryClient {
   private readonly listeners: ChannelListeners = new Map();
   /** Every pending wait: close() ends them, a reconnect of the subscriber reads their results again. */
   private readonly waits = new PendingWaits();
+  /** The read of the pending waits after a reconnect, tried again until it succeeds (as the Redis transport's). */
+  private readonly catchUp = new CatchUp();
   private closed = false;
 
   constructor(
@@ -168,7 +171,7 @@ class RedisCeleryClient implements CeleryClient {
   private subscriber(): Promise<RedisConnection> {
     if (this.closed) return Promise.reject(this.closedError());
     this.sub ??= openSubscriber(this.url, this.connOpts, "qworker-celery-sub", this.listeners, () => {
-      if (!this.closed) this.waits.reread(this.redis);
+      if (!this.closed) this.catchUp.start([() => this.waits.readAgain(this.redis)]);
     }).catch((err: unknown) => {
       this.sub = undefined; // see openSubscriber
       throw err;
@@ -222,6 +225,7 @@ class RedisCeleryClient implements CeleryClient {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.catchUp.stop();
     // A pending wait would otherwise never settle: its subscriber is about to go, its deadline may be hours off.
     this.waits.abandonAll(this.closedError());
     const sub = this.sub ? await this.sub.catch(() => undefined) : undefined;

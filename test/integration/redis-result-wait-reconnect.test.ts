@@ -131,4 +131,30 @@ describe.skipIf(!redisServerAvailable())("a Redis result wait whose subscriber l
       await celery.close();
     }
   });
+
+  it("a Celery result wait resolves although the read after its subscriber's reconnect failed once", async () => {
+    const celery = await createCeleryClient({ brokerUrl: server.url });
+    try {
+      const id = `c-${randomUUID()}`;
+      const got = celery.result(id).get({ timeout: 6 });
+      await subscribed(`celery-task-meta-${id}`);
+      // The catch-up read is an MGET: refused (NOPERM) until allowed again below, it fails as a read on a
+      // Cluster master that is down does, while the subscriber's reconnect succeeds.
+      await raw.call("ACL", "LOG", "RESET");
+      await raw.call("ACL", "SETUSER", "default", "-mget");
+      try {
+        await raw.client("KILL", "TYPE", "pubsub");
+        const meta = celeryMeta(id, 43);
+        await raw.multi().set(`celery-task-meta-${id}`, meta).publish(`celery-task-meta-${id}`, meta).exec();
+        await expect
+          .poll(async () => ((await raw.call("ACL", "LOG")) as unknown[][]).some((entry) => entry.includes("mget")), { timeout: 5000, interval: 20 })
+          .toBe(true);
+      } finally {
+        await raw.call("ACL", "SETUSER", "default", "+mget");
+      }
+      expect(await got).toBe(43);
+    } finally {
+      await celery.close();
+    }
+  });
 });

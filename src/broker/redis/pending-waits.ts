@@ -28,11 +28,6 @@ export class PendingWaits {
     for (const wait of [...this.waits]) wait.abandon(err);
   }
 
-  /** A failed read leaves the waits to their deadlines; the subscriber's next reconnect reads again. */
-  reread(redis: RedisConnection): void {
-    this.readAgain(redis).catch(() => {});
-  }
-
   /** One read of every pending wait's key; rejects when the read fails, for the caller to try again (CatchUp). */
   async readAgain(redis: RedisConnection): Promise<void> {
     const waits = [...this.waits];
