@@ -4,7 +4,6 @@
  * reserve and heartbeat go on meanwhile, and send fails before storing anything, naming the key. The first
  * part drives the transport's own calls; the second a real worker process.
  */
-import { Redis } from "ioredis";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisTransport } from "../../src/broker/redis/index.ts";
@@ -16,34 +15,11 @@ import { Worker } from "../../src/worker/worker.ts";
 import { enqueueNumbered } from "../support/fault-enqueue.ts";
 import { makeOutDir, recorded } from "../support/fault-outcomes.ts";
 import { spawnWorker, waitUntil, type WorkerProcess } from "../support/fault-worker.ts";
-import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
+import { usePrefixPairs } from "../support/redis-prefix-pairs.ts";
+import { redisServerAvailable } from "../support/redis-server.ts";
 
-let redis: RedisServerHandle;
-let raw: Redis;
-const opened: Transport[] = [];
-
-beforeAll(async () => {
-  redis = await startRedisServer();
-  raw = new Redis(redis.url);
-});
-
-afterAll(async () => {
-  await Promise.all(opened.map((t) => t.close()));
-  raw?.disconnect();
-  await redis?.cleanup();
-});
-
-let prefixes = 0;
-/** A worker-side transport and a CLI-side one (fail-fast, plain errors) on a prefix of the test's own. */
-async function pair(): Promise<{ p: string; t: Transport; cli: Transport }> {
-  const p = `gk${++prefixes}:`;
-  const t = createRedisTransport(redis.url, { prefix: p });
-  const cli = createRedisTransport(redis.url, { prefix: p, failFast: true, commandTimeoutMs: 5000 });
-  opened.push(t, cli);
-  await t.connect();
-  await cli.connect();
-  return { p, t, cli };
-}
+const fx = usePrefixPairs("gk");
+const pair = () => fx.pair();
 
 const item = (id: string, opts: { queue?: string; priority?: number; countdown?: number } = {}) =>
   buildEnqueueItem("demo.add", [1, 2], { id, ...opts }, { queue: "a", maxPayloadBytes: 1 << 20 });
@@ -80,22 +56,22 @@ describe.skipIf(!redisServerAvailable())("global keys of another kind, transport
     const { p, t, cli } = await pair();
     // Sequences 1..4 in send order per queue: a1, a2, h1 on a (h1 first by priority), z1 on z.
     await t.enqueue([item("a1"), item("a2"), item("h1", { priority: 9 }), item("z1", { queue: "z" }), item("zd", { queue: "z", countdown: 0.05 })]);
-    await raw.set(`${p}seq`, "abc");
+    await fx.raw.set(`${p}seq`, "abc");
     await new Promise((r) => setTimeout(r, 100)); // zd is due
 
     await expect(cli.enqueue([item("c1")])).rejects.toThrow(new RegExp(`^Redis at \\S+: ${p}seq holds the string "abc", not the integer counter .*start one if none runs`));
-    expect(await raw.exists(`${p}j:c1`)).toBe(0);
+    expect(await fx.raw.exists(`${p}j:c1`)).toBe(0);
 
     // Ready tasks are leased while the counter is bad; the due delayed one waits for the repair.
     expect(await reserveAll(t, ["z"])).toEqual(["z1"]);
-    expect(await raw.zscore(`${p}q:z:delayed`, "zd")).not.toBeNull();
+    expect(await fx.raw.zscore(`${p}q:z:delayed`, "zd")).not.toBeNull();
 
     // The highest sequence still queued is h1's 3 (z1 left ready when it was leased).
     const { line, aside } = reportAbout(await recoverOnce(t), `${p}seq`);
     expect(line).toContain('held the string "abc", not an integer');
     expect(line).toMatch(/goes on from 3, above every queued task/);
-    expect(await raw.get(aside)).toBe("abc");
-    expect(await raw.get(`${p}seq`)).toBe("4"); // 3, then zd's promotion in the same sweep
+    expect(await fx.raw.get(aside)).toBe("abc");
+    expect(await fx.raw.get(`${p}seq`)).toBe("4"); // 3, then zd's promotion in the same sweep
 
     // Sent after the repair, so it comes after every task sent before it.
     await t.enqueue([item("c1")]);
@@ -108,11 +84,11 @@ describe.skipIf(!redisServerAvailable())("global keys of another kind, transport
   it("qw:revoked of another type: reserve leases nothing meanwhile; recover sets it aside and says the revokes are lost and how to re-issue them", async () => {
     const { p, t } = await pair();
     await t.enqueue([item("r1")]);
-    await raw.set(`${p}revoked`, "x");
+    await fx.raw.set(`${p}revoked`, "x");
     expect(await reserveAll(t)).toEqual([]);
     const { line, aside } = reportAbout(await recoverOnce(t), `${p}revoked`);
     expect(line).toMatch(/held the string "x", not a sorted set; .*revokes stored there are lost.*qworker revoke/);
-    expect(await raw.get(aside)).toBe("x");
+    expect(await fx.raw.get(aside)).toBe("x");
     expect(await reserveAll(t)).toEqual(["r1"]);
     // Revokes work again.
     await t.enqueue([item("r2")]);
@@ -125,37 +101,37 @@ describe.skipIf(!redisServerAvailable())("global keys of another kind, transport
     const { p, t, cli } = await pair();
     await t.enqueue([item("q1", { queue: "b" })]);
     await t.heartbeat(info("w9", ["b", "c"]), 10_000);
-    await raw.del(`${p}queues`);
-    await raw.set(`${p}queues`, "x");
+    await fx.raw.del(`${p}queues`);
+    await fx.raw.set(`${p}queues`, "x");
 
     await expect(cli.enqueue([item("q2", { queue: "b" })])).rejects.toThrow(new RegExp(`: ${p}queues holds the string "x", not the set of queue names: a running worker sets it aside`));
-    expect(await raw.exists(`${p}j:q2`)).toBe(0);
+    expect(await fx.raw.exists(`${p}j:q2`)).toBe(0);
     await expect(cli.stats()).rejects.toThrow(new RegExp(`holds a key of the wrong type at ${p}queues, .*a running worker sets it aside`));
 
     const { line, aside } = reportAbout(await recoverOnce(t), `${p}queues`);
     expect(line).toMatch(/not a set; .*the queues live workers consume/);
-    expect(await raw.get(aside)).toBe("x");
-    expect((await raw.smembers(`${p}queues`)).sort()).toEqual(["b", "c"]);
+    expect(await fx.raw.get(aside)).toBe("x");
+    expect((await fx.raw.smembers(`${p}queues`)).sort()).toEqual(["b", "c"]);
     await cli.enqueue([item("q2", { queue: "b" })]);
     expect((await cli.stats()).map((s) => [s.name, s.ready])).toEqual([["b", 2], ["c", 0]]);
   });
 
   it("qw:workers of another type: heartbeats do not fail; recover sets it aside and the next beat lists the worker", async () => {
     const { p, t, cli } = await pair();
-    await raw.set(`${p}workers`, "x");
+    await fx.raw.set(`${p}workers`, "x");
     await t.heartbeat(info("w1", ["a"]), 10_000);
     await expect(cli.workers()).rejects.toThrow(new RegExp(`at ${p}workers, .*a running worker sets it aside`));
     const { aside } = reportAbout(await recoverOnce(t), `${p}workers`);
-    expect(await raw.get(aside)).toBe("x");
+    expect(await fx.raw.get(aside)).toBe("x");
     await t.heartbeat(info("w1", ["a"]), 10_000);
     expect((await cli.workers()).map((w) => w.id)).toEqual(["w1"]);
   });
 
   it("the report list, the event stream and the sweep's own timing keys are set aside too", async () => {
     const { p, t } = await pair();
-    await raw.set(`${p}poisoned`, "x");
-    await raw.sadd(`${p}events`, "x");
-    await raw.lpush(`${p}recover:last`, "x");
+    await fx.raw.set(`${p}poisoned`, "x");
+    await fx.raw.sadd(`${p}events`, "x");
+    await fx.raw.lpush(`${p}recover:last`, "x");
     const rep = await recoverOnce(t);
     for (const k of ["poisoned", "events", "recover:last"]) reportAbout(rep, `${p}${k}`);
     expect((await recoverOnce(t)).poisoned ?? []).toEqual([]);
@@ -167,14 +143,14 @@ describe.skipIf(!redisServerAvailable())("a key no sweep repairs", () => {
     const { p } = await pair();
     // The scripts a worker runs all get past a key of another kind by now (redis-worker-keys.test.ts), so a
     // stand-in reserve meets Redis's own refusal: it reads a list as a string.
-    await raw.rpush(`${p}not-a-string`, "x");
-    const url = redis.url;
+    await fx.raw.rpush(`${p}not-a-string`, "x");
+    const url = fx.redis.url;
     const config = { ...configSchema.parse({ broker_url: url, redis_prefix: p }), broker_url: url };
     const lines: { level: number; msg: string }[] = [];
     const logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
     const transport = createRedisTransport(url, { prefix: p });
     await transport.connect();
-    transport.reserve = () => raw.get(`${p}not-a-string`).then(() => []);
+    transport.reserve = () => fx.raw.get(`${p}not-a-string`).then(() => []);
     const worker = new Worker({ transport, registry: new TaskRegistry(), config, logger, id: "wk1" });
     const downs: unknown[] = [];
     worker.events.on("broker:down", (err) => downs.push(err));
@@ -198,10 +174,10 @@ describe.skipIf(!redisServerAvailable())("global keys of another kind, a real wo
   const out = makeOutDir();
 
   beforeAll(async () => {
-    t = createRedisTransport(redis.url);
-    opened.push(t);
+    t = createRedisTransport(fx.redis.url);
+    fx.track(t);
     await t.connect();
-    w = spawnWorker({ broker: redis.url, outDir: out.dir, concurrency: 2, queues: ["g1", "g2"] });
+    w = spawnWorker({ broker: fx.redis.url, outDir: out.dir, concurrency: 2, queues: ["g1", "g2"] });
     await enqueueNumbered(t, ["warmup"], { queue: "g1" });
     await waitUntil("the worker to start", 60_000, () => recorded(out.dir).includes("warmup"));
   }, 90_000);
@@ -224,13 +200,13 @@ describe.skipIf(!redisServerAvailable())("global keys of another kind, a real wo
     const key = `qw:${name}`;
     // A delayed task falls due about when the key goes bad (the reported case for qw:seq).
     await t.enqueue([buildEnqueueItem("faults.record", [`${name}-early`, 5], { id: `t-${name}-early`, countdown: 0.3 }, { queue: "g2", maxPayloadBytes: 1 << 20 })]);
-    await raw.del(key);
-    await raw.set(key, value);
+    await fx.raw.del(key);
+    await fx.raw.set(key, value);
     const since = Date.now();
     let asides: string[] = [];
-    await waitUntil(`${key} to be set aside`, 5000, async () => (asides = await raw.keys(`${key}:poisoned:*`)).length > 0);
+    await waitUntil(`${key} to be set aside`, 5000, async () => (asides = await fx.raw.keys(`${key}:poisoned:*`)).length > 0);
     expect(asides).toHaveLength(1);
-    expect(await raw.get(asides[0]!)).toBe(value);
+    expect(await fx.raw.get(asides[0]!)).toBe(value);
 
     await enqueueNumbered(t, [`${name}-g1`], { queue: "g1" });
     await enqueueNumbered(t, [`${name}-g2`], { queue: "g2" });

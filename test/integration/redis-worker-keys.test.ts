@@ -8,9 +8,8 @@
  *   work goes on: before, every reserve, settle, lease renewal or sweep that touched them failed until a
  *   person deleted the key, and a settle that failed part-way left its task in no set at all.
  */
-import { Redis } from "ioredis";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createRedisTransport } from "../../src/broker/redis/index.ts";
 import type { RecoverReport, Reservation, Transport } from "../../src/broker/transport.ts";
 import { buildEnqueueItem } from "../../src/client/build-message.ts";
@@ -19,34 +18,11 @@ import { defineTask } from "../../src/tasks/define.ts";
 import { TaskRegistry } from "../../src/tasks/registry.ts";
 import { Worker } from "../../src/worker/worker.ts";
 import { waitFor } from "../e2e/helpers.ts";
-import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
+import { usePrefixPairs } from "../support/redis-prefix-pairs.ts";
+import { redisServerAvailable } from "../support/redis-server.ts";
 
-let redis: RedisServerHandle;
-let raw: Redis;
-const opened: Transport[] = [];
-
-beforeAll(async () => {
-  redis = await startRedisServer();
-  raw = new Redis(redis.url);
-});
-
-afterAll(async () => {
-  await Promise.all(opened.map((t) => t.close()));
-  raw?.disconnect();
-  await redis?.cleanup();
-});
-
-let prefixes = 0;
-/** A worker-side transport and a CLI-side one (fail-fast, plain errors) on a prefix of the test's own. */
-async function pair(): Promise<{ p: string; t: Transport; cli: Transport }> {
-  const p = `wk${++prefixes}:`;
-  const t = createRedisTransport(redis.url, { prefix: p });
-  const cli = createRedisTransport(redis.url, { prefix: p, failFast: true, commandTimeoutMs: 5000 });
-  opened.push(t, cli);
-  await t.connect();
-  await cli.connect();
-  return { p, t, cli };
-}
+const fx = usePrefixPairs("wk");
+const pair = () => fx.pair();
 
 const item = (id: string, opts: { queue?: string; countdown?: number } = {}) =>
   buildEnqueueItem("demo.add", [1, 2], { id, ...opts }, { queue: "a", maxPayloadBytes: 1 << 20 });
@@ -57,8 +33,8 @@ const settleAll = (t: Transport, got: Reservation[]) =>
 
 /** Replace `key` with a string: another program's data. */
 async function spoil(key: string, value = "x"): Promise<void> {
-  await raw.del(key);
-  await raw.set(key, value);
+  await fx.raw.del(key);
+  await fx.raw.set(key, value);
 }
 
 /** The one report line about `key` (here or already in the report list), and where the bad value went. */
@@ -86,8 +62,8 @@ describe.skipIf(!redisServerAvailable())("a queue key of another kind: the send 
       () => new Error("not refused"),
       (e: Error) => e,
     );
-    for (const id of ["b1", "a1", "a2"]) expect(await raw.exists(`${p}j:${id}`), `j:${id} stored`).toBe(0);
-    expect(await raw.zcard(`${p}q:b:ready`)).toBe(0);
+    for (const id of ["b1", "a1", "a2"]) expect(await fx.raw.exists(`${p}j:${id}`), `j:${id} stored`).toBe(0);
+    expect(await fx.raw.zcard(`${p}q:b:ready`)).toBe(0);
     expect(refused.message).toMatch(
       new RegExp(`^Redis at \\S+: ${key} holds the string "x", not ${want}: a running worker sets it aside within a second \\(start one if none runs\\), then send again$`),
     );
@@ -97,20 +73,20 @@ describe.skipIf(!redisServerAvailable())("a queue key of another kind: the send 
 
     // The fix the error names: the sweep sets the key aside, and the same send then queues every task.
     const { aside } = reportAbout((await recoverOnce(t)).poisoned ?? [], key);
-    expect(await raw.get(aside)).toBe("x");
+    expect(await fx.raw.get(aside)).toBe("x");
     expect((await cli.enqueue(batch)).map((r) => r.duplicate)).toEqual([false, false, false]);
-    expect(await raw.zcard(`${p}q:b:ready`)).toBe(1);
-    expect(await raw.zcard(`${p}q:a:${suffix === "delayed" ? "delayed" : "ready"}`)).toBe(2);
+    expect(await fx.raw.zcard(`${p}q:b:ready`)).toBe(1);
+    expect(await fx.raw.zcard(`${p}q:a:${suffix === "delayed" ? "delayed" : "ready"}`)).toBe(2);
   });
 
   it("a queue nothing was sent to yet: the refusal lists the queue, so the sweep finds its key", async () => {
     const { p, t, cli } = await pair();
-    await raw.rpush(`${p}q:fresh:ready`, "x");
+    await fx.raw.rpush(`${p}q:fresh:ready`, "x");
     await expect(cli.enqueue([item("f1", { queue: "fresh" })])).rejects.toThrow(new RegExp(`${p}q:fresh:ready holds a list, not the sorted set`));
-    expect(await raw.exists(`${p}j:f1`)).toBe(0);
+    expect(await fx.raw.exists(`${p}j:f1`)).toBe(0);
     reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}q:fresh:ready`);
     await cli.enqueue([item("f1", { queue: "fresh" })]);
-    expect(await raw.zrange(`${p}q:fresh:ready`, 0, -1)).toEqual(["f1"]);
+    expect(await fx.raw.zrange(`${p}q:fresh:ready`, 0, -1)).toEqual(["f1"]);
   });
 });
 
@@ -120,11 +96,11 @@ describe.skipIf(!redisServerAvailable())("a worker's keys of another kind are se
     await t.enqueue([item("a1"), item("a2")]);
     await spoil(`${p}w:w1:jobs`);
     expect((await reserve(t)).map((r) => r.id)).toEqual(["a1", "a2"]);
-    expect((await raw.smembers(`${p}w:w1:jobs`)).sort()).toEqual(["a1", "a2"]);
+    expect((await fx.raw.smembers(`${p}w:w1:jobs`)).sort()).toEqual(["a1", "a2"]);
     const { line, aside } = reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}w:w1:jobs`);
     expect(line).toContain('held the string "x", not a set');
     expect(line).toContain("listed again from the active tasks (2 found)");
-    expect(await raw.get(aside)).toBe("x");
+    expect(await fx.raw.get(aside)).toBe("x");
   });
 
   it("w:<id>:jobs while tasks are leased: renewal lists them again and renews them; settle and recovery work", async () => {
@@ -139,22 +115,22 @@ describe.skipIf(!redisServerAvailable())("a worker's keys of another kind are se
     // they were neither finished nor ever recovered.
     await spoil(`${p}w:w1:jobs`);
     expect(await settleAll(t, got.slice(0, 1))).toEqual(["a1"]);
-    expect(await raw.exists(`${p}j:a1`)).toBe(0);
-    expect(await raw.get(`${p}r:a1`)).toBe('{"r":"a1"}');
-    expect((await raw.smembers(`${p}w:w1:jobs`)).sort()).toEqual(["a2", "a3"]);
+    expect(await fx.raw.exists(`${p}j:a1`)).toBe(0);
+    expect(await fx.raw.get(`${p}r:a1`)).toBe('{"r":"a1"}');
+    expect((await fx.raw.smembers(`${p}w:w1:jobs`)).sort()).toEqual(["a2", "a3"]);
 
     // Release, then an expired lease swept back with the set bad each time.
     await spoil(`${p}w:w1:jobs`);
     await t.release([got[1]!]);
-    expect(await raw.zrange(`${p}q:a:ready`, 0, -1)).toEqual(["a2"]);
+    expect(await fx.raw.zrange(`${p}q:a:ready`, 0, -1)).toEqual(["a2"]);
     expect(await t.extendWorkerLeases("w1", 1)).toEqual(["a3"]);
     await spoil(`${p}w:w1:jobs`);
     await new Promise((r) => setTimeout(r, 20));
     const rep = await recoverOnce(t);
     expect(rep.recovered).toBe(1);
     expect(rep.poisoned ?? []).toHaveLength(3);
-    expect((await raw.zrange(`${p}q:a:ready`, 0, -1)).sort()).toEqual(["a2", "a3"]);
-    expect(await raw.smembers(`${p}w:w1:jobs`)).toEqual([]);
+    expect((await fx.raw.zrange(`${p}q:a:ready`, 0, -1)).sort()).toEqual(["a2", "a3"]);
+    expect(await fx.raw.smembers(`${p}w:w1:jobs`)).toEqual([]);
   });
 
   it("w:<id>:jobs at retry and dead-letter: the task moves on, the set is listed again", async () => {
@@ -166,20 +142,20 @@ describe.skipIf(!redisServerAvailable())("a worker's keys of another kind are se
     expect(await t.retry({ id: r.id, token: r.token, queue: r.queue, priority: 0, payload: r.payload, dueAt: 0 })).toBe(true);
     await spoil(`${p}w:w1:jobs`);
     await t.deadLetter([{ id: got[1]!.id, token: got[1]!.token, queue: "a", reason: "test" }]);
-    expect(await raw.zrange(`${p}q:a:ready`, 0, -1)).toEqual(["a1"]);
-    expect(await raw.zrange(`${p}q:a:dead`, 0, -1)).toEqual(["a2"]);
-    expect(await raw.smembers(`${p}w:w1:jobs`)).toEqual(["a3"]);
+    expect(await fx.raw.zrange(`${p}q:a:ready`, 0, -1)).toEqual(["a1"]);
+    expect(await fx.raw.zrange(`${p}q:a:dead`, 0, -1)).toEqual(["a2"]);
+    expect(await fx.raw.smembers(`${p}w:w1:jobs`)).toEqual(["a3"]);
     expect((await recoverOnce(t)).poisoned ?? []).toHaveLength(2);
   });
 
   it("w:<id>:last at reserve: set aside, the call leases as a new one", async () => {
     const { p, t } = await pair();
     await t.enqueue([item("a1")]);
-    await raw.rpush(`${p}w:w1:last`, "x");
+    await fx.raw.rpush(`${p}w:w1:last`, "x");
     expect((await reserve(t)).map((r) => r.id)).toEqual(["a1"]);
     const { line, aside } = reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}w:w1:last`);
     expect(line).toContain("held a list, not a string");
-    expect(await raw.lrange(aside, 0, -1)).toEqual(["x"]);
+    expect(await fx.raw.lrange(aside, 0, -1)).toEqual(["x"]);
   });
 
   it("m:<minute> (a minute's counters): set aside, and the counts still land, once", async () => {
@@ -197,21 +173,21 @@ describe.skipIf(!redisServerAvailable())("a worker's keys of another kind are se
       ],
       countersTtlMs: 60_000,
     });
-    expect(await raw.hgetall(`${p}m:${minute}`)).toEqual({ "succeeded:demo.add": "2", "failed:demo.add": "1" });
-    expect(await raw.hgetall(`${p}m:${minute - 1}`)).toEqual({ "succeeded:demo.add": "5" });
-    expect(await raw.pttl(`${p}m:${minute}`)).toBeGreaterThan(0);
+    expect(await fx.raw.hgetall(`${p}m:${minute}`)).toEqual({ "succeeded:demo.add": "2", "failed:demo.add": "1" });
+    expect(await fx.raw.hgetall(`${p}m:${minute - 1}`)).toEqual({ "succeeded:demo.add": "5" });
+    expect(await fx.raw.pttl(`${p}m:${minute}`)).toBeGreaterThan(0);
     const { line, aside } = reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}m:${minute}`);
     expect(line).toContain('held the string "old", not a hash');
-    expect(await raw.get(aside)).toBe("old");
+    expect(await fx.raw.get(aside)).toBe("old");
   });
 });
 
 describe.skipIf(!redisServerAvailable())("a real worker whose own keys hold another program's data", () => {
   it("runs its tasks, logs each key once as set aside, and never that the broker refused a call", async () => {
     const { p, t } = await pair();
-    await raw.rpush(`${p}w:wk1:last`, "x");
-    await raw.set(`${p}w:wk1:jobs`, "x");
-    const url = redis.url;
+    await fx.raw.rpush(`${p}w:wk1:last`, "x");
+    await fx.raw.set(`${p}w:wk1:jobs`, "x");
+    const url = fx.redis.url;
     const config = { ...configSchema.parse({ broker_url: url, redis_prefix: p, queues: ["a"] }), broker_url: url };
     const lines: { level: number; msg: string }[] = [];
     const logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
@@ -223,7 +199,7 @@ describe.skipIf(!redisServerAvailable())("a real worker whose own keys hold anot
     await worker.start();
     try {
       await t.enqueue([item("r1"), item("r2")]);
-      await waitFor("both tasks to finish", async () => ((await raw.exists(`${p}r:r1`, `${p}r:r2`)) === 2 ? true : undefined), 5000);
+      await waitFor("both tasks to finish", async () => ((await fx.raw.exists(`${p}r:r1`, `${p}r:r2`)) === 2 ? true : undefined), 5000);
       const msgs = () => lines.map((l) => l.msg);
       await waitFor("the set-aside lines", () => (msgs().filter((m) => / held .*renamed to /.test(m)).length >= 2 ? true : undefined), 5000);
       expect(msgs().filter((m) => m.startsWith(`${p}w:wk1:last held a list`))).toHaveLength(1);
