@@ -7,6 +7,8 @@
  *   (m:<minute>) of another kind are set aside by the call that finds them, reported in one line, and the
  *   work goes on: before, every reserve, settle, lease renewal or sweep that touched them failed until a
  *   person deleted the key, and a settle that failed part-way left its task in no set at all.
+ * - A task's own keys (j:<id>, u:<unique key>) of another kind are set aside by the send that meets them,
+ *   which stores every task of the batch: before, it failed part-way, with the tasks before it stored.
  */
 import pino from "pino";
 import { describe, expect, it } from "vitest";
@@ -87,6 +89,45 @@ describe.skipIf(!redisServerAvailable())("a queue key of another kind: the send 
     reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}q:fresh:ready`);
     await cli.enqueue([item("f1", { queue: "fresh" })]);
     expect(await fx.raw.zrange(`${p}q:fresh:ready`, 0, -1)).toEqual(["f1"]);
+  });
+});
+
+describe.skipIf(!redisServerAvailable())("a task's own keys of another kind at send: set aside, and every task is stored", () => {
+  it("j:<id> and u:<key> of another kind in the middle of a batch: no error part-way, each key set aside once and reported", async () => {
+    const { p, t, cli } = await pair();
+    await spoil(`${p}j:a2`, "not a task");
+    await fx.raw.rpush(`${p}u:k1`, "x");
+    // Before, the batch failed at a2 with Redis's WRONGTYPE while a1 was already stored: a re-send could
+    // not tell which tasks had landed.
+    const batch = [
+      item("a1"),
+      item("a2"),
+      buildEnqueueItem("demo.add", [1, 2], { id: "a3", uniqueKey: "k1" }, { queue: "a", maxPayloadBytes: 1 << 20 }),
+      buildEnqueueItem("demo.add", [1, 2], { id: "a4", uniqueKey: "k1" }, { queue: "a", maxPayloadBytes: 1 << 20 }),
+    ];
+    expect(await cli.enqueue(batch)).toEqual([
+      { id: "a1", duplicate: false },
+      { id: "a2", duplicate: false },
+      { id: "a3", duplicate: false },
+      { id: "a3", duplicate: true },
+    ]);
+    expect(await fx.raw.zrange(`${p}q:a:ready`, 0, -1)).toEqual(["a1", "a2", "a3"]);
+    expect(await fx.raw.hget(`${p}j:a2`, "q")).toBe("a");
+    expect(await fx.raw.get(`${p}u:k1`)).toBe("a3");
+
+    const lines = (await recoverOnce(t)).poisoned ?? [];
+    expect(lines).toHaveLength(2);
+    const job = reportAbout(lines, `${p}j:a2`);
+    expect(job.line).toContain('held the string "not a task", not a hash');
+    expect(job.line).toContain("task a2, sent now, was stored in its place");
+    expect(await fx.raw.get(job.aside)).toBe("not a task");
+    const uniq = reportAbout(lines, `${p}u:k1`);
+    expect(uniq.line).toContain("held a list, not a string");
+    expect(await fx.raw.lrange(uniq.aside, 0, -1)).toEqual(["x"]);
+
+    // The stored tasks run as any other: a re-send is a duplicate, not a second copy.
+    expect((await cli.enqueue(batch)).map((r) => r.duplicate)).toEqual([true, true, true, true]);
+    expect((await reserve(t)).map((r) => r.id)).toEqual(["a1", "a2", "a3"]);
   });
 });
 

@@ -22,8 +22,13 @@
 --   storing each task's hash. A sequence counter, queue set, or a listed queue's ready, delayed or wake
 --   key of another kind (another program's data) fails the call before any task is stored, with an
 --   error starting BADKEY that names the key; for a queue key the queue name alone is added to the queue
---   set, so that the recovery sweep (recover.lua) finds the key and sets it aside. A task's own keys
---   (<p>j:<id>, <p>u:<uniqueKey>) are not checked first: one of another kind still fails the call part-way.
+--   set, so that the recovery sweep (recover.lua) finds the key and sets it aside. A task's own key of
+--   another kind (<p>j:<id> not a hash, <p>u:<uniqueKey> not a string) never fails the call part-way
+--   (which kept the tasks before it while the caller saw an error, so a re-send could not tell what
+--   landed): it is renamed aside (lib/bad_key.lua, reported in <p>poisoned, which the next recovery sweep
+--   logs) and the task is stored as if the key were absent. The check costs nothing while the keys are
+--   good: the read that needs the key (HMGET of an existing task, GET of a unique key) is a pcall, and
+--   only its error leads to TYPE and the rename.
 -- Returns: the duplicates only, as a flat list {position (1-based, in input order), id that will run, ...};
 --   every other task was stored under its own id. (Echoing every id back cost Redis and the client more
 --   than a tenth of a bulk send.)
@@ -77,6 +82,16 @@ for k = 3, firstTask - 1 do
     end
   end
 end
+-- A task's own key that a read refused (`reply`, a pcall's error): set aside when it holds another kind than
+-- `want`, so this task is stored as if it were absent; anything else (or a key that was fine after all)
+-- fails as the read would have. Only ever run on that error, never on the path of a good key.
+local function taskKeyRefused(key, reply, kind, want, cost)
+  local found = redis.call('TYPE', key).ok
+  if found == 'none' or found == kind then return redis.error_reply(reply.err) end
+  renameAside(p, key, found, want, cost)
+  return nil
+end
+
 -- Per queue: ready = {priority, id, ...} in send order, delayed = {dueAt, id, ...}.
 local ready, delayed, touched = {}, {}, {}
 local queueNames = {}
@@ -88,8 +103,13 @@ for i = firstTask, #ARGV, 7 do
   local jk = p .. 'j:' .. id
   local existing = false
   if redis.call('EXISTS', jk) == 1 then
-    local dead = redis.call('HMGET', jk, 'dr', 'q')
-    if dead[1] and dead[2] then
+    local dead = redis.pcall('HMGET', jk, 'dr', 'q')
+    if dead.err then
+      -- Not a task (another program's data): this send stores the task in its place.
+      local refused = taskKeyRefused(jk, dead, 'hash', 'a hash',
+        'task ' .. id .. ', sent now, was stored in its place')
+      if refused then return refused end
+    elseif dead[1] and dead[2] then
       -- Dead-lettered: neither queued nor running, so this send queues it afresh and it leaves the
       -- dead-letter set (as on the embedded broker).
       -- pcall: a dead-letter set of another kind is no reason to refuse the send (recover.lua sets it aside).
@@ -103,7 +123,14 @@ for i = firstTask, #ARGV, 7 do
     -- already queued or running
   elseif uniq ~= '' then
     local uk = p .. 'u:' .. uniq
-    local held = redis.call('GET', uk)
+    local held = redis.pcall('GET', uk)
+    if type(held) == 'table' then
+      -- No task is known to hold the key: this one takes it.
+      local refused = taskKeyRefused(uk, held, 'string', 'a string',
+        'task ' .. id .. ', sent now with that unique key, took it')
+      if refused then return refused end
+      held = false
+    end
     if held and redis.call('EXISTS', p .. 'j:' .. held) == 1 then
       existing = held
     elseif uniqFor > 0 then
