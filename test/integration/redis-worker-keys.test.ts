@@ -131,6 +131,43 @@ describe.skipIf(!redisServerAvailable())("a task's own keys of another kind at s
   });
 });
 
+describe.skipIf(!redisServerAvailable())("set-aside names", () => {
+  /**
+   * Plant `<key>:poisoned:<ms>` for every millisecond around now, as if the key had been set aside in each:
+   * the next set-aside of `key` then meets a taken name whatever millisecond it runs in (before, RENAME
+   * overwrote the earlier bad value there).
+   */
+  async function takeEveryName(key: string): Promise<number> {
+    const [sec, usec] = await fx.raw.time();
+    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    const names: string[] = [];
+    for (let ms = now - 1000; ms <= now + 10_000; ms++) names.push(`${key}:poisoned:${ms}`, "earlier");
+    await fx.raw.mset(...names);
+    return names.length / 2;
+  }
+
+  it.each([
+    ["u:k1", "a send (lib/bad_key.lua)"],
+    ["q:a:ready", "the recovery sweep (recover.lua)"],
+  ])("%s set aside by %s in a millisecond whose name is taken: a new name, the earlier value kept", async (suffix) => {
+    const { p, t, cli } = await pair();
+    const key = `${p}${suffix}`;
+    const planted = await takeEveryName(key);
+    await fx.raw.sadd(`${p}queues`, "a");
+    await fx.raw.rpush(key, "bad");
+    if (suffix.startsWith("u:")) {
+      await cli.enqueue([buildEnqueueItem("demo.add", [1, 2], { id: "u1", uniqueKey: "k1" }, { queue: "a", maxPayloadBytes: 1 << 20 })]);
+    }
+    const { aside } = reportAbout((await recoverOnce(t)).poisoned ?? [], key);
+    expect(aside).toMatch(new RegExp(`^${key}:poisoned:\\d+-2$`));
+    expect(await fx.raw.lrange(aside, 0, -1)).toEqual(["bad"]);
+    const names = await fx.raw.keys(`${key}:poisoned:*`);
+    expect(names).toHaveLength(planted + 1);
+    const earlier = await fx.raw.mget(...names.filter((k) => k !== aside));
+    expect(earlier.filter((v) => v !== "earlier")).toEqual([]);
+  });
+});
+
 describe.skipIf(!redisServerAvailable())("a worker's keys of another kind are set aside and the work goes on", () => {
   it("w:<id>:jobs at reserve: the tasks are leased and recorded as the worker's", async () => {
     const { p, t } = await pair();

@@ -16,8 +16,9 @@
 --   4. dead-letter sets are trimmed to deadMax entries and deadTtlMs of age; expired revokes are dropped;
 --   0. first, a global key holding the wrong Redis type (poisoned, workers, queues, revoked, events,
 --      recover:last, recover:gap), or a sequence counter that INCR refuses, is renamed aside to
---      <key>:poisoned:<now> and reported with what it held and what that costs; the queue set is listed
---      again from the live workers' queues, and the counter goes on above every sequence in a ready set;
+--      <key>:poisoned:<now> (-2, -3, ... added if that name is taken, see moveAside in lib/bad_key.lua)
+--      and reported with what it held and what that costs; the queue set is listed again from the live
+--      workers' queues, and the counter goes on above every sequence in a ready set;
 --      then a queue key holding the wrong Redis type (written by something else) is renamed aside the same
 --      way and reported in <q>:dead, so one bad key cannot stop every queue's recovery.
 --   A worker's set of leases of another kind, met in 2 or 3, is set aside and listed again
@@ -37,8 +38,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local promoted, recovered, dead = 0, 0, 0
 
 local function poisonedKey(key, q, found, want)
-  local aside = key .. ':poisoned:' .. now
-  redis.call('RENAME', key, aside)
+  local aside = moveAside(key, now)
   local id = 'poisoned-key:' .. aside
   local why = key .. ' held a ' .. found .. ', not a ' .. want .. '; renamed to ' .. aside .. ' (inspect it, then DEL it)'
   redis.call('DEL', p .. 'j:' .. id)

@@ -3,7 +3,10 @@
 -- heldBy(key, found): what the key holds, short enough for one log line: 'a list', 'the string "abc"'.
 -- isCounter(v): whether INCR accepts the string v. Redis refuses '01', '+1', '-0' and spaces; 18 characters
 --   at most keeps the pattern from accepting a number past the 64-bit range (which INCR refuses too).
--- renameAside(p, key, found, want, cost): renames the key to <key>:poisoned:<ms>, keeping the bad value for
+-- moveAside(key, ms): renames the key to <key>:poisoned:<ms>, or, when that name is taken (the same key set
+--   aside twice in one millisecond), to <key>:poisoned:<ms>-2, -3, ...: RENAMENX, so an earlier bad value
+--   kept for a person to inspect is never overwritten. Returns the name.
+-- renameAside(p, key, found, want, cost): moves the key aside (moveAside), keeping the bad value for
 --   a person to inspect, and reports it in <p>poisoned (the next recovery sweep logs it, one line); `cost`
 --   says what was lost, or is a function that says so once it has run (after the rename). Returns the name.
 local function heldBy(key, found)
@@ -17,11 +20,20 @@ local function isCounter(v)
   return v == '0' or (#v <= 18 and string.match(v, '^%-?[1-9]%d*$') ~= nil)
 end
 
+local function moveAside(key, ms)
+  local base = key .. ':poisoned:' .. ms
+  local aside, n = base, 1
+  while redis.call('RENAMENX', key, aside) == 0 do
+    n = n + 1
+    aside = base .. '-' .. n
+  end
+  return aside
+end
+
 local function renameAside(p, key, found, want, cost)
   local held = heldBy(key, found)
   local t = redis.call('TIME')
-  local aside = key .. ':poisoned:' .. (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-  redis.call('RENAME', key, aside)
+  local aside = moveAside(key, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
   if type(cost) == 'function' then cost = cost() end
   -- pcall: a report list of another kind loses this line (the sweep sets that list aside), not the repair.
   redis.pcall('RPUSH', p .. 'poisoned', key .. ' held ' .. held .. ', not ' .. want .. '; renamed to ' .. aside ..
