@@ -878,9 +878,12 @@ export class SqliteTransport implements Transport {
         const last = Number(this.sql("INSERT INTO events (data) VALUES (?)").run(text).lastInsertRowid);
         this.sql("DELETE FROM events WHERE seq <= ?").run(last - Math.max(1, Math.ceil(batch.eventsMaxLen / batch.events.count)));
       }
+      // Added to only when it is an integer: SQLite's + reads a text as the number it starts with, if any
+      // ('12abc' + 3 is 15), and a blob as the text it holds, so another program's value would count.
+      // Such a value is replaced by this increment instead, as counters.lua sets a Redis minute aside.
       const bump = this.sql(
         `INSERT INTO counters (minute, key, n, expires_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT(minute, key) DO UPDATE SET n = n + excluded.n`,
+         ON CONFLICT(minute, key) DO UPDATE SET n = CASE WHEN typeof(n) = 'integer' THEN n + excluded.n ELSE excluded.n END`,
       );
       for (const c of batch.counters) bump.run(c.minute, c.key, c.n, c.minute * 60_000 + batch.countersTtlMs);
     });
@@ -905,8 +908,25 @@ export class SqliteTransport implements Transport {
     return out;
   }
 
-  async readCounters(sinceMinute: number): Promise<CounterRow[]> {
-    return this.read(() => this.sql("SELECT minute, key, n FROM counters WHERE minute >= ? ORDER BY minute, key").all(sinceMinute) as CounterRow[]);
+  async readCounters(sinceMinute: number, leftOut: (line: string) => void = () => {}): Promise<CounterRow[]> {
+    // The column's INTEGER affinity converts only what reads as a number: a text such as '5 tasks', a real
+    // or a blob stored by another program stays as it is, and would reach the caller as a string, a
+    // fraction or a Buffer typed as a number. Only integers are counters (qworker writes nothing else).
+    const all = this.read(
+      () => this.sql("SELECT minute, key, n, typeof(n) AS type FROM counters WHERE minute >= ? ORDER BY minute, key").all(sinceMinute) as (CounterRow & { type: string })[],
+    );
+    const rows: CounterRow[] = [];
+    const bad: string[] = [];
+    for (const { minute, key, n, type } of all) {
+      if (type === "integer") rows.push({ minute, key, n });
+      else bad.push(`${new Date(minute * 60_000).toISOString().slice(0, 16)} UTC "${key}" = ${shownValue(n as unknown)}`);
+    }
+    if (bad.length > 0) {
+      leftOut(
+        `${bad.length === 1 ? "a counter" : `${bad.length} counters`} in ${this.displayUrl} ${bad.length === 1 ? "is" : "are"} no integer, not shown: ${bad.slice(0, 3).join(", ")}${bad.length > 3 ? ", ..." : ""} (another program's data; DELETE FROM counters WHERE typeof(n) <> 'integer')`,
+      );
+    }
+    return rows;
   }
 
   // ---------------------------------------------------------------- revoke
@@ -986,4 +1006,11 @@ export class SqliteTransport implements Transport {
 function oneLine(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.replace(/\s+/g, " ").trim();
+}
+
+/** A counter value that is no integer, as a note shows it: a text quoted and cut short, a blob by its size. */
+function shownValue(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
+  if (Buffer.isBuffer(v)) return `a blob of ${v.length} byte${v.length === 1 ? "" : "s"}`;
+  return String(v);
 }
