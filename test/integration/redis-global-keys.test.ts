@@ -1,8 +1,8 @@
 /**
- * A global key (qw:seq, qw:revoked, qw:queues, qw:workers, ...) that holds another program's data must not
- * stop every queue: the recovery sweep renames it aside, keeping the bad value, and reports it in one line;
- * reserve and heartbeat go on meanwhile, and send fails before storing anything, naming the key. The first
- * part drives the transport's own calls; the second a real worker process.
+ * A global key (qw:seq, qw:revoked, qw:revoked:terminate, qw:queues, qw:workers, ...) that holds another
+ * program's data must not stop every queue: the recovery sweep renames it aside, keeping the bad value, and
+ * reports it in one line; reserve and heartbeat go on meanwhile, and send fails before storing anything,
+ * naming the key. The first part drives the transport's own calls; the second a real worker process.
  */
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -95,6 +95,25 @@ describe.skipIf(!redisServerAvailable())("global keys of another kind, transport
     await t.revoke(["r2"], 60_000, false);
     await t.enqueue([item("r2")]);
     expect(await reserveAll(t)).toEqual([]);
+  });
+
+  it("qw:revoked:terminate of another type: a terminating revoke is refused naming the fix; recover sets it aside, says what is lost, and terminating revokes work again", async () => {
+    const { p, t, cli } = await pair();
+    await t.revoke(["plain"], 60_000, false);
+    await fx.raw.set(`${p}revoked:terminate`, "x");
+    await expect(cli.revoke(["k1"], 60_000, true)).rejects.toThrow(
+      new RegExp(`: ${p}revoked:terminate holds a string, not the sorted set of terminating revokes: a running worker sets it aside within a second \\(start one if none runs\\), then revoke again$`),
+    );
+    expect(await fx.raw.zscore(`${p}revoked`, "k1")).toBeNull();
+
+    const { line, aside } = reportAbout(await recoverOnce(t), `${p}revoked:terminate`);
+    expect(line).toMatch(/held the string "x", not a sorted set; .*still hold.*qworker revoke --terminate/);
+    expect(await fx.raw.get(aside)).toBe("x");
+    // The revokes themselves were never in that key.
+    expect(await fx.raw.zscore(`${p}revoked`, "plain")).not.toBeNull();
+    await cli.revoke(["k1"], 60_000, true);
+    expect(await fx.raw.zscore(`${p}revoked:terminate`, "k1")).not.toBeNull();
+    expect((await recoverOnce(t)).poisoned ?? []).toEqual([]);
   });
 
   it("qw:queues of another type: send and stats fail naming it; recover sets it aside and lists the live workers' queues again", async () => {

@@ -88,7 +88,7 @@ function keyOf(err: Error): string | undefined {
  * (judged by the name's end, since the prefix is not known here).
  */
 function repairedByWorkers(key: string): boolean {
-  return /(?:^|:)(?:queues|workers|revoked|events|seq|poisoned|recover:last|recover:gap)$/.test(key) || /(?:^|:)q:.+:(?:ready|delayed|active|dead|wake)$/.test(key);
+  return /(?:^|:)(?:queues|workers|revoked|revoked:terminate|events|seq|poisoned|recover:last|recover:gap)$/.test(key) || /(?:^|:)q:.+:(?:ready|delayed|active|dead|wake)$/.test(key);
 }
 
 /**

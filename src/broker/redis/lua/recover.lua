@@ -14,8 +14,8 @@
 --   in 2 and 3 a task already delivered maxDeliveries times is dead-lettered instead, with the reason,
 --   so a task that kills its worker cannot crash-loop the fleet;
 --   4. dead-letter sets are trimmed to deadMax entries and deadTtlMs of age; expired revokes are dropped;
---   0. first, a global key holding the wrong Redis type (poisoned, workers, queues, revoked, events,
---      recover:last, recover:gap), or a sequence counter that INCR refuses, is renamed aside to
+--   0. first, a global key holding the wrong Redis type (poisoned, workers, queues, revoked,
+--      revoked:terminate, events, recover:last, recover:gap), or a sequence counter that INCR refuses, is renamed aside to
 --      <key>:poisoned:<now> (-2, -3, ... added if that name is taken, see moveAside in lib/bad_key.lua)
 --      and reported with what it held and what that costs; the queue set is listed again from the live
 --      workers' queues, and the counter goes on above every sequence in a ready set;
@@ -90,6 +90,9 @@ local globals = {
   {'workers', 'zset', 'a sorted set', 'live workers are listed again with their next heartbeat; tasks of a worker that died before now come back when their leases expire'},
   {'queues', 'set', 'a set', 'listed again now: the queues live workers consume; any other queue is listed again when a task is sent to it'},
   {'revoked', 'zset', 'a sorted set', 'the revokes stored there are lost, so a task revoked before now may run: re-issue them with qworker revoke <id>...'},
+  -- Read by every terminating revoke (revoke.lua refuses one while this is bad) and every revoke resync
+  -- after a subscriber reconnects (redis-transport.ts, which retries until it can read it).
+  {'revoked:terminate', 'zset', 'a sorted set', 'the revokes themselves still hold (they are kept in revoked), but which of them terminate is lost, so a worker that missed the announcement of one is not told again to abort its running task: re-issue them with qworker revoke --terminate <id>...'},
   {'events', 'stream', 'a stream', 'task events recorded before now stay in the renamed key; new ones go to a new stream'},
   {'recover:last', 'string', 'a string', 'only timing of these sweeps was kept there, nothing is lost'},
   {'recover:gap', 'string', 'a string', 'only timing of these sweeps was kept there, nothing is lost'},

@@ -18,9 +18,9 @@
 --   redis-transport.ts), not only that it revokes. Its score is the latest expiry of the id's terminating
 --   revokes: a plain revoke neither starts, lengthens nor shortens it. As <p>revoked keeps the latest expiry
 --   of all the id's revokes, terminating ones included, a terminate never outlives the id's revoke record.
---   Expired entries are pruned here, on each revoke (recover.lua does not know this key). A key of another
---   type there fails a terminating revoke before anything is written (error starting BADKEY); a plain
---   revoke leaves it alone.
+--   Expired entries are pruned here, on each revoke (recover.lua does not prune this key). A key of another
+--   type there fails a terminating revoke before anything is written (error starting BADKEY; recover.lua
+--   sets such a key aside, as the other global keys); a plain revoke leaves it alone.
 --   The control message is published on <p>control in the same step, once the revoke is recorded, so
 --   workers hear revokes in the order they were made, on a Redis Cluster too (where a client's own
 --   PUBLISH goes to whichever node, and two of them can reach a subscriber in either order). It tells how
@@ -46,7 +46,7 @@ local termKind = redis.call('TYPE', termKey).ok
 if termKind ~= 'none' and termKind ~= 'zset' then
   if terminate then
     return redis.error_reply('BADKEY ' .. termKey .. ' holds a ' .. termKind .. ', not the sorted set of '
-      .. 'terminating revokes: another program writes under this prefix; rename or delete that key')
+      .. 'terminating revokes: a running worker sets it aside within a second (start one if none runs), then revoke again')
   end
   termKind = 'foreign'
 end
