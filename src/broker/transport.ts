@@ -138,7 +138,11 @@ export interface WorkerInfo {
   queues: string[];
   startedAt: number;
   lastBeat: number;
+  /** Tasks finished since start: succeeded, failed for good, revoked or expired (a run that is retried is not). */
   processed: number;
+  /** Of those, the successes. Absent from workers before 0.2, whose `processed` counted successes only. */
+  succeeded?: number;
+  /** Of those, the tasks that failed for good (after their last retry, unregistered, undecodable). */
   failed: number;
   active: number;
   version: string;
@@ -312,7 +316,8 @@ export interface Transport {
   describeTask?(id: string): Promise<TaskLocation | null>;
   /**
    * Append events (capped) and add counters. A failure that left one of the two stored throws
-   * ActivityPublishError saying which; any other failure means neither was.
+   * ActivityPublishError saying which; any other failure means neither was. Once the call has resolved,
+   * `batch.events.data` is the caller's again (its memory is reused): nothing may read it later.
    */
   publishActivity?(batch: ActivityBatch): Promise<void>;
   /** The newest `limit` events, oldest first. */

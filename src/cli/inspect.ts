@@ -37,12 +37,12 @@ interface Spec {
 }
 
 const SPECS: Spec[] = [
-  { name: "queues", description: "tasks per queue: ready, delayed, active, dead (the default)", example: "qworker inspect queues --watch", view: (o) => queuesView(o) as View<unknown> },
+  { name: "queues", description: "tasks per queue: ready, delayed, active, dead (the default)", example: "qworker inspect queues --watch", view: () => queuesView() as View<unknown> },
   {
     name: "workers",
-    description: "live workers: host, pid, pool, concurrency, uptime, processed, failed, load",
+    description: "live workers: host, pid, pool, concurrency, uptime, tasks processed (succeeded, failed), load",
     example: "qworker inspect workers --json | jq '.workers[].pid'",
-    view: (o) => workersView(o) as View<unknown>,
+    view: () => workersView() as View<unknown>,
   },
   {
     name: "active",
@@ -112,14 +112,12 @@ function subcommand(spec: Spec): Command {
       const extra = self.args[0];
       if (extra !== undefined) throw new UsageError(`unknown view "${extra}": use one of ${SPECS.map((s) => s.name).join(", ")}, e.g. qworker inspect workers`);
       const opts: ViewOptions = {
-        heartbeatTtlMs: 0,
         limit: parseNumberOption(flags.limit ?? "100", "--limit", { integer: true, min: 1, max: 100_000 }),
         minutes: parseNumberOption(flags.minutes ?? "5", "--minutes", { integer: true, min: 1, max: 60 }),
         ...(flags.queue ? { queue: flags.queue } : {}),
       };
       const watchSec = flags.watch === undefined ? undefined : flags.watch === true ? 2 : parseNumberOption(flags.watch as string, "--watch", { min: 0.2 });
       const { config } = loadConfig({ ...(flags.config ? { configPath: flags.config } : {}), overrides: { broker_url: flags.broker } });
-      opts.heartbeatTtlMs = config.heartbeat_ttl * 1000;
       const view = spec.view(opts);
       const transport = await createTransport(config.broker_url, transportOptions(config, { failFast: true, mustExist: true }));
       await transport.connect();

@@ -113,7 +113,9 @@ export class Worker {
   private readonly autoPrefetch: AutoPrefetch;
   private loopDone: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Every task finished (settled with an outcome, or dead-lettered undecodable); succeeded and failed are part of it. */
   private processed = 0;
+  private succeeded = 0;
   private failed = 0;
   private readonly startedAt = Date.now();
   private lastProgress = Date.now();
@@ -162,6 +164,7 @@ export class Worker {
       startedAt: this.startedAt,
       lastBeat: Date.now(),
       processed: this.processed,
+      succeeded: this.succeeded,
       failed: this.failed,
       active: this.running,
       version: VERSION,
@@ -537,6 +540,7 @@ export class Worker {
     const reason = `undecodable message: ${(err as Error).message}`;
     this.logger.error(`task ${r.id} in queue ${r.queue} dead-lettered: ${reason}`);
     this.events.safeEmit("task:poisoned", r.id, r.queue, reason);
+    this.processed++;
     this.failed++;
     this.transport
       .deadLetter([{ ...t.ref, reason }])
@@ -630,7 +634,7 @@ export class Worker {
           };
         }
         if (outcome.kind === "success") {
-          this.processed++;
+          this.succeeded++;
           if (this.logger.isLevelEnabled("info")) this.logger.info(`task ${msg.task}[${msg.id}] succeeded in ${ms(outcome.runtimeMs)}: ${preview(outcome.value)}`);
           this.events.safeEmit("task:succeeded", msg, outcome.value, outcome.runtimeMs);
           this.settle(msg, t, "SUCCESS", encoded);
@@ -740,6 +744,8 @@ export class Worker {
   private settle(msg: TaskMessage, running: Running, state: TaskResult["state"], result: string | undefined, deadReason?: string, deadError?: string): void {
     const ref = running.ref;
     running.finished = true;
+    // Every final outcome passes here once (success, failure, revoked, expired), so `processed` is their sum.
+    this.processed++;
     // One object shape for every item: the settle path stays monomorphic.
     this.settler.add({
       id: ref.id,

@@ -100,6 +100,26 @@ export const slow = defineTask({ name: "obs.slow" }, async (ms: number) => {
       "obs.flaky": { received: 3, succeeded: 0, failed: 1, retried: 2 },
     });
 
+    // The worker's own counts (`inspect workers`) agree: processed is every finished task (two successes,
+    // two final failures), with succeeded and failed beside it; a retried run is not finished.
+    const counts = await waitFor(
+      "the final failure in the worker's heartbeat",
+      async () => {
+        const r = await runCli(["inspect", "workers", "--json"], { cwd: dir });
+        const w = (JSON.parse(r.stdout) as { workers: { pid: number; processed: number; succeeded: number; failed: number; counts: { retried: number } }[] }).workers.find(
+          (x) => x.pid === worker!.pid,
+        );
+        return w && w.failed >= 2 ? { processed: w.processed, succeeded: w.succeeded, failed: w.failed, retried: w.counts.retried } : undefined;
+      },
+      10_000,
+      300,
+    );
+    expect(counts).toEqual({ processed: 4, succeeded: 2, failed: 2, retried: 2 });
+    const table = await runCli(["inspect", "workers"], { cwd: dir });
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/│ processed │ succeeded │ failed │/);
+    expect(table.stdout).toMatch(/│ 4\s+│ 2\s+│ 2\s+│/);
+
     const events = await runCli(["inspect", "events", "--json", "--limit", "100"], { cwd: dir });
     expect(events.code, events.stderr).toBe(0);
     const received = (JSON.parse(events.stdout) as { events: { type: string; task?: string; waitMs?: number }[] }).events.filter(

@@ -167,7 +167,7 @@ describe("task state on the embedded broker", () => {
     expect(events[0]).toMatchObject({ task: "t.add", queue: "default", runtimeMs: expect.any(Number) });
     const withEvents = batches.filter((b) => b.events.count > 0);
     expect(withEvents.length).toBeLessThan(40); // 40 tasks × 3 events each went out in fewer calls than tasks
-    const stats = await statsView({ heartbeatTtlMs: 0, limit: 0, minutes: 5 }).fetch(transport, Date.now());
+    const stats = await statsView({ limit: 0, minutes: 5 }).fetch(transport, Date.now());
     expect(stats.tasks.find((t) => t.task === "t.add")).toMatchObject({ received: 40, succeeded: 40, failed: 0 });
   });
 
@@ -200,13 +200,24 @@ describe("task state on the embedded broker", () => {
     const stats = await waitFor(
       "no.such in the stats",
       async () => {
-        const s = await statsView({ heartbeatTtlMs: 0, limit: 0, minutes: 5 }).fetch(transport, Date.now());
+        const s = await statsView({ limit: 0, minutes: 5 }).fetch(transport, Date.now());
         const row = s.tasks.find((t) => t.task === "no.such");
         return row && row.failed >= 2 ? row : undefined;
       },
       5000,
     );
     expect(stats).toMatchObject({ received: 2, succeeded: 0, failed: 2, failureRate: 1 });
+    // The worker's heartbeat (what `inspect workers` shows) agrees: processed counts every finished task,
+    // the failures with the success (it counted successes only, so it read "processed 1, failed 2").
+    const row = await waitFor(
+      "the worker's counts in its heartbeat",
+      async () => {
+        const [w] = await transport.workers();
+        return w && w.processed >= 3 ? w : undefined;
+      },
+      5000,
+    );
+    expect(row).toMatchObject({ processed: 3, succeeded: 1, failed: 2 });
 
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(metrics).toContain('qworker_tasks_received_total{task="<unregistered>",queue="default"} 2');

@@ -24,6 +24,7 @@ const worker = (extra: Partial<WorkerInfo> = {}): WorkerInfo => ({
   startedAt: NOW - 125_000,
   lastBeat: NOW - 500,
   processed: 9,
+  succeeded: 8,
   failed: 1,
   active: 2,
   version: "t",
@@ -32,22 +33,29 @@ const worker = (extra: Partial<WorkerInfo> = {}): WorkerInfo => ({
 
 describe("renderers", () => {
   it("queues: one row per queue, then the workers", () => {
-    const out = renderQueues({ queues: [{ name: "emails", ready: 3, delayed: 1, active: 2, dead: 0 }], workers: [workerRow(worker(), NOW, 10_000)] }, NOW, plain);
+    const out = renderQueues({ queues: [{ name: "emails", ready: 3, delayed: 1, active: 2, dead: 0 }], workers: [workerRow(worker(), NOW)] }, NOW, plain);
     expect(out).toMatch(/emails\s+│ 3\s+│ 1\s+│ 2\s+│ 0/);
     expect(out).toContain("h.1.a");
     expect(renderQueues({ queues: [], workers: [] }, NOW, plain)).toBe("no queues yet\n\nno live workers\n");
   });
 
-  it("workers: alive from the heartbeat age, uptime, load", () => {
-    const fresh = workerRow(worker(), NOW, 10_000);
-    const stale = workerRow(worker({ id: "h.2.b", pid: 102, lastBeat: NOW - 15_000 }), NOW, 10_000);
-    expect(fresh).toMatchObject({ alive: true, uptimeMs: 125_000, load: 0.5 });
-    expect(stale.alive).toBe(false);
-    expect("progress" in fresh).toBe(false);
-    const out = renderWorkers({ workers: [fresh, stale] }, NOW, plain);
+  it("workers: uptime, load; processed counts every finished task, succeeded and failed beside it", () => {
+    const row = workerRow(worker(), NOW);
+    expect(row).toMatchObject({ alive: true, uptimeMs: 125_000, load: 0.5, processed: 9, succeeded: 8, failed: 1 });
+    expect("progress" in row).toBe(false);
+    const out = renderWorkers({ workers: [row] }, NOW, plain);
+    expect(out).toMatch(/│ processed │ succeeded │ failed │/);
+    expect(out).toMatch(/│ 9\s+│ 8\s+│ 1\s+│/);
     expect(out).toContain("2m 05s");
     expect(out).toContain("2/4 (50%)");
-    expect(out).toContain("no (15.0 s)");
+    // Listed means alive (a lapsed heartbeat is dropped by the broker): no "alive" column.
+    expect(out).not.toContain("alive");
+  });
+
+  it("workers: a worker before 0.2 sent no succeeded, and its processed counted successes only", () => {
+    const { succeeded: _s, ...old } = worker({ processed: 3, failed: 5 });
+    void _s;
+    expect(workerRow(old, NOW)).toMatchObject({ processed: 8, succeeded: 3, failed: 5 });
   });
 
   it("active: joins progress from heartbeats and shows runtime so far", () => {
@@ -72,8 +80,8 @@ describe("renderers", () => {
     const out = renderActive({ active: rows }, NOW, plain);
     expect(out).toMatch(/run .*9\.0 s/);
     expect(out).toMatch(/wait .*prefetched/);
-    expect(workerRow(worker({ waiting: ["wait", "w2"] }), NOW, 10_000)).toMatchObject({ prefetched: 2 });
-    expect("waiting" in workerRow(worker({ waiting: ["wait"] }), NOW, 10_000)).toBe(false);
+    expect(workerRow(worker({ waiting: ["wait", "w2"] }), NOW)).toMatchObject({ prefetched: 2 });
+    expect("waiting" in workerRow(worker({ waiting: ["wait"] }), NOW)).toBe(false);
   });
 
   it("scheduled: due time absolute and relative, retries marked", () => {

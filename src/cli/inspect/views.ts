@@ -14,7 +14,6 @@ export interface View<D> {
 }
 
 export interface ViewOptions {
-  heartbeatTtlMs: number;
   limit: number;
   queue?: string;
   minutes: number;
@@ -29,10 +28,10 @@ export interface QueuesData {
   workers: WorkerRow[];
 }
 
-export const queuesView = (o: ViewOptions): View<QueuesData> => ({
+export const queuesView = (): View<QueuesData> => ({
   async fetch(t, now) {
     const [queues, workers] = await Promise.all([t.stats(), t.workers()]);
-    return { queues, workers: workers.map((w) => workerRow(w, now, o.heartbeatTtlMs)) };
+    return { queues, workers: workers.map((w) => workerRow(w, now)) };
   },
   render: renderQueues,
 });
@@ -44,43 +43,59 @@ export function renderQueues(d: QueuesData, now: number, c: ChalkInstance): stri
 
 // ------------------------------------------------------------------ workers
 
-export interface WorkerRow extends Omit<WorkerInfo, "progress" | "waiting"> {
+export interface WorkerRow extends Omit<WorkerInfo, "progress" | "waiting" | "succeeded"> {
   /** Tasks leased and waiting in its prefetch (their ids are in `inspect active`). */
   prefetched: number;
-  alive: boolean;
+  /** Tasks this worker finished: succeeded, failed for good, revoked or expired (a retried run is not finished). */
+  processed: number;
+  succeeded: number;
+  /**
+   * Always true: the brokers list a worker only while its heartbeat is current (its own heartbeat_ttl), and
+   * one whose heartbeat lapsed is gone from the list. Kept so scripts that select on it go on working.
+   */
+  alive: true;
   uptimeMs: number;
   /** active / concurrency */
   load: number;
 }
 
-export const workersView = (o: ViewOptions): View<{ workers: WorkerRow[] }> => ({
+export const workersView = (): View<{ workers: WorkerRow[] }> => ({
   async fetch(t, now) {
-    return { workers: (await t.workers()).map((w) => workerRow(w, now, o.heartbeatTtlMs)) };
+    return { workers: (await t.workers()).map((w) => workerRow(w, now)) };
   },
   render: renderWorkers,
 });
 
-export function workerRow(w: WorkerInfo, now: number, heartbeatTtlMs: number): WorkerRow {
-  const { progress: _p, waiting, ...info } = w;
+export function workerRow(w: WorkerInfo, now: number): WorkerRow {
+  const { progress: _p, waiting, succeeded, ...info } = w;
   void _p;
-  return { ...info, prefetched: waiting?.length ?? 0, alive: now - w.lastBeat <= heartbeatTtlMs, uptimeMs: Math.max(0, now - w.startedAt), load: w.concurrency > 0 ? Math.round((w.active / w.concurrency) * 100) / 100 : 0 };
+  // A worker before 0.2 sent no `succeeded`, and its `processed` counted successes only.
+  const counts = succeeded === undefined ? { processed: w.processed + w.failed, succeeded: w.processed } : { processed: w.processed, succeeded };
+  return {
+    ...info,
+    ...counts,
+    prefetched: waiting?.length ?? 0,
+    alive: true,
+    uptimeMs: Math.max(0, now - w.startedAt),
+    load: w.concurrency > 0 ? Math.round((w.active / w.concurrency) * 100) / 100 : 0,
+  };
 }
 
-export function renderWorkers(d: { workers: WorkerRow[] }, now: number, c: ChalkInstance): string {
+export function renderWorkers(d: { workers: WorkerRow[] }, _now: number, c: ChalkInstance): string {
   if (d.workers.length === 0) return "no live workers\n";
   const rows = d.workers.map((w) => [
     w.id,
-    w.alive ? c.green("yes") : c.red(`no (${duration(now - w.lastBeat)})`),
     w.host,
     w.pid,
     w.pool,
     w.concurrency,
     duration(w.uptimeMs),
     w.processed,
+    w.succeeded,
     w.failed > 0 ? c.red(String(w.failed)) : 0,
     `${w.active}/${w.concurrency} (${Math.round(w.load * 100)}%)`,
   ]);
-  return `${table(["worker", "alive", "host", "pid", "pool", "concurrency", "uptime", "processed", "failed", "load"], rows)}\n`;
+  return `${table(["worker", "host", "pid", "pool", "concurrency", "uptime", "processed", "succeeded", "failed", "load"], rows)}\n`;
 }
 
 // ------------------------------------------------------------------ active
