@@ -43,6 +43,7 @@ export async function startObservers(opts: {
       transport,
       registry,
       queues: config.queues,
+      logger,
       load: () => {
         const info = worker.info();
         return { active: info.active, concurrency: info.concurrency };

@@ -1,10 +1,12 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { QueueCounts, Transport } from "../broker/transport.ts";
 import type { TaskMessage } from "../protocol/message.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
 import type { WorkerEvents } from "../worker/events.ts";
+import { ms } from "../worker/format.ts";
 
 export interface MetricsOptions {
   events: WorkerEvents;
@@ -14,6 +16,8 @@ export interface MetricsOptions {
   queues: string[];
   /** Current load for the worker gauges. */
   load: () => { active: number; concurrency: number };
+  /** Says when the queue gauges go missing from the page and when they are back (once each per outage). */
+  logger: Pick<Logger, "warn">;
 }
 
 const RUNTIME_BUCKETS = [0.005, 0.025, 0.1, 0.25, 1, 2.5, 10, 30, 120, 600];
@@ -30,23 +34,45 @@ export function createMetrics(opts: MetricsOptions): { registry: Registry; detac
   collectDefaultMetrics({ register: registry, prefix: "qworker_" });
   const labels = ["task", "queue"] as const;
   // One stats() call at a time: scrapes during an outage share the call still waiting instead of piling up.
-  let pending: Promise<QueueCounts[] | null> | undefined;
-  const queueCounts = async (): Promise<QueueCounts[] | null> => {
+  let pending: Promise<QueueCounts[] | Error> | undefined;
+  const read = async (): Promise<QueueCounts[] | Error> => {
     pending ??= opts.transport.stats(opts.queues).then(
       (c) => c,
-      () => null,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
     );
     const call = pending;
     void call.finally(() => {
       if (pending === call) pending = undefined;
     });
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), QUEUE_STATS_TIMEOUT_MS)));
+    const late = new Promise<Error>((resolve) => (timer = setTimeout(() => resolve(new Error(`no answer within ${ms(QUEUE_STATS_TIMEOUT_MS)}`)), QUEUE_STATS_TIMEOUT_MS)));
     try {
       return await Promise.race([call, late]);
     } finally {
       clearTimeout(timer);
     }
+  };
+  // A page without the gauges is otherwise silent: the operator sees a gap in the graphs and no reason for
+  // it. Said once when they go missing and once when they are back, as the worker logs a broker outage,
+  // not on every scrape (Prometheus scrapes every 15 s or so, for as long as the outage lasts).
+  let missingSince: number | undefined;
+  let missedScrapes = 0;
+  const queueCounts = async (): Promise<QueueCounts[] | null> => {
+    const got = await read();
+    if (got instanceof Error) {
+      missedScrapes++;
+      if (missingSince === undefined) {
+        missingSince = Date.now();
+        opts.logger.warn(`metrics: queue depth gauges left out of /metrics: reading them from the broker failed (${got.message}); they are back once it answers`);
+      }
+      return null;
+    }
+    if (missingSince !== undefined) {
+      opts.logger.warn(`metrics: queue depth gauges back on /metrics after ${ms(Date.now() - missingSince)} (${missedScrapes} scrape(s) went without them)`);
+      missingSince = undefined;
+      missedScrapes = 0;
+    }
+    return got;
   };
   const received = new Counter({ name: "qworker_tasks_received_total", help: "Tasks received by this worker", labelNames: labels, registers: [registry] });
   const succeeded = new Counter({ name: "qworker_tasks_succeeded_total", help: "Tasks that succeeded", labelNames: labels, registers: [registry] });
