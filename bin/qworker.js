@@ -9,8 +9,9 @@ import { fileURLToPath } from "node:url";
 // A supervisor may stop a worker it has only just started, while Node still loads the CLI (a few hundred ms
 // from source). With no listener yet that SIGTERM would kill it with status 143, which reads as a crash; this
 // listener only notes the signal, and the worker acts on it once its own handlers are in (src/cli/early-signal.ts).
+// `demo` runs a worker too, and a Ctrl-C while it starts is the same clean stop.
 // Other commands keep Node's default: for them a signal is meant to end them at once.
-if (process.argv[2] === "worker") {
+if (process.argv[2] === "worker" || process.argv[2] === "demo") {
   const early = { signal: undefined, listener: (sig) => (early.signal ??= sig) };
   globalThis[Symbol.for("qworker.earlySignal")] = early;
   process.on("SIGTERM", early.listener);

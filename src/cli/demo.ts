@@ -3,14 +3,16 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { createTransport, transportOptions } from "../broker/factory.ts";
+import type { Transport } from "../broker/transport.ts";
 import { createClient } from "../client/client.ts";
 import { loadConfig } from "../config/load.ts";
 import { TaskLoadError } from "../errors.ts";
 import { createLogger, type LogFormat, type LogLevel } from "../log/logger.ts";
-import { startObservedWorker } from "../events/observe.ts";
+import { startObservedWorker, type Observers } from "../events/observe.ts";
 import { discoverTasks } from "../tasks/discovery.ts";
 import { Worker } from "../worker/worker.ts";
 import { preview } from "../worker/format.ts";
+import { takeEarlySignal } from "./early-signal.ts";
 import { action } from "./errors.ts";
 
 /** The example tasks in the package itself (its tasks/ directory), from src/cli/ and dist/cli/ alike. */
@@ -54,6 +56,47 @@ export function demoCommand(): Command {
           overrides: { broker_url: flags.broker, tasks_dir: flags.tasks },
         });
         const { logger, flush } = createLogger(config.loglevel as LogLevel, config.log_format as LogFormat);
+        // Signal handlers go in first, as the worker command's do (src/cli/worker.ts): a Ctrl-C while the
+        // tasks load, the broker opens or the examples run is a clean stop with status 0, not death by
+        // SIGINT (130) with tasks left leased until their heartbeat lapses. Before the worker exists nothing is
+        // held and it exits at once; after, the first signal is a warm shutdown, a second one cold.
+        // Set once start-up reaches them; read by the handlers, which may run before.
+        let worker: Worker | undefined = undefined;
+        let started: Promise<Observers> | undefined = undefined;
+        let transport: Transport | undefined = undefined;
+        let stopping: Promise<void> | undefined;
+        const shutdown = (): Promise<void> =>
+          (stopping ??= (async () => {
+            // A worker whose start-up failed holds nothing: that failure is reported as the command's error.
+            const observers = await started?.catch(() => undefined);
+            if (worker && observers) {
+              await worker.stop();
+              await observers.close();
+            }
+            await transport?.close();
+            if (observers) logger.info("worker stopped");
+            flush();
+            process.exit(0);
+          })());
+        let signals = 0;
+        const onSignal = (sig: NodeJS.Signals): void => {
+          signals++;
+          if (!worker) {
+            if (signals === 1) logger.warn(`${sig} received before the worker started: stopping`);
+            flush();
+            process.exit(0);
+          } else if (signals === 1) {
+            logger.warn(`${sig} received: warm shutdown (finishing running tasks, up to ${config.shutdown_timeout} s; send again to stop now)`);
+            void shutdown();
+          } else {
+            logger.warn(`${sig} received again: cold shutdown (handing running tasks back now)`);
+            worker.requestCold();
+          }
+        };
+        process.on("SIGINT", onSignal);
+        process.on("SIGTERM", onSignal);
+        const early = takeEarlySignal();
+        if (early) onSignal(early);
         // The demo is about the example tasks: without them it would send nothing and report "0/0 succeeded"
         // (or run on as a worker with someone else's tasks), which looks like success. Fail before any broker
         // is opened or created instead. Some examples missing is fine: it sends to those it has.
@@ -71,12 +114,13 @@ export function demoCommand(): Command {
         const noExamples = (what: string) => new TaskLoadError(`${what} (the demo runs ${EXAMPLES.map((e) => e.task).join(", ")}): ${way}`);
         if (!registry) throw noExamples(`no tasks directory at ${dir}`);
         if (!EXAMPLES.some((e) => registry.get(e.task))) throw noExamples(`no example tasks found in ${shipped ? SHIPPED_EXAMPLES : dir}`);
-        const transport = await createTransport(config.broker_url, transportOptions(config));
+        transport = await createTransport(config.broker_url, transportOptions(config));
         await transport.connect();
-        const worker = new Worker({ transport, registry, config, logger });
+        worker = new Worker({ transport, registry, config, logger });
         logger.info(`demo: worker on ${transport.displayUrl}${defaultBroker ? " (embedded broker)" : ""} with tasks ${registry.names().join(", ")}`);
         // Task events, `inspect stats` counters and metrics (when metrics_port is set), as a worker records them.
-        const observers = await startObservedWorker({ worker, transport, registry, config, logger });
+        started = startObservedWorker({ worker, transport, registry, config, logger });
+        await started;
         const client = await createClient({ transport });
 
         const outcomes = await Promise.all(
@@ -93,22 +137,14 @@ export function demoCommand(): Command {
             }
           }),
         );
+        // Stopped by a signal while the examples ran: the results that landed are printed, nothing more.
+        if (stopping) return stopping;
         const ok = outcomes.filter(Boolean).length;
         process.stdout.write(`${ok}/${outcomes.length} example tasks succeeded (demo.risky fails on purpose now and then, after its retries)\n`);
-
-        const shutdown = async () => {
-          await worker.stop();
-          await observers.close();
-          await transport.close();
-          flush();
-          process.exit(0);
-        };
         if (flags.exit) return shutdown();
         process.stdout.write(
           `the worker keeps running: in another shell try\n  npx qworker send demo.add --args '[4, 5]'\n  npx qworker inspect\nCtrl-C to stop\n`,
         );
-        process.once("SIGINT", () => void shutdown());
-        process.once("SIGTERM", () => void shutdown());
       }),
     );
 }

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { jsonLogs, ROOT, runCli, type CliResult } from "./helpers.ts";
+import { jsonLogs, ROOT, runCli, spawnCli, type CliProcess, type CliResult } from "./helpers.ts";
 
 const INDEX = pathToFileURL(join(ROOT, "src/index.ts")).href;
 const tmp = mkdtempSync(join(tmpdir(), "qworker-e2e-demo-"));
@@ -114,5 +114,55 @@ describe("qworker demo without the example tasks", () => {
     expect(r.code, r.stderr.slice(-3000)).toBe(0);
     expect(r.stdout).toContain("demo.add(2, 3) -> 5\n");
     expect(r.stdout).toContain("5/5 example tasks succeeded");
+  });
+});
+
+/**
+ * Ctrl-C while the demo starts (tasks loading, the examples still running): a clean stop with status 0, as
+ * the worker's, not death by SIGINT (130), which left its tasks leased until their heartbeat lapsed. Its
+ * handlers went in only once the example results were in.
+ */
+describe("qworker demo stopped while it starts", () => {
+  /** A project whose demo.add is `body` (a module that can hold up loading or running). */
+  function project(name: string, module: string): string {
+    const dir = join(tmp, name);
+    mkdirSync(join(dir, "tasks"), { recursive: true });
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    writeFileSync(join(dir, "tasks", "demo.ts"), `import { defineTask } from ${JSON.stringify(INDEX)};\n${module}`);
+    return dir;
+  }
+
+  async function exitOf(p: CliProcess): Promise<number | NodeJS.Signals | string> {
+    const code = await Promise.race([p.exited, new Promise<string>((r) => setTimeout(() => r("still running 15 s after the signal"), 15_000))]);
+    if (typeof code === "string") p.signal("SIGKILL");
+    return code;
+  }
+
+  it("Ctrl-C while the task modules load: status 0 and one line, nothing created", { timeout: 60_000 }, async () => {
+    const dir = project(
+      "stop-loading",
+      `process.stderr.write("test: tasks loading\\n");\nawait new Promise((r) => setTimeout(r, 60_000));\nexport const add = defineTask("demo.add", (x: number, y: number) => x + y);\n`,
+    );
+    const p = spawnCli(["demo"], { cwd: dir });
+    await p.waitForLine(/^test: tasks loading$/, 30_000);
+    p.signal("SIGINT");
+    const code = await exitOf(p);
+    expect(code, p.stderr()).toBe(0);
+    expect(jsonLogs(p.stderr()).map((l) => l.msg)).toEqual(["SIGINT received before the worker started: stopping"]);
+    expect(p.stdout()).toBe("");
+    expect(existsSync(join(dir, ".qworker")), "created .qworker/").toBe(false);
+  });
+
+  it("Ctrl-C while the examples run: a warm shutdown (the running task handed back after shutdown_timeout), status 0", { timeout: 60_000 }, async () => {
+    const dir = project("stop-running", `export const add = defineTask("demo.add", async (x: number, y: number) => {\n  await new Promise((r) => setTimeout(r, 60_000));\n  return x + y;\n});\n`);
+    const p = spawnCli(["demo"], { cwd: dir, env: { QWORKER_SHUTDOWN_TIMEOUT: "1" } });
+    await p.waitForLine(/task demo\.add\[[0-9a-f-]{36}\] received/, 30_000);
+    p.signal("SIGINT");
+    const code = await exitOf(p);
+    expect(code, p.stderr()).toBe(0);
+    const msgs = jsonLogs(p.stderr()).map((l) => l.msg ?? "");
+    expect(msgs.filter((m) => m.startsWith("SIGINT received"))).toEqual(["SIGINT received: warm shutdown (finishing running tasks, up to 1 s; send again to stop now)"]);
+    expect(msgs.at(-1)).toBe("worker stopped");
+    expect(p.stdout()).not.toContain("example tasks succeeded");
   });
 });

@@ -41,11 +41,11 @@ register(${JSON.stringify(pathToFileURL(HOOKS).href)}, { data: { marker: process
 
 let runs = 0;
 
-async function stopEarly(sig: NodeJS.Signals, delayMs: number): Promise<{ code: number | NodeJS.Signals; stderr: string }> {
+async function stopEarly(sig: NodeJS.Signals, delayMs: number, command = "worker"): Promise<{ code: number | NodeJS.Signals; stderr: string }> {
   const dir = join(tmp, `run-${++runs}`);
   mkdirSync(dir);
   const marker = join(dir, "cli-loading");
-  const w = spawnCli(["worker", "--log-format", "json", "--tasks", join(ROOT, "tasks")], {
+  const w = spawnCli([command, "--tasks", join(ROOT, "tasks"), ...(command === "worker" ? ["--log-format", "json"] : [])], {
     cwd: dir,
     env: { NODE_OPTIONS: `--import=${pathToFileURL(PRELOAD).href}`, QWORKER_TEST_MARKER: marker },
   });
@@ -77,6 +77,12 @@ describe("a signal while the worker's CLI is still loading", () => {
 
   it("SIGINT (Ctrl-C) just as early: the same clean stop", { timeout: 60_000 }, async () => {
     const r = await stopEarly("SIGINT", 0);
+    expect(r.code, r.stderr).toBe(0);
+    expect(jsonLogs(r.stderr).map((l) => l.msg)).toEqual(["SIGINT received before the worker started: stopping"]);
+  });
+
+  it("qworker demo, which runs a worker too: Ctrl-C as early is the same clean stop, not 130", { timeout: 60_000 }, async () => {
+    const r = await stopEarly("SIGINT", 0, "demo");
     expect(r.code, r.stderr).toBe(0);
     expect(jsonLogs(r.stderr).map((l) => l.msg)).toEqual(["SIGINT received before the worker started: stopping"]);
   });
