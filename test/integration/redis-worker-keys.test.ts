@@ -9,6 +9,9 @@
  *   person deleted the key, and a settle that failed part-way left its task in no set at all.
  * - A task's own keys (j:<id>, u:<unique key>) of another kind are set aside by the send that meets them,
  *   which stores every task of the batch: before, it failed part-way, with the tasks before it stored.
+ * - So are they when the task is settled, dead-lettered, revoked or swept: before, a settle failed
+ *   part-way and the worker retried the same batch, which failed again, so one bad key kept every task of
+ *   it unacknowledged (and run again once the leases ran out).
  */
 import pino from "pino";
 import { describe, expect, it } from "vitest";
@@ -128,6 +131,150 @@ describe.skipIf(!redisServerAvailable())("a task's own keys of another kind at s
     // The stored tasks run as any other: a re-send is a duplicate, not a second copy.
     expect((await cli.enqueue(batch)).map((r) => r.duplicate)).toEqual([true, true, true, true]);
     expect((await reserve(t)).map((r) => r.id)).toEqual(["a1", "a2", "a3"]);
+  });
+});
+
+describe.skipIf(!redisServerAvailable())("a task's own keys of another kind after the send: set aside, and the work goes on", () => {
+  const unique = (id: string, key: string) =>
+    buildEnqueueItem("demo.add", [1, 2], { id, uniqueKey: key }, { queue: "a", maxPayloadBytes: 1 << 20 });
+  /** Replace a unique key with a list: another program's data. */
+  const spoilList = async (key: string) => {
+    await fx.raw.del(key);
+    await fx.raw.rpush(key, "x");
+  };
+
+  it("u:<key> at a batch settle: every task of the batch is acknowledged, the key set aside once", async () => {
+    const { p, t } = await pair();
+    await t.enqueue([unique("a1", "k1"), item("a2"), unique("a3", "k3")]);
+    const got = await reserve(t);
+    await spoilList(`${p}u:k1`);
+    await spoilList(`${p}u:k3`);
+    // a1 names its unique key (an 'F' record); a3 does not, so the one kept in its hash is read ('P').
+    const items = got.map((r) => ({
+      id: r.id,
+      token: r.token,
+      queue: r.queue,
+      outcome: "SUCCESS" as const,
+      result: r.id === "a3" ? undefined : `{"r":"${r.id}"}`,
+      resultTtlMs: 60_000,
+      uniqueKey: r.id === "a1" ? "k1" : undefined,
+    }));
+    // Before, the call failed with WRONGTYPE at a1, and the worker's retry of the same batch failed again.
+    expect(await t.settle(items)).toEqual(["a1", "a2", "a3"]);
+    expect(await fx.raw.zcard(`${p}q:a:active`)).toBe(0);
+    expect(await fx.raw.smembers(`${p}w:w1:jobs`)).toEqual([]);
+    expect(await fx.raw.exists(`${p}j:a1`, `${p}j:a2`, `${p}j:a3`)).toBe(0);
+    expect(await fx.raw.get(`${p}r:a2`)).toBe('{"r":"a2"}');
+    const lines = (await recoverOnce(t)).poisoned ?? [];
+    expect(lines).toHaveLength(2);
+    for (const k of ["k1", "k3"]) {
+      const { line, aside } = reportAbout(lines, `${p}u:${k}`);
+      expect(line).toContain("held a list, not a string");
+      expect(line).toContain("its task has finished, which frees the key: nothing is lost");
+      expect(await fx.raw.lrange(aside, 0, -1)).toEqual(["x"]);
+    }
+    // The key is free: the same work can be sent again.
+    expect((await t.enqueue([unique("b1", "k1")]))[0]).toEqual({ id: "b1", duplicate: false });
+  });
+
+  it("j:<id> at a batch settle: a still-leased task is settled as its worker reports; one no longer leased is refused", async () => {
+    const { p, t } = await pair();
+    await t.enqueue([item("a1"), item("a2"), unique("a3", "k3"), item("a4")]);
+    const got = await reserve(t);
+    const lease = (id: string) => got.find((r) => r.id === id)!;
+    // a4's lease is taken back (released), then its record written over: its worker's settle comes late.
+    await t.release([lease("a4")]);
+    for (const id of ["a2", "a3", "a4"]) await spoil(`${p}j:${id}`, `not ${id}`);
+    const settled = await t.settle([
+      { id: "a1", token: lease("a1").token, queue: "a", outcome: "SUCCESS", result: '{"r":"a1"}', resultTtlMs: 60_000 },
+      { id: "a2", token: lease("a2").token, queue: "a", outcome: "SUCCESS", result: '{"r":"a2"}', resultTtlMs: 60_000 },
+      { id: "a3", token: lease("a3").token, queue: "a", outcome: "FAILURE", result: '{"r":"a3"}', resultTtlMs: 60_000, deadReason: "gave up", deadError: "Error: boom", uniqueKey: "k3" },
+      { id: "a4", token: lease("a4").token, queue: "a", outcome: "SUCCESS", result: '{"r":"a4"}', resultTtlMs: 60_000 },
+    ]);
+    // Before, the whole call failed with WRONGTYPE at a2: not even a1 was acknowledged.
+    expect(settled).toEqual(["a1", "a2", "a3"]);
+    expect(await fx.raw.zrange(`${p}q:a:active`, 0, -1)).toEqual([]);
+    expect(await fx.raw.get(`${p}r:a2`)).toBe('{"r":"a2"}');
+    expect(await fx.raw.exists(`${p}j:a2`)).toBe(0);
+    // The dead one is kept with what is known, and its unique key freed.
+    expect(await fx.raw.zrange(`${p}q:a:dead`, 0, -1)).toEqual(["a3"]);
+    expect(await fx.raw.hgetall(`${p}j:a3`)).toMatchObject({ q: "a", dr: "gave up", de: "Error: boom", d: "0" });
+    expect(await fx.raw.exists(`${p}u:k3`)).toBe(0);
+    expect(await fx.raw.get(`${p}r:a4`)).toBeNull();
+    expect(await fx.raw.zrange(`${p}q:a:ready`, 0, -1)).toEqual(["a4"]);
+
+    const lines = (await recoverOnce(t)).poisoned ?? [];
+    expect(lines).toHaveLength(3);
+    for (const id of ["a2", "a3"]) {
+      const { line, aside } = reportAbout(lines, `${p}j:${id}`);
+      expect(line).toContain(`held the string "not ${id}", not a hash`);
+      expect(line).toContain(`task ${id}'s record (payload, delivery count) is lost; its outcome was recorded as its worker reported it`);
+      expect(await fx.raw.get(aside)).toBe(`not ${id}`);
+    }
+    expect(reportAbout(lines, `${p}j:a4`).line).toContain("it was no longer leased, so its worker's outcome was not recorded");
+    // A second settle of a2 (a retried call) finds no lease: refused, nothing set aside again.
+    expect(await t.settle([{ id: "a2", token: lease("a2").token, queue: "a", outcome: "SUCCESS", resultTtlMs: 60_000 }])).toEqual([]);
+  });
+
+  it("u:<key> and j:<id> at dead-letter: every task of the call is dead-lettered", async () => {
+    const { p, t } = await pair();
+    await t.enqueue([unique("a1", "k1"), item("a2"), item("a3")]);
+    const got = await reserve(t);
+    await spoilList(`${p}u:k1`);
+    await spoil(`${p}j:a2`, "not a2");
+    // Before, the call failed with WRONGTYPE at a1, the tasks after it never dead-lettered.
+    await t.deadLetter(got.map((r) => ({ id: r.id, token: r.token, queue: "a", reason: "undecodable" })));
+    expect(await fx.raw.zrange(`${p}q:a:dead`, 0, -1)).toEqual(["a1", "a2", "a3"]);
+    expect(await fx.raw.zcard(`${p}q:a:active`)).toBe(0);
+    expect(await fx.raw.hgetall(`${p}j:a2`)).toMatchObject({ q: "a", dr: "undecodable", d: "0" });
+    expect(await fx.raw.smembers(`${p}w:w1:jobs`)).toEqual(["a2"]);
+    const lines = (await recoverOnce(t)).poisoned ?? [];
+    expect(lines).toHaveLength(2);
+    const uniq = reportAbout(lines, `${p}u:k1`);
+    expect(uniq.line).toContain("its task was dead-lettered, which frees the key: nothing is lost");
+    expect(await fx.raw.lrange(uniq.aside, 0, -1)).toEqual(["x"]);
+    const job = reportAbout(lines, `${p}j:a2`);
+    expect(job.line).toContain("it was dead-lettered all the same");
+    expect(await fx.raw.get(job.aside)).toBe("not a2");
+    // The stale member of the worker's set is dropped by the next renewal, not renewed.
+    expect(await t.extendWorkerLeases("w1", 60_000)).toEqual([]);
+    expect(await fx.raw.smembers(`${p}w:w1:jobs`)).toEqual([]);
+  });
+
+  it("u:<key> and j:<id> at revoke: every id is revoked and announced, the waiting tasks removed", async () => {
+    const { p, t, cli } = await pair();
+    await t.enqueue([unique("a1", "k1"), item("a2"), item("a3")]);
+    await spoilList(`${p}u:k1`);
+    await spoil(`${p}j:a2`, "not a2");
+    // Before, the revoke failed with WRONGTYPE at a1: a1 was recorded as revoked but never announced.
+    await cli.revoke(["a1", "a2", "a3"], 60_000, false);
+    expect((await fx.raw.zrange(`${p}revoked`, 0, -1)).sort()).toEqual(["a1", "a2", "a3"]);
+    expect(await fx.raw.zrange(`${p}q:a:ready`, 0, -1)).toEqual(["a2"]);
+    expect(await fx.raw.exists(`${p}j:a1`, `${p}j:a3`)).toBe(0);
+    expect(JSON.parse((await fx.raw.get(`${p}r:a1`))!)).toMatchObject({ state: "REVOKED" });
+    // The task hash is left to the script that meets the task (here the reserve, which dead-letters it).
+    expect(await fx.raw.get(`${p}j:a2`)).toBe("not a2");
+    const lines = (await recoverOnce(t)).poisoned ?? [];
+    expect(lines).toHaveLength(1);
+    const { line, aside } = reportAbout(lines, `${p}u:k1`);
+    expect(line).toContain("its task was revoked before it ran, which frees the key: nothing is lost");
+    expect(await fx.raw.lrange(aside, 0, -1)).toEqual(["x"]);
+  });
+
+  it("u:<key> of a task the sweep dead-letters (delivered too often): the sweep completes", async () => {
+    const { p, t } = await pair();
+    await t.enqueue([unique("a1", "k1")]);
+    await reserve(t, 1);
+    await spoilList(`${p}u:k1`);
+    await new Promise((r) => setTimeout(r, 20));
+    // Before, the sweep failed with WRONGTYPE after dead-lettering a1: the rest of its work (other leases,
+    // delayed tasks coming due, the poison reports) waited for the next sweep.
+    const rep = await t.recover({ maxDeliveries: 1, heartbeatTtlMs: 10_000, deadMax: 1000, deadTtlMs: 0 });
+    expect(rep.deadLettered).toBe(1);
+    expect(await fx.raw.zrange(`${p}q:a:dead`, 0, -1)).toEqual(["a1"]);
+    const { line, aside } = reportAbout(rep.poisoned ?? [], `${p}u:k1`);
+    expect(line).toContain("its task was dead-lettered, which frees the key: nothing is lost");
+    expect(await fx.raw.lrange(aside, 0, -1)).toEqual(["x"]);
   });
 });
 

@@ -6,6 +6,12 @@
 --   worker's set and is kept in <q>:dead with reason, error and time, for `qworker dead` to show; its
 --   unique key is freed, so the same work can be sent again.
 --   A worker's set of another kind is set aside and listed again (lib/worker_jobs.lua), not a failure.
+--   So is a task's own key of another kind (renamed aside by lib/bad_key.lua, reported in <p>poisoned),
+--   rather than failing the call part-way with the tasks before it done: a unique key <p>u:<key> (nothing
+--   is lost: the task is done with it); a task hash <p>j:<id> (written over after the task was leased: its
+--   token is lost with it), after which a task still in <q>:active is dead-lettered all the same, kept with
+--   reason, error and time but no payload (its unique key, unknown now, is not freed), and one that is
+--   not is left alone. Neither check costs a command while the keys are good (pcall on the read).
 -- Returns: number of tasks dead-lettered.
 --#include bad_key
 --#include worker_jobs
@@ -16,12 +22,21 @@ local n = 0
 for i = 2, #ARGV, 5 do
   local id, token, q, reason, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local jk = p .. 'j:' .. id
-  local fields = redis.call('HMGET', jk, 't', 'w', 'u')
+  local qk = p .. 'q:' .. q
+  local fields = redis.pcall('HMGET', jk, 't', 'w', 'u')
+  if fields.err then
+    -- Another program's data in the task's place: its token and unique key are lost with the record.
+    local leased = redis.call('ZSCORE', qk .. ':active', id)
+    local cost = leased and 'task ' .. id .. "'s record (payload, delivery count, unique key) is lost; it was dead-lettered all the same (qworker dead shows why)"
+      or 'task ' .. id .. "'s record is lost; it was no longer leased, so it was not dead-lettered"
+    if not ownKeyRefused(p, jk, 'hash', 'a hash', cost) then redis.call('HMGET', jk, 't', 'w', 'u') end
+    fields = leased and {token, false, false} or {}
+    if leased then redis.call('HSET', jk, 'q', q, 'd', 0) end
+  end
   if fields[1] == token then
-    if fields[3] and fields[3] ~= '' and redis.call('GET', p .. 'u:' .. fields[3]) == id then
-      redis.call('DEL', p .. 'u:' .. fields[3])
+    if fields[3] and fields[3] ~= '' then
+      releaseUnique(p, fields[3], id, 'its task was dead-lettered, which frees the key: nothing is lost')
     end
-    local qk = p .. 'q:' .. q
     redis.call('ZREM', qk .. ':active', id)
     if fields[2] then jobsCall(p, fields[2], 'SREM', id) end
     redis.call('HDEL', jk, 't', 'w', 's')

@@ -86,10 +86,8 @@ end
 -- `want`, so this task is stored as if it were absent; anything else (or a key that was fine after all)
 -- fails as the read would have. Only ever run on that error, never on the path of a good key.
 local function taskKeyRefused(key, reply, kind, want, cost)
-  local found = redis.call('TYPE', key).ok
-  if found == 'none' or found == kind then return redis.error_reply(reply.err) end
-  renameAside(p, key, found, want, cost)
-  return nil
+  if ownKeyRefused(p, key, kind, want, cost) then return nil end
+  return redis.error_reply(reply.err)
 end
 
 -- Per queue: ready = {priority, id, ...} in send order, delayed = {dueAt, id, ...}.

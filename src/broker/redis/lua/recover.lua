@@ -22,7 +22,10 @@
 --      then a queue key holding the wrong Redis type (written by something else) is renamed aside the same
 --      way and reported in <q>:dead, so one bad key cannot stop every queue's recovery.
 --   A worker's set of leases of another kind, met in 2 or 3, is set aside and listed again
---   (lib/worker_jobs.lua) rather than failing the sweep.
+--   (lib/worker_jobs.lua) rather than failing the sweep; so is the unique key <p>u:<key> of a task
+--   dead-lettered there (lib/bad_key.lua: nothing is lost, the task is done with it), which failed the
+--   sweep part-way (the rest of its work, the poison reports among it, waited for the next one). A task
+--   hash of another kind is replaced by a dead-letter record saying so.
 --   Poison reports (here, from reserve.lua and from the scripts that set a worker's keys aside) wait in the
 --   list <p>poisoned; each is returned once, for the worker that ran this sweep to log.
 -- Returns: {promoted, recovered, deadLettered, {poison report, ...}}
@@ -68,8 +71,8 @@ local function putBack(id, q)
     redis.call('HSET', jk, 'dr', 'delivered ' .. d .. ' times without finishing (max_deliveries=' ..
       maxDeliveries .. '); it may be crashing or hanging its worker', 'da', now)
     redis.call('ZADD', qk .. ':dead', now, id)
-    if fields[4] and fields[4] ~= '' and redis.call('GET', p .. 'u:' .. fields[4]) == id then
-      redis.call('DEL', p .. 'u:' .. fields[4])
+    if fields[4] and fields[4] ~= '' then
+      releaseUnique(p, fields[4], id, 'its task was dead-lettered, which frees the key: nothing is lost')
     end
     dead = dead + 1
   else

@@ -29,8 +29,15 @@
 --   not forget such an id early (src/worker/recent-revokes.ts).
 --   ZSCORE and a compare, not ZADD GT: the expiry an id already had is needed for that message (and GT needs
 --   Redis 6.2).
+--   A task's own key of another kind (another program's data) never fails a revoke part-way (which kept
+--   the revokes before it, unannounced): a unique key <p>u:<key> is renamed aside (lib/bad_key.lua,
+--   reported in <p>poisoned; nothing is lost, the task is removed); a task hash <p>j:<id> is left where it is
+--   and the task counted as not waiting, as the revoke cannot tell where it is: the id is revoked all the
+--   same, and the script that meets the task (its worker's settle, a reserve, the sweep) deals with the key.
+--   Neither check costs a command while the keys are good (pcall on the read).
 -- Returns: number of waiting tasks removed.
 --#include revoked_result
+--#include bad_key
 local p, ttl, resultTtl, terminate = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5] == '1'
 local FIRST_ID = 6
 local t = redis.call('TIME')
@@ -74,15 +81,18 @@ for i = FIRST_ID, #ARGV do
     if not termUntil or termUntil < untilMs then redis.call('ZADD', termKey, untilMs, id) end
   end
   local jk = p .. 'j:' .. id
-  local fields = redis.call('HMGET', jk, 'q', 't', 'u', 'dr', 'p')
+  local fields = redis.pcall('HMGET', jk, 'q', 't', 'u', 'dr', 'p')
+  -- Of another kind (HMGET refuses nothing else): not renamed here, so that a worker running the task still
+  -- settles it (settle.lua records its outcome while it is leased; it would find no record at all).
+  if fields.err then fields = {} end
   local q = fields[1]
   if q and not fields[2] and not fields[4] then
     local qk = p .. 'q:' .. q
     redis.call('ZREM', qk .. ':ready', id)
     redis.call('ZREM', qk .. ':delayed', id)
     redis.call('DEL', jk)
-    if fields[3] and fields[3] ~= '' and redis.call('GET', p .. 'u:' .. fields[3]) == id then
-      redis.call('DEL', p .. 'u:' .. fields[3])
+    if fields[3] and fields[3] ~= '' then
+      releaseUnique(p, fields[3], id, 'its task was revoked before it ran, which frees the key: nothing is lost')
     end
     local rk = p .. 'r:' .. id
     local rec = revokedRecord(id, q, fields[5], now)

@@ -13,8 +13,17 @@
 --   reason, error and time. Tokens are all checked before anything is written, and the set and sorted-set
 --   removals and deletes are one command per key for the whole call (far cheaper than one per task).
 --   A worker's set of another kind is set aside and listed again (lib/worker_jobs.lua), not a failure.
+--   So is a task's own key of another kind (renamed aside by lib/bad_key.lua, reported in <p>poisoned): a
+--   failed call is retried by the worker with the same batch, so one such key kept every task of that
+--   worker unacknowledged (and run again once its lease ran out). A unique key <p>u:<key> of another kind
+--   costs nothing (its task is done with it). A task hash <p>j:<id> of another kind was written over after
+--   the task was leased: its token is lost with it, so the task is settled as its worker reports if it is
+--   still in <q>:active (its result stored and published, the unique key named in the call released, a
+--   dead one kept in <q>:dead with reason, error and time but no payload; only the first such settle finds
+--   it), and rejected if not. Neither check costs a command while the keys are good (pcall on the read).
 -- Returns: the 0-based positions (counting tasks in the order sent) of the tasks NOT settled (token no
---   longer valid, or an id already settled earlier in this call); empty when all were settled.
+--   longer valid, an id already settled earlier in this call, or a task hash of another kind whose task is
+--   no longer leased); empty when all were settled.
 --#include bad_key
 --#include worker_jobs
 local p = ARGV[1]
@@ -36,10 +45,30 @@ local function listFor(lists, order, key)
   return l
 end
 
+-- Task ids whose hash held another kind of data (set aside in pass 1): settled without their record.
+local lost = {}
+
+-- The task's hash holds another kind of data (another program wrote over it after the task was leased):
+-- the token it kept is gone with it. Set aside (lib/bad_key.lua) rather than failing the whole call, which
+-- the worker would retry with the same task forever, its other tasks never acknowledged. Still leased
+-- (in <q>:active): settled as its worker reports, the only record of its run left; no longer leased (the
+-- sweep took the lease back): rejected, as a lost lease is. An id repeated in the call is rejected.
+local function lostRecord(jk, id, token, q)
+  seen[id] = true
+  local leased = redis.call('ZSCORE', p .. 'q:' .. q .. ':active', id)
+  local cost = leased and 'task ' .. id .. "'s record (payload, delivery count) is lost; its outcome was recorded as its worker reported it"
+    or 'task ' .. id .. "'s record is lost; it was no longer leased, so its worker's outcome was not recorded"
+  if not ownKeyRefused(p, jk, 'hash', 'a hash', cost) then redis.call('HMGET', jk, 't', 'w', 'u') end
+  if not leased then return false end
+  lost[id] = true
+  return {token}
+end
+
 local function take(id, token, q, result, ttl, deadReason, uniq, deadError)
   pos = pos + 1
   local jk = p .. 'j:' .. id
-  local f = not seen[id] and redis.call('HMGET', jk, 't', 'w', 'u')
+  local f = not seen[id] and redis.pcall('HMGET', jk, 't', 'w', 'u')
+  if f and f.err then f = lostRecord(jk, id, token, q) end
   if not f or f[1] ~= token then
     rejected[#rejected + 1] = pos
     return
@@ -59,7 +88,8 @@ local function take(id, token, q, result, ttl, deadReason, uniq, deadError)
   end
 end
 
--- Pass 1 only reads, so a malformed call fails before anything changed.
+-- Pass 1 only reads (but for setting aside a task hash of another kind, a repair that stands on its own), so a
+-- malformed call fails before anything changed.
 local i = 2
 while i <= argc do
   local kind = ARGV[i]
@@ -101,6 +131,8 @@ for _, e in ipairs(extra) do
     end
     local jk = p .. 'j:' .. id
     redis.call('HDEL', jk, 't', 'w', 's')
+    -- A task whose record was set aside is kept with what is known (no payload: requeue_dead drops it).
+    if lost[id] then redis.call('HSET', jk, 'q', q, 'd', 0) end
     redis.call('HSET', jk, 'dr', deadReason, 'da', now)
     if deadError ~= '' then redis.call('HSET', jk, 'de', deadError) end
     redis.call('ZADD', p .. 'q:' .. q .. ':dead', now, id)
@@ -110,8 +142,6 @@ for _, e in ipairs(extra) do
     if ttl > 0 then redis.call('SET', rk, result, 'PX', ttl) else redis.call('SET', rk, result) end
     redis.call('PUBLISH', rk, result)
   end
-  if uniq ~= '' and redis.call('GET', p .. 'u:' .. uniq) == id then
-    redis.call('DEL', p .. 'u:' .. uniq)
-  end
+  if uniq ~= '' then releaseUnique(p, uniq, id, 'its task has finished, which frees the key: nothing is lost') end
 end
 return rejected

@@ -9,6 +9,15 @@
 -- renameAside(p, key, found, want, cost): moves the key aside (moveAside), keeping the bad value for
 --   a person to inspect, and reports it in <p>poisoned (the next recovery sweep logs it, one line); `cost`
 --   says what was lost, or is a function that says so once it has run (after the rename). Returns the name.
+-- ownKeyRefused(p, key, kind, want, cost): for a read of one of a task's own keys (<p>j:<id>, <p>u:<unique
+--   key>) that Redis refused: when the key holds another kind than `kind`, renames it aside (renameAside,
+--   with `want` and `cost`) and returns the new name, so the caller goes on as if the key were absent
+--   instead of failing part-way (Redis keeps what a script wrote before it failed, and the caller's retry
+--   meets the same key); otherwise (the key is fine after all) returns nil, and the caller fails as the
+--   read would have. Called only on that error: a good key costs no command.
+-- releaseUnique(p, uniq, id, cost): frees <p>u:<uniq> if it names task `id` (which no longer needs it);
+--   one of another kind is set aside (ownKeyRefused; `cost`, what that loses: nothing, as the task is done
+--   with the key). A pcall'd GET, so no extra command while the key is good.
 local function heldBy(key, found)
   if found ~= 'string' then return 'a ' .. found end
   local v = redis.call('GET', key)
@@ -39,4 +48,21 @@ local function renameAside(p, key, found, want, cost)
   redis.pcall('RPUSH', p .. 'poisoned', key .. ' held ' .. held .. ', not ' .. want .. '; renamed to ' .. aside ..
     ' (inspect it, then DEL it); ' .. cost)
   return aside
+end
+
+
+local function ownKeyRefused(p, key, kind, want, cost)
+  local found = redis.call('TYPE', key).ok
+  if found == 'none' or found == kind then return nil end
+  return renameAside(p, key, found, want, cost)
+end
+
+local function releaseUnique(p, uniq, id, cost)
+  local uk = p .. 'u:' .. uniq
+  local held = redis.pcall('GET', uk)
+  if held == id then
+    redis.call('DEL', uk)
+  elseif type(held) == 'table' and not ownKeyRefused(p, uk, 'string', 'a string', cost) then
+    redis.call('GET', uk)
+  end
 end
