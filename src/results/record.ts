@@ -44,7 +44,18 @@ export function encodeResult(r: TaskResult): string {
 }
 
 export function decodeResult(raw: string): TaskResult {
-  return JSON.parse(raw) as TaskResult;
+  const r = JSON.parse(raw) as TaskResult;
+  // A record stored before workers rounded it (or by another writer) reads as the events report it.
+  if (typeof r.runtimeMs === "number") r.runtimeMs = roundRuntimeMs(r.runtimeMs);
+  return r;
+}
+
+/**
+ * A handler's run time as qworker reports it everywhere (task events, result records, `result --json`):
+ * to 0.1 ms. performance.now() differences carry noise digits no reader needs (0.04809999999999945).
+ */
+export function roundRuntimeMs(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }
 
 /** Rebuild a throwable Error from a stored failure, keeping the task's error name, message and stack. */

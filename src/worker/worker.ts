@@ -7,7 +7,7 @@ import { NonRetryableError, NotRegisteredError, TaskRevokedError, WorkerShutdown
 import { decodeMessage, encodeMessage, type TaskMessage } from "../protocol/message.ts";
 import { messageArgsPreview } from "../results/args.ts";
 import { clampProgress, progressOf, waitingIds } from "../results/progress.ts";
-import { encodeResult, errorInfo, type TaskResult } from "../results/record.ts";
+import { encodeResult, errorInfo, roundRuntimeMs, type TaskResult } from "../results/record.ts";
 import type { TaskDefinition } from "../tasks/definition.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
 import { VERSION } from "../version.ts";
@@ -622,7 +622,7 @@ export class Worker {
       if (outcome.kind === "success") {
         // Encoded before it is logged or counted: a value JSON cannot hold (a BigInt, a cycle) is the task's
         // failure, reported and dead-lettered as one, not a success that stores a FAILURE record.
-        const record = this.resultRecord(msg, t, "SUCCESS", { result: outcome.value, runtimeMs: outcome.runtimeMs }, def);
+        const record = this.resultRecord(msg, t, "SUCCESS", { result: outcome.value, runtimeMs: roundRuntimeMs(outcome.runtimeMs) }, def);
         let encoded: string | undefined;
         try {
           encoded = record && encodeResult(record);
@@ -663,7 +663,7 @@ export class Worker {
     if (running.controller.signal.reason instanceof TaskRevokedError) {
       this.logger.warn(`task ${label} revoked: terminated after ${ms(outcome.runtimeMs)}`);
       this.events.safeEmit("task:revoked", msg);
-      this.finish(msg, running, "REVOKED", { runtimeMs: outcome.runtimeMs }, undefined, def);
+      this.finish(msg, running, "REVOKED", { runtimeMs: roundRuntimeMs(outcome.runtimeMs) }, undefined, def);
       return;
     }
     const policy = effectivePolicy(this.config.retry, def.options, msg.maxRetries);
@@ -704,7 +704,7 @@ export class Worker {
     );
     this.events.safeEmit("task:failed", msg, err, outcome.runtimeMs, true);
     const reason = msg.retries > 0 ? `failed after ${msg.retries} retries: ${err.message}` : `failed: ${err.message}`;
-    this.finish(msg, running, "FAILURE", { error: errorInfo(err), runtimeMs: outcome.runtimeMs }, reason, def);
+    this.finish(msg, running, "FAILURE", { error: errorInfo(err), runtimeMs: roundRuntimeMs(outcome.runtimeMs) }, reason, def);
   }
 
   /** Record the outcome: result (unless ignored) and settle, batched with others finishing now. */

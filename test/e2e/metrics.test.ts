@@ -62,9 +62,11 @@ export const slow = defineTask({ name: "obs.slow" }, async (ms: number) => {
   }, 60_000);
 
   it("count what ran, and a retry's queue wait starts when its backoff ends", { timeout: 60_000 }, async () => {
+    const ids: string[] = [];
     for (const args of [["obs.ok", "--args", "[2]"], ["obs.boom"], ["obs.flaky"]]) {
       const r = await runCli(["send", ...args], { cwd: dir });
       expect(r.code, r.stderr).toBe(0);
+      ids.push(r.stdout.trim());
     }
     await worker!.waitForLine(/obs\.flaky\[.*failed after 2 retries/, 30_000);
 
@@ -127,6 +129,15 @@ export const slow = defineTask({ name: "obs.slow" }, async (ms: number) => {
     );
     expect(received).toHaveLength(3);
     for (const e of received) expect(e.waitMs).toBeLessThan(3000);
+
+    // `result --json` reports the run time as the task events do (rounded to 0.1 ms), not 0.0481999999.
+    const okId = ids[0]!;
+    const succeeded = (JSON.parse(events.stdout) as { events: { type: string; id: string; runtimeMs?: number }[] }).events.find((e) => e.type === "task-succeeded" && e.id === okId);
+    const result = await runCli(["result", okId, "--json"], { cwd: dir });
+    expect(result.code, result.stderr).toBe(0);
+    const runtimeMs = (JSON.parse(result.stdout) as { runtimeMs: number }).runtimeMs;
+    expect(runtimeMs).toBe(succeeded!.runtimeMs);
+    expect(String(runtimeMs)).toMatch(/^\d+(\.\d)?$/);
   });
 
   it("inspect active --json names a task's worker in the field result --json and the events use", { timeout: 30_000 }, async () => {

@@ -97,6 +97,16 @@ describe("task state on the embedded broker", () => {
     release!();
     expect(await held.get({ timeout: 5 })).toBe("held");
     expect(await taskStatus(transport, held.id)).toMatchObject({ state: "SUCCESS", result: "held", argsPreview: "[]", runtimeMs: expect.any(Number) });
+    // The stored record's run time is rounded as the task events round it (to 0.1 ms), so the two agree
+    // (the record kept performance.now()'s noise digits, 12.048099999999977).
+    const stored = JSON.parse((await transport.getResult(held.id))!) as { runtimeMs: number };
+    const event = await waitFor(
+      "the task-succeeded event",
+      async () => (await transport.readEvents!(1000)).map((e) => decodeEvent(e.data)).find((e) => e?.id === held.id && e.type === "task-succeeded"),
+      5000,
+    );
+    expect(stored.runtimeMs).toBe(event!.runtimeMs);
+    expect(Math.round(stored.runtimeMs * 10)).toBe(stored.runtimeMs * 10);
   });
 
   it("RECEIVED, not STARTED, for a task waiting in the worker's prefetch; STARTED once it runs", async () => {

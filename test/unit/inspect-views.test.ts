@@ -10,6 +10,7 @@ import { renderStatus } from "../../src/cli/result.ts";
 import { decodeEvent, encodeEvent } from "../../src/events/format.ts";
 import { argsPreview, MASK } from "../../src/results/args.ts";
 import { clampProgress } from "../../src/results/progress.ts";
+import { decodeResult } from "../../src/results/record.ts";
 import { fromLocation } from "../../src/results/status.ts";
 import { onlyEntry } from "../fixtures/celery/load.ts";
 
@@ -111,6 +112,13 @@ describe("renderers", () => {
     const running = renderStatus({ id: "t4", state: "STARTED", startedAt: NOW - 3000, progress: { fraction: 0.25, at: NOW } }, NOW, plain);
     expect(running).toContain("runtime:  3.0 s so far");
     expect(running).toContain("progress: 25%");
+  });
+
+  it("result: a stored run time reads rounded to 0.1 ms, as the task events report it", () => {
+    expect(decodeResult('{"id":"t5","state":"SUCCESS","runtimeMs":12.048099999999977}').runtimeMs).toBe(12);
+    expect(decodeResult('{"id":"t5","state":"SUCCESS","runtimeMs":0.04809999999999945}').runtimeMs).toBe(0);
+    expect(decodeResult('{"id":"t5","state":"FAILURE","runtimeMs":1503.2712}').runtimeMs).toBe(1503.3);
+    expect(decodeResult('{"id":"t5","state":"PENDING"}')).toEqual({ id: "t5", state: "PENDING" });
   });
 
   it("no colour without a TTY, with --json, or with NO_COLOR", () => {
