@@ -6,12 +6,14 @@
  * hung until its timeout and a revoke was never heard. Where the result or revoke is written without a
  * PUBLISH, only the catch-up can deliver it; the big result is a PUBLISH that Redis itself drops. The last
  * test has the catch-up's reads fail (the master of the keys' slot is down while the subscriber comes back
- * on another node): before they were retried, nothing read again, as no later reconnect came.
+ * on another node): before they were retried, nothing read again, as no later reconnect came. A reconnect
+ * of the whole transport while a wait's own subscribe or first read is unanswered must not end the wait:
+ * a Cluster fails such commands with "Connection is closed." when it reconnects as a whole.
  */
 import { randomUUID } from "node:crypto";
 import { Cluster, Redis } from "ioredis";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createRedisTransport } from "../../src/broker/redis/index.ts";
 import type { Transport } from "../../src/broker/transport.ts";
 import { createClient } from "../../src/client/client.ts";
@@ -28,6 +30,8 @@ const BIG = 2 * 1024 * 1024;
 /** Waits time out long after this: resolving within it means the catch-up delivered, not the deadline. */
 const PROMPTLY_MS = 4000;
 const WAIT_TIMEOUT_MS = 20_000;
+/** CLIENT PAUSE of a master, long enough to hold a command past a reconnect() made right after it was sent. */
+const PAUSE_MS = 2000;
 
 describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster: a subscriber that reconnects catches up", () => {
   let cluster: RedisClusterHandle;
@@ -83,6 +87,48 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
     return wait;
   }
 
+  /**
+   * A result wait (see resultOf) once its own read of the key, made after it subscribed, has found nothing:
+   * a result stored from then on without a PUBLISH reaches it only through the catch-up. Awaiting only the
+   * subscription (NUMSUB) left that read to come late under load, after the result was stored: it found the
+   * result itself, so the catch-up went untested, and the big result's drop of the subscriber, on another
+   * node after the cluster bus carried the PUBLISH, could come after the wait resolved.
+   */
+  async function readWait(t: Transport, id: string): Promise<{ got: Promise<string | null> }> {
+    const read = vi.spyOn(t, "getResult");
+    try {
+      const got = resultOf(t, id);
+      // A call's entry is there from the call on, "incomplete" until its promise settles.
+      await expect.poll(() => read.mock.settledResults[0]?.type ?? "incomplete", { timeout: 5000, interval: 20 }).not.toBe("incomplete");
+      expect(read.mock.settledResults).toEqual([{ type: "fulfilled", value: null }]);
+      return { got };
+    } finally {
+      read.mockRestore();
+    }
+  }
+
+  /** Moves the one subscriber connection (listening on `channel`) from node to node until `where` holds. */
+  async function moveSubscriber(channel: string, where: (at: number) => boolean | Promise<boolean>): Promise<number> {
+    // The subscriber picks its node at random.
+    let at = await subscriberNode();
+    for (let tries = 0; !(await where(at)); tries++) {
+      expect(tries).toBeLessThan(60);
+      await nodes[at]!.client("KILL", "TYPE", "pubsub");
+      await expect.poll(() => subscriberNode().catch(() => -1), { timeout: 5000, interval: 20 }).not.toBe(-1);
+      await subscribed(channel);
+      at = await subscriberNode();
+    }
+    return at;
+  }
+
+  /** The index in `nodes` of the master of the slot of {qw}, every key of a transport's. */
+  async function qwMaster(): Promise<number> {
+    const port = await cluster.masterOf(await cluster.keySlot("{qw}"));
+    const m = cluster.nodes.findIndex((n) => n.port === port);
+    expect(m).toBeGreaterThanOrEqual(0);
+    return m;
+  }
+
   async function waiter(): Promise<Transport> {
     const t = createRedisTransport(cluster.url);
     await t.connect();
@@ -93,7 +139,7 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
     const t = await waiter();
     try {
       const id = `cl-${randomUUID()}`;
-      const got = resultOf(t, id);
+      const { got } = await readWait(t, id);
       await subscribed(`{qw}:r:${id}`);
       // Stored with no PUBLISH, as if published while the subscriber was away.
       await raw.set(`{qw}:r:${id}`, '{"state":"SUCCESS","result":1}');
@@ -114,14 +160,15 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
       await worker.enqueue([{ id, queue, priority: 0, payload: "{}" }]);
       const [r] = await worker.reserve({ queues: [queue], max: 1, leaseMs: 30_000, workerId: "w-big", waitMs: 0 });
       expect(r?.id).toBe(id);
-      const got = resultOf(t, id);
+      const { got } = await readWait(t, id);
       await subscribed(`{qw}:r:${id}`);
       const before = drops();
       const result = JSON.stringify({ state: "SUCCESS", result: "x".repeat(BIG) });
       expect(await worker.settle([{ id, token: r!.token, queue, outcome: "SUCCESS", result, resultTtlMs: 60_000 }])).toEqual([id]);
       expect(await within(got, PROMPTLY_MS)).toEqual({ value: result });
-      // The case at hand: Redis did drop the subscriber for this message.
-      expect(drops()).toBeGreaterThan(before);
+      // The case at hand: Redis did drop the subscriber for this message. Its log line comes through
+      // redis-server's stdout pipe, which this process reads on its own schedule, not before the wait's reply.
+      await expect.poll(drops, { timeout: 5000, interval: 20 }).toBeGreaterThan(before);
     } finally {
       await t.close();
       await Promise.all(nodes.map((n) => n.config("SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60")));
@@ -132,13 +179,50 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
     const t = await waiter();
     try {
       const id = `rc-${randomUUID()}`;
-      const got = resultOf(t, id);
+      const { got } = await readWait(t, id);
       await subscribed(`{qw}:r:${id}`);
       await raw.set(`{qw}:r:${id}`, '{"state":"SUCCESS","result":2}');
       await t.reconnect!();
       expect(await within(got, PROMPTLY_MS)).toEqual({ value: '{"state":"SUCCESS","result":2}' });
     } finally {
       await t.close();
+    }
+  });
+
+  it.each([
+    ["first read", false],
+    ["subscribe", true],
+  ] as const)("a result wait survives a reconnect of the whole transport while its %s is unanswered", async (_step, subscriberOnMaster) => {
+    const t = await waiter();
+    const m = await qwMaster();
+    let paused = false;
+    try {
+      // Another wait opens the subscriber, then it is moved: onto the master of {qw}, where the pause below
+      // holds up the wait's SUBSCRIBE, or off it, where the SUBSCRIBE is answered and only its GET is held.
+      const opener = `{qw}:r:op-${randomUUID()}`;
+      resultOf(t, opener.slice("{qw}:r:".length));
+      await subscribed(opener);
+      await moveSubscriber(opener, (at) => (at === m) === subscriberOnMaster);
+      const id = `cut-${randomUUID()}`;
+      // Stored before the wait, with no PUBLISH: a read must find it.
+      await raw.set(`{qw}:r:${id}`, '{"state":"SUCCESS","result":5}');
+      const read = vi.spyOn(t, "getResult");
+      // Every client of the master waits until the pause ends; its replica and the cluster bus do not.
+      await nodes[m]!.client("PAUSE", PAUSE_MS, "ALL");
+      paused = true;
+      const got = resultOf(t, id);
+      // The wait's SUBSCRIBE is sent in the microtasks that follow waitForResult, before this callback runs;
+      // its GET, once getResult was called.
+      if (subscriberOnMaster) await new Promise((r) => setImmediate(r));
+      else await expect.poll(() => read.mock.calls.length, { timeout: 5000, interval: 5 }).toBe(1);
+      read.mockRestore();
+      await t.reconnect!();
+      // Found after the pause, by the wait's read or by the catch-up, long before the wait's own deadline.
+      expect(await within(got, PAUSE_MS + PROMPTLY_MS)).toEqual({ value: '{"state":"SUCCESS","result":5}' });
+    } finally {
+      await t.close();
+      // The node answers again when its pause ends: the tests after this one need it.
+      if (paused) await nodes[m]!.ping();
     }
   });
 
@@ -211,15 +295,8 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
       const channel = `{qw}:r:${id}`;
       const got = resultOf(t, id);
       await subscribed(channel);
-      // The subscriber picks its node at random: move it until it is on a replica.
-      let at = await subscriberNode();
-      for (let tries = 0; ((await nodes[at]!.role()) as string[])[0] !== "slave"; tries++) {
-        expect(tries).toBeLessThan(30);
-        await nodes[at]!.client("KILL", "TYPE", "pubsub");
-        await expect.poll(() => subscriberNode().catch(() => -1), { timeout: 5000, interval: 20 }).not.toBe(-1);
-        await subscribed(channel);
-        at = await subscriberNode();
-      }
+      // Moved until it is on a replica.
+      const at = await moveSubscriber(channel, async (i) => ((await nodes[i]!.role()) as string[])[0] === "slave");
       await raw.set(channel, '{"state":"SUCCESS","result":3}');
       stopped = at;
       await cluster.nodes[at]!.stop();
@@ -245,18 +322,9 @@ describe.skipIf(!redisServerAvailable() || !redisCliAvailable())("Redis Cluster:
       wait.catch(() => {});
       await subscribed(channel);
       await subscribed("{qw}:control");
-      const masterPort = await cluster.masterOf(await cluster.keySlot("{qw}"));
-      const m = cluster.nodes.findIndex((n) => n.port === masterPort);
-      expect(m).toBeGreaterThanOrEqual(0);
+      const m = await qwMaster();
       // The subscriber must come back on a node that stays up while the master is down: move it off the master.
-      let at = await subscriberNode();
-      for (let tries = 0; at === m; tries++) {
-        expect(tries).toBeLessThan(30);
-        await nodes[at]!.client("KILL", "TYPE", "pubsub");
-        await expect.poll(() => subscriberNode().catch(() => -1), { timeout: 5000, interval: 20 }).not.toBe(-1);
-        await subscribed(channel);
-        at = await subscriberNode();
-      }
+      const at = await moveSubscriber(channel, (i) => i !== m);
       await subscribed("{qw}:control");
       // Stored with no PUBLISH, and on the replica before the master goes, so the promoted replica has them.
       const now = Number((await raw.time())[0]) * 1000;

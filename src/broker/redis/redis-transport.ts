@@ -490,7 +490,16 @@ export class RedisTransport implements Transport {
         .then(async (unsub) => {
           unsubscribe = unsub;
           if (done) return unsub();
-          const existing = await this.getResult(id);
+          let existing: string | null;
+          try {
+            existing = await this.getResult(id);
+          } catch (err) {
+            // The read's connection closed under it and is coming back (see closedUnderReconnect): the wait
+            // stays, and the catch-up reads its key again, until that succeeds, as after a subscriber reconnect.
+            if (!this.closedUnderReconnect(err, this.cmd)) throw err;
+            this.subscriberBack();
+            return;
+          }
           if (existing !== null) finish(existing);
         })
         .catch((err) => finish(null, err));
@@ -698,7 +707,11 @@ export class RedisTransport implements Transport {
     return this.subReady;
   }
 
-  /** The subscriber reconnected (see openSubscriber): what was published while it was away never arrives. */
+  /**
+   * The subscriber reconnected (see openSubscriber): what was published while it was away never arrives.
+   * Also run when a wait's own first read was cut off by a reconnect; both reads each time, since a start
+   * ends the retries of the catch-up before it.
+   */
   private subscriberBack(): void {
     if (this.closed || !this.cmd) return;
     const cmd = this.cmd;
@@ -753,13 +766,30 @@ export class RedisTransport implements Transport {
     });
   }
 
+  /**
+   * ioredis's "Connection is closed." for a command whose connection closed before it was answered, on a
+   * connection that is coming back. A Cluster (reconnect(), or a Cluster replacing its connections) sends
+   * such a command again only while it stays ready, and so fails the commands it had sent when it
+   * reconnects as a whole; a single server or Sentinel connection sends them again itself. Not after
+   * close(), nor from a connection that has ended.
+   */
+  private closedUnderReconnect(err: unknown, conn: RedisConnection | undefined): boolean {
+    return !this.closed && conn !== undefined && conn.status !== "end" && err instanceof Error && err.message === "Connection is closed.";
+  }
+
   private async listen(channel: string, fn: (message: string) => void): Promise<() => void> {
     const sub = await this.subscriber();
     let set = this.channelListeners.get(channel);
     if (!set) {
       set = new Set();
       this.channelListeners.set(channel, set);
-      await sub.subscribe(channel);
+      try {
+        await sub.subscribe(channel);
+      } catch (err) {
+        // The subscriber closed before Redis answered and is coming back: it subscribes again to every
+        // channel listened to, this one too, and the catch-up then reads what was missed meanwhile.
+        if (!this.closedUnderReconnect(err, sub)) throw err;
+      }
     }
     set.add(fn);
     return () => {
