@@ -228,6 +228,7 @@ export class ActivityRecorder {
     this.flushing = (async () => {
       try {
         await this.opts.transport.publishActivity?.({ events, eventsMaxLen: this.opts.eventsMaxLen, counters, countersTtlMs: COUNTERS_TTL_MS });
+        this.lines.recycle(events);
         if (this.dropped > 0) {
           this.opts.logger.warn(`${this.dropped} task event(s) were dropped while the broker was unreachable (stats undercount them)`);
           this.dropped = 0;

@@ -56,3 +56,45 @@ describe("EventLineBuffer.dropOldest", () => {
     }
   });
 });
+
+describe("EventLineBuffer.recycle", () => {
+  it("writes the next payload into a stored payload's memory, and never into one that was not handed back", () => {
+    const b = new EventLineBuffer();
+    b.push(line(1));
+    const first = b.take();
+    b.recycle(first);
+    b.push(line(2));
+    const second = b.take();
+    expect(second.data.buffer).toBe(first.data.buffer);
+    expect(eventTexts(second)).toEqual([line(2)]);
+
+    // `second` is not handed back (its publish failed; the client may still hold it): its bytes stay as they are.
+    const before = Buffer.from(second.data);
+    b.putBack(second);
+    b.push(line(3));
+    const third = b.take();
+    expect(third.data.buffer).not.toBe(second.data.buffer);
+    expect(second.data.equals(before)).toBe(true);
+    expect(eventTexts(third)).toEqual([line(2), line(3)]);
+  });
+
+  it("grows to fit a larger payload, and keeps no memory above 1 MB", () => {
+    const b = new EventLineBuffer();
+    b.push(line(1));
+    const small = b.take();
+    b.recycle(small);
+    for (let i = 0; i < 2000; i++) b.push(line(i, 200)); // ~420 KB
+    const large = b.take();
+    expect(large.data.buffer).not.toBe(small.data.buffer);
+    expect(eventTexts(large)).toHaveLength(2000);
+    b.recycle(large);
+    b.push(line(1));
+    expect(b.take().data.buffer).toBe(large.data.buffer);
+
+    for (let i = 0; i < 6000; i++) b.push(line(i, 200)); // ~1.3 MB
+    const huge = b.take();
+    b.recycle(huge);
+    b.push(line(1));
+    expect(b.take().data.buffer).not.toBe(huge.data.buffer);
+  });
+});

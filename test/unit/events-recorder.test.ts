@@ -30,6 +30,9 @@ const msg = (extra: Partial<TaskMessage> = {}): TaskMessage => ({
 });
 
 /** The events as the recorder used to build them: objects, then JSON.stringify (docs/events.md). */
+/** What a broker stores of a batch: a copy, as the recorder reuses a stored payload's memory. */
+const stored = (b: ActivityBatch): ActivityBatch => ({ ...b, events: { data: Buffer.from(b.events.data), count: b.events.count } });
+
 const base = (m: TaskMessage, type: string) => ({ v: 1, type, id: m.id, task: m.task, queue: m.queue, ts: Date.now(), worker: WORKER });
 
 describe("ActivityRecorder", () => {
@@ -48,7 +51,7 @@ describe("ActivityRecorder", () => {
     const transport = {
       publishActivity: async (b: ActivityBatch) => {
         if (fail) throw new Error("down");
-        batches.push(b);
+        batches.push(stored(b));
       },
     } as unknown as Transport;
     events = new WorkerEvents();
@@ -128,7 +131,7 @@ describe("ActivityRecorder", () => {
           landed = undefined;
           throw new ActivityPublishError("cannot record task events: x", l);
         }
-        batches.push(b);
+        batches.push(stored(b));
       },
     } as unknown as Transport;
     const own = new WorkerEvents();
@@ -158,12 +161,41 @@ describe("ActivityRecorder", () => {
   });
 
   it("records through direct calls when not given the worker's events", async () => {
-    const transport = { publishActivity: async (b: ActivityBatch) => void batches.push(b) } as unknown as Transport;
+    const transport = { publishActivity: async (b: ActivityBatch) => void batches.push(stored(b)) } as unknown as Transport;
     const direct = new ActivityRecorder({ workerId: WORKER, transport, registry, logger, eventsMaxLen: 100 });
     direct.taskReceived(msg(), 1);
     direct.taskStarted(msg());
     direct.taskSucceeded(msg(), 5, 1);
     await direct.close();
     expect(batches.flatMap((b) => eventTexts(b.events)).map((e) => decodeEvent(e)?.type)).toEqual(["task-received", "task-started", "task-succeeded"]);
+  });
+
+  it("reuses the memory of a stored payload for the next, and never that of a payload whose publish failed", async () => {
+    const sent: ActivityBatch[] = [];
+    let refuse = false;
+    const transport = {
+      publishActivity: async (b: ActivityBatch) => {
+        sent.push(b);
+        if (refuse) throw new Error("down");
+      },
+    } as unknown as Transport;
+    const r = new ActivityRecorder({ workerId: WORKER, transport, registry, logger, eventsMaxLen: 100 });
+    r.taskReceived(msg(), 1);
+    await r.flush();
+    r.taskStarted(msg());
+    await r.flush();
+    expect(sent[1]!.events.data.buffer).toBe(sent[0]!.events.data.buffer);
+
+    refuse = true;
+    r.taskSucceeded(msg(), 5, 1);
+    await r.flush();
+    const failed = sent[2]!.events;
+    const bytes = Buffer.from(failed.data);
+    refuse = false;
+    r.taskReceived(msg({ id: "other" }), 1);
+    await r.close();
+    expect(sent[3]!.events.data.buffer).not.toBe(failed.data.buffer);
+    expect(failed.data.equals(bytes)).toBe(true);
+    expect(eventTexts(sent[3]!.events).map((e) => decodeEvent(e)?.type)).toEqual(["task-succeeded", "task-received"]);
   });
 });
