@@ -3,6 +3,7 @@ import { ActivityPublishError } from "../errors.ts";
 import type { CounterRow, Transport } from "../broker/transport.ts";
 import type { TaskMessage } from "../protocol/message.ts";
 import { argsPreview, messageArgsPreview } from "../results/args.ts";
+import { roundRuntimeMs } from "../results/record.ts";
 import type { TaskRegistry } from "../tasks/registry.ts";
 import type { WorkerEventMap, WorkerEvents } from "../worker/events.ts";
 import { jsonString as str, preview } from "../worker/format.ts";
@@ -136,7 +137,7 @@ export class ActivityRecorder {
   taskSucceeded(msg: TaskMessage, value: unknown, runtimeMs: number): void {
     const now = Date.now();
     const result = this.secret(msg) ? "" : `,"result":${JSON.stringify(preview(value, PREVIEW_MAX))}`;
-    this.add(`${SUCCEEDED_OPEN}${this.headOf(msg)}${now}${this.workerJson},"runtimeMs":${num(round(runtimeMs))}${result}}`);
+    this.add(`${SUCCEEDED_OPEN}${this.headOf(msg)}${now}${this.workerJson},"runtimeMs":${num(roundRuntimeMs(runtimeMs))}${result}}`);
     const c = this.countsOf(msg.task, now);
     c[SUCCEEDED]! += 1;
     c[RUNTIME_MS]! += Math.round(runtimeMs);
@@ -145,7 +146,7 @@ export class ActivityRecorder {
   taskFailed(msg: TaskMessage, error: Error, runtimeMs: number, final: boolean): void {
     const now = Date.now();
     const err = JSON.stringify({ type: error.name || "Error", message: error.message.slice(0, PREVIEW_MAX) });
-    this.add(`${FAILED_OPEN}${this.headOf(msg)}${now}${this.workerJson},"runtimeMs":${num(round(runtimeMs))},"error":${err},"final":${final}}`);
+    this.add(`${FAILED_OPEN}${this.headOf(msg)}${now}${this.workerJson},"runtimeMs":${num(roundRuntimeMs(runtimeMs))},"error":${err},"final":${final}}`);
     if (final) this.countsOf(msg.task, now)[FAILED]! += 1;
   }
 
@@ -269,10 +270,6 @@ function mergeRows(rows: CounterRow[]): CounterRow[] {
     else byKey.set(k, { ...r });
   }
   return [...byKey.values()];
-}
-
-function round(n: number): number {
-  return Math.round(n * 10) / 10;
 }
 
 /** A number as JSON.stringify writes it (non-finite ones become null). */
