@@ -12,11 +12,15 @@
  * - So are they when the task is settled, dead-lettered, revoked or swept: before, a settle failed
  *   part-way and the worker retried the same batch, which failed again, so one bad key kept every task of
  *   it unacknowledged (and run again once the leases ran out).
+ * - A task hash (j:<id>) of another kind affects only its own task at a release (shutdown hand-back), a lease
+ *   renewal, a retry, `qworker dead` and `qworker requeue`, and so does a Celery lease's at celery_settle and
+ *   celery_retry: before, each failed the whole call (the tasks after it in a hand-back stayed leased).
  */
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { createRedisTransport } from "../../src/broker/redis/index.ts";
 import type { RecoverReport, Reservation, Transport } from "../../src/broker/transport.ts";
+import { runScript } from "../../src/broker/redis/scripts.ts";
 import { buildEnqueueItem } from "../../src/client/build-message.ts";
 import { configSchema } from "../../src/config/schema.ts";
 import { defineTask } from "../../src/tasks/define.ts";
@@ -275,6 +279,179 @@ describe.skipIf(!redisServerAvailable())("a task's own keys of another kind afte
     const { line, aside } = reportAbout(rep.poisoned ?? [], `${p}u:k1`);
     expect(line).toContain("its task was dead-lettered, which frees the key: nothing is lost");
     expect(await fx.raw.lrange(aside, 0, -1)).toEqual(["x"]);
+  });
+});
+
+describe.skipIf(!redisServerAvailable())("a task hash of another kind at release, renewal, retry and the dead-letter commands: only its own task is affected", () => {
+  const leaseOf = (got: Reservation[], id: string) => got.find((r) => r.id === id)!;
+  const refOf = (r: Reservation) => ({ id: r.id, token: r.token, queue: r.queue });
+
+  it("release (a worker's shutdown hand-back): the others go back to ready; a still-leased one is dead-lettered, one no longer leased left alone", async () => {
+    const { p, t } = await pair();
+    await t.enqueue([item("a1"), item("a2"), item("a3"), item("a4")]);
+    const got = await reserve(t);
+    // a4's lease is taken back first, then its record written over: its worker's hand-back comes late.
+    await t.release([refOf(leaseOf(got, "a4"))]);
+    await spoil(`${p}j:a2`, "not a2");
+    await spoil(`${p}j:a4`, "not a4");
+    // Before, the call failed with WRONGTYPE at a2: a3 stayed leased until its lease ran out.
+    await t.release(got.map(refOf));
+    expect((await fx.raw.zrange(`${p}q:a:ready`, 0, -1)).sort()).toEqual(["a1", "a3", "a4"]);
+    expect(await fx.raw.zrange(`${p}q:a:active`, 0, -1)).toEqual([]);
+    expect(await fx.raw.hget(`${p}j:a3`, "t")).toBeNull();
+    // Nothing is left to run of a2: kept in the dead-letter set with the reason, as the sweep would.
+    expect(await fx.raw.zrange(`${p}q:a:dead`, 0, -1)).toEqual(["a2"]);
+    const a2 = await fx.raw.hgetall(`${p}j:a2`);
+    expect(a2).toMatchObject({ q: "a", d: "0" });
+    expect(a2.p).toBeUndefined();
+    expect(a2.dr).toMatch(new RegExp(`^its record was written over by another program while it was leased \\(kept as ${p}j:a2:poisoned:\\S+\\); nothing was left to run`));
+
+    const lines = (await recoverOnce(t)).poisoned ?? [];
+    expect(lines).toHaveLength(2);
+    const lost = reportAbout(lines, `${p}j:a2`);
+    expect(lost.line).toContain("could not be handed back; it was dead-lettered");
+    expect(await fx.raw.get(lost.aside)).toBe("not a2");
+    expect(a2.dr).toContain(lost.aside);
+    const late = reportAbout(lines, `${p}j:a4`);
+    expect(late.line).toContain("it was no longer leased, so it was not handed back");
+    expect(await fx.raw.get(late.aside)).toBe("not a4");
+    // The worker's set kept a2 (its name was in the lost record): the next renewal drops it, renewing nothing.
+    expect(await t.extendWorkerLeases("w1", 60_000)).toEqual([]);
+    expect(await fx.raw.smembers(`${p}w:w1:jobs`)).toEqual([]);
+  });
+
+  it("lease renewal (extend): the others are renewed, a still-leased task too and its settle then records it; one no longer leased is lost", async () => {
+    const { p, t } = await pair();
+    await t.enqueue([item("a1"), item("a2"), item("a3")]);
+    const got = await reserve(t, 10_000);
+    await t.release([refOf(leaseOf(got, "a3"))]);
+    await spoil(`${p}j:a2`, "not a2");
+    await spoil(`${p}j:a3`, "not a3");
+    // Before, the call failed with WRONGTYPE: no lease of the worker was renewed.
+    expect(await t.extendLeases(got.map(refOf), 600_000)).toEqual(["a3"]);
+    const [sec] = await fx.raw.time();
+    for (const id of ["a1", "a2"]) expect(Number(await fx.raw.zscore(`${p}q:a:active`, id))).toBeGreaterThan(Number(sec) * 1000 + 500_000);
+    // Left in place and not reported: the settle sets it aside and records the worker's outcome.
+    expect(await fx.raw.get(`${p}j:a2`)).toBe("not a2");
+    expect((await recoverOnce(t)).poisoned ?? []).toEqual([]);
+    expect(await settleAll(t, [leaseOf(got, "a1"), leaseOf(got, "a2")])).toEqual(["a1", "a2"]);
+    expect(await fx.raw.get(`${p}r:a2`)).toBe('{"r":"a2"}');
+    reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}j:a2`);
+  });
+
+  it("retry: a still-leased task is retried with the payload its worker sent; one no longer leased is refused", async () => {
+    const { p, t } = await pair();
+    await t.enqueue([item("a1"), item("a2")]);
+    const got = await reserve(t);
+    await t.release([refOf(leaseOf(got, "a2"))]);
+    await spoil(`${p}j:a1`, "not a1");
+    await spoil(`${p}j:a2`, "not a2");
+    const retry = (id: string, payload: string) => t.retry({ ...refOf(leaseOf(got, id)), priority: 3, payload, dueAt: 0 });
+    // Before, the call failed with WRONGTYPE, and the worker's hand-back of the task (release) failed again.
+    expect(await retry("a1", "next attempt")).toBe(true);
+    expect(await retry("a2", "late")).toBe(false);
+    expect(await fx.raw.zrange(`${p}q:a:active`, 0, -1)).toEqual([]);
+    expect(await fx.raw.hgetall(`${p}j:a1`)).toEqual({ q: "a", p: "next attempt", pr: "3", d: "0" });
+    const lines = (await recoverOnce(t)).poisoned ?? [];
+    expect(lines).toHaveLength(2);
+    const retried = reportAbout(lines, `${p}j:a1`);
+    expect(retried.line).toContain("it was retried with the payload its worker sent");
+    expect(await fx.raw.get(retried.aside)).toBe("not a1");
+    expect(reportAbout(lines, `${p}j:a2`).line).toContain("it was no longer leased, so its worker's retry was not scheduled");
+    // The next attempt runs (a2, with no record left behind its id, is dead-lettered by the reserve).
+    const next = await reserve(t);
+    expect(next.map((r) => [r.id, r.payload])).toEqual([["a1", "next attempt"]]);
+  });
+
+  /** Three dead tasks, the middle one's record written over. */
+  async function deadThree(t: Transport, p: string): Promise<void> {
+    await t.enqueue([item("a1"), item("a2"), item("a3")]);
+    const got = await reserve(t);
+    await t.deadLetter(got.map((r) => ({ ...refOf(r), reason: "gave up" })));
+    await spoil(`${p}j:a2`, "not a2");
+  }
+
+  it("qworker dead (listDead): every dead task is listed, the bad one with what is wrong", async () => {
+    const { p, t, cli } = await pair();
+    await deadThree(t, p);
+    // Before, the listing failed as a whole with WRONGTYPE.
+    const dead = await cli.listDead("a");
+    expect(dead.map((d) => d.id).sort()).toEqual(["a1", "a2", "a3"]);
+    const bad = dead.find((d) => d.id === "a2")!;
+    expect(bad).toMatchObject({ queue: "a", payload: "", deliveries: 0, deadAt: 0 });
+    expect(bad.reason).toBe(`its record ${p}j:a2 holds another kind of data (another program's), not a hash: nothing left to run; qworker requeue a2 sets it aside and drops this entry`);
+    expect(dead.find((d) => d.id === "a1")!.reason).toBe("gave up");
+    // A read-only command: the key is left where it is.
+    expect(await fx.raw.get(`${p}j:a2`)).toBe("not a2");
+  });
+
+  it("qworker requeue (requeue_dead): the others are requeued, the bad one set aside and its entry dropped", async () => {
+    const { p, t, cli } = await pair();
+    await deadThree(t, p);
+    // Before, the command failed with WRONGTYPE at a2, after a1 was requeued.
+    expect(await cli.requeueDead("all", "a")).toBe(2);
+    expect((await fx.raw.zrange(`${p}q:a:ready`, 0, -1)).sort()).toEqual(["a1", "a3"]);
+    expect(await fx.raw.zrange(`${p}q:a:dead`, 0, -1)).toEqual([]);
+    expect(await fx.raw.exists(`${p}j:a2`)).toBe(0);
+    const { line, aside } = reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}j:a2`);
+    expect(line).toContain("so there was nothing to requeue; its dead-letter entry was dropped");
+    expect(await fx.raw.get(aside)).toBe("not a2");
+  });
+
+  describe("Celery leases (celery_settle, celery_retry)", () => {
+    const Q = "celery:default";
+    /** A leased Celery message as celery_claim.lua leaves it (the fields these scripts read). */
+    async function celeryLease(p: string, id: string, leased = true): Promise<string> {
+      const token = `tok-${id}`;
+      await fx.raw.hset(`${p}j:${id}`, "t", token, "w", "w1", "q", Q, "p", "envelope");
+      if (leased) await fx.raw.zadd(`${p}q:${Q}:active`, Date.now() + 30_000, id);
+      await fx.raw.sadd(`${p}w:w1:jobs`, id);
+      return token;
+    }
+    const meta = (id: string) => JSON.stringify({ status: "SUCCESS", result: id, task_id: id });
+
+    it("celery_settle: every message of the call is settled, a bad one as its worker reports while still leased", async () => {
+      const { p, t } = await pair();
+      const ids = ["celery:m1", "celery:m2", "celery:m3", "celery:m4"];
+      const tokens = await Promise.all(ids.map((id) => celeryLease(p, id, id !== "celery:m3")));
+      for (const id of ids.slice(1)) await spoil(`${p}j:${id}`, `not ${id}`);
+      const args = ids.flatMap((id, i) => [id, tokens[i]!, Q, `celery-task-meta-${p}${id}`, meta(id), 60, id === "celery:m4" ? "undecodable" : ""]);
+      // Before, the call failed with WRONGTYPE at m2, after m1 was settled.
+      expect(await runScript(fx.raw, "celery_settle", [p, ...args])).toEqual(["celery:m1", "celery:m2", "celery:m4"]);
+      for (const id of ["celery:m1", "celery:m2", "celery:m4"]) expect(await fx.raw.get(`celery-task-meta-${p}${id}`)).toBe(meta(id));
+      expect(await fx.raw.get(`celery-task-meta-${p}celery:m3`)).toBeNull();
+      expect(await fx.raw.zrange(`${p}q:${Q}:active`, 0, -1)).toEqual([]);
+      expect(await fx.raw.zrange(`${p}q:${Q}:dead`, 0, -1)).toEqual(["celery:m4"]);
+      expect(await fx.raw.hgetall(`${p}j:celery:m4`)).toMatchObject({ q: Q, d: "0", dr: "undecodable" });
+      expect(await fx.raw.exists(`${p}j:celery:m2`)).toBe(0);
+      const lines = (await recoverOnce(t)).poisoned ?? [];
+      expect(lines).toHaveLength(3);
+      for (const id of ["celery:m2", "celery:m4"]) {
+        const { line, aside } = reportAbout(lines, `${p}j:${id}`);
+        expect(line).toContain("its outcome was recorded as its worker reported it");
+        expect(await fx.raw.get(aside)).toBe(`not ${id}`);
+      }
+      expect(reportAbout(lines, `${p}j:celery:m3`).line).toContain("it was no longer leased, so its worker's outcome was not recorded");
+    });
+
+    it("celery_retry: a still-leased message is retried with the envelope its worker sent; one no longer leased is refused", async () => {
+      const { p, t } = await pair();
+      const t1 = await celeryLease(p, "celery:r1");
+      const t2 = await celeryLease(p, "celery:r2", false);
+      await spoil(`${p}j:celery:r1`, "not r1");
+      await spoil(`${p}j:celery:r2`, "not r2");
+      const list = `${p}kombu-list`;
+      const retry = (id: string, token: string) => runScript(fx.raw, "celery_retry", [p, id, token, Q, list, `retry of ${id}`, `celery-task-meta-${p}${id}`, meta(id), 0]);
+      // Before, each call failed with WRONGTYPE.
+      expect(await retry("celery:r1", t1)).toBe(1);
+      expect(await retry("celery:r2", t2)).toBe(0);
+      expect(await fx.raw.lrange(list, 0, -1)).toEqual(["retry of celery:r1"]);
+      expect(await fx.raw.zrange(`${p}q:${Q}:active`, 0, -1)).toEqual([]);
+      const lines = (await recoverOnce(t)).poisoned ?? [];
+      expect(lines).toHaveLength(2);
+      expect(reportAbout(lines, `${p}j:celery:r1`).line).toContain("it was retried with the envelope its worker sent");
+      expect(reportAbout(lines, `${p}j:celery:r2`).line).toContain("it was no longer leased, so its worker's retry was not sent");
+    });
   });
 });
 

@@ -396,7 +396,16 @@ export class RedisTransport implements Transport {
     for (const q of await this.queueNames(queue ? [queue] : undefined)) {
       const ids = await this.redis.zrevrange(this.keys.dead(q), 0, limit - 1);
       for (const id of ids) {
-        const h = await this.redis.hgetall(this.keys.job(id));
+        const key = this.keys.job(id);
+        // A record another program wrote over with another kind of data is listed with what is wrong, not a
+        // failure of the whole listing (it was: one such key hid every dead task); requeue_dead.lua sets it aside.
+        const h = await this.redis.hgetall(key).catch((err: unknown) => {
+          if (!(err instanceof Error) || !err.message.startsWith("WRONGTYPE")) throw err;
+          const listed: Record<string, string> = {
+            dr: `its record ${key} holds another kind of data (another program's), not a hash: nothing left to run; qworker requeue ${id} sets it aside and drops this entry`,
+          };
+          return listed;
+        });
         out.push({
           id,
           queue: q,

@@ -6,16 +6,45 @@
 --   in <q>:ready at once (no waiting for lease expiry) and the delivery this lease counted is taken back,
 --   so a clean shutdown never pushes a task toward max_deliveries.
 --   A worker's set of another kind is set aside and listed again (lib/worker_jobs.lua), not a failure.
--- Returns: number of tasks released.
+--   So is a task hash <p>j:<id> of another kind (written over after the task was leased; renamed aside by
+--   lib/bad_key.lua, reported in <p>poisoned), rather than failing the call part-way: the tasks after it
+--   stayed leased until their leases ran out, run again only then. Its token and payload are lost with it,
+--   so there is nothing to hand back: a task still in <q>:active is dead-lettered (kept in <q>:dead with
+--   the reason but no payload, as the sweep would once its lease ran out; its worker's set drops it at the
+--   next renewal), one that is not is left alone. No extra command while the hash is good (pcall on the read).
+-- Returns: number of tasks released (one dead-lettered for its record is not counted).
 --#include bad_key
 --#include worker_jobs
 local p = ARGV[1]
 local n = 0
+local now
+
+-- The task's hash holds another kind of data: set aside, and the task dead-lettered if still leased.
+local function lostRecord(jk, id, q)
+  local qk = p .. 'q:' .. q
+  local leased = redis.call('ZSCORE', qk .. ':active', id)
+  local cost = leased and 'task ' .. id .. "'s record (payload, delivery count, unique key) is lost, so it could not be handed back; it was dead-lettered (qworker dead shows why)"
+    or 'task ' .. id .. "'s record is lost; it was no longer leased, so it was not handed back"
+  local aside = ownKeyRefused(p, jk, 'hash', 'a hash', cost)
+  if not aside then redis.call('HMGET', jk, 't', 'w', 'pr', 'd') end
+  if not leased then return end
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  redis.call('ZREM', qk .. ':active', id)
+  redis.call('HSET', jk, 'q', q, 'd', 0, 'dr', 'its record was written over by another program while it was leased (kept as ' .. aside ..
+    '); nothing was left to run when its worker handed it back', 'da', now)
+  redis.call('ZADD', qk .. ':dead', now, id)
+end
+
 for i = 2, #ARGV, 3 do
   local id, token, q = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = p .. 'j:' .. id
-  local fields = redis.call('HMGET', jk, 't', 'w', 'pr', 'd')
-  if fields[1] == token then
+  local fields = redis.pcall('HMGET', jk, 't', 'w', 'pr', 'd')
+  if fields.err then
+    lostRecord(jk, id, q)
+  elseif fields[1] == token then
     local qk = p .. 'q:' .. q
     redis.call('ZREM', qk .. ':active', id)
     if fields[2] then jobsCall(p, fields[2], 'SREM', id) end
