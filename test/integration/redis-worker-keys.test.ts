@@ -13,8 +13,9 @@
  *   part-way and the worker retried the same batch, which failed again, so one bad key kept every task of
  *   it unacknowledged (and run again once the leases ran out).
  * - A task hash (j:<id>) of another kind affects only its own task at a release (shutdown hand-back), a lease
- *   renewal, a retry, `qworker dead` and `qworker requeue`, and so does a Celery lease's at celery_settle and
- *   celery_retry: before, each failed the whole call (the tasks after it in a hand-back stayed leased).
+ *   renewal, a retry, `qworker dead`, `qworker requeue` and `inspect active|scheduled`, and so does a Celery
+ *   lease's at celery_settle and celery_retry: before, each failed the whole call (the tasks after it in a
+ *   hand-back stayed leased).
  */
 import pino from "pino";
 import { describe, expect, it } from "vitest";
@@ -396,6 +397,18 @@ describe.skipIf(!redisServerAvailable())("a task hash of another kind at release
     const { line, aside } = reportAbout((await recoverOnce(t)).poisoned ?? [], `${p}j:a2`);
     expect(line).toContain("so there was nothing to requeue; its dead-letter entry was dropped");
     expect(await fx.raw.get(aside)).toBe("not a2");
+  });
+
+  it("inspect active / scheduled (listActive, listScheduled): the others are listed, the bad one left out as a task with no record", async () => {
+    const { p, t, cli } = await pair();
+    await t.enqueue([item("a1"), item("a2"), item("d1", { countdown: 600 }), item("d2", { countdown: 600 })]);
+    await reserve(t);
+    await spoil(`${p}j:a2`, "not a2");
+    await spoil(`${p}j:d2`, "not d2");
+    // Before, each listing failed as a whole with WRONGTYPE.
+    expect((await cli.listActive()).map((a) => a.id)).toEqual(["a1"]);
+    expect((await cli.listScheduled()).map((s) => s.id)).toEqual(["d1"]);
+    expect(await fx.raw.get(`${p}j:a2`)).toBe("not a2");
   });
 
   describe("Celery leases (celery_settle, celery_retry)", () => {

@@ -134,6 +134,14 @@ export interface RedisTransportOptions {
   resultTtlMs?: number;
 }
 
+/** A read's catch for a key of another kind (WRONGTYPE): `empty` stands for it; any other error is thrown. */
+function skipWrongType<T>(empty: T): (err: unknown) => T {
+  return (err) => {
+    if (err instanceof Error && err.message.startsWith("WRONGTYPE")) return empty;
+    throw err;
+  };
+}
+
 /**
  * The production transport. Every state change is one Lua script (src/broker/redis/lua), so each batch
  * costs one round trip. Three connections at most: commands, a blocking one for BLPOP on the queues' wake
@@ -399,13 +407,11 @@ export class RedisTransport implements Transport {
         const key = this.keys.job(id);
         // A record another program wrote over with another kind of data is listed with what is wrong, not a
         // failure of the whole listing (it was: one such key hid every dead task); requeue_dead.lua sets it aside.
-        const h = await this.redis.hgetall(key).catch((err: unknown) => {
-          if (!(err instanceof Error) || !err.message.startsWith("WRONGTYPE")) throw err;
-          const listed: Record<string, string> = {
+        const h = await this.redis.hgetall(key).catch(
+          skipWrongType<Record<string, string>>({
             dr: `its record ${key} holds another kind of data (another program's), not a hash: nothing left to run; qworker requeue ${id} sets it aside and drops this entry`,
-          };
-          return listed;
-        });
+          }),
+        );
         out.push({
           id,
           queue: q,
@@ -434,7 +440,9 @@ export class RedisTransport implements Transport {
       const entries = await this.redis.zrange(this.keys.active(q), 0, limit - 1, "WITHSCORES");
       for (let i = 0; i < entries.length; i += 2) {
         const id = entries[i]!;
-        const h = await this.redis.hgetall(this.keys.job(id));
+        // A record another program wrote over with another kind of data has nothing to show, as a missing one
+        // (it failed the whole listing); its worker's settle or the sweep sets it aside and reports it.
+        const h = await this.redis.hgetall(this.keys.job(id)).catch(skipWrongType<Record<string, string>>({}));
         if (!h.p) continue;
         out.push({
           id,
@@ -456,7 +464,8 @@ export class RedisTransport implements Transport {
       const entries = await this.redis.zrange(this.keys.delayed(q), 0, limit - 1, "WITHSCORES");
       for (let i = 0; i < entries.length; i += 2) {
         const id = entries[i]!;
-        const payload = await this.redis.hget(this.keys.job(id), "p");
+        // As in listActive; a reserve dead-letters such a task once it is due.
+        const payload = await this.redis.hget(this.keys.job(id), "p").catch(skipWrongType(null));
         if (payload) out.push({ id, queue: q, payload, dueAt: Number(entries[i + 1]) });
       }
     }
