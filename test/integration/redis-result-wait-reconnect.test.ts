@@ -102,6 +102,28 @@ describe.skipIf(!redisServerAvailable())("a Redis result wait whose subscriber l
     }
   });
 
+  it("a wait whose SUBSCRIBE was refused fails, and the next wait on that id subscribes again", async () => {
+    const waiter = createRedisTransport(server.url, { failFast: true });
+    await waiter.connect();
+    try {
+      const task = await leased();
+      await raw.call("ACL", "SETUSER", "default", "-subscribe");
+      try {
+        await expect(waiter.waitForResult(task.id, 5000)).rejects.toThrow(/NOPERM|permission/i);
+      } finally {
+        await raw.call("ACL", "SETUSER", "default", "+subscribe");
+      }
+      // Before, the refused channel stayed registered: this wait counted on a subscription that never was,
+      // and missed the PUBLISH.
+      const got = waiter.waitForResult(task.id, 8000);
+      await subscribed(`qw:r:${task.id}`);
+      await task.settle('{"state":"SUCCESS","result":"again"}');
+      expect(await got).toBe('{"state":"SUCCESS","result":"again"}');
+    } finally {
+      await waiter.close();
+    }
+  });
+
   it("a Celery result wait resolves with a result larger than the pubsub limit", async () => {
     const celery = await createCeleryClient({ brokerUrl: server.url });
     try {

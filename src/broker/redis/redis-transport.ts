@@ -160,6 +160,8 @@ export class RedisTransport implements Transport {
   private replicated?: ReplicatedEnqueuer;
   private subReady?: Promise<RedisConnection>;
   private readonly channelListeners: ChannelListeners = new Map();
+  /** Channels whose SUBSCRIBE has not been answered yet. */
+  private readonly subscribing = new Map<string, Promise<void>>();
   private closed = false;
   /** Every pending waitForResult: close() ends them, a reconnect of the subscriber reads their results again. */
   private readonly resultWaits = new PendingWaits();
@@ -799,17 +801,40 @@ export class RedisTransport implements Transport {
     const sub = await this.subscriber();
     let set = this.channelListeners.get(channel);
     if (!set) {
-      set = new Set();
-      this.channelListeners.set(channel, set);
+      const own = new Set<(message: string) => void>();
+      set = own;
+      this.channelListeners.set(channel, own);
+      const subscribed = sub.subscribe(channel).then(
+        () => undefined,
+        (err: unknown) => {
+          // The subscriber closed before Redis answered and is coming back: it subscribes again to every
+          // channel listened to, this one too, and the catch-up then reads what was missed meanwhile.
+          if (this.closedUnderReconnect(err, sub)) return;
+          // Refused (an ACL without SUBSCRIBE, say): the channel is forgotten, so the next wait subscribes
+          // again instead of counting on a subscription that never was.
+          if (this.channelListeners.get(channel) === own) this.channelListeners.delete(channel);
+          throw err;
+        },
+      );
+      this.subscribing.set(channel, subscribed);
+      const settled = () => {
+        if (this.subscribing.get(channel) === subscribed) this.subscribing.delete(channel);
+      };
+      subscribed.then(settled, settled);
+    }
+    // Added at once, so that another wait leaving meanwhile does not take the channel's subscription away.
+    set.add(fn);
+    // A wait that joins a channel whose SUBSCRIBE is still on its way waits for it too: its first read must
+    // come after the subscription, or a result published in between would reach nobody.
+    const pending = this.subscribing.get(channel);
+    if (pending) {
       try {
-        await sub.subscribe(channel);
+        await pending;
       } catch (err) {
-        // The subscriber closed before Redis answered and is coming back: it subscribes again to every
-        // channel listened to, this one too, and the catch-up then reads what was missed meanwhile.
-        if (!this.closedUnderReconnect(err, sub)) throw err;
+        set.delete(fn);
+        throw err;
       }
     }
-    set.add(fn);
     return () => {
       const s = this.channelListeners.get(channel);
       if (!s) return;
