@@ -12,8 +12,8 @@ import { startObservedWorker, type Observers } from "../events/observe.ts";
 import { discoverTasks } from "../tasks/discovery.ts";
 import { Worker } from "../worker/worker.ts";
 import { preview } from "../worker/format.ts";
-import { takeEarlySignal } from "./early-signal.ts";
 import { action } from "./errors.ts";
+import { installStopSignals } from "./stop-signals.ts";
 
 /** The example tasks in the package itself (its tasks/ directory), from src/cli/ and dist/cli/ alike. */
 const SHIPPED_EXAMPLES = fileURLToPath(new URL("../../tasks", import.meta.url));
@@ -78,25 +78,16 @@ export function demoCommand(): Command {
             flush();
             process.exit(0);
           })());
-        let signals = 0;
-        const onSignal = (sig: NodeJS.Signals): void => {
-          signals++;
-          if (!worker) {
-            if (signals === 1) logger.warn(`${sig} received before the worker started: stopping`);
+        installStopSignals({
+          logger,
+          shutdownTimeout: config.shutdown_timeout,
+          worker: () => worker,
+          beforeWorker: () => {
             flush();
             process.exit(0);
-          } else if (signals === 1) {
-            logger.warn(`${sig} received: warm shutdown (finishing running tasks, up to ${config.shutdown_timeout} s; send again to stop now)`);
-            void shutdown();
-          } else {
-            logger.warn(`${sig} received again: cold shutdown (handing running tasks back now)`);
-            worker.requestCold();
-          }
-        };
-        process.on("SIGINT", onSignal);
-        process.on("SIGTERM", onSignal);
-        const early = takeEarlySignal();
-        if (early) onSignal(early);
+          },
+          warm: () => void shutdown(),
+        });
         // The demo is about the example tasks: without them it would send nothing and report "0/0 succeeded"
         // (or run on as a worker with someone else's tasks), which looks like success. Fail before any broker
         // is opened or created instead. Some examples missing is fine: it sends to those it has.

@@ -16,9 +16,9 @@ import { leaseKeeperFor } from "../worker/lease-keeper.ts";
 import { createPool } from "../worker/pool/index.ts";
 import { installStrayErrorGuard } from "../worker/stray-errors.ts";
 import { Worker } from "../worker/worker.ts";
-import { takeEarlySignal } from "./early-signal.ts";
 import { action, setShowStack } from "./errors.ts";
 import { parseNumberOption } from "./json-option.ts";
+import { installStopSignals } from "./stop-signals.ts";
 
 interface WorkerFlags {
   loglevel?: string;
@@ -74,34 +74,25 @@ export function workerCommand(): Command {
         // is still a warm shutdown (it waits for start-up, then stops) rather than an abrupt exit.
         let worker: Worker | undefined = undefined;
         let startup: Promise<unknown> = Promise.resolve();
-        let signals = 0;
         let loading = true;
         const beforeWorker = new AbortController();
         let stopped = (): void => {};
         const done = new Promise<void>((resolve) => (stopped = resolve));
         const warmShutdown = (w: Worker): void => void startup.finally(() => w.stop()).then(stopped, stopped);
-        const onSignal = (sig: NodeJS.Signals) => {
-          signals++;
-          if (!worker) {
-            if (signals === 1) logger.warn(`${sig} received before the worker started: stopping`);
+        installStopSignals({
+          logger,
+          shutdownTimeout: config.shutdown_timeout,
+          worker: () => worker,
+          beforeWorker: () => {
             beforeWorker.abort();
             // Nothing is held yet, and a task module still loading (say, a top-level await) must not keep it.
             if (loading) {
               flush();
               process.exit(0);
             }
-          } else if (signals === 1) {
-            logger.warn(`${sig} received: warm shutdown (finishing running tasks, up to ${config.shutdown_timeout} s; send again to stop now)`);
-            warmShutdown(worker);
-          } else {
-            logger.warn(`${sig} received again: cold shutdown (handing running tasks back now)`);
-            worker.requestCold();
-          }
-        };
-        process.on("SIGTERM", onSignal);
-        process.on("SIGINT", onSignal);
-        const early = takeEarlySignal();
-        if (early) onSignal(early);
+          },
+          warm: warmShutdown,
+        });
         const { registry, empty } = await discoverTasks(config.tasks_dir);
         for (const f of empty) logger.warn(`${f} defines no task (export a defineTask(...) to register one)`);
         // A worker started with its Redis (after a reboot) waits while Redis loads its data set: say so once,
