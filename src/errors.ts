@@ -113,11 +113,25 @@ export class NotRegisteredError extends QWorkerError {
   }
 }
 
-/** A message read from the broker could not be decoded or validated. */
+/**
+ * A message read from the broker could not be decoded or validated. Its message is the reason stored with
+ * the dead-lettered task and logged, so it is kept to one line: line breaks and other control characters
+ * quoted from the payload (JSON.parse's errors quote the text around the fault) are escaped.
+ */
 export class MessageError extends QWorkerError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super("E_MESSAGE", message, options);
+    super("E_MESSAGE", oneLine(message), options);
   }
+}
+
+// C0 controls, DEL, NEL and the Unicode line/paragraph separators: each breaks a log line or a table row.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f\u0085\u2028\u2029]/g;
+const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** `text` with every control character written as a JSON-style escape (\n, \u001b), so it prints as one line. */
+export function oneLine(text: string): string {
+  return text.replace(CONTROL, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /**

@@ -237,6 +237,8 @@ describe("decodeCeleryMessage: rejections", () => {
     expect(reject(mutate((env) => (env.body = "@@not base64@@")))).toMatch(/not valid base64/);
     expect(reject(mutate((env) => (env.body = Buffer.from([0xff, 0xfe, 0x00]).toString("base64"))))).toMatch(/UTF-8/);
     expect(reject(mutate((env) => (env.body = b64("{not json"))))).toMatch(/body is not valid JSON/);
+    // A reason quoting a body with line breaks stays one line (reject checks): found by decoders-fuzz.
+    expect(reject(mutate((env) => (env.body = b64("Z\n\u2028x"))))).toMatch(/body is not valid JSON \(.*Z\\n\\u2028x/);
     expect(reject(mutate((env) => (env.properties.body_encoding = "rot13")))).toMatch(/body_encoding "rot13"/);
     expect(reject(mutate((env) => (env["content-encoding"] = "latin-1")))).toMatch(/content-encoding/);
   });

@@ -61,4 +61,13 @@ describe("message v1", () => {
     expect(decodeError("null").message).toMatch(/^invalid message/);
     expect(decodeError("[1,2]").message).toMatch(/^invalid message/);
   });
+
+  it("keeps a reason that quotes the payload on one line (found by test/unit/decoders-fuzz.test.ts)", () => {
+    // JSON.parse's error quotes the text around the fault, line breaks and terminal escapes included.
+    const err = decodeError('{"v":1,\r\n"id":\u2028\u001b[31m x}');
+    expect(err.message).toMatch(/^payload is not valid JSON/);
+    expect([...err.message].filter((c) => c < " " || c === "\u2028")).toEqual([]);
+    expect(err.message).toContain("\\r\\n");
+    expect(err.message).toContain("\\u2028\\u001b[31m");
+  });
 });
