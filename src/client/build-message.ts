@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { UsageError } from "../errors.ts";
+import { excessiveNesting } from "../protocol/json-depth.ts";
 import { encodeMessage, MESSAGE_VERSION, messageProblem, type TaskMessage } from "../protocol/message.ts";
 import type { EnqueueItem } from "../broker/transport.ts";
 import type { SendOptions } from "./types.ts";
@@ -140,6 +141,9 @@ export function buildEnqueueItem(
   } catch (err) {
     throw new UsageError(`arguments of ${task} cannot be sent as JSON: ${(err as Error).message}`);
   }
+  // The worker's rule (decodeMessage), checked here as messageProblem checks the others.
+  const deep = excessiveNesting(msg, payload);
+  if (deep !== undefined) throw new UsageError(`cannot send ${task}: a worker would refuse its message (payload ${deep})`);
   // A UTF-16 code unit is at most 3 UTF-8 bytes: most payloads are clearly small enough without counting.
   const bytes = payload.length * 3 <= defaults.maxPayloadBytes ? 0 : Buffer.byteLength(payload);
   if (bytes > defaults.maxPayloadBytes) {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MessageError } from "../errors.ts";
+import { excessiveNesting } from "./json-depth.ts";
 
 /**
  * qworker's own task message, version 1. It is the payload a transport stores opaquely: transports never
@@ -92,6 +93,9 @@ export function decodeMessage(raw: string): TaskMessage {
   } catch (err) {
     throw new MessageError(`payload is not valid JSON (${(err as Error).message})`);
   }
+  // Before anything walks it: the worker must be able to write back what it accepts (a retry).
+  const deep = excessiveNesting(data, raw);
+  if (deep !== undefined) throw new MessageError(`payload ${deep}, more than a worker can write back`);
   if (isWellFormed(data)) return data;
   const parsed = taskMessageSchema.safeParse(data);
   if (!parsed.success) {

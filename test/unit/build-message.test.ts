@@ -172,4 +172,15 @@ describe("a message a worker would refuse is refused at send time, whatever opti
     expect(() => buildEnqueueItem("demo.add", [], { id: "x".repeat(201) }, defaults)).toThrow(/^cannot send demo\.add: a worker would refuse its message \(id: /);
     expect(() => buildEnqueueItem("demo.add", [], { id: "x".repeat(200), timeLimit: 1 }, defaults)).not.toThrow();
   });
+
+  it("arguments nested deeper than a worker reads (512 levels)", () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 600; i++) deep = [deep];
+    const big = { queue: "default", maxPayloadBytes: 1 << 20 };
+    expect(() => buildEnqueueItem("demo.add", [deep], {}, big)).toThrow(/^cannot send demo\.add: a worker would refuse its message \(payload "args" nests deeper than 512 levels/);
+    expect(() => buildEnqueueItem("demo.add", [], { kwargs: { a: deep } }, big)).toThrow(/\(payload "kwargs" nests deeper than 512 levels/);
+    let fine: unknown = 1;
+    for (let i = 0; i < 500; i++) fine = [fine];
+    expect(() => buildEnqueueItem("demo.add", [fine], {}, big)).not.toThrow();
+  });
 });

@@ -239,6 +239,17 @@ describe("decodeCeleryMessage: rejections", () => {
     expect(reject(mutate((env) => (env.body = b64("{not json"))))).toMatch(/body is not valid JSON/);
     // A reason quoting a body with line breaks stays one line (reject checks): found by decoders-fuzz.
     expect(reject(mutate((env) => (env.body = b64("Z\n\u2028x"))))).toMatch(/body is not valid JSON \(.*Z\\n\\u2028x/);
+  });
+
+  it("refuses nesting deeper than the consumer can write back (found by decoders-fuzz)", () => {
+    // It re-encodes args as a qworker message, and headers on a retry: JSON.stringify overflowed the stack,
+    // and the failure took the whole claimed batch with it, again at every redelivery.
+    const nested = (levels: number) => JSON.parse("[".repeat(levels) + "]".repeat(levels)) as unknown;
+    const body = (args: string) => b64(`[${args}, {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]`);
+    const deepArgs = "[" + "[".repeat(20_000) + "]".repeat(20_000) + "]";
+    expect(reject(mutate((env) => (env.body = body(deepArgs))))).toBe("celery message: body element 0 nests deeper than 512 levels, more than a worker can write back");
+    expect(reject(mutate((env) => (env.headers.extra = nested(600))))).toMatch(/^celery message: envelope "headers" nests deeper than 512 levels/);
+    expect(decodeCeleryMessage(mutate((env) => (env.body = body(JSON.stringify([nested(500)])))))).toMatchObject({ task: "tasks.add" });
     expect(reject(mutate((env) => (env.properties.body_encoding = "rot13")))).toMatch(/body_encoding "rot13"/);
     expect(reject(mutate((env) => (env["content-encoding"] = "latin-1")))).toMatch(/content-encoding/);
   });

@@ -179,6 +179,14 @@ describe("encoding result meta like Celery 5.2", () => {
   it("refuses a result that is not JSON-serializable", () => {
     expect(() => serializeResultMeta(successMeta(ID, 10n))).toThrow(MessageError);
   });
+
+  it("refuses a stored result nested deeper than a reader can print (found by decoders-fuzz)", () => {
+    // The exception's arguments become its message through JSON.stringify/String, which overflowed the
+    // stack with a RangeError from inside decodeResultMeta.
+    const deep = "[".repeat(20_000) + "]".repeat(20_000);
+    const raw = `{"status":"FAILURE","result":{"exc_type":"ValueError","exc_message":[${deep}],"exc_module":"builtins"},"task_id":"${ID}"}`;
+    expect(() => decodeResultMeta(raw)).toThrow(new MessageError('celery result: "result" nests deeper than 512 levels'));
+  });
 });
 
 describe("JS → Python exception mapping", () => {

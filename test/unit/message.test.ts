@@ -70,4 +70,17 @@ describe("message v1", () => {
     expect(err.message).toContain("\\r\\n");
     expect(err.message).toContain("\\u2028\\u001b[31m");
   });
+
+  it("refuses nesting deeper than a worker can write back, naming the field (found by decoders-fuzz)", () => {
+    // JSON.parse reads any depth; JSON.stringify overflowed the stack re-encoding it for a retry, which
+    // then failed for ever instead of dead-lettering the task.
+    const nested = (levels: number) => "[".repeat(levels) + "]".repeat(levels);
+    const raw = (args: string, kwargs = "{}") => `{"v":1,"id":"d","task":"t","args":${args},"kwargs":${kwargs},"queue":"q","priority":0,"retries":0,"sentAt":1}`;
+    expect(decodeError(raw(`[${nested(20_000)}]`)).message).toBe('payload "args" nests deeper than 512 levels, more than a worker can write back');
+    expect(decodeError(raw("[]", `{"a":${nested(600)}}`)).message).toMatch(/^payload "kwargs" nests deeper than 512 levels/);
+    // The message object is level 1: 512 levels in all are read and re-encoded.
+    const deepest = decodeMessage(raw(`[${nested(510)}]`));
+    expect(decodeMessage(encodeMessage(deepest))).toEqual(deepest);
+    expect(decodeError(raw(`[${nested(511)}]`)).message).toMatch(/nests deeper than 512 levels/);
+  });
 });

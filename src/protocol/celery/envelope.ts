@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MessageError } from "../../errors.ts";
+import { excessiveNesting } from "../json-depth.ts";
 import { clampPriority } from "./keys.ts";
 import { parseIsoDateTime, type NaiveTimezone } from "./time.ts";
 
@@ -223,6 +224,9 @@ function openEnvelope(raw: string | Buffer): { envelope: z.infer<typeof envelope
     return fail(`envelope is not valid JSON (${(err as Error).message})`);
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) fail("envelope is not a JSON object");
+  // The consumer writes parts of it back (the qworker message, headers on a retry): it must be able to.
+  const deepEnvelope = excessiveNesting(data, text);
+  if (deepEnvelope !== undefined) fail(`envelope ${deepEnvelope}, more than a worker can write back`);
   const parsed = envelopeSchema.safeParse(data);
   if (!parsed.success) fail(firstIssue(parsed.error, "envelope"));
   const envelope = parsed.data;
@@ -242,6 +246,8 @@ function openEnvelope(raw: string | Buffer): { envelope: z.infer<typeof envelope
   } catch (err) {
     return fail(`body is not valid JSON (${(err as Error).message})`);
   }
+  const deepBody = excessiveNesting(payload, bodyText);
+  if (deepBody !== undefined) fail(`body ${deepBody}, more than a worker can write back`);
   return { envelope, payload };
 }
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MessageError, QWorkerError } from "../../errors.ts";
+import { excessiveNesting } from "../json-depth.ts";
 import { formatNaiveUtc, parseIsoDateTime } from "./time.ts";
 
 /**
@@ -326,13 +327,18 @@ function exceptionFromResult(result: unknown, state: string, taskId: string | un
 /** Parse a stored/published meta text (or already-parsed object). Throws MessageError when it is not one. */
 export function decodeResultMeta(raw: string | Buffer | Record<string, unknown>): DecodedCeleryResult {
   let data: unknown = raw;
+  let text: string | undefined;
   if (typeof raw === "string" || Buffer.isBuffer(raw)) {
+    text = typeof raw === "string" ? raw : raw.toString("utf8");
     try {
-      data = JSON.parse(typeof raw === "string" ? raw : raw.toString("utf8"));
+      data = JSON.parse(text);
     } catch (err) {
       throw new MessageError(`celery result: not valid JSON (${(err as Error).message})`);
     }
   }
+  // Its exception arguments are turned into a message, and a client prints the result: both recurse.
+  const deep = excessiveNesting(data, text);
+  if (deep !== undefined) throw new MessageError(`celery result: ${deep}`);
   const parsed = metaSchema.safeParse(data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -2,8 +2,9 @@
  * S4: bad tasks and bad data never take a worker down. A task that throws is retried exactly as configured
  * and then dead-lettered; a task that hangs gets its slot back at its hard time limit; entries written
  * straight into qworker's Redis keys (not JSON, wrong shape, wrong Redis type, oversized) are dead-lettered
- * within a second with a precise reason, logged once, while the worker goes on with real work; a 10 MiB
- * payload runs under the default limit and is refused at send under a smaller one.
+ * within a second with a precise reason, logged once, while the worker goes on with real work (so is one
+ * nested deeper than a worker can write back); a 10 MiB payload runs under the default limit and is
+ * refused at send under a smaller one.
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -81,6 +82,19 @@ describe.skipIf(!redisServerAvailable())("S4: poisoned input and misbehaving tas
     expect(w.proc.exitCode).toBeNull();
   }, 30_000);
 
+  it("a payload nested deeper than a worker can write back is dead-lettered at once, not retried for ever", async () => {
+    // JSON.parse reads it; JSON.stringify cannot write it back. The task failed on it, its retry could
+    // not be encoded, and it was handed back and run again every 250 ms, never dead-lettered.
+    const args = "[" + "[".repeat(20_000) + "]".repeat(20_000) + "]";
+    const payload = `{"v":1,"id":"p-deep","task":"faults.record","args":${args},"kwargs":{},"queue":"s4","priority":0,"retries":0,"sentAt":1}`;
+    await inject("s4", "p-deep", (k) => raw.hset(k, { p: payload, q: "s4", pr: 0, d: 0 }));
+    await waitUntil("the deep payload to be dead-lettered", 5000, async () => (await deadReason("s4", "p-deep")) !== undefined);
+    expect(await deadReason("s4", "p-deep")).toBe('undecodable message: payload "args" nests deeper than 512 levels, more than a worker can write back');
+    await enqueueNumbered(t, ["after-deep"], { queue: "s4" });
+    await waitUntil("a real task after the deep payload", 5000, () => recorded(out.dir).includes("after-deep"));
+    expect(w.proc.exitCode).toBeNull();
+  }, 30_000);
+
   it("a wrong Redis type at a queue's ready key is set aside and dead-lettered; other queues keep running", async () => {
     await raw.sadd("qw:queues", "s4b");
     await raw.rpush("qw:q:s4b:ready", "junk-1", "junk-2");
@@ -126,7 +140,7 @@ describe.skipIf(!redisServerAvailable())("S4: poisoned input and misbehaving tas
 
   it("each poisoned entry was logged once, and the worker is still alive", async () => {
     const errors = w.logs().filter((l) => l.levelName === "error").map((l) => l.msg ?? "");
-    for (const id of ["p-notjson", "p-shape", "p-big"]) expect(errors.filter((m) => m.includes(id))).toHaveLength(1);
+    for (const id of ["p-notjson", "p-shape", "p-big", "p-deep"]) expect(errors.filter((m) => m.includes(id))).toHaveLength(1);
     expect(errors.filter((m) => m.includes("qw:q:s4b:ready"))).toHaveLength(1);
     expect(errors.filter((m) => m.includes("p-string"))).toHaveLength(1);
     expect(w.proc.exitCode).toBeNull();
