@@ -1,3 +1,7 @@
+import { z } from "zod";
+import { MessageError } from "../errors.ts";
+import { excessiveNesting } from "../protocol/json-depth.ts";
+
 /**
  * What qworker stores as a task's result (key `r:<id>` on Redis, the results table on SQLite), with a TTL.
  * States follow Celery's names so people coming from it read them without a glossary.
@@ -31,10 +35,11 @@ export interface TaskResult {
 
 export function errorInfo(err: Error): TaskErrorInfo {
   const code = (err as Error & { code?: unknown }).code;
+  // Strings whatever the error set them to: decodeResult refuses a record whose error fields are not.
   return {
-    type: err.name || "Error",
-    message: err.message,
-    ...(err.stack ? { stack: err.stack } : {}),
+    type: typeof err.name === "string" && err.name !== "" ? err.name : "Error",
+    message: typeof err.message === "string" ? err.message : String(err.message),
+    ...(typeof err.stack === "string" && err.stack !== "" ? { stack: err.stack } : {}),
     ...(typeof code === "string" ? { code } : {}),
   };
 }
@@ -43,8 +48,49 @@ export function encodeResult(r: TaskResult): string {
   return JSON.stringify(r);
 }
 
+const TASK_STATES = ["PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "EXPIRED"] as const satisfies readonly TaskState[];
+const time = z.number().optional();
+
+/** What a stored record must be for a reader to use it. Loose: a newer worker may add fields. */
+const taskResultSchema = z.looseObject({
+  id: z.string(),
+  state: z.enum(TASK_STATES),
+  task: z.string().optional(),
+  queue: z.string().optional(),
+  result: z.unknown().optional(),
+  error: z
+    .looseObject({ type: z.string(), message: z.string(), stack: z.string().optional(), code: z.string().optional() })
+    .optional(),
+  retries: z.number().optional(),
+  argsPreview: z.string().optional(),
+  worker: z.string().optional(),
+  sentAt: time,
+  startedAt: time,
+  finishedAt: time,
+  runtimeMs: time,
+});
+
+/**
+ * Read a stored record (TaskRef.get/state, `qworker result`). Throws MessageError, one line, when the
+ * stored text is not a record (not JSON, another shape, nested deeper than a reader can print): it was
+ * a raw SyntaxError or TypeError from inside the client.
+ */
 export function decodeResult(raw: string): TaskResult {
-  const r = JSON.parse(raw) as TaskResult;
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch (err) {
+    throw new MessageError(`stored result is not valid JSON (${(err as Error).message})`);
+  }
+  const deep = excessiveNesting(data, raw);
+  if (deep !== undefined) throw new MessageError(`stored result ${deep}`);
+  const parsed = taskResultSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? issue.path.join(".") : "record";
+    throw new MessageError(`stored result is not a task result: ${where}: ${issue?.message ?? "invalid"}`);
+  }
+  const r = parsed.data as TaskResult;
   // A record stored before workers rounded it (or by another writer) reads as the events report it.
   if (typeof r.runtimeMs === "number") r.runtimeMs = roundRuntimeMs(r.runtimeMs);
   return r;

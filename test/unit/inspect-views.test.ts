@@ -7,10 +7,11 @@ import { summarize } from "../../src/cli/inspect/stats.ts";
 import { CLEAR, watchLoop } from "../../src/cli/inspect/watch.ts";
 import { activeRows, deadRows, renderActive, renderDead, renderQueues, renderScheduled, renderStats, renderWorkers, scheduledRows, workerRow } from "../../src/cli/inspect/views.ts";
 import { renderStatus } from "../../src/cli/result.ts";
+import { MessageError } from "../../src/errors.ts";
 import { decodeEvent, encodeEvent } from "../../src/events/format.ts";
 import { argsPreview, MASK } from "../../src/results/args.ts";
 import { clampProgress } from "../../src/results/progress.ts";
-import { decodeResult } from "../../src/results/record.ts";
+import { decodeResult, encodeResult, errorInfo } from "../../src/results/record.ts";
 import { fromLocation } from "../../src/results/status.ts";
 import { onlyEntry } from "../fixtures/celery/load.ts";
 
@@ -119,6 +120,28 @@ describe("renderers", () => {
     expect(decodeResult('{"id":"t5","state":"SUCCESS","runtimeMs":0.04809999999999945}').runtimeMs).toBe(0);
     expect(decodeResult('{"id":"t5","state":"FAILURE","runtimeMs":1503.2712}').runtimeMs).toBe(1503.3);
     expect(decodeResult('{"id":"t5","state":"PENDING"}')).toEqual({ id: "t5", state: "PENDING" });
+  });
+
+  it("result: stored text that is not a record fails with a one-line MessageError (found by decoders-fuzz)", () => {
+    // They were a TypeError or SyntaxError from inside TaskRef.get(), or a record typed as one that was not.
+    const cases: [string, RegExp][] = [
+      ["null", /^stored result is not a task result: record: /],
+      ["{not json", /^stored result is not valid JSON \(/],
+      ['{"id":"t5","state":"DONE"}', /^stored result is not a task result: state: /],
+      ['{"id":"t5","state":"FAILURE","error":"boom"}', /^stored result is not a task result: error: /],
+      ['{"id":"t5","state":"SUCCESS","runtimeMs":"12"}', /^stored result is not a task result: runtimeMs: /],
+      [`{"id":"t5","state":"SUCCESS","result":${"[".repeat(20_000)}${"]".repeat(20_000)}}`, /^stored result "result" nests deeper than 512 levels$/],
+    ];
+    for (const [raw, reason] of cases) {
+      expect(() => decodeResult(raw)).toThrow(MessageError);
+      expect(() => decodeResult(raw)).toThrow(reason);
+    }
+    // A newer worker's extra fields are kept.
+    expect(decodeResult('{"id":"t5","state":"SUCCESS","result":1,"extra":true}')).toEqual({ id: "t5", state: "SUCCESS", result: 1, extra: true });
+    // And a worker stores what it reads: an error whose name or message a task set to something else.
+    const odd = Object.assign(new Error("x"), { name: 42, message: 7 as unknown as string });
+    const stored = encodeResult({ id: "t6", state: "FAILURE", error: errorInfo(odd) });
+    expect(decodeResult(stored).error).toMatchObject({ type: "Error", message: "7" });
   });
 
   it("no colour without a TTY, with --json, or with NO_COLOR", () => {
