@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { MessageError } from "../../src/errors.ts";
-import { celeryMessageSummary, decodeCeleryMessage, peekCeleryIdentity, queueFromListKey } from "../../src/protocol/celery/index.ts";
+import { toTaskMessage } from "../../src/celery/codec.ts";
+import { celeryMessageSummary, decodeCeleryMessage, encodeCeleryRetry, peekCeleryIdentity, queueFromListKey } from "../../src/protocol/celery/index.ts";
+import { decodeMessage, encodeMessage } from "../../src/protocol/message.ts";
 import { fixtureNames, messageFixture, onlyEntry } from "../fixtures/celery/load.ts";
 
 const tid = (n: number) => `6f25c36f-62bf-4767-a722-${String(n).padStart(12, "0")}`;
@@ -183,6 +185,14 @@ describe("decodeCeleryMessage: protocol 2 fixtures from Celery 5.2.6", () => {
   it("tolerates a two-element body [args, kwargs]", () => {
     const raw = mutate((env) => (env.body = b64([[7], {}])));
     expect(decodeCeleryMessage(raw)).toMatchObject({ args: [7], hasWorkflow: false });
+  });
+
+  it("reads a time limit too large for milliseconds as the longest there is (found by decoders-fuzz)", () => {
+    // 1e306 s overflowed to Infinity ms, which the worker's message wrote as null and dead-lettered.
+    const req = decodeCeleryMessage(mutate((env) => (env.headers.timelimit = [1e306, 1e307])));
+    expect(req).toMatchObject({ hardTimeLimitMs: Number.MAX_SAFE_INTEGER, softTimeLimitMs: Number.MAX_SAFE_INTEGER });
+    expect(decodeMessage(encodeMessage(toTaskMessage(req, "celery", 1)))).toMatchObject({ timeLimitMs: Number.MAX_SAFE_INTEGER });
+    expect(() => encodeCeleryRetry(req)).not.toThrow();
   });
 
   it("reads a naive eta as UTC by default, or local time when asked", () => {

@@ -199,7 +199,12 @@ function toDate(value: string | null | undefined, field: string, naive: NaiveTim
 }
 
 function secondsToMs(value: number | null | undefined): number | undefined {
-  return value === null || value === undefined || value === 0 ? undefined : Math.round(value * 1000);
+  if (value === null || value === undefined || value === 0) return undefined;
+  // A number of seconds so large that it overflows in ms (1e306) is the longest limit there is, not
+  // Infinity: that was written as null in the worker's message, which dead-lettered it as malformed. The
+  // worker holds any limit to the longest a timer can wait (timerMs), as it does any long one.
+  const ms = Math.round(value * 1000);
+  return Number.isFinite(ms) ? ms : Number.MAX_SAFE_INTEGER;
 }
 
 function orUndef<T>(value: T | null | undefined): T | undefined {
