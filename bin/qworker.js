@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// Entry point. Runs the compiled build (dist/) when it is at least as new as src/, which keeps the CLI quick
-// to start; otherwise (a working tree with edits) it registers tsx and runs the TypeScript sources directly.
+// Entry point. Runs the compiled build (dist/) when it is at least as new as src/, or always in an installed
+// copy, which keeps the CLI quick to start; otherwise (a working tree with edits) it registers tsx and runs
+// the TypeScript sources directly.
 // User task modules written in TypeScript load through tsx either way (see src/tasks/discovery.ts).
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 // A supervisor may stop a worker it has only just started, while Node still loads the CLI (a few hundred ms
@@ -31,10 +32,16 @@ function newest(dir) {
 }
 
 const srcDir = join(root, "src");
+// An installed copy (a path through node_modules: npm, pnpm, a global install) is nobody's working tree, and
+// the times on its files are whatever the install gave them: `npm i qworker-0.1.0.tgz` left dist/.build-stamp
+// older than src/, so the comparison found every install out of date and ran each command from source through
+// tsx (about twice as slow to start, and stack traces into src/*.ts). A checkout linked with `npm link`
+// resolves to its real path, outside node_modules, and keeps the comparison.
+const installed = root.split(sep).includes("node_modules");
 const useDist =
   process.env.QWORKER_FROM_SOURCE !== "1" &&
   existsSync(stamp) &&
-  (!existsSync(srcDir) || newest(srcDir) <= statSync(stamp).mtimeMs);
+  (installed || !existsSync(srcDir) || newest(srcDir) <= statSync(stamp).mtimeMs);
 
 if (useDist) {
   await import("../dist/cli/main.js");
