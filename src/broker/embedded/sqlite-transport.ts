@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, watch, type FSWatcher } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { BrokerError, QWorkerError } from "../../errors.ts";
+import { decodeWorkerInfo } from "../worker-info.ts";
 import type {
   ActiveTask,
   ActivityBatch,
@@ -728,7 +729,8 @@ export class SqliteTransport implements Transport {
     const rows = this.read(
       (now) => this.sql("SELECT info, last_beat FROM workers WHERE expires_at > ? ORDER BY id").all(now) as { info: string; last_beat: number }[],
     );
-    return rows.map((r) => ({ ...(JSON.parse(r.info) as WorkerInfo), lastBeat: r.last_beat }));
+    // A row that is not a worker record (written by another program, or broken) is left out, as on Redis.
+    return rows.flatMap((r) => decodeWorkerInfo(r.info, r.last_beat) ?? []);
   }
 
   // ---------------------------------------------------------------- inspection

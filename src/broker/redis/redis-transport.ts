@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { ActivityPublishError, BrokerError } from "../../errors.ts";
+import { decodeWorkerInfo } from "../worker-info.ts";
 import type {
   ActiveTask,
   ActivityBatch,
@@ -370,12 +371,10 @@ export class RedisTransport implements Transport {
     const out: WorkerInfo[] = [];
     infos.forEach((raw, i) => {
       if (!raw) return;
-      try {
-        const info = JSON.parse(raw) as WorkerInfo;
-        out.push({ ...info, lastBeat: Number(scores[i] ?? info.lastBeat) });
-      } catch {
-        // A worker entry we cannot read is skipped; recover.lua removes it when its heartbeat lapses.
-      }
+      const score = scores[i];
+      // A worker entry we cannot read is skipped; recover.lua removes it when its heartbeat lapses.
+      const info = decodeWorkerInfo(raw, score == null ? undefined : Number(score));
+      if (info) out.push(info);
     });
     return out;
   }
