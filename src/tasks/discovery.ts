@@ -43,10 +43,13 @@ export async function discoverTasks(dir: string, registry = new TaskRegistry()):
   for (const file of files) {
     const shown = relative(process.cwd(), file) || file;
     let mod: Record<string, unknown>;
+    const release = holdBackEsmWarning();
     try {
       mod = await whileLoading(shown, () => import(pathToFileURL(file).href) as Promise<Record<string, unknown>>);
     } catch (err) {
       throw new TaskLoadError(`cannot load task module ${shown}: ${loadFailure(err, file)}`, { cause: err });
+    } finally {
+      release();
     }
     const base = relative(root, file).replace(TASK_FILE, "").split(sep).join(".");
     let found = 0;
@@ -77,11 +80,44 @@ export function loadFailure(err: unknown, file?: string): string {
   }
   const code = (err as NodeJS.ErrnoException).code;
   if (code === "ERR_REQUIRE_CYCLE_MODULE" || code === "ERR_REQUIRE_ESM" || first.startsWith("Cannot require() ES Module")) {
-    const said = first.split(". ")[0];
-    return `task modules are ES modules, and this project is not marked as one: add "type": "module" to its package.json (Node: ${said})`;
+    return notEsProject(first.split(". ")[0]!);
+  }
+  if (file !== undefined && /\.js$/.test(file) && err.name === "SyntaxError" && ES_SYNTAX_IN_COMMONJS.test(first)) {
+    // Node parsed the .js file as CommonJS (its package.json says "type": "commonjs", as `npm init -y` writes).
+    // The same words from another file (a broken dependency) are that file's problem, not this project's.
+    const at = caretPlace(err.stack ?? "");
+    if (!at || resolve(at.file) === resolve(file)) return notEsProject(first);
   }
   if (file !== undefined && JS_FILE.test(file)) return placeJsSyntaxError(err, first, file) ?? first;
   return first;
+}
+
+/** Node's words for ES module syntax met in a file it parses as CommonJS. */
+const ES_SYNTAX_IN_COMMONJS = /^(Cannot use import statement outside a module|Unexpected token 'export')$/;
+
+function notEsProject(said: string): string {
+  return `task modules are ES modules, and this project is not marked as one: add "type": "module" to its package.json (Node: ${said})`;
+}
+
+/**
+ * Node warns in two lines of its own ("To load an ES module, set "type": "module" in the package.json or use
+ * the .mjs extension.", then how to trace it) before an ES module in a CommonJS project fails to load; the
+ * load error says the same in its one line, with the file. Node emits it from C++, past process.emitWarning,
+ * to the 'warning' listeners, one of which prints it: while one task module loads, they are called through a
+ * filter that holds back that warning and passes every other. Returns the function that puts them back.
+ */
+function holdBackEsmWarning(): () => void {
+  const printers = process.listeners("warning");
+  const filter = (warning: Error): void => {
+    if (warning.message.startsWith('To load an ES module, set "type": "module"')) return;
+    for (const print of printers) print.call(process, warning);
+  };
+  process.removeAllListeners("warning");
+  process.on("warning", filter);
+  return () => {
+    process.off("warning", filter);
+    for (const print of printers) process.on("warning", print);
+  };
 }
 
 const JS_FILE = /\.m?js$/;

@@ -378,6 +378,22 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expectOneLineError(await runCli(["worker", "--tasks", "td"], { cwd: mjs, env, timeoutMs: 40_000 }), 2, /^qworker: error: cannot load task module td\/a\.mjs: Unexpected token ';' \(line 5, column 12\)$/);
   }, 120_000);
 
+  it("a JavaScript task module in a project marked CommonJS (as `npm init -y` writes it): one line with the fix, not Node's warning", async () => {
+    const env = { QWORKER_BROKER_URL: redis.url };
+    const cjs = join(tmp, "js-not-esm");
+    mkdirSync(join(cjs, "tasks"), { recursive: true });
+    writeFileSync(join(cjs, "package.json"), '{"type":"commonjs"}');
+    writeFileSync(join(cjs, "tasks", "a.js"), 'import { defineTask } from "qworker";\nexport const a = defineTask("cjs.a", () => 1);\n');
+    const fix = /^qworker: error: cannot load task module tasks\/a\.js: task modules are ES modules, and this project is not marked as one: add "type": "module" to its package\.json \(Node: Cannot use import statement outside a module\)$/;
+    expectOneLineError(await runCli(["worker"], { cwd: cjs, env, timeoutMs: 40_000 }), 2, fix);
+    // With a TypeScript module beside it, loaded through tsx.
+    writeFileSync(join(cjs, "tasks", "b.ts"), 'export const b = 1;\n');
+    expectOneLineError(await runCli(["worker"], { cwd: cjs, env, timeoutMs: 40_000 }), 2, fix);
+    // Only exports: Node's other words for the same thing.
+    writeFileSync(join(cjs, "tasks", "a.js"), "export const a = 1;\n");
+    expectOneLineError(await runCli(["worker"], { cwd: cjs, env, timeoutMs: 40_000 }), 2, /tasks\/a\.js: task modules are ES modules, .* \(Node: Unexpected token 'export'\)$/);
+  }, 120_000);
+
   it("a worker with no tasks says so as a warning, since it can only fail what it receives", async () => {
     const dir = join(tmp, "no-tasks");
     mkdirSync(join(dir, "tasks"), { recursive: true });

@@ -104,6 +104,16 @@ describe("discoverTasks", () => {
     expect(loadFailure(new Error("SMTP host is not configured\n    at x"))).toBe("SMTP host is not configured");
   });
 
+  it("ES module syntax in a .js module parsed as CommonJS: the fix, unless Node's error is about another file", () => {
+    const err = (message: string, stack: string) => Object.assign(new SyntaxError(message), { stack });
+    const own = err("Cannot use import statement outside a module", "/p/tasks/a.js:1\nimport x from 'y';\n^^^^^^\n\nSyntaxError: Cannot use import statement outside a module");
+    expect(loadFailure(own, "/p/tasks/a.js")).toBe(`task modules are ES modules, and this project is not marked as one: add "type": "module" to its package.json (Node: Cannot use import statement outside a module)`);
+    const exported = err("Unexpected token 'export'", "SyntaxError: Unexpected token 'export'\n    at wrapSafe (node:internal/modules/cjs/loader:1:1)");
+    expect(loadFailure(exported, "/p/tasks/a.js")).toMatch(/not marked as one: .* \(Node: Unexpected token 'export'\)$/);
+    const dependency = err("Cannot use import statement outside a module", "/p/node_modules/dep/index.js:1\nimport x from 'y';\n^^^^^^\n\nSyntaxError: Cannot use import statement outside a module");
+    expect(loadFailure(dependency, "/p/tasks/a.js")).toMatch(/^Cannot use import statement outside a module \(.*node_modules\/dep\/index\.js, line 1, column 0\)$/);
+  });
+
   it("a missing tasks directory says how to fix it", async () => {
     const err = await loadError("does-not-exist");
     expect(err.message).toMatch(/^tasks directory .*does-not-exist not found: create it or set tasks_dir \/ --tasks$/);
