@@ -11,11 +11,14 @@ import { excessiveNesting } from "./json-depth.ts";
  */
 export const MESSAGE_VERSION = 1;
 
+/** The longest task id and task name a message may carry. */
+export const MAX_NAME_LENGTH = 200;
+
 export const taskMessageSchema = z
   .object({
     v: z.literal(MESSAGE_VERSION),
-    id: z.string().min(1).max(200),
-    task: z.string().min(1).max(200),
+    id: z.string().min(1).max(MAX_NAME_LENGTH),
+    task: z.string().min(1).max(MAX_NAME_LENGTH),
     args: z.array(z.unknown()),
     kwargs: z.record(z.string(), z.unknown()),
     queue: z.string().min(1),
@@ -58,8 +61,8 @@ function isWellFormed(d: unknown): d is TaskMessage {
   const kwargs = m.kwargs;
   if (
     m.v !== MESSAGE_VERSION ||
-    !isText(m.id, 200) ||
-    !isText(m.task, 200) ||
+    !isText(m.id, MAX_NAME_LENGTH) ||
+    !isText(m.task, MAX_NAME_LENGTH) ||
     !Array.isArray(m.args) ||
     typeof kwargs !== "object" ||
     kwargs === null ||

@@ -1,11 +1,14 @@
 /**
- * A message nested deeper than JSON.stringify can write back (found by test/unit/decoders-fuzz.test.ts) is
- * dead-lettered at once with a one-line reason, and the worker goes on with other work:
+ * Messages a worker could read but not run, found by test/unit/decoders-fuzz.test.ts, are dead-lettered at
+ * once with a one-line reason, and the worker goes on with other work. A message nested deeper than
+ * JSON.stringify can write back:
  * - on the embedded broker, a qworker message: its task failed on it, the retry could not be encoded, and it
  *   was handed back and run again for ever;
  * - on Redis, a Celery message a qworker worker consumes: the consumer could not re-encode it for the worker,
  *   so every claim failed as a broker error ("broker unreachable (Maximum call stack size exceeded)"), and the
  *   good messages claimed with it waited with it. (The qworker message on Redis is in faults/s4-poison.)
+ * A Celery message whose id is longer than a qworker message holds: the worker refused it after the Celery
+ * decode had accepted it, and dead-lettered it without the FAILURE result a waiting Celery client needs.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -15,7 +18,7 @@ import { describe, expect, it } from "vitest";
 import { createRedisTransport } from "../../src/broker/redis/index.ts";
 import { createCeleryClient } from "../../src/celery/client.ts";
 import { defineTask } from "../../src/index.ts";
-import { decodeResultMeta } from "../../src/protocol/celery/index.ts";
+import { decodeResultMeta, encodeCeleryTask } from "../../src/protocol/celery/index.ts";
 import type { TaskDefinition } from "../../src/tasks/definition.ts";
 import { waitFor } from "../e2e/helpers.ts";
 import { startQworkerWorker } from "../fixtures/celery/interop.ts";
@@ -46,7 +49,7 @@ describe("a message nested deeper than a worker can write back", () => {
     }
   }, 30_000);
 
-  it.skipIf(!redisServerAvailable())("Celery message on Redis: dead-lettered with a FAILURE result; the task after it runs", async () => {
+  it.skipIf(!redisServerAvailable())("Celery messages on Redis (deep; an id too long): dead-lettered with a FAILURE result; the task after each runs", async () => {
     const server = await startRedisServer();
     const raw = new Redis(server.url);
     const t = createRedisTransport(server.url);
@@ -75,6 +78,16 @@ describe("a message nested deeper than a worker can write back", () => {
       expect(stored.state).toBe("FAILURE");
       expect(stored.error!.message).toBe(reason.slice("undecodable Celery message: ".length));
       expect(worker.output()).not.toMatch(/Maximum call stack|broker unreachable/);
+
+      // An id Celery allows but a qworker message does not hold: a FAILURE for the waiting client.
+      const longId = "x".repeat(201);
+      await raw.lpush("celery", encodeCeleryTask({ task: "tasks.add", id: longId, args: [1, 2] }).raw);
+      const after = await celery.send("tasks.add", [4, 5]);
+      expect(await after.get({ timeout: 10 })).toBe(9);
+      const failed = await celery.result(longId).wait({ timeout: 5 });
+      expect(failed.state).toBe("FAILURE");
+      expect(failed.error!.message).toBe("celery message: headers.id: id is longer than 200 characters, the most a qworker worker keeps");
+      await waitFor("the long id to be dead-lettered", async () => ((await t.listDead("celery:celery")).length === 2 ? true : undefined), 5000);
       expect(worker.child.exitCode).toBeNull();
     } finally {
       await worker.kill();

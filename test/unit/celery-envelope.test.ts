@@ -187,6 +187,14 @@ describe("decodeCeleryMessage: protocol 2 fixtures from Celery 5.2.6", () => {
     expect(decodeCeleryMessage(raw)).toMatchObject({ args: [7], hasWorkflow: false });
   });
 
+  it("refuses an id or task name longer than a qworker worker keeps (found by decoders-fuzz)", () => {
+    // Accepted here, they were refused by the worker as its own message, and dead-lettered without the
+    // FAILURE result a waiting Celery client needs; refused here, the consumer stores one.
+    expect(reject(mutate((env) => (env.headers.id = "x".repeat(201))))).toBe("celery message: headers.id: id is longer than 200 characters, the most a qworker worker keeps");
+    expect(reject(mutate((env) => (env.headers.task = "t".repeat(201))))).toMatch(/^celery message: headers.task: task name is longer than 200 characters/);
+    expect(decodeCeleryMessage(mutate((env) => (env.headers.id = "x".repeat(200)))).id).toHaveLength(200);
+  });
+
   it("reads a time limit too large for milliseconds as the longest there is (found by decoders-fuzz)", () => {
     // 1e306 s overflowed to Infinity ms, which the worker's message wrote as null and dead-lettered.
     const req = decodeCeleryMessage(mutate((env) => (env.headers.timelimit = [1e306, 1e307])));

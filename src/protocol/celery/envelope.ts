@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { MessageError } from "../../errors.ts";
 import { excessiveNesting } from "../json-depth.ts";
+import { MAX_NAME_LENGTH } from "../message.ts";
 import { clampPriority } from "./keys.ts";
 import { parseIsoDateTime, type NaiveTimezone } from "./time.ts";
 
@@ -103,10 +104,15 @@ const envelopeSchema = z.looseObject({
 const optString = z.string().nullish();
 const seconds = z.number().nonnegative().nullish();
 
-/** Fields common to v2 headers and v1 bodies. */
+/**
+ * Fields common to v2 headers and v1 bodies. The id and task name are held to what the worker's own message
+ * keeps: a longer one (Celery has no limit) was refused by the worker after this decode had accepted it, and
+ * dead-lettered without the FAILURE result a waiting Celery client needs; refused here, it gets one.
+ */
+const tooLong = `is longer than ${MAX_NAME_LENGTH} characters, the most a qworker worker keeps`;
 const metaShape = {
-  id: z.string().min(1, "id is empty"),
-  task: z.string().min(1, "task name is empty"),
+  id: z.string().min(1, "id is empty").max(MAX_NAME_LENGTH, `id ${tooLong}`),
+  task: z.string().min(1, "task name is empty").max(MAX_NAME_LENGTH, `task name ${tooLong}`),
   eta: optString,
   expires: optString,
   group: optString,
