@@ -116,12 +116,34 @@ export class NotRegisteredError extends QWorkerError {
 /**
  * A message read from the broker could not be decoded or validated. Its message is the reason stored with
  * the dead-lettered task and logged, so it is kept to one line: line breaks and other control characters
- * quoted from the payload (JSON.parse's errors quote the text around the fault) are escaped.
+ * quoted from the payload (JSON.parse's errors quote the text around the fault) are escaped, and a reason
+ * quoting a long value (a 100 KB key or field) is cut at MAX_REASON characters, saying how long it was.
  */
 export class MessageError extends QWorkerError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super("E_MESSAGE", oneLine(message), options);
+    super("E_MESSAGE", capped(oneLine(message), MAX_REASON), options);
   }
+}
+
+const MAX_REASON = 1000;
+
+/** `text` cut to `max` characters with an ellipsis and its length; never between the halves of a surrogate pair. */
+function capped(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  if (/[\ud800-\udbff]/.test(text[end - 1]!)) end--;
+  return `${text.slice(0, end)}… (${text.length} characters)`;
+}
+
+/** A value from a payload as a reason quotes it: JSON, cut to `max` characters (the reason must stay short). */
+export function quoteValue(value: unknown, max = 80): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = typeof value;
+  }
+  return text.length <= max ? text : capped(text, max);
 }
 
 // C0 controls, DEL, NEL and the Unicode line/paragraph separators: each breaks a log line or a table row.

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MessageError } from "../errors.ts";
+import { MessageError, quoteValue } from "../errors.ts";
 import { excessiveNesting } from "./json-depth.ts";
 
 /**
@@ -104,7 +104,7 @@ export function decodeMessage(raw: string): TaskMessage {
   if (!parsed.success) {
     const version = (data as { v?: unknown } | null)?.v;
     if (version !== undefined && version !== MESSAGE_VERSION) {
-      throw new MessageError(`unsupported message version ${JSON.stringify(version)} (this worker reads v${MESSAGE_VERSION})`);
+      throw new MessageError(`unsupported message version ${quoteValue(version)} (this worker reads v${MESSAGE_VERSION})`);
     }
     throw new MessageError(`invalid message: ${describeIssue(parsed.error)}`);
   }

@@ -187,6 +187,11 @@ describe("decodeCeleryMessage: protocol 2 fixtures from Celery 5.2.6", () => {
     expect(decodeCeleryMessage(raw)).toMatchObject({ args: [7], hasWorkflow: false });
   });
 
+  it("keeps a reason short when it quotes a long value (found by decoders-fuzz)", () => {
+    expect(reject(mutate((env) => (env.headers.eta = "x".repeat(100_000))))).toMatch(/^celery message: eta "x{70,}… \(100002 characters\) is not an ISO-8601 datetime$/);
+    expect(reject(mutate((env) => (env["content-type"] = "y".repeat(100_000))))).toMatch(/^celery message: content-type "y{70,}… \(100002 characters\) is not accepted;/);
+  });
+
   it("refuses an id or task name longer than a qworker worker keeps (found by decoders-fuzz)", () => {
     // Accepted here, they were refused by the worker as its own message, and dead-lettered without the
     // FAILURE result a waiting Celery client needs; refused here, the consumer stores one.

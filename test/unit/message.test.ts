@@ -71,6 +71,15 @@ describe("message v1", () => {
     expect(err.message).toContain("\\u2028\\u001b[31m");
   });
 
+  it("keeps a reason short when it quotes a long value (found by decoders-fuzz)", () => {
+    // It is stored with the dead-lettered task, logged and shown: it quoted 100 KB whole.
+    const version = decodeError(JSON.stringify({ ...valid, v: "x".repeat(100_000) })).message;
+    expect(version).toMatch(/^unsupported message version "x{70,}… \(100002 characters\) \(this worker reads v1\)$/);
+    const key = decodeError(JSON.stringify({ ...valid, ["k".repeat(100_000)]: 1 })).message;
+    expect(key.length).toBeLessThanOrEqual(1100);
+    expect(key).toMatch(/^invalid message: .*kkk… \(\d+ characters\)$/);
+  });
+
   it("refuses nesting deeper than a worker can write back, naming the field (found by decoders-fuzz)", () => {
     // JSON.parse reads any depth; JSON.stringify overflowed the stack re-encoding it for a retry, which
     // then failed for ever instead of dead-lettering the task.

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MessageError } from "../../errors.ts";
+import { MessageError, quoteValue } from "../../errors.ts";
 import { excessiveNesting } from "../json-depth.ts";
 import { MAX_NAME_LENGTH } from "../message.ts";
 import { clampPriority } from "./keys.ts";
@@ -185,10 +185,10 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 function decodeBody(body: string, bodyEncoding: string | null | undefined, contentEncoding: string | null | undefined): string {
   const enc = contentEncoding?.toLowerCase().replace(/[-_]/g, "");
   if (enc !== undefined && enc !== "utf8" && enc !== "") {
-    fail(`content-encoding ${JSON.stringify(contentEncoding)} is not supported (only utf-8)`);
+    fail(`content-encoding ${quoteValue(contentEncoding)} is not supported (only utf-8)`);
   }
   if (bodyEncoding === null || bodyEncoding === undefined) return body;
-  if (bodyEncoding !== "base64") fail(`properties.body_encoding ${JSON.stringify(bodyEncoding)} is not supported (only base64)`);
+  if (bodyEncoding !== "base64") fail(`properties.body_encoding ${quoteValue(bodyEncoding)} is not supported (only base64)`);
   if (!BASE64_RE.test(body)) fail("body is not valid base64");
   try {
     return utf8.decode(Buffer.from(body, "base64"));
@@ -200,7 +200,7 @@ function decodeBody(body: string, bodyEncoding: string | null | undefined, conte
 function toDate(value: string | null | undefined, field: string, naive: NaiveTimezone): number | undefined {
   if (value === null || value === undefined || value === "") return undefined;
   const ms = parseIsoDateTime(value, naive);
-  if (ms === undefined) fail(`${field} ${JSON.stringify(value)} is not an ISO-8601 datetime`);
+  if (ms === undefined) fail(`${field} ${quoteValue(value)} is not an ISO-8601 datetime`);
   return ms;
 }
 
@@ -246,7 +246,7 @@ function openEnvelope(raw: string | Buffer): { envelope: z.infer<typeof envelope
   if (contentType !== "application/json") {
     const name = KNOWN_SERIALIZERS[contentType];
     fail(
-      `content-type ${JSON.stringify(envelope["content-type"])}${name ? ` (${name})` : ""} is not accepted; ` +
+      `content-type ${quoteValue(envelope["content-type"])}${name ? ` (${name})` : ""} is not accepted; ` +
         "only application/json is (configure the Celery producer with serializer='json')",
     );
   }
