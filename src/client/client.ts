@@ -4,6 +4,8 @@ import { loadConfig } from "../config/load.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
 import { QWorkerError, ResultTimeoutError, UsageError } from "../errors.ts";
 import { decodeResult, errorFromInfo, type TaskResult } from "../results/record.ts";
+import type { TaskHandle } from "../tasks/define.ts";
+import { isTaskDefinition, type TaskDefinition } from "../tasks/definition.ts";
 import { waitTimeoutMs } from "../results/wait-deadline.ts";
 import { buildEnqueueItem } from "./build-message.ts";
 import { compileRoutes } from "./routes.ts";
@@ -22,6 +24,13 @@ export interface ClientOptions {
 
 export interface Client {
   readonly transport: Transport;
+  /**
+   * Send a task defined with defineTask: its arguments are checked and its result typed from the handler,
+   * and it goes to the definition's queue with its priority unless `options` say otherwise, as
+   * `task.applyAsync(args, options)` does on the default client.
+   */
+  send<A extends unknown[], R>(task: TaskHandle<A, R>, args: A, options?: SendOptions): Promise<TaskRef<Awaited<R>>>;
+  /** Send a task by name: to `options.queue`, else its `task_routes` entry, else default_queue. */
   send<R = unknown>(task: string, args?: unknown[], options?: SendOptions): Promise<TaskRef<R>>;
   /**
    * Send many tasks with one broker call per 1,000 (BullMQ's addBulk): refs in the order given. Every
@@ -61,6 +70,19 @@ function checkCalls(calls: unknown): TaskCall[] {
   return calls as TaskCall[];
 }
 
+/**
+ * The name and options a defined task is sent with: the definition's queue and priority are the defaults of
+ * every send of it, the call's own options win. A task named only by discovery (from its file, in the
+ * worker) has no name in an app.
+ */
+export function definitionSend(task: Pick<TaskDefinition, "name" | "options">, options: SendOptions): [string, SendOptions] {
+  if (!task.name) {
+    throw new QWorkerError("E_TASK_UNNAMED", "this task has no name yet: give it one (defineTask({ name }, …)) to send it from application code");
+  }
+  const { queue, priority } = task.options;
+  return [task.name, { ...(queue ? { queue } : {}), ...(priority !== undefined ? { priority } : {}), ...options }];
+}
+
 function describeValue(v: unknown): string {
   if (Array.isArray(v)) return "a list";
   if (typeof v === "string") return `string ${JSON.stringify(v)}`;
@@ -82,10 +104,13 @@ class QWorkerClient implements Client {
     return { queue: this.config.default_queue, maxPayloadBytes: this.config.max_payload_bytes, route: this.route };
   }
 
-  async send<R>(task: string, args: unknown[] = [], options: SendOptions = {}): Promise<TaskRef<R>> {
-    const item = buildEnqueueItem(task, args, options, this.defaults);
+  send<A extends unknown[], R>(task: TaskHandle<A, R>, args: A, options?: SendOptions): Promise<TaskRef<Awaited<R>>>;
+  send<R = unknown>(task: string, args?: unknown[], options?: SendOptions): Promise<TaskRef<R>>;
+  async send(task: string | TaskDefinition, args: unknown[] = [], options: SendOptions = {}): Promise<TaskRef<unknown>> {
+    const [name, sendOptions] = isTaskDefinition(task) ? definitionSend(task, options) : [task, options];
+    const item = buildEnqueueItem(name, args, sendOptions, this.defaults);
     const [res] = await this.transport.enqueue([item]);
-    return this.refFor<R>(item, res);
+    return this.refFor(item, res);
   }
 
   async sendMany(calls: TaskCall[]): Promise<TaskRef[]> {

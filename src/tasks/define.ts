@@ -33,17 +33,12 @@ export function defineTask<A extends unknown[], R>(
     options,
     handler,
     async applyAsync(args: A, sendOptions?: SendOptions) {
-      if (!handle.name) {
-        throw new QWorkerError(
-          "E_TASK_UNNAMED",
-          "this task has no name yet: give it one (defineTask({ name }, …)) to send it from application code",
-        );
-      }
+      const { definitionSend } = await import("../client/client.ts");
+      // Refused before the default client opens a broker connection.
+      definitionSend(handle, sendOptions ?? {});
       const { defaultClient } = await import("../client/default.ts");
       const client = await defaultClient();
-      // The definition's queue and priority are the defaults of every send; the call's own options win.
-      const { queue, priority } = handle.options;
-      return client.send<Awaited<R>>(handle.name, args, { ...(queue ? { queue } : {}), ...(priority !== undefined ? { priority } : {}), ...sendOptions });
+      return client.send(handle, args, sendOptions);
     },
     delay(...args: A) {
       return handle.applyAsync(args);
