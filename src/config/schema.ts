@@ -63,7 +63,7 @@ export const configSchema = z
     queues: z.array(z.string().min(1)).min(1).default(["default"]),
     default_queue: z.string().min(1).default("default"),
     /** Queue for a task sent by name without one: task name or glob (`reports.*`) to queue (src/client/routes.ts). */
-    task_routes: z.record(z.string().min(1), taskRoute).default({}),
+    task_routes: z.record(z.string().min(1), taskRoute, { error: 'expected a mapping of task names or globs to queues, e.g. {"reports.*": reports}' }).default({}),
     tasks_dir: z.string().min(1).default("tasks"),
     // Any case, as Celery users write it (--loglevel INFO, WARNING).
     loglevel: z.preprocess((v) => (typeof v === "string" ? v.toLowerCase() : v), z.enum(["debug", "info", "warning", "error"])).default("info"),

@@ -10,5 +10,9 @@ export function plainZodMessage(message: string): string {
     .replace(/^Too (?:small|big): expected (\w+) to be ([<>]=?)(\S+)$/, (_m, type: string, op: string, n: string) => `expected a ${type} ${op} ${n}`)
     .replace(/^Too small: expected (\w+) to have >=1 (items|characters)$/, (_m, type: string) => `expected a non-empty ${type === "array" ? "list" : type}`)
     .replace(/^Too (?:small|big): expected (\w+) to have ([<>]=?)(\d+) (items|characters)$/, (_m, type: string, op: string, n: string, what: string) => `expected a ${type === "array" ? "list" : type} of ${op} ${n} ${what}`)
-    .replace(/^expected int$/, "expected an integer");
+    .replace(/^expected int$/, "expected an integer")
+    // zod's names for YAML's shapes: a mapping is a "record" or an "object" to it, a list an "array".
+    .replace(/^expected (record|object)$/, "expected a mapping (key: value)")
+    .replace(/^expected array$/, "expected a list, e.g. [a, b]")
+    .replace(/^expected boolean$/, "expected true or false");
 }

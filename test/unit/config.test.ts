@@ -178,6 +178,22 @@ describe("errors: one line naming the source, the key, what was found and what i
     );
   });
 
+  it("a wrong shape is named in YAML's words (list, mapping, true or false), not zod's (array, record, object, boolean)", () => {
+    const cases: [string, string][] = [
+      ["queues: default\n", 'key "queues": expected a list, e.g. [a, b], found string "default"'],
+      ["retry: 5\n", 'key "retry": expected a mapping (key: value), found number 5'],
+      ["task_routes: reports\n", 'key "task_routes": expected a mapping of task names or globs to queues, e.g. {"reports.*": reports}, found string "reports"'],
+      ["broker_connection_retry_on_startup: maybe\n", 'key "broker_connection_retry_on_startup": expected true or false, found string "maybe"'],
+    ];
+    for (const [yaml, said] of cases) {
+      writeYaml(yaml);
+      expect(configError(() => loadConfig({ cwd, env: {} })).message).toBe(`${DEFAULT_CONFIG_PATH}: ${said}`);
+    }
+    rmSync(join(cwd, DEFAULT_CONFIG_PATH));
+    const fromEnv = configError(() => loadConfig({ cwd, env: { QWORKER_TASK_ROUTES: "reports.*=reports" } }));
+    expect(fromEnv.message).toMatch(/^environment variable QWORKER_TASK_ROUTES: key "task_routes": expected a mapping of task names or globs to queues, e\.g\. \{"reports\.\*": reports\}, found string/);
+  });
+
   it("wrong type names the environment variable it came from", () => {
     const err = configError(() => loadConfig({ cwd, env: { QWORKER_CONCURRENCY: "abc" } }));
     expect(err.message).toMatch(/^environment variable QWORKER_CONCURRENCY: key "concurrency": .*found string "abc"$/);
