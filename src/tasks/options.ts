@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { retryPolicySchema } from "../config/schema.ts";
+import { suggest } from "../config/suggest.ts";
 import { plainZodMessage } from "../config/zod-words.ts";
 import { QWorkerError } from "../errors.ts";
 import type { TaskOptions } from "./definition.ts";
@@ -47,8 +48,13 @@ export function checkTaskOptions(options: TaskOptions): TaskOptions {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     if (issue.code === "unrecognized_keys") {
-      const key = [...issue.path.map(String), issue.keys[0]].join(".");
-      throw new QWorkerError("E_TASK_DEFINITION", `${label}: unknown option "${key}" (see the task options in the README)`);
+      const at = issue.path.map(String);
+      const typo = issue.keys[0] ?? "";
+      // A misspelt option (timelimit, rate_limit, retry.backof) names the one meant, as config keys do.
+      const known = Object.keys(at[0] === "retry" ? retryPolicySchema.shape : taskOptionsSchema.shape);
+      const meant = suggest(typo, known) ?? known.find((k) => k.toLowerCase() === typo.toLowerCase().replace(/_/g, ""));
+      const hint = meant ? `did you mean "${[...at, meant].join(".")}"? ` : "";
+      throw new QWorkerError("E_TASK_DEFINITION", `${label}: unknown option "${[...at, typo].join(".")}" (${hint}see the task options in the README)`);
     }
     let found: unknown = options;
     for (const part of issue.path) found = (found as Record<PropertyKey, unknown> | undefined)?.[part];

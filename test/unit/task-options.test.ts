@@ -26,8 +26,11 @@ describe("defineTask's options", () => {
   });
 
   it("refuses an unknown option, nested ones by their path (a typo would be silently ignored)", () => {
-    expect(verdict({ name: "a.b", timelimit: 5 })).toBe('task a.b: unknown option "timelimit" (see the task options in the README)');
-    expect(verdict({ name: "a.b", retry: { maxx: 1 } })).toBe('task a.b: unknown option "retry.maxx" (see the task options in the README)');
+    expect(verdict({ name: "a.b", timelimit: 5 })).toBe('task a.b: unknown option "timelimit" (did you mean "timeLimit"? see the task options in the README)');
+    expect(verdict({ name: "a.b", retry: { maxx: 1 } })).toBe('task a.b: unknown option "retry.maxx" (did you mean "retry.max"? see the task options in the README)');
+    // Celery's spelling of an option.
+    expect(verdict({ name: "a.b", soft_time_limit: 5 })).toBe('task a.b: unknown option "soft_time_limit" (did you mean "softTimeLimit"? see the task options in the README)');
+    expect(verdict({ name: "a.b", bogus: 1 })).toBe('task a.b: unknown option "bogus" (see the task options in the README)');
   });
 
   it("accepts what the README documents, and 0 as no time limit", () => {
