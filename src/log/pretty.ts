@@ -30,9 +30,21 @@ export function prettyStream(out: NodeJS.WritableStream, color: boolean): { writ
       const time = new Date(Number(rec.time)).toISOString().slice(11, 23);
       const name = (LEVEL_NAMES[level] ?? String(level)).padEnd(7);
       let text = `${chalk.dim(`[${time}]`)} ${(paint[level] ?? String)(name)} ${String(rec.msg ?? "")}`;
+      // A task's `logger.info({ orderId }, "sent")` (pino's way): its fields, which this line would drop.
+      const fields = Object.keys(rec).filter((k) => !OWN_KEYS.has(k));
+      if (fields.length > 0) text += ` ${chalk.dim(fields.map((k) => `${k}=${fieldValue(rec[k])}`).join(" "))}`;
       const err = rec.err as { stack?: string } | undefined;
       if (err?.stack) text += `\n${chalk.dim(err.stack)}`;
       out.write(`${text}\n`);
     },
   };
+}
+
+/** What every record has, shown in the line's own places (err as its stack below). */
+const OWN_KEYS = new Set(["level", "levelName", "time", "msg", "err"]);
+
+/** A field as key=value shows it: a plain word as it is, anything else as JSON (quoted, so spaces are clear). */
+function fieldValue(value: unknown): string {
+  if (typeof value === "string" && /^[\w.:/@+-]+$/.test(value)) return value;
+  return JSON.stringify(value) ?? String(value);
 }

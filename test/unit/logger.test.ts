@@ -77,3 +77,19 @@ describe("createLogger (json)", () => {
     expect(s.lines().map((l) => (JSON.parse(l) as { msg: string; levelName: string }).msg)).toEqual(["kept", "back"]);
   });
 });
+
+describe("createLogger (pretty)", () => {
+  beforeEach(() => vi.useFakeTimers({ now: NOW, toFake: ["Date"] }));
+  afterEach(() => vi.useRealTimers());
+
+  it("shows a record's own fields after the message as key=value (a task's logger.info({ orderId }, …))", () => {
+    const s = sink();
+    const { logger } = createLogger("info", "pretty", s.stream);
+    logger.info({ orderId: 1234, to: "a@b.example", note: "two words", items: ["book", 2] }, "invoice sent");
+    logger.info("task demo.add[1] received");
+    expect(s.lines()).toEqual([
+      `[12:00:00.005] INFO    invoice sent orderId=1234 to=a@b.example note="two words" items=["book",2]`,
+      "[12:00:00.005] INFO    task demo.add[1] received",
+    ]);
+  });
+});
