@@ -94,7 +94,9 @@ export function workerCommand(): Command {
           warm: warmShutdown,
         });
         const { registry, empty } = await discoverTasks(config.tasks_dir);
-        for (const f of empty) logger.warn(`${f} defines no task (export a defineTask(...) to register one)`);
+        for (const f of empty) {
+          logger.warn(`${f} defines no task (export a defineTask(...) to register one, or start the file's or its folder's name with _ to keep a helper out of task discovery)`);
+        }
         // A worker started with its Redis (after a reboot) waits while Redis loads its data set: say so once,
         // or the worker looks hung until the banner.
         let toldLoading = false;

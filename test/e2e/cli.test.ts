@@ -405,6 +405,23 @@ describe("bad input: one line on stderr, the right exit code, no stack trace, qu
     expect(await w.exited).toBe(0);
   });
 
+  it("a module under tasks/ with no task is reported with the way to keep helpers out; _-named ones are not loaded", async () => {
+    const dir = join(tmp, "helpers");
+    mkdirSync(join(dir, "tasks", "_lib"), { recursive: true });
+    writeFileSync(join(dir, "package.json"), '{"type":"module"}');
+    writeFileSync(join(dir, "tasks", "util.js"), "export const twice = (x) => 2 * x;\n");
+    writeFileSync(join(dir, "tasks", "_db.js"), 'throw new Error("a _ module was loaded");\n');
+    writeFileSync(join(dir, "tasks", "_lib", "mail.js"), 'throw new Error("a module in a _ folder was loaded");\n');
+    const w = spawnCli(["worker", "--log-format", "json"], { cwd: dir, env: { QWORKER_BROKER_URL: redis.url, QWORKER_REDIS_PREFIX: "helpers:", QWORKER_HEALTH_DIR: tmp } });
+    workers.push(w);
+    const line = await w.waitForLine(/tasks\/util\.js defines no task/, 20_000);
+    expect(jsonLogs(line)[0]?.msg).toBe("tasks/util.js defines no task (export a defineTask(...) to register one, or start the file's or its folder's name with _ to keep a helper out of task discovery)");
+    await w.waitForLine(/no tasks found under tasks/, 20_000);
+    w.signal("SIGTERM");
+    expect(await w.exited).toBe(0);
+    expect(w.stderr()).not.toMatch(/was loaded/);
+  });
+
   it("SIGTERM while task modules still load stops the worker with 0, not death by signal", async () => {
     const dir = join(tmp, "slow-load");
     mkdirSync(join(dir, "tasks"), { recursive: true });
