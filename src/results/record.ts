@@ -49,26 +49,33 @@ export function encodeResult(r: TaskResult): string {
 }
 
 const TASK_STATES = ["PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "EXPIRED"] as const satisfies readonly TaskState[];
-const time = z.number().optional();
 
-/** What a stored record must be for a reader to use it. Loose: a newer worker may add fields. */
-const taskResultSchema = z.looseObject({
-  id: z.string(),
-  state: z.enum(TASK_STATES),
-  task: z.string().optional(),
-  queue: z.string().optional(),
-  result: z.unknown().optional(),
-  error: z
-    .looseObject({ type: z.string(), message: z.string(), stack: z.string().optional(), code: z.string().optional() })
-    .optional(),
-  retries: z.number().optional(),
-  argsPreview: z.string().optional(),
-  worker: z.string().optional(),
-  sentAt: time,
-  startedAt: time,
-  finishedAt: time,
-  runtimeMs: time,
-});
+/**
+ * What a stored record must be for a reader to use it. Loose: a newer worker may add fields. Built on first
+ * use: a worker imports this module to encode results and never decodes one, and each zod schema built at
+ * import costs a process about 1 MB of RSS (zod's construction code compiled).
+ */
+const makeTaskResultSchema = () => {
+  const time = z.number().optional();
+  return z.looseObject({
+    id: z.string(),
+    state: z.enum(TASK_STATES),
+    task: z.string().optional(),
+    queue: z.string().optional(),
+    result: z.unknown().optional(),
+    error: z
+      .looseObject({ type: z.string(), message: z.string(), stack: z.string().optional(), code: z.string().optional() })
+      .optional(),
+    retries: z.number().optional(),
+    argsPreview: z.string().optional(),
+    worker: z.string().optional(),
+    sentAt: time,
+    startedAt: time,
+    finishedAt: time,
+    runtimeMs: time,
+  });
+};
+let taskResultSchema: ReturnType<typeof makeTaskResultSchema> | undefined;
 
 /**
  * Read a stored record (TaskRef.get/state, `qworker result`). Throws MessageError, one line, when the
@@ -84,7 +91,7 @@ export function decodeResult(raw: string): TaskResult {
   }
   const deep = excessiveNesting(data, raw);
   if (deep !== undefined) throw new MessageError(`stored result ${deep}`);
-  const parsed = taskResultSchema.safeParse(data);
+  const parsed = (taskResultSchema ??= makeTaskResultSchema()).safeParse(data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue && issue.path.length > 0 ? issue.path.join(".") : "record";
