@@ -205,6 +205,16 @@ export class WorkerShutdownError extends QWorkerError {
 }
 
 /** Waiting for a result took longer than the caller allowed. */
+/**
+ * A wait for the result of a task sent with ignoreResult (its send options or its definition): the worker
+ * stores none, so the wait would only ever end at its timeout.
+ */
+export class ResultIgnoredError extends QWorkerError {
+  constructor(id: string) {
+    super("E_RESULT_IGNORED", `task ${id} was sent with ignoreResult, so no result is stored to wait for: send it without ignoreResult to wait for its result`);
+  }
+}
+
 export class ResultTimeoutError extends QWorkerError {
   constructor(id: string, timeoutMs: number) {
     super("E_RESULT_TIMEOUT", `no result for task ${id} within ${timeoutMs / 1000} s`, { exitCode: 124 });

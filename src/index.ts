@@ -13,6 +13,7 @@ export {
   SoftTimeLimitExceeded,
   TimeLimitExceeded,
   ResultTimeoutError,
+  ResultIgnoredError,
   BrokerError,
   ConfigError,
   ReplicationError,

@@ -2,7 +2,7 @@ import { createTransport, transportOptions } from "../broker/factory.ts";
 import type { Transport } from "../broker/transport.ts";
 import { loadConfig } from "../config/load.ts";
 import type { QWorkerConfig } from "../config/schema.ts";
-import { QWorkerError, ResultTimeoutError, UsageError } from "../errors.ts";
+import { QWorkerError, ResultIgnoredError, ResultTimeoutError, UsageError } from "../errors.ts";
 import { decodeResult, errorFromInfo, type TaskResult } from "../results/record.ts";
 import type { TaskHandle } from "../tasks/define.ts";
 import { isTaskDefinition, type TaskDefinition } from "../tasks/definition.ts";
@@ -110,7 +110,8 @@ class QWorkerClient implements Client {
     const [name, sendOptions] = isTaskDefinition(task) ? definitionSend(task, options) : [task, options];
     const item = buildEnqueueItem(name, args, sendOptions, this.defaults);
     const [res] = await this.transport.enqueue([item]);
-    return this.refFor(item, res);
+    const ignored = sendOptions.ignoreResult === true || (isTaskDefinition(task) && task.options.ignoreResult === true);
+    return this.refFor(item, res, ignored);
   }
 
   async sendMany(calls: TaskCall[]): Promise<TaskRef[]> {
@@ -120,21 +121,26 @@ class QWorkerClient implements Client {
     for (let i = 0; i < items.length; i += SEND_MANY_CHUNK) {
       const chunk = items.slice(i, i + SEND_MANY_CHUNK);
       const results = await this.transport.enqueue(chunk);
-      chunk.forEach((item, k) => refs.push(this.refFor(item, results[k])));
+      chunk.forEach((item, k) => refs.push(this.refFor(item, results[k], calls[i + k]?.options?.ignoreResult === true)));
     }
     return refs;
   }
 
-  /** The ref for a sent item: the id that will run (another one's, for a duplicate) and whether it was one. */
-  private refFor<R>(item: { id: string }, res: { id: string; duplicate: boolean } | undefined): TaskRef<R> {
-    return this.makeRef<R>(res?.id ?? item.id, res?.duplicate ?? false);
+  /**
+   * The ref for a sent item: the id that will run (another one's, for a duplicate) and whether it was one.
+   * `ignored`: sent with ignoreResult, so get() has nothing to wait for (for a duplicate, the task that runs
+   * was sent by someone else, with options this send cannot see).
+   */
+  private refFor<R>(item: { id: string }, res: { id: string; duplicate: boolean } | undefined, ignored: boolean): TaskRef<R> {
+    const duplicate = res?.duplicate ?? false;
+    return this.makeRef<R>(res?.id ?? item.id, duplicate, ignored && !duplicate);
   }
 
   ref<R>(id: string): TaskRef<R> {
-    return this.makeRef<R>(id, false);
+    return this.makeRef<R>(id, false, false);
   }
 
-  private makeRef<R>(id: string, duplicate: boolean): TaskRef<R> {
+  private makeRef<R>(id: string, duplicate: boolean, ignored: boolean): TaskRef<R> {
     const transport = this.transport;
     return {
       id,
@@ -145,6 +151,7 @@ class QWorkerClient implements Client {
       },
       async get(opts?: { timeout?: number }): Promise<R> {
         const timeoutMs = waitTimeoutMs(opts?.timeout ?? 3600);
+        if (ignored) throw new ResultIgnoredError(id);
         const raw = await transport.waitForResult(id, timeoutMs);
         if (raw === null) throw new ResultTimeoutError(id, timeoutMs);
         const result = decodeResult(raw);

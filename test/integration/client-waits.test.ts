@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCeleryClient, createClient } from "../../src/index.ts";
+import { createCeleryClient, createClient, defineTask } from "../../src/index.ts";
 import { redisServerAvailable, startRedisServer, type RedisServerHandle } from "../support/redis-server.ts";
 
 /** Whether a promise is still pending after `ms` (it may not reject or resolve by then). */
@@ -44,6 +44,28 @@ describe.each(brokers)("a client's result wait on %s", (_kind, url) => {
     for (const p of [month, forever]) {
       const err = await p.then(() => undefined, (e: unknown) => e);
       expect(err).toMatchObject({ code: "E_BROKER", message: expect.stringMatching(/is closed/) });
+    }
+  });
+
+  it("a wait for a task sent with ignoreResult (options or definition) fails at once instead of at its timeout", async () => {
+    const client = await createClient({ brokerUrl: url() });
+    try {
+      const quiet = defineTask({ name: "t.quiet", ignoreResult: true }, () => "unseen");
+      const refs = [
+        await client.send("t.any", [], { ignoreResult: true }),
+        await client.send(quiet, []),
+        ...(await client.sendMany([{ task: "t.any", options: { ignoreResult: true } }])),
+      ];
+      for (const ref of refs) {
+        const started = Date.now();
+        await expect(ref.get({ timeout: 30 })).rejects.toMatchObject({ code: "E_RESULT_IGNORED", message: expect.stringContaining(ref.id) });
+        expect(Date.now() - started).toBeLessThan(5000);
+      }
+      // A task sent without it is waited for as before.
+      const plain = await client.send("t.any");
+      expect(await pendingAfter(plain.get({ timeout: 30 }), 200)).toBe(true);
+    } finally {
+      await client.close();
     }
   });
 
