@@ -24,10 +24,9 @@ local list, envelope, rk, meta, ttl = ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumb
 local jk = p .. 'j:' .. id
 local fields = redis.pcall('HMGET', jk, 't', 'w')
 if fields.err then
-  local leased = redis.call('ZSCORE', p .. 'q:' .. q .. ':active', id)
-  local cost = leased and 'Celery message ' .. id .. "'s lease record is lost; it was retried with the envelope its worker sent"
-    or 'Celery message ' .. id .. "'s lease record is lost; it was no longer leased, so its worker's retry was not sent"
-  if not ownKeyRefused(p, jk, 'hash', 'a hash', cost) then redis.call('HMGET', jk, 't', 'w') end
+  local leased = lostTaskHash(p, jk, id, q,
+    'Celery message ' .. id .. "'s lease record is lost; it was retried with the envelope its worker sent",
+    'Celery message ' .. id .. "'s lease record is lost; it was no longer leased, so its worker's retry was not sent")
   if not leased then return 0 end
   fields = {token, false}
 end

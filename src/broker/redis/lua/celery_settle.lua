@@ -31,10 +31,9 @@ for i = 2, #ARGV, 7 do
   local fields = redis.pcall('HMGET', jk, 't', 'w')
   local lost = fields.err ~= nil
   if lost then
-    local leased = redis.call('ZSCORE', p .. 'q:' .. q .. ':active', id)
-    local cost = leased and 'Celery message ' .. id .. "'s lease record (envelope) is lost; its outcome was recorded as its worker reported it"
-      or 'Celery message ' .. id .. "'s lease record is lost; it was no longer leased, so its worker's outcome was not recorded"
-    if not ownKeyRefused(p, jk, 'hash', 'a hash', cost) then redis.call('HMGET', jk, 't', 'w') end
+    local leased = lostTaskHash(p, jk, id, q,
+      'Celery message ' .. id .. "'s lease record (envelope) is lost; its outcome was recorded as its worker reported it",
+      'Celery message ' .. id .. "'s lease record is lost; it was no longer leased, so its worker's outcome was not recorded")
     fields = leased and {token, false} or {}
   end
   if fields[1] == token then

@@ -26,10 +26,9 @@ for i = 2, #ARGV, 5 do
   local fields = redis.pcall('HMGET', jk, 't', 'w', 'u')
   if fields.err then
     -- Another program's data in the task's place: its token and unique key are lost with the record.
-    local leased = redis.call('ZSCORE', qk .. ':active', id)
-    local cost = leased and 'task ' .. id .. "'s record (payload, delivery count, unique key) is lost; it was dead-lettered all the same (qworker dead shows why)"
-      or 'task ' .. id .. "'s record is lost; it was no longer leased, so it was not dead-lettered"
-    if not ownKeyRefused(p, jk, 'hash', 'a hash', cost) then redis.call('HMGET', jk, 't', 'w', 'u') end
+    local leased = lostTaskHash(p, jk, id, q,
+      'task ' .. id .. "'s record (payload, delivery count, unique key) is lost; it was dead-lettered all the same (qworker dead shows why)",
+      'task ' .. id .. "'s record is lost; it was no longer leased, so it was not dead-lettered")
     fields = leased and {token, false, false} or {}
     if leased then redis.call('HSET', jk, 'q', q, 'd', 0) end
   end

@@ -22,11 +22,9 @@ local now
 -- The task's hash holds another kind of data: set aside, and the task dead-lettered if still leased.
 local function lostRecord(jk, id, q)
   local qk = p .. 'q:' .. q
-  local leased = redis.call('ZSCORE', qk .. ':active', id)
-  local cost = leased and 'task ' .. id .. "'s record (payload, delivery count, unique key) is lost, so it could not be handed back; it was dead-lettered (qworker dead shows why)"
-    or 'task ' .. id .. "'s record is lost; it was no longer leased, so it was not handed back"
-  local aside = ownKeyRefused(p, jk, 'hash', 'a hash', cost)
-  if not aside then redis.call('HMGET', jk, 't', 'w', 'pr', 'd') end
+  local leased, aside = lostTaskHash(p, jk, id, q,
+    'task ' .. id .. "'s record (payload, delivery count, unique key) is lost, so it could not be handed back; it was dead-lettered (qworker dead shows why)",
+    'task ' .. id .. "'s record is lost; it was no longer leased, so it was not handed back")
   if not leased then return end
   if not now then
     local t = redis.call('TIME')

@@ -23,10 +23,9 @@ local pr, payload, due = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local jk = p .. 'j:' .. id
 local fields = redis.pcall('HMGET', jk, 't', 'w')
 if fields.err then
-  local leased = redis.call('ZSCORE', p .. 'q:' .. q .. ':active', id)
-  local cost = leased and 'task ' .. id .. "'s record (delivery count, unique key) is lost; it was retried with the payload its worker sent"
-    or 'task ' .. id .. "'s record is lost; it was no longer leased, so its worker's retry was not scheduled"
-  if not ownKeyRefused(p, jk, 'hash', 'a hash', cost) then redis.call('HMGET', jk, 't', 'w') end
+  local leased = lostTaskHash(p, jk, id, q,
+    'task ' .. id .. "'s record (delivery count, unique key) is lost; it was retried with the payload its worker sent",
+    'task ' .. id .. "'s record is lost; it was no longer leased, so its worker's retry was not scheduled")
   if not leased then return 0 end
   fields = {token, false}
   redis.call('HSET', jk, 'q', q)

@@ -55,10 +55,9 @@ local lost = {}
 -- sweep took the lease back): rejected, as a lost lease is. An id repeated in the call is rejected.
 local function lostRecord(jk, id, token, q)
   seen[id] = true
-  local leased = redis.call('ZSCORE', p .. 'q:' .. q .. ':active', id)
-  local cost = leased and 'task ' .. id .. "'s record (payload, delivery count) is lost; its outcome was recorded as its worker reported it"
-    or 'task ' .. id .. "'s record is lost; it was no longer leased, so its worker's outcome was not recorded"
-  if not ownKeyRefused(p, jk, 'hash', 'a hash', cost) then redis.call('HMGET', jk, 't', 'w', 'u') end
+  local leased = lostTaskHash(p, jk, id, q,
+    'task ' .. id .. "'s record (payload, delivery count) is lost; its outcome was recorded as its worker reported it",
+    'task ' .. id .. "'s record is lost; it was no longer leased, so its worker's outcome was not recorded")
   if not leased then return false end
   lost[id] = true
   return {token}

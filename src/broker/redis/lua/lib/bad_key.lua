@@ -15,6 +15,11 @@
 --   instead of failing part-way (Redis keeps what a script wrote before it failed, and the caller's retry
 --   meets the same key); otherwise (the key is fine after all) returns nil, and the caller fails as the
 --   read would have. Called only on that error: a good key costs no command.
+-- lostTaskHash(p, jk, id, q, ifLeased, ifNot): for a read of the task hash jk = <p>j:<id> that Redis refused.
+--   The hash was written over after the task was leased, and its token with it: whether the task is still
+--   in <p>q:<q>:active stands in for the token. Sets the hash aside (ownKeyRefused) with the cost that
+--   applies, `ifLeased` or `ifNot`, and returns whether the task is still leased and the aside name; a hash
+--   that was fine after all fails as the read would have.
 -- releaseUnique(p, uniq, id, cost): frees <p>u:<uniq> if it names task `id` (which no longer needs it);
 --   one of another kind is set aside (ownKeyRefused; `cost`, what that loses: nothing, as the task is done
 --   with the key). A pcall'd GET, so no extra command while the key is good.
@@ -55,6 +60,13 @@ local function ownKeyRefused(p, key, kind, want, cost)
   local found = redis.call('TYPE', key).ok
   if found == 'none' or found == kind then return nil end
   return renameAside(p, key, found, want, cost)
+end
+
+local function lostTaskHash(p, jk, id, q, ifLeased, ifNot)
+  local leased = redis.call('ZSCORE', p .. 'q:' .. q .. ':active', id) ~= false
+  local aside = ownKeyRefused(p, jk, 'hash', 'a hash', leased and ifLeased or ifNot)
+  if not aside then redis.call('HGET', jk, 't') end
+  return leased, aside
 end
 
 local function releaseUnique(p, uniq, id, cost)
